@@ -1,0 +1,26 @@
+//! The shared vocabulary of rebalancer.
+//!
+//! Everything the pipeline passes between stages lives here: the [`Snapshot`]
+//! the fetcher builds (campaigns → leads → assigned set and eligible pool,
+//! agents with Webex status and Zoho threshold counts, join problems), and the
+//! ids that name things. The crate knows nothing about HTTP, solvers or the
+//! wire formats of the upstream systems; it is plain data with serde JSON and
+//! a schema version.
+//!
+//! Determinism: every collection in a snapshot is kept sorted (see
+//! [`Snapshot::normalize`]), so the same inputs serialise to the same bytes.
+
+mod error;
+mod ids;
+mod snapshot;
+
+pub use error::ModelError;
+pub use ids::{AgentId, LeadKey};
+pub use snapshot::{
+    Agent, Campaign, Lead, Problem, ProblemKind, Snapshot, SnapshotSource, ThresholdEntry,
+    WebexStatus, ZohoIdentity, SNAPSHOT_SCHEMA_VERSION,
+};
+
+/// Largest snapshot or plan file we read into memory (256 MiB). A file above
+/// this is refused with [`ModelError::TooLarge`] rather than read unbounded.
+pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
