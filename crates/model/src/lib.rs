@@ -17,8 +17,8 @@ mod snapshot;
 pub use error::ModelError;
 pub use ids::{AgentId, LeadKey};
 pub use snapshot::{
-    Agent, Campaign, Lead, Problem, ProblemKind, Snapshot, SnapshotSource, ThresholdEntry,
-    WebexStatus, ZohoIdentity, SNAPSHOT_SCHEMA_VERSION,
+    write_atomic, Agent, Campaign, Lead, Problem, ProblemKind, Snapshot, SnapshotSource,
+    ThresholdEntry, WebexStatus, ZohoIdentity, SNAPSHOT_SCHEMA_VERSION,
 };
 
 /// Largest snapshot or plan file we read into memory (256 MiB). A file above

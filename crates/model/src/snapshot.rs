@@ -325,8 +325,9 @@ pub(crate) fn read_limited(path: &Path, what: &'static str) -> Result<Vec<u8>, M
     Ok(bytes)
 }
 
-/// Write bytes atomically: temp file beside `path`, fsync, rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+/// Write bytes atomically: temp file beside `path`, fsync, rename. A crash
+/// or error leaves the old file (or none), never a half-written one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     use std::io::Write;
     let write_err = |source| ModelError::Write {
         path: path.to_owned(),

@@ -1,0 +1,209 @@
+//! The fetch itself: reads CMS leads, Webex users and Zoho thresholds
+//! concurrently, then joins them into a [`Snapshot`].
+//!
+//! Concurrency is bounded: at most `concurrency` CMS lead reads are in
+//! flight at once (each lead pages sequentially); Webex and every Zoho
+//! threshold are read alongside them. The first hard error ends the fetch:
+//! a partial snapshot would make a plan that is wrong, so there is none.
+//! A 404 on one lead is not a hard error unless `strict` is set: the lead is
+//! left out and listed as a problem. When *every* configured lead of a
+//! campaign answers 404, the campaign itself is wrong and the fetch fails.
+
+use crate::join::{join, IdentityMap, JoinInput, LeadMapping};
+use crate::FetchError;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use rebalancer_model::{Problem, ProblemKind, Snapshot, SnapshotSource, SNAPSHOT_SCHEMA_VERSION};
+use rebalancer_upstream::{CmsClient, Stats, WebexClient, ZohoClient};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The three upstream clients a fetch reads through.
+#[derive(Clone)]
+pub struct Clients {
+    pub cms: CmsClient,
+    pub webex: WebexClient,
+    pub zoho: ZohoClient,
+    /// The counters the clients were built with.
+    pub stats: Stats,
+}
+
+/// One configured campaign and the leads to read in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignSpec {
+    pub process_id: u64,
+    pub campaign_id: u64,
+    pub lead_ids: Vec<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    pub campaigns: Vec<CampaignSpec>,
+    pub threshold_ids: Vec<String>,
+    /// Most CMS lead reads in flight at once (at least 1).
+    pub concurrency: usize,
+    /// A 404 on any configured lead fails the fetch.
+    pub strict: bool,
+    pub identity: IdentityMap,
+    /// Written into the snapshot as is (must hold no secrets).
+    pub source: SnapshotSource,
+}
+
+/// What the fetch cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchReport {
+    /// HTTP requests sent, every attempt counted.
+    pub requests: u64,
+    pub retries: u64,
+    pub elapsed: Duration,
+    pub leads_read: usize,
+    pub leads_missing: usize,
+}
+
+/// Read everything and build the snapshot.
+pub async fn fetch(
+    clients: &Clients,
+    opts: &FetchOptions,
+) -> Result<(Snapshot, FetchReport), FetchError> {
+    let started = Instant::now();
+    let requests_before = clients.stats.requests();
+    let retries_before = clients.stats.retries();
+
+    let jobs: Vec<(u64, u64, u64)> = opts
+        .campaigns
+        .iter()
+        .flat_map(|c| {
+            c.lead_ids
+                .iter()
+                .map(move |&l| (c.process_id, c.campaign_id, l))
+        })
+        .collect();
+    let leads = stream::iter(jobs)
+        .map(|(process_id, campaign_id, lead_id)| async move {
+            match clients
+                .cms
+                .lead_users(process_id, campaign_id, lead_id)
+                .await
+            {
+                Ok(u) => Ok((process_id, campaign_id, lead_id, Some(u))),
+                Err(e) if e.is_not_found() && !opts.strict => {
+                    tracing::warn!(
+                        campaign_id,
+                        lead_id,
+                        "lead not found in the CMS (404); left out of the snapshot"
+                    );
+                    Ok((process_id, campaign_id, lead_id, None))
+                }
+                Err(e) if e.is_not_found() => Err(FetchError::LeadNotFoundStrict {
+                    campaign_id,
+                    lead_id,
+                }),
+                Err(source) => Err(FetchError::Lead {
+                    process_id,
+                    campaign_id,
+                    lead_id,
+                    source,
+                }),
+            }
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .try_collect::<Vec<_>>();
+    let webex = async { clients.webex.users().await.map_err(FetchError::Webex) };
+    let zoho = stream::iter(opts.threshold_ids.iter().cloned())
+        .map(|threshold_id| async move {
+            match clients.zoho.threshold_users(&threshold_id).await {
+                Ok(rows) => Ok((threshold_id, rows)),
+                Err(source) => Err(FetchError::Zoho {
+                    threshold_id,
+                    source,
+                }),
+            }
+        })
+        .buffer_unordered(opts.threshold_ids.len().max(1))
+        .try_collect::<BTreeMap<_, _>>();
+    let (leads, webex, zoho) = futures::try_join!(leads, webex, zoho)?;
+
+    let mut problems = Vec::new();
+    let mut mappings = Vec::with_capacity(leads.len());
+    let mut missing_per_campaign: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    for (process_id, campaign_id, lead_id, users) in leads {
+        match users {
+            Some(u) => mappings.push(LeadMapping {
+                process_id,
+                campaign_id,
+                lead_id,
+                campaign_lead_id: u.campaign_lead_id,
+                assigned: u.assigned_user_ids,
+                unassigned: u.unassigned_user_ids,
+            }),
+            None => {
+                *missing_per_campaign
+                    .entry((process_id, campaign_id))
+                    .or_default() += 1;
+                problems.push(Problem {
+                    kind: ProblemKind::LeadNotFound,
+                    subject: format!("{campaign_id}/{lead_id}"),
+                    detail: format!("the CMS answered 404 CONF-1001 for lead {lead_id} of campaign {campaign_id}; left out of this snapshot"),
+                });
+            }
+        }
+    }
+    for c in &opts.campaigns {
+        let missing = missing_per_campaign
+            .get(&(c.process_id, c.campaign_id))
+            .copied()
+            .unwrap_or(0);
+        if missing > 0 && missing == c.lead_ids.len() {
+            return Err(FetchError::UnknownCampaign {
+                process_id: c.process_id,
+                campaign_id: c.campaign_id,
+                leads: missing,
+            });
+        }
+    }
+    let leads_missing = problems.len();
+    let leads_read = mappings.len();
+
+    let (campaigns, agents, join_problems) = join(JoinInput {
+        leads: mappings,
+        webex: &webex,
+        zoho,
+        identity: &opts.identity,
+    });
+    problems.extend(join_problems);
+    let mut snapshot = Snapshot {
+        schema_version: SNAPSHOT_SCHEMA_VERSION,
+        fetched_at: now_rfc3339(),
+        source: opts.source.clone(),
+        campaigns,
+        agents,
+        problems,
+    };
+    snapshot.normalize();
+    let report = FetchReport {
+        requests: clients.stats.requests() - requests_before,
+        retries: clients.stats.retries() - retries_before,
+        elapsed: started.elapsed(),
+        leads_read,
+        leads_missing,
+    };
+    tracing::info!(
+        leads = report.leads_read,
+        agents = snapshot.agents.len(),
+        problems = snapshot.problems.len(),
+        requests = report.requests,
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "fetch finished"
+    );
+    Ok((snapshot, report))
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}

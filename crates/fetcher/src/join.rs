@@ -1,0 +1,489 @@
+//! Identity join: CMS user id → Webex username → email → Zoho user.
+//!
+//! The CMS names agents by user id, which equals the Webex Campaign
+//! username; Webex carries the email, and Zoho threshold rows name users by
+//! Zoho id, name and email. Emails are compared case-insensitively (after
+//! trimming). An explicit mapping (the identity file) wins over the join.
+//! Everything that cannot be joined becomes a [`Problem`]; nothing is
+//! dropped silently. Users known to Webex but to no CMS lead pool (e.g.
+//! supervisors) are kept as agents with `in_cms = false`; Zoho users that
+//! match nobody are reported as problems.
+
+use rebalancer_model::{
+    Agent, AgentId, Campaign, Lead, Problem, ProblemKind, ThresholdEntry, WebexStatus, ZohoIdentity,
+};
+use rebalancer_upstream::{ThresholdUser, WebexUser};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Explicit identity for one CMS user; any field set here wins over the join.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityOverride {
+    /// The Webex username, when it differs from the CMS user id.
+    pub webex_username: Option<String>,
+    /// The Zoho user id to use for this agent.
+    pub zoho_user_id: Option<String>,
+    /// The Zoho email to use for this agent (case-insensitive).
+    pub zoho_email: Option<String>,
+}
+
+/// CMS user id → explicit identity.
+pub type IdentityMap = BTreeMap<String, IdentityOverride>;
+
+/// One lead's mapping as the CMS reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadMapping {
+    pub process_id: u64,
+    pub campaign_id: u64,
+    pub lead_id: u64,
+    pub campaign_lead_id: Option<u64>,
+    pub assigned: Vec<String>,
+    pub unassigned: Vec<String>,
+}
+
+/// Everything the join needs, already read from upstream.
+#[derive(Debug, Default)]
+pub struct JoinInput<'a> {
+    pub leads: Vec<LeadMapping>,
+    pub webex: &'a [WebexUser],
+    /// Threshold id → its `restrict_to` rows.
+    pub zoho: BTreeMap<String, Vec<ThresholdUser>>,
+    pub identity: &'a IdentityMap,
+}
+
+/// ASSUMPTION (the Webex contract lists `user_status`/`role_status` without
+/// values): a status counts as active when it reads `active` or `enabled`
+/// (any case, surrounding spaces ignored). A missing `role_status` does not
+/// make a user inactive; a missing `user_status` does.
+pub fn is_active_status(status: Option<&str>) -> bool {
+    status.is_some_and(|s| {
+        let s = s.trim();
+        s.eq_ignore_ascii_case("active") || s.eq_ignore_ascii_case("enabled")
+    })
+}
+
+fn webex_status(u: &WebexUser) -> WebexStatus {
+    let role_ok = u.role_status.is_none() || is_active_status(u.role_status.as_deref());
+    WebexStatus {
+        username: u.username.clone(),
+        email: u.user_email.clone(),
+        display_name: u.display_name.clone(),
+        role_desc: u.role_desc.clone(),
+        user_status: u.user_status.clone(),
+        role_status: u.role_status.clone(),
+        active: is_active_status(u.user_status.as_deref()) && role_ok,
+    }
+}
+
+fn norm_email(e: &str) -> String {
+    e.trim().to_lowercase()
+}
+
+/// A Zoho user with all its threshold rows.
+struct ZohoEntry {
+    identity: ZohoIdentity,
+    rows: Vec<ThresholdEntry>,
+}
+
+/// Join the three views into agents, leads grouped by campaign, and problems.
+pub fn join(input: JoinInput<'_>) -> (Vec<Campaign>, Vec<Agent>, Vec<Problem>) {
+    let mut problems = Vec::new();
+
+    // --- CMS: campaigns and the set of CMS user ids.
+    let mut campaigns: BTreeMap<(u64, u64), Vec<Lead>> = BTreeMap::new();
+    let mut cms_ids: BTreeSet<String> = BTreeSet::new();
+    for m in input.leads {
+        let assigned: BTreeSet<String> = m.assigned.into_iter().collect();
+        let mut unassigned: BTreeSet<String> = m.unassigned.into_iter().collect();
+        for both in assigned.intersection(&unassigned) {
+            problems.push(Problem {
+                kind: ProblemKind::InconsistentLead,
+                subject: format!("{}/{}", m.campaign_id, m.lead_id),
+                detail: format!(
+                    "the CMS lists `{both}` as both assigned and unassigned; treated as assigned"
+                ),
+            });
+        }
+        unassigned.retain(|u| !assigned.contains(u));
+        cms_ids.extend(assigned.iter().cloned());
+        cms_ids.extend(unassigned.iter().cloned());
+        campaigns
+            .entry((m.process_id, m.campaign_id))
+            .or_default()
+            .push(Lead {
+                lead_id: m.lead_id,
+                campaign_lead_id: m.campaign_lead_id,
+                assigned: assigned.into_iter().map(AgentId).collect(),
+                unassigned: unassigned.into_iter().map(AgentId).collect(),
+            });
+    }
+    let campaigns: Vec<Campaign> = campaigns
+        .into_iter()
+        .map(|((process_id, campaign_id), leads)| Campaign {
+            process_id,
+            campaign_id,
+            leads,
+        })
+        .collect();
+
+    // --- Webex: by exact username, with a case-insensitive fallback.
+    let mut webex_exact: BTreeMap<&str, &WebexUser> = BTreeMap::new();
+    let mut webex_folded: BTreeMap<String, Vec<&WebexUser>> = BTreeMap::new();
+    for u in input.webex {
+        webex_exact.entry(u.username.as_str()).or_insert(u);
+        webex_folded
+            .entry(u.username.to_lowercase())
+            .or_default()
+            .push(u);
+    }
+    let find_webex = |name: &str| -> Option<&WebexUser> {
+        webex_exact.get(name).copied().or_else(|| {
+            match webex_folded.get(&name.to_lowercase()).map(Vec::as_slice) {
+                Some([only]) => Some(*only),
+                _ => None,
+            }
+        })
+    };
+
+    // --- Zoho: users by id (rows merged across thresholds) and by email.
+    let mut zoho_by_id: BTreeMap<String, ZohoEntry> = BTreeMap::new();
+    for (threshold_id, rows) in &input.zoho {
+        for r in rows {
+            let entry = zoho_by_id
+                .entry(r.user.id.clone())
+                .or_insert_with(|| ZohoEntry {
+                    identity: ZohoIdentity {
+                        user_id: r.user.id.clone(),
+                        name: r.user.name.clone(),
+                        email: r.user.email.clone(),
+                    },
+                    rows: Vec::new(),
+                });
+            // A user listed twice under one threshold keeps its first row.
+            if entry.rows.iter().all(|t| &t.threshold_id != threshold_id) {
+                entry.rows.push(ThresholdEntry {
+                    threshold_id: threshold_id.clone(),
+                    backlog_allow_count: r.backlog_allow_count,
+                    backlog_count: r.backlog_count,
+                    record_allow_count: r.record_allow_count,
+                    record_assigned_count: r.record_assigned_count,
+                    default_assignee: r.default_assignee,
+                });
+            }
+        }
+    }
+    let mut zoho_by_email: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (id, e) in &zoho_by_id {
+        if let Some(email) = &e.identity.email {
+            zoho_by_email
+                .entry(norm_email(email))
+                .or_default()
+                .push(id.as_str());
+        }
+    }
+
+    // --- Agents: every CMS id, then Webex users that no CMS pool names.
+    let mut agents = Vec::with_capacity(cms_ids.len());
+    let mut used_webex: BTreeSet<&str> = BTreeSet::new();
+    let mut used_zoho: BTreeSet<String> = BTreeSet::new();
+    let mut resolve = |id: &str,
+                       in_cms: bool,
+                       webex: Option<&WebexUser>,
+                       ov: Option<&IdentityOverride>,
+                       problems: &mut Vec<Problem>|
+     -> Agent {
+        let mut agent = Agent {
+            id: AgentId::new(id),
+            in_cms,
+            webex: webex.map(webex_status),
+            zoho: None,
+            thresholds: Vec::new(),
+            headroom: None,
+            default_assignee: false,
+        };
+        let zoho_id: Option<String> = if let Some(zid) = ov.and_then(|o| o.zoho_user_id.clone()) {
+            if !zoho_by_id.contains_key(&zid) {
+                problems.push(Problem {
+                    kind: ProblemKind::MappingUnknown,
+                    subject: id.to_owned(),
+                    detail: format!("the identity file maps this agent to Zoho user id `{zid}`, which is in no configured threshold"),
+                });
+                None
+            } else {
+                Some(zid)
+            }
+        } else {
+            let (email, from_file) = match ov.and_then(|o| o.zoho_email.as_deref()) {
+                Some(e) => (Some(e), true),
+                None => (webex.and_then(|w| w.user_email.as_deref()), false),
+            };
+            match email {
+                None => {
+                    if webex.is_some() {
+                        problems.push(Problem {
+                            kind: ProblemKind::NoWebexEmail,
+                            subject: id.to_owned(),
+                            detail: "Webex has no email for this user, so it cannot be joined to Zoho; add it to the identity file".into(),
+                        });
+                    }
+                    None
+                }
+                Some(email) => match zoho_by_email.get(&norm_email(email)).map(Vec::as_slice) {
+                    Some([only]) => Some((*only).to_owned()),
+                    Some(many) => {
+                        problems.push(Problem {
+                            kind: ProblemKind::AmbiguousZohoEmail,
+                            subject: id.to_owned(),
+                            detail: format!(
+                                "email {email} matches {} Zoho users ({}); name one in the identity file",
+                                many.len(),
+                                many.join(", ")
+                            ),
+                        });
+                        None
+                    }
+                    None => {
+                        problems.push(Problem {
+                            kind: if from_file { ProblemKind::MappingUnknown } else { ProblemKind::NotInZoho },
+                            subject: id.to_owned(),
+                            detail: format!(
+                                "no Zoho threshold user has email {email}; the agent has no threshold and follows the unjoined-agent policy"
+                            ),
+                        });
+                        None
+                    }
+                },
+            }
+        };
+        if let Some(zid) = zoho_id {
+            let entry = &zoho_by_id[&zid];
+            agent.zoho = Some(entry.identity.clone());
+            agent.thresholds = entry.rows.clone();
+            used_zoho.insert(zid);
+        }
+        agent.derive();
+        agent
+    };
+
+    for id in &cms_ids {
+        let ov = input.identity.get(id);
+        let webex_name = ov
+            .and_then(|o| o.webex_username.as_deref())
+            .unwrap_or(id.as_str());
+        let webex = find_webex(webex_name);
+        match webex {
+            Some(w) => {
+                used_webex.insert(w.username.as_str());
+            }
+            None => problems.push(Problem {
+                kind: if ov.is_some_and(|o| o.webex_username.is_some()) {
+                    ProblemKind::MappingUnknown
+                } else {
+                    ProblemKind::NotInWebex
+                },
+                subject: id.clone(),
+                detail: format!(
+                    "no Webex Campaign user `{webex_name}`; the agent counts as inactive"
+                ),
+            }),
+        }
+        agents.push(resolve(id, true, webex, ov, &mut problems));
+    }
+    for u in input.webex {
+        if used_webex.contains(u.username.as_str()) || cms_ids.contains(&u.username) {
+            continue;
+        }
+        used_webex.insert(u.username.as_str());
+        problems.push(Problem {
+            kind: ProblemKind::NotInCms,
+            subject: u.username.clone(),
+            detail: "Webex user in no configured CMS lead pool (e.g. a supervisor); listed, never assigned".into(),
+        });
+        agents.push(resolve(&u.username, false, Some(u), None, &mut problems));
+    }
+    for (id, e) in &zoho_by_id {
+        if used_zoho.contains(id) {
+            continue;
+        }
+        problems.push(Problem {
+            kind: ProblemKind::NotInCms,
+            subject: e
+                .identity
+                .email
+                .clone()
+                .unwrap_or_else(|| format!("zoho:{id}")),
+            detail: format!(
+                "Zoho threshold user {id} ({}) matches no CMS or Webex user by email",
+                e.identity.name.as_deref().unwrap_or("no name")
+            ),
+        });
+    }
+    for (cms_id, _) in input.identity.iter().filter(|(k, _)| !cms_ids.contains(*k)) {
+        problems.push(Problem {
+            kind: ProblemKind::MappingUnknown,
+            subject: cms_id.clone(),
+            detail: "the identity file names a CMS user that is in no configured lead pool".into(),
+        });
+    }
+    (campaigns, agents, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rebalancer_upstream::ZohoUser;
+
+    fn webex(name: &str, email: Option<&str>, status: &str) -> WebexUser {
+        WebexUser {
+            username: name.into(),
+            user_email: email.map(Into::into),
+            user_status: Some(status.into()),
+            role_status: Some("Active".into()),
+            ..Default::default()
+        }
+    }
+
+    fn zoho(id: &str, email: &str, allow: i64, backlog: i64) -> ThresholdUser {
+        ThresholdUser {
+            backlog_allow_count: allow,
+            backlog_count: backlog,
+            record_allow_count: 1000,
+            record_assigned_count: 0,
+            default_assignee: false,
+            kind: Some("user".into()),
+            user: ZohoUser {
+                id: id.into(),
+                name: Some(id.into()),
+                email: Some(email.into()),
+            },
+        }
+    }
+
+    fn lead(id: u64, assigned: &[&str], unassigned: &[&str]) -> LeadMapping {
+        LeadMapping {
+            process_id: 1,
+            campaign_id: 7,
+            lead_id: id,
+            campaign_lead_id: Some(id),
+            assigned: assigned.iter().map(|s| s.to_string()).collect(),
+            unassigned: unassigned.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn run(
+        leads: Vec<LeadMapping>,
+        webex: &[WebexUser],
+        zoho: Vec<ThresholdUser>,
+        identity: &IdentityMap,
+    ) -> (Vec<Campaign>, Vec<Agent>, Vec<Problem>) {
+        join(JoinInput {
+            leads,
+            webex,
+            zoho: BTreeMap::from([("t1".to_string(), zoho)]),
+            identity,
+        })
+    }
+
+    fn kinds(problems: &[Problem], subject: &str) -> Vec<ProblemKind> {
+        problems
+            .iter()
+            .filter(|p| p.subject == subject)
+            .map(|p| p.kind)
+            .collect()
+    }
+
+    #[test]
+    fn joins_by_email_case_insensitively() {
+        let w = [webex("anna", Some("Anna.B@Example.com"), "Active")];
+        let (_, agents, problems) = run(
+            vec![lead(1, &["anna"], &[])],
+            &w,
+            vec![zoho("z1", "anna.b@example.com", 5, 2)],
+            &IdentityMap::new(),
+        );
+        assert_eq!(agents.len(), 1);
+        assert_eq!(agents[0].zoho.as_ref().unwrap().user_id, "z1");
+        assert_eq!(agents[0].headroom, Some(3));
+        assert!(agents[0].is_active());
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn every_unjoinable_agent_is_reported() {
+        let w = [
+            webex("nozoho", Some("nz@example.com"), "Active"),
+            webex("noemail", None, "Active"),
+            webex("dup", Some("dup@example.com"), "Inactive"),
+            webex("boss", Some("boss@example.com"), "Active"),
+        ];
+        let z = vec![
+            zoho("z1", "dup@example.com", 5, 0),
+            zoho("z2", "DUP@example.com", 5, 0),
+            zoho("z3", "boss@example.com", 5, 0),
+            zoho("z4", "orphan@example.com", 5, 0),
+        ];
+        let (_, agents, problems) = run(
+            vec![lead(1, &["nozoho", "noemail"], &["dup", "ghost"])],
+            &w,
+            z,
+            &IdentityMap::new(),
+        );
+        assert_eq!(kinds(&problems, "nozoho"), [ProblemKind::NotInZoho]);
+        assert_eq!(kinds(&problems, "noemail"), [ProblemKind::NoWebexEmail]);
+        assert_eq!(kinds(&problems, "dup"), [ProblemKind::AmbiguousZohoEmail]);
+        assert_eq!(kinds(&problems, "ghost"), [ProblemKind::NotInWebex]);
+        assert_eq!(kinds(&problems, "boss"), [ProblemKind::NotInCms]);
+        assert_eq!(
+            kinds(&problems, "orphan@example.com"),
+            [ProblemKind::NotInCms]
+        );
+        // Nobody silently dropped: four CMS agents plus the supervisor.
+        assert_eq!(agents.len(), 5);
+        let boss = agents.iter().find(|a| a.id.as_str() == "boss").unwrap();
+        assert!(!boss.in_cms && boss.headroom == Some(5));
+        let dup = agents.iter().find(|a| a.id.as_str() == "dup").unwrap();
+        assert!(!dup.is_active() && dup.headroom.is_none());
+    }
+
+    #[test]
+    fn identity_file_wins_over_the_join() {
+        let w = [webex("cms1", Some("wrong@example.com"), "Active")];
+        let z = vec![
+            zoho("z1", "wrong@example.com", 5, 0),
+            zoho("z2", "right@example.com", 9, 0),
+        ];
+        let map = IdentityMap::from([(
+            "cms1".to_string(),
+            IdentityOverride {
+                zoho_user_id: Some("z2".into()),
+                ..Default::default()
+            },
+        )]);
+        let (_, agents, _) = run(vec![lead(1, &["cms1"], &[])], &w, z, &map);
+        assert_eq!(agents[0].zoho.as_ref().unwrap().user_id, "z2");
+        assert_eq!(agents[0].headroom, Some(9));
+    }
+
+    #[test]
+    fn both_lists_is_reported_and_counts_as_assigned() {
+        let w = [webex("a", Some("a@example.com"), "Active")];
+        let (campaigns, _, problems) = run(
+            vec![lead(1, &["a"], &["a"])],
+            &w,
+            vec![zoho("z1", "a@example.com", 5, 0)],
+            &IdentityMap::new(),
+        );
+        assert_eq!(campaigns[0].leads[0].assigned, vec![AgentId::new("a")]);
+        assert!(campaigns[0].leads[0].unassigned.is_empty());
+        assert_eq!(kinds(&problems, "7/1"), [ProblemKind::InconsistentLead]);
+    }
+
+    #[test]
+    fn status_words_are_liberal() {
+        assert!(is_active_status(Some(" ACTIVE ")));
+        assert!(is_active_status(Some("enabled")));
+        assert!(!is_active_status(Some("Inactive")));
+        assert!(!is_active_status(None));
+    }
+}

@@ -1,0 +1,97 @@
+//! Exit codes, and how an error is shown to a person.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | unexpected internal error (a bug: please report it) |
+//! | 2 | bad command-line usage |
+//! | 3 | bad configuration (file, key, identity file) |
+//! | 4 | bad input file (snapshot or plan) |
+//! | 5 | an upstream refused our credentials or permissions |
+//! | 6 | an upstream answered something we cannot use (404, 400, malformed body, unknown campaign) |
+//! | 7 | an upstream was unreachable, timed out, throttled or failed (5xx) after retries |
+//! | 8 | cannot write an output file |
+
+use crate::settings::SettingsError;
+use rebalancer_fetcher::FetchError;
+use rebalancer_model::ModelError;
+use rebalancer_upstream::UpstreamError;
+use std::process::ExitCode;
+
+pub const INTERNAL: u8 = 1;
+pub const USAGE: u8 = 2;
+pub const CONFIG: u8 = 3;
+pub const INPUT: u8 = 4;
+pub const UPSTREAM_AUTH: u8 = 5;
+pub const UPSTREAM_DATA: u8 = 6;
+pub const UPSTREAM_UNAVAILABLE: u8 = 7;
+pub const OUTPUT: u8 = 8;
+
+pub fn usage_code(e: &clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+        _ => USAGE,
+    }
+}
+
+fn upstream_code(e: &UpstreamError) -> u8 {
+    match e {
+        UpstreamError::Config { .. } => CONFIG,
+        UpstreamError::Unauthorized { .. }
+        | UpstreamError::Forbidden { .. }
+        | UpstreamError::TokenExpired { .. }
+        | UpstreamError::ZohoAuth { .. } => UPSTREAM_AUTH,
+        UpstreamError::Timeout { .. }
+        | UpstreamError::Transport { .. }
+        | UpstreamError::Server { .. }
+        | UpstreamError::Throttled { .. } => UPSTREAM_UNAVAILABLE,
+        UpstreamError::Zoho { code, .. }
+            if matches!(
+                code.as_str(),
+                "OAUTH_SCOPE_MISMATCH"
+                    | "AUTHENTICATION_FAILURE"
+                    | "INVALID_TOKEN"
+                    | "NO_PERMISSION"
+            ) =>
+        {
+            UPSTREAM_AUTH
+        }
+        _ => UPSTREAM_DATA,
+    }
+}
+
+/// The exit code for an error, from the first typed error in its chain.
+pub fn code_of(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.downcast_ref::<SettingsError>().is_some() {
+            return CONFIG;
+        }
+        if let Some(m) = cause.downcast_ref::<ModelError>() {
+            return match m {
+                ModelError::Write { .. } => OUTPUT,
+                _ => INPUT,
+            };
+        }
+        if let Some(f) = cause.downcast_ref::<FetchError>() {
+            return f.upstream().map(upstream_code).unwrap_or(UPSTREAM_DATA);
+        }
+        if let Some(u) = cause.downcast_ref::<UpstreamError>() {
+            return upstream_code(u);
+        }
+    }
+    INTERNAL
+}
+
+/// Print the error chain on stderr and return its exit code.
+pub fn report(e: anyhow::Error) -> ExitCode {
+    let code = code_of(&e);
+    eprintln!("error: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    if code == INTERNAL {
+        eprintln!("  (this is a bug in rebalancer; please report it with the command you ran)");
+    }
+    ExitCode::from(code)
+}

@@ -1,0 +1,411 @@
+//! Configuration: `config/default.toml` (compiled in) ← the user's file ←
+//! `REBALANCER_<SECTION>__<KEY>` environment variables, read with the
+//! `config` crate into [`Settings`], then checked ([`Settings::validate`])
+//! and turned into the typed options of the library crates.
+//!
+//! Every error names the key (and the file when there is one) and says what
+//! to put there. Secrets stay `SecretString` from the moment they are read.
+
+use rebalancer_fetcher::{CampaignSpec, FetchOptions, IdentityMap};
+use rebalancer_model::SnapshotSource;
+use rebalancer_upstream::{CmsConfig, HttpSettings, WebexConfig, ZohoConfig};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The compiled-in defaults; also the documentation of every key.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of environment overrides: `REBALANCER_CMS__PASSWORD`.
+pub const ENV_PREFIX: &str = "REBALANCER";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("config file {path} not found; pass an existing file to --config")]
+    NotFound { path: PathBuf },
+    #[error("config{}: {detail}", at(.path))]
+    Invalid {
+        path: Option<PathBuf>,
+        detail: String,
+    },
+    #[error("config{}: key `{key}` {problem}", at(.path))]
+    Key {
+        path: Option<PathBuf>,
+        key: String,
+        problem: String,
+    },
+    #[error("identity file {path}: {detail}; see fetch.identity_file in config/default.toml for the format")]
+    Identity { path: PathBuf, detail: String },
+}
+
+fn at(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| format!(" {}", p.display()))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub cms: CmsSettings,
+    pub webex: WebexSettings,
+    pub zoho: ZohoSettings,
+    pub http: HttpKeys,
+    pub fetch: FetchKeys,
+    /// The file the settings came from, for error messages.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CmsSettings {
+    pub base_url: String,
+    pub username: String,
+    pub password: SecretString,
+    pub contact_center_id: u64,
+    pub page_size: u32,
+    pub ca_file: Option<PathBuf>,
+    pub campaigns: Vec<CampaignKeys>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignKeys {
+    pub process_id: u64,
+    pub campaign_id: u64,
+    pub lead_ids: Vec<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebexSettings {
+    pub base_url: String,
+    pub api_key: SecretString,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZohoSettings {
+    pub accounts_url: String,
+    pub api_domain: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub refresh_token: SecretString,
+    pub api_version: String,
+    pub module: String,
+    pub threshold_ids: Vec<String>,
+    pub per_page: u32,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpKeys {
+    pub timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub max_retries: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchKeys {
+    pub concurrency: usize,
+    pub strict: bool,
+    pub identity_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Load defaults ← `path` ← the process environment.
+    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
+        Self::load_with_env(path, None)
+    }
+
+    /// As [`Settings::load`], with an explicit environment (for tests).
+    pub fn load_with_env(
+        path: &Path,
+        env: Option<BTreeMap<String, String>>,
+    ) -> Result<Settings, SettingsError> {
+        if !path.is_file() {
+            return Err(SettingsError::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Invalid {
+            path: Some(path.to_owned()),
+            detail: format!("cannot read it: {e}"),
+        })?;
+        Self::from_toml(&text, Some(path), env)
+    }
+
+    /// Parse settings from TOML text laid over the defaults.
+    pub fn from_toml(
+        text: &str,
+        path: Option<&Path>,
+        env: Option<BTreeMap<String, String>>,
+    ) -> Result<Settings, SettingsError> {
+        let owned = path.map(Path::to_owned);
+        let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("zoho.threshold_ids")
+            .try_parsing(true);
+        if let Some(env) = env {
+            environment = environment.source(Some(env.into_iter().collect()));
+        }
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .add_source(environment)
+            .build()
+            .map_err(|e| config_error(e, &owned))?;
+        let mut settings: Settings = built
+            .try_deserialize()
+            .map_err(|e| config_error(e, &owned))?;
+        settings.path = owned;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn key_error(&self, key: &str, problem: impl Into<String>) -> SettingsError {
+        SettingsError::Key {
+            path: self.path.clone(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Checks serde cannot make: URLs, non-empty lists, sane numbers.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        for (key, value) in [
+            ("cms.base_url", &self.cms.base_url),
+            ("webex.base_url", &self.webex.base_url),
+            ("zoho.accounts_url", &self.zoho.accounts_url),
+            ("zoho.api_domain", &self.zoho.api_domain),
+        ] {
+            parse_base_url(value).map_err(|p| self.key_error(key, p))?;
+        }
+        if self.cms.page_size == 0 {
+            return Err(self.key_error("cms.page_size", "must be at least 1"));
+        }
+        if self.cms.campaigns.is_empty() {
+            return Err(self.key_error(
+                "cms.campaigns",
+                "is empty; add at least one [[cms.campaigns]] table with process_id, campaign_id and lead_ids",
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, c) in self.cms.campaigns.iter().enumerate() {
+            if c.lead_ids.is_empty() {
+                return Err(self.key_error(
+                    &format!("cms.campaigns[{i}].lead_ids"),
+                    format!(
+                        "is empty for campaign {}; list the leads to rebalance",
+                        c.campaign_id
+                    ),
+                ));
+            }
+            for &l in &c.lead_ids {
+                if !seen.insert((c.campaign_id, l)) {
+                    return Err(self.key_error(
+                        &format!("cms.campaigns[{i}].lead_ids"),
+                        format!("lists lead {l} of campaign {} twice", c.campaign_id),
+                    ));
+                }
+            }
+        }
+        if self.zoho.threshold_ids.is_empty() {
+            return Err(self.key_error(
+                "zoho.threshold_ids",
+                "is empty; list the assignment threshold ids that cap the agents",
+            ));
+        }
+        if !(1..=200).contains(&self.zoho.per_page) {
+            return Err(self.key_error(
+                "zoho.per_page",
+                "must be between 1 and 200 (Zoho's maximum)",
+            ));
+        }
+        if self.fetch.concurrency == 0 {
+            return Err(self.key_error("fetch.concurrency", "must be at least 1"));
+        }
+        if self.http.timeout_secs == 0 {
+            return Err(self.key_error("http.timeout_secs", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn http(&self, ca_file: &Option<PathBuf>) -> HttpSettings {
+        HttpSettings {
+            timeout: Duration::from_secs(self.http.timeout_secs),
+            connect_timeout: Duration::from_secs(self.http.connect_timeout_secs.max(1)),
+            max_retries: self.http.max_retries,
+            backoff_initial: Duration::from_millis(self.http.backoff_initial_ms),
+            backoff_max: Duration::from_millis(
+                self.http.backoff_max_ms.max(self.http.backoff_initial_ms),
+            ),
+            max_body_bytes: self.http.max_body_bytes,
+            ca_file: ca_file.clone(),
+            ..HttpSettings::default()
+        }
+    }
+
+    pub fn cms_config(&self) -> CmsConfig {
+        CmsConfig {
+            base_url: parse_base_url(&self.cms.base_url).expect("validated"),
+            username: self.cms.username.clone(),
+            password: self.cms.password.clone(),
+            contact_center_id: self.cms.contact_center_id,
+            page_size: self.cms.page_size,
+            http: self.http(&self.cms.ca_file),
+        }
+    }
+
+    pub fn webex_config(&self) -> WebexConfig {
+        WebexConfig {
+            base_url: parse_base_url(&self.webex.base_url).expect("validated"),
+            api_key: self.webex.api_key.clone(),
+            http: self.http(&self.webex.ca_file),
+        }
+    }
+
+    pub fn zoho_config(&self) -> ZohoConfig {
+        ZohoConfig {
+            accounts_url: parse_base_url(&self.zoho.accounts_url).expect("validated"),
+            api_domain: parse_base_url(&self.zoho.api_domain).expect("validated"),
+            client_id: self.zoho.client_id.clone(),
+            client_secret: self.zoho.client_secret.clone(),
+            refresh_token: self.zoho.refresh_token.clone(),
+            api_version: self.zoho.api_version.clone(),
+            module: self.zoho.module.clone(),
+            per_page: self.zoho.per_page,
+            http: self.http(&self.zoho.ca_file),
+        }
+    }
+
+    /// Fetch options, reading the identity file if one is configured.
+    pub fn fetch_options(&self, description: &str) -> Result<FetchOptions, SettingsError> {
+        let identity = match &self.fetch.identity_file {
+            Some(path) => load_identity_file(path)?,
+            None => IdentityMap::new(),
+        };
+        Ok(FetchOptions {
+            campaigns: self
+                .cms
+                .campaigns
+                .iter()
+                .map(|c| CampaignSpec {
+                    process_id: c.process_id,
+                    campaign_id: c.campaign_id,
+                    lead_ids: c.lead_ids.clone(),
+                })
+                .collect(),
+            threshold_ids: self.zoho.threshold_ids.clone(),
+            concurrency: self.fetch.concurrency,
+            strict: self.fetch.strict,
+            identity,
+            source: SnapshotSource {
+                description: description.to_owned(),
+                cms_base_url: self.cms.base_url.clone(),
+                webex_base_url: self.webex.base_url.clone(),
+                zoho_api_domain: self.zoho.api_domain.clone(),
+                zoho_module: self.zoho.module.clone(),
+                threshold_ids: self.zoho.threshold_ids.clone(),
+            },
+        })
+    }
+}
+
+/// A base URL is scheme + host (+ port, + optional path prefix), http or https,
+/// with no credentials, query or fragment.
+fn parse_base_url(value: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(value).map_err(|e| {
+        format!("is not a URL ({e}): {value:?}; write it like \"https://host:port\"")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("must use http or https, not `{}`", url.scheme()));
+    }
+    if url.host_str().is_none() {
+        return Err(format!("has no host: {value:?}"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials; use the username/password keys".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must be scheme, host and port only (no query or fragment)".into());
+    }
+    Ok(url)
+}
+
+fn load_identity_file(path: &Path) -> Result<IdentityMap, SettingsError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct IdentityFile {
+        #[serde(default)]
+        agents: IdentityMap,
+    }
+    let err = |detail: String| SettingsError::Identity {
+        path: path.to_owned(),
+        detail,
+    };
+    if !path.is_file() {
+        return Err(err("not found; fix fetch.identity_file".into()));
+    }
+    let file: IdentityFile = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| err(e.to_string()))?;
+    Ok(file.agents)
+}
+
+/// Turn a `config` error into one that names the key and the file.
+fn config_error(e: config::ConfigError, path: &Option<PathBuf>) -> SettingsError {
+    let detail = e.to_string();
+    // `config` says `missing field `password`` for absent keys inside a
+    // section, and names the section in `for key "cms"`: make it one key.
+    if let Some(field) = detail
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+    {
+        let section = detail
+            .split("for key `")
+            .nth(1)
+            .and_then(|r| r.split('`').next())
+            .or_else(|| {
+                detail
+                    .split("for key \"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+            });
+        let key = match section {
+            Some(s) if !s.is_empty() => format!("{s}.{field}"),
+            _ => field.to_owned(),
+        };
+        return SettingsError::Key {
+            path: path.clone(),
+            key: key.clone(),
+            problem: format!("is missing; set it in the file or as {}", env_name(&key)),
+        };
+    }
+    SettingsError::Invalid {
+        path: path.clone(),
+        detail: format!("{detail}; see config/default.toml for every key and its type"),
+    }
+}
+
+/// The environment variable that overrides `key` (`cms.password` →
+/// `REBALANCER_CMS__PASSWORD`).
+pub fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}_{}", key.replace('.', "__").to_uppercase())
+}
