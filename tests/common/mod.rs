@@ -1,0 +1,185 @@
+//! Shared helpers for the end-to-end tests: start a sandbox in-process on a
+//! random 127.0.0.1 port, and build clients and fetch options that talk to
+//! it over real HTTP, or a config file for driving the binary.
+#![allow(dead_code)]
+
+use rebalancer_fetcher::{CampaignSpec, Clients, FetchOptions, IdentityMap};
+use rebalancer_model::SnapshotSource;
+use rebalancer_sandbox::{Sandbox, SandboxConfig};
+use rebalancer_upstream::{
+    CmsClient, CmsConfig, HttpSettings, Stats, WebexClient, WebexConfig, ZohoClient, ZohoConfig,
+};
+use std::time::Duration;
+
+pub async fn start(cfg: SandboxConfig) -> Sandbox {
+    Sandbox::start(cfg, 0).await.expect("sandbox starts")
+}
+
+pub fn small_world(seed: u64) -> SandboxConfig {
+    SandboxConfig {
+        seed,
+        agents: 60,
+        leads: 12,
+        ..SandboxConfig::default()
+    }
+}
+
+/// Fast retries so fault-injection tests take milliseconds.
+pub fn quick_http() -> HttpSettings {
+    HttpSettings {
+        timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(2),
+        max_retries: 3,
+        backoff_initial: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(50),
+        ..HttpSettings::default()
+    }
+}
+
+pub struct Knobs {
+    pub cms_page_size: u32,
+    pub zoho_per_page: u32,
+    pub http: HttpSettings,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            cms_page_size: 500,
+            zoho_per_page: 200,
+            http: quick_http(),
+        }
+    }
+}
+
+pub fn url(sb: &Sandbox) -> url::Url {
+    url::Url::parse(&sb.base_url()).unwrap()
+}
+
+pub fn cms_config(sb: &Sandbox, knobs: &Knobs) -> CmsConfig {
+    let c = sb.credentials();
+    CmsConfig {
+        base_url: url(sb),
+        username: c.cms_username.clone(),
+        password: c.cms_password.clone().into(),
+        contact_center_id: sb.world().contact_center_id,
+        page_size: knobs.cms_page_size,
+        http: knobs.http.clone(),
+    }
+}
+
+pub fn webex_config(sb: &Sandbox, knobs: &Knobs) -> WebexConfig {
+    WebexConfig {
+        base_url: url(sb),
+        api_key: sb.credentials().webex_api_key.clone().into(),
+        http: knobs.http.clone(),
+    }
+}
+
+pub fn zoho_config(sb: &Sandbox, knobs: &Knobs) -> ZohoConfig {
+    let c = sb.credentials();
+    ZohoConfig {
+        accounts_url: url(sb),
+        api_domain: url(sb),
+        client_id: c.zoho_client_id.clone(),
+        client_secret: c.zoho_client_secret.clone().into(),
+        refresh_token: c.zoho_refresh_token.clone().into(),
+        api_version: "v8".into(),
+        module: sb.world().module.clone(),
+        per_page: knobs.zoho_per_page,
+        http: knobs.http.clone(),
+    }
+}
+
+pub fn clients_from(cms: CmsConfig, webex: WebexConfig, zoho: ZohoConfig) -> Clients {
+    let stats = Stats::default();
+    Clients {
+        cms: CmsClient::new(cms, stats.clone()).unwrap(),
+        webex: WebexClient::new(webex, stats.clone()).unwrap(),
+        zoho: ZohoClient::new(zoho, stats.clone()).unwrap(),
+        stats,
+    }
+}
+
+pub fn clients(sb: &Sandbox, knobs: &Knobs) -> Clients {
+    clients_from(
+        cms_config(sb, knobs),
+        webex_config(sb, knobs),
+        zoho_config(sb, knobs),
+    )
+}
+
+pub fn options(sb: &Sandbox) -> FetchOptions {
+    let world = sb.world();
+    FetchOptions {
+        campaigns: world
+            .campaigns
+            .iter()
+            .map(|c| CampaignSpec {
+                process_id: c.process_id,
+                campaign_id: c.campaign_id,
+                lead_ids: c.lead_ids.clone(),
+            })
+            .collect(),
+        threshold_ids: world.threshold_ids.clone(),
+        concurrency: 8,
+        strict: false,
+        identity: IdentityMap::new(),
+        source: SnapshotSource {
+            description: "test".into(),
+            cms_base_url: sb.base_url(),
+            webex_base_url: sb.base_url(),
+            zoho_api_domain: sb.base_url(),
+            zoho_module: world.module.clone(),
+            threshold_ids: world.threshold_ids.clone(),
+        },
+    }
+}
+
+/// A config file (TOML) pointing the binary at `sb`.
+pub fn config_toml(sb: &Sandbox) -> String {
+    let world = sb.world();
+    let c = sb.credentials();
+    let base = sb.base_url();
+    let mut t = format!(
+        "[cms]\nbase_url = \"{base}\"\nusername = \"{}\"\npassword = \"{}\"\ncontact_center_id = {}\npage_size = 7\n\n",
+        c.cms_username, c.cms_password, world.contact_center_id
+    );
+    for camp in &world.campaigns {
+        let leads: Vec<String> = camp.lead_ids.iter().map(u64::to_string).collect();
+        t += &format!(
+            "[[cms.campaigns]]\nprocess_id = {}\ncampaign_id = {}\nlead_ids = [{}]\n\n",
+            camp.process_id,
+            camp.campaign_id,
+            leads.join(", ")
+        );
+    }
+    let ids: Vec<String> = world.threshold_ids.iter().map(|s| format!("\"{s}\"")).collect();
+    t += &format!(
+        "[webex]\nbase_url = \"{base}\"\napi_key = \"{}\"\n\n[zoho]\naccounts_url = \"{base}\"\napi_domain = \"{base}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\nmodule = \"{}\"\nthreshold_ids = [{}]\nper_page = 9\n\n[http]\nbackoff_initial_ms = 5\nbackoff_max_ms = 50\nmax_retries = 2\ntimeout_secs = 10\n",
+        c.webex_api_key,
+        c.zoho_client_id,
+        c.zoho_client_secret,
+        c.zoho_refresh_token,
+        world.module,
+        ids.join(", ")
+    );
+    t
+}
+
+/// Run the built binary with args and extra environment; returns
+/// (exit code, stdout, stderr).
+pub fn run_bin(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rebalancer"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env_remove("RUST_LOG");
+    let out = cmd.output().expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

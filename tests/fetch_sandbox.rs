@@ -1,0 +1,147 @@
+//! End-to-end fetch over real HTTP against the in-process sandbox: complete
+//! data, paging, token refresh, retries, and identity-join problems.
+
+mod common;
+
+use common::{clients, options, small_world, start, Knobs};
+use rebalancer_model::{AgentId, ProblemKind};
+use rebalancer_sandbox::{FaultSpec, Faults};
+use std::collections::BTreeSet;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_reads_every_lead_and_agent_exactly() {
+    let sb = start(small_world(1)).await;
+    let (snap, report) = rebalancer_fetcher::fetch(&clients(&sb, &Knobs::default()), &options(&sb))
+        .await
+        .unwrap();
+    let world = sb.world();
+    let configured: usize = world.campaigns.iter().map(|c| c.lead_ids.len()).sum();
+    assert_eq!(snap.leads().count(), configured);
+    assert_eq!(report.leads_read, configured);
+    for (key, lead) in snap.leads() {
+        let (assigned, unassigned) = sb.mapping(key.campaign_id, key.lead_id).unwrap();
+        let got: Vec<String> = lead.assigned.iter().map(|a| a.0.clone()).collect();
+        assert_eq!(got, assigned, "assigned of lead {key}");
+        let got: Vec<String> = lead.unassigned.iter().map(|a| a.0.clone()).collect();
+        assert_eq!(got, unassigned, "unassigned of lead {key}");
+    }
+    // Every user the world has in a CMS pool is an agent with in_cms.
+    let pooled: BTreeSet<AgentId> = snap
+        .leads()
+        .flat_map(|(_, l)| l.pool().cloned().collect::<Vec<_>>())
+        .collect();
+    let in_cms: BTreeSet<AgentId> = snap.agents.iter().filter(|a| a.in_cms).map(|a| a.id.clone()).collect();
+    assert_eq!(pooled, in_cms);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_pages_give_the_same_snapshot_as_large_pages() {
+    let sb = start(rebalancer_sandbox::SandboxConfig {
+        cms_max_limit: 4,
+        zoho_max_per_page: 5,
+        ..small_world(2)
+    })
+    .await;
+    let big = Knobs::default();
+    let small = Knobs {
+        cms_page_size: 3,
+        zoho_per_page: 5,
+        ..Knobs::default()
+    };
+    let (a, ra) = rebalancer_fetcher::fetch(&clients(&sb, &big), &options(&sb)).await.unwrap();
+    let (b, rb) = rebalancer_fetcher::fetch(&clients(&sb, &small), &options(&sb)).await.unwrap();
+    assert_eq!(a.campaigns, b.campaigns);
+    assert_eq!(a.agents, b.agents);
+    assert_eq!(a.problems, b.problems);
+    // Paging really happened: more requests with small pages, on both APIs.
+    assert!(rb.requests > ra.requests + 10, "{} vs {}", rb.requests, ra.requests);
+    let zoho_users: usize = b.agents.iter().filter(|a| !a.thresholds.is_empty()).count();
+    assert!(zoho_users > 10, "need several Zoho pages, have {zoho_users} users");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_zoho_token_is_refreshed_once() {
+    let sb = start(small_world(3)).await;
+    let c = clients(&sb, &Knobs::default());
+    let opts = options(&sb);
+    rebalancer_fetcher::fetch(&c, &opts).await.unwrap();
+    assert_eq!(c.zoho.token_refreshes(), 1, "one token for the whole first fetch");
+    sb.expire_tokens();
+    let before = sb.counts().zoho_token;
+    let (snap, _) = rebalancer_fetcher::fetch(&c, &opts).await.unwrap();
+    assert!(snap.agents.iter().any(|a| a.headroom.is_some()));
+    assert_eq!(c.zoho.token_refreshes(), 2, "exactly one refresh after expiry");
+    assert_eq!(sb.counts().zoho_token - before, 1);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_500s_and_429s_are_retried_to_success() {
+    let sb = start(small_world(4)).await;
+    sb.set_faults(Faults {
+        cms_get: FaultSpec { fail_first: 2, fail_status: 500, ..Default::default() },
+        webex: FaultSpec { fail_first: 1, fail_status: 429, retry_after_secs: 1, ..Default::default() },
+        zoho: FaultSpec { fail_first: 2, fail_status: 503, ..Default::default() },
+        ..Default::default()
+    });
+    let c = clients(&sb, &Knobs::default());
+    let (snap, report) = rebalancer_fetcher::fetch(&c, &options(&sb)).await.unwrap();
+    assert!(report.retries >= 5, "retries: {}", report.retries);
+    assert_eq!(snap.leads().count(), report.leads_read);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_problems_are_reported_not_dropped() {
+    let sb = start(rebalancer_sandbox::SandboxConfig {
+        agents: 400,
+        leads: 40,
+        ..small_world(5)
+    })
+    .await;
+    let (snap, _) = rebalancer_fetcher::fetch(&clients(&sb, &Knobs::default()), &options(&sb))
+        .await
+        .unwrap();
+    let has = |k: ProblemKind| snap.problems.iter().any(|p| p.kind == k);
+    assert!(has(ProblemKind::NotInZoho), "some agents are missing in Zoho");
+    assert!(has(ProblemKind::NotInWebex), "some agents are missing in Webex");
+    assert!(has(ProblemKind::NotInCms), "supervisors are reported");
+    // Every CMS agent without a threshold has a problem naming it.
+    for a in snap.agents.iter().filter(|a| a.in_cms && a.zoho.is_none()) {
+        assert!(
+            snap.problems.iter().any(|p| p.subject == a.id.0),
+            "agent {} is unjoined but not reported",
+            a.id
+        );
+    }
+    // Case-only email differences still join, and headroom matches the world.
+    for u in sb.world_users().iter().filter(|u| u.in_cms && u.in_zoho) {
+        let agent = snap.agent(&AgentId::new(u.username.clone()));
+        if let Some(agent) = agent.filter(|a| a.webex.is_some()) {
+            assert_eq!(agent.headroom, Some(u.headroom), "headroom of {}", u.username);
+        }
+    }
+    assert!(snap.agents.iter().any(|a| a.in_cms && !a.is_active()), "some inactive");
+    assert!(snap.agents.iter().any(|a| a.in_cms && a.at_threshold()), "some at threshold");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_lead_is_a_problem_unless_strict() {
+    let sb = start(small_world(6)).await;
+    let mut opts = options(&sb);
+    opts.campaigns[0].lead_ids.push(999_999);
+    let c = clients(&sb, &Knobs::default());
+    let (snap, report) = rebalancer_fetcher::fetch(&c, &opts).await.unwrap();
+    assert_eq!(report.leads_missing, 1);
+    assert!(snap
+        .problems
+        .iter()
+        .any(|p| p.kind == ProblemKind::LeadNotFound && p.subject.ends_with("/999999")));
+    opts.strict = true;
+    let err = rebalancer_fetcher::fetch(&c, &opts).await.unwrap_err();
+    assert!(matches!(err, rebalancer_fetcher::FetchError::LeadNotFoundStrict { lead_id: 999_999, .. }), "{err}");
+    sb.shutdown().await;
+}
