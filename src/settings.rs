@@ -409,3 +409,109 @@ fn config_error(e: config::ConfigError, path: &Option<PathBuf>) -> SettingsError
 pub fn env_name(key: &str) -> String {
     format!("{ENV_PREFIX}_{}", key.replace('.', "__").to_uppercase())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    const MINIMAL: &str = r#"
+[cms]
+base_url = "https://cms.example.com:8443"
+username = "u"
+password = "p-secret"
+contact_center_id = 1
+[[cms.campaigns]]
+process_id = 1
+campaign_id = 2
+lead_ids = [3]
+[webex]
+base_url = "https://webex.example.com"
+api_key = "k-secret"
+[zoho]
+client_id = "c"
+client_secret = "s-secret"
+refresh_token = "r-secret"
+threshold_ids = ["9"]
+"#;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn defaults_fill_what_the_file_leaves_out() {
+        let s = Settings::from_toml(MINIMAL, None, env(&[])).unwrap();
+        assert_eq!(s.cms.page_size, 500);
+        assert_eq!(s.zoho.api_version, "v8");
+        assert_eq!(s.zoho.per_page, 200);
+        assert_eq!(s.fetch.concurrency, 16);
+        assert_eq!(s.http.max_retries, 4);
+    }
+
+    #[test]
+    fn environment_overrides_file_including_lists() {
+        let s = Settings::from_toml(
+            MINIMAL,
+            None,
+            env(&[
+                ("REBALANCER_CMS__PASSWORD", "from-env"),
+                ("REBALANCER_ZOHO__THRESHOLD_IDS", "111,222"),
+                ("REBALANCER_FETCH__CONCURRENCY", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.cms.password.expose_secret(), "from-env");
+        assert_eq!(s.zoho.threshold_ids, ["111", "222"]);
+        assert_eq!(s.fetch.concurrency, 3);
+    }
+
+    #[test]
+    fn production_example_loads_with_secrets_from_env() {
+        let text = include_str!("../config/production.example.toml");
+        let s = Settings::from_toml(
+            text,
+            None,
+            env(&[
+                ("REBALANCER_CMS__PASSWORD", "a"),
+                ("REBALANCER_WEBEX__API_KEY", "b"),
+                ("REBALANCER_ZOHO__CLIENT_SECRET", "c"),
+                ("REBALANCER_ZOHO__REFRESH_TOKEN", "d"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.cms.campaigns.len(), 2);
+    }
+
+    #[test]
+    fn missing_secret_names_key_and_variable() {
+        let err = Settings::from_toml(&MINIMAL.replace("api_key = \"k-secret\"", ""), None, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("webex.api_key") && err.contains("REBALANCER_WEBEX__API_KEY"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let s = Settings::from_toml(MINIMAL, None, env(&[])).unwrap();
+        let dbg = format!("{s:?}");
+        for secret in ["p-secret", "k-secret", "s-secret", "r-secret"] {
+            assert!(!dbg.contains(secret), "{secret} in {dbg}");
+        }
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        for (from, to, key) in [
+            ("lead_ids = [3]", "lead_ids = []", "cms.campaigns[0].lead_ids"),
+            ("lead_ids = [3]", "lead_ids = [3, 3]", "cms.campaigns[0].lead_ids"),
+            ("threshold_ids = [\"9\"]", "threshold_ids = [\"9\"]\nper_page = 500", "zoho.per_page"),
+            ("https://webex.example.com", "ftp://webex.example.com", "webex.base_url"),
+        ] {
+            let err = Settings::from_toml(&MINIMAL.replace(from, to), None, env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+}
