@@ -1,1 +1,282 @@
-//! placeholder
+//! A fake of the three upstream APIs `rebalancer` talks to — the dialer CMS
+//! (GET lead-user, PUT campaignLeadUserMapping), Webex Campaign (users) and
+//! Zoho CRM (OAuth token + assignment threshold `restrict_to`) — served by one
+//! axum server on 127.0.0.1 for tests and demos.
+//!
+//! [`Sandbox::start`] generates a seeded world ([`generate`]), keeps its
+//! mutable lead mappings in [`state`], and serves every API from the same base
+//! URL. Each API has its own module ([`cms`], [`webex`], [`zoho`]) with its
+//! routes, auth rules ([`auth`]) and error bodies as the contracts in
+//! `shared/upstream-apis/` describe them. [`faults`] injects latency, 5xx,
+//! 429 with `Retry-After`, malformed bodies, or "fail the first N" per
+//! endpoint.
+//!
+//! **Architecture Invariant:** this crate depends on no other crate of the
+//! workspace; it defines its own wire structs, so a misreading of a contract
+//! in `upstream` is not silently mirrored here.
+//!
+//! Determinism: the same seed and sizes give the same world (ChaCha8, ordered
+//! collections for everything that reaches output).
+
+pub mod auth;
+pub mod cms;
+pub mod faults;
+pub mod generate;
+pub mod state;
+pub mod webex;
+pub mod zoho;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use faults::{FaultSpec, Faults};
+pub use state::RequestCounts;
+
+use state::Shared;
+
+/// Everything that shapes a sandbox: the world's size and seed, the
+/// credentials it accepts, server-side paging caps and faults.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// Seed of the world generator (and of the fault / token RNGs).
+    pub seed: u64,
+    /// Number of CMS agents.
+    pub agents: usize,
+    /// Total number of leads across all campaigns.
+    pub leads: usize,
+    /// The credentials every API accepts.
+    pub credentials: Credentials,
+    /// The server caps the CMS `limit` query parameter to this.
+    pub cms_max_limit: usize,
+    /// The server caps the Zoho `per_page` query parameter to this.
+    pub zoho_max_per_page: usize,
+    /// Lifetime of a Zoho access token.
+    pub token_ttl: Duration,
+    /// Faults injected per endpoint (changeable later with [`Sandbox::set_faults`]).
+    pub faults: Faults,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            seed: 42,
+            agents: 200,
+            leads: 40,
+            credentials: Credentials::default(),
+            cms_max_limit: 500,
+            zoho_max_per_page: 200,
+            token_ttl: Duration::from_secs(3600),
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// The credentials the sandbox accepts. The defaults are obviously fake but
+/// distinctive, so tests can grep outputs and logs for leaks.
+#[derive(Clone)]
+pub struct Credentials {
+    pub cms_username: String,
+    pub cms_password: String,
+    pub webex_api_key: String,
+    pub zoho_client_id: String,
+    pub zoho_client_secret: String,
+    pub zoho_refresh_token: String,
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Credentials {
+            cms_username: "sandbox-cms-user".to_owned(),
+            cms_password: "sandbox-cms-password-5f1c".to_owned(),
+            webex_api_key: "sandbox-webex-key-9a3e".to_owned(),
+            zoho_client_id: "1000.SANDBOXCLIENTID7B2D".to_owned(),
+            zoho_client_secret: "sandbox-zoho-secret-c4e8".to_owned(),
+            zoho_refresh_token: "1000.sandbox-refresh-token-d06f".to_owned(),
+        }
+    }
+}
+
+/// Secrets are never printed, not even by the sandbox.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("cms_username", &self.cms_username)
+            .field("zoho_client_id", &self.zoho_client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a `rebalancer` config needs to know about the generated world.
+#[derive(Clone, Debug)]
+pub struct WorldInfo {
+    pub contact_center_id: u64,
+    /// Sorted by campaign id.
+    pub campaigns: Vec<CampaignInfo>,
+    pub threshold_ids: Vec<String>,
+    /// The Zoho module the thresholds belong to: "Leads".
+    pub module: String,
+    /// Number of CMS agents.
+    pub agents: usize,
+    /// Number of leads.
+    pub leads: usize,
+}
+
+/// One campaign of the world and its leads (sorted).
+#[derive(Clone, Debug)]
+pub struct CampaignInfo {
+    pub process_id: u64,
+    pub campaign_id: u64,
+    pub lead_ids: Vec<u64>,
+}
+
+/// One generated user as the three systems see it, for assertions in tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserInfo {
+    /// CMS user id / Webex username (`agent0001`, `supervisor01`).
+    pub username: String,
+    /// The canonical (Zoho, lower-case) email.
+    pub email: String,
+    /// The email as Webex reports it; differs from `email` only in letter case
+    /// for some users. `None` when the user is missing in Webex.
+    pub webex_email: Option<String>,
+    /// Webex `user_status` is "Active"; false for users missing in Webex.
+    pub active: bool,
+    pub in_cms: bool,
+    pub in_webex: bool,
+    pub in_zoho: bool,
+    /// Present in Webex and Zoho but not in the CMS.
+    pub supervisor: bool,
+    /// Zoho `default_assignee`.
+    pub default_assignee: bool,
+    /// Integer campaign user id of CMS users.
+    pub campaign_user_id: Option<u64>,
+    /// Zoho user id of users with a threshold entry.
+    pub zoho_user_id: Option<String>,
+    /// The thresholds this user appears in (sorted).
+    pub threshold_ids: Vec<String>,
+    /// `max(0, min(backlog_allow - backlog, record_allow - record_assigned))`;
+    /// 0 for users without a Zoho threshold entry (see `in_zoho`).
+    pub headroom: u64,
+}
+
+/// A running sandbox server. Dropping it stops the server too (without
+/// waiting); [`Sandbox::shutdown`] stops it gracefully.
+pub struct Sandbox {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    credentials: Credentials,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Bind 127.0.0.1:port (0 = random), generate the world, serve in a tokio task.
+    pub async fn start(cfg: SandboxConfig, port: u16) -> std::io::Result<Sandbox> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        let credentials = cfg.credentials.clone();
+        let world = generate::generate(cfg.seed, cfg.agents, cfg.leads);
+        let shared = Arc::new(Shared::new(cfg, world, base_url));
+        let app = axum::Router::new()
+            .merge(cms::routes())
+            .merge(webex::routes())
+            .merge(zoho::routes())
+            .with_state(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "sandbox server failed");
+            }
+        });
+        tracing::info!(%addr, "sandbox listening");
+        Ok(Sandbox {
+            shared,
+            addr,
+            credentials,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// "http://127.0.0.1:PORT" — the same base serves CMS, Webex and Zoho
+    /// (accounts + api).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// What a config needs to know about the world.
+    pub fn world(&self) -> WorldInfo {
+        self.shared.world.info()
+    }
+
+    /// Every generated user (agents, then supervisors) as the three systems see it.
+    pub fn world_users(&self) -> Vec<UserInfo> {
+        self.shared.world.user_infos()
+    }
+
+    /// Replace the faults of every endpoint; resets the `fail_first` counters.
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.set_faults(faults);
+    }
+
+    /// All issued Zoho access tokens become invalid (the next API call gets
+    /// 401 INVALID_TOKEN).
+    pub fn expire_tokens(&self) {
+        self.shared.expire_tokens();
+    }
+
+    /// The current (assigned, unassigned) usernames of a lead, each sorted;
+    /// `None` for an unknown (campaign, lead).
+    pub fn mapping(&self, campaign_id: u64, lead_id: u64) -> Option<(Vec<String>, Vec<String>)> {
+        self.shared.mapping(campaign_id, lead_id)
+    }
+
+    /// Requests seen per endpoint, including faulted and rejected ones.
+    pub fn counts(&self) -> RequestCounts {
+        self.shared.counts()
+    }
+
+    /// The credentials this sandbox accepts.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// Stop accepting connections, finish in-flight requests, and wait.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "sandbox server task ended abnormally");
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Query or form parameters as a map (the first occurrence of a key wins).
+pub(crate) fn params(raw: Option<&[u8]>) -> std::collections::BTreeMap<String, String> {
+    let mut map = std::collections::BTreeMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default()) {
+        map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    map
+}

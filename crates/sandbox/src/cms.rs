@@ -1,0 +1,277 @@
+//! The dialer CMS: GET lead-user (a lead's assigned / unassigned agents) and
+//! PUT campaignLeadUserMapping (assign / unassign), both with Basic auth.
+//!
+//! Paging ASSUMPTION (the contract only says "limit: number of records",
+//! "offset: pagination offset"): `limit` (capped at `cms_max_limit`) and
+//! `offset` apply to each list independently — a page holds
+//! `assignedUserIds[offset..offset+limit]` and
+//! `unassignedUserIds[offset..offset+limit]`, with the matching
+//! `*CampaignUserIds`. A client pages until both lists come back shorter
+//! than the limit. Lists are in username order.
+//!
+//! Error-body ASSUMPTION: the contract shows only the 404 body
+//! (`CONF-1001`); 400, 401 and 500 use the same shape with invented codes
+//! `CONF-1000`, `AUTH-1001` and `CONF-5000`. `limit` must be at least 1.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth;
+use crate::faults::{json_response, malformed_response, Endpoint, Fault};
+use crate::state::Shared;
+
+/// The CMS routes.
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route(
+            "/cms/configuration/cc/{cc}/process/{process}/campaign/{campaign}/lead-user",
+            get(get_lead_user),
+        )
+        .route(
+            "/cms/configuration/voice/campaignLeadUserMapping",
+            put(put_mapping),
+        )
+}
+
+/// A lead's mapping (GET) or the echo of a change (PUT).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LeadUser {
+    campaign_lead_id: u64,
+    assigned_campaign_user_ids: Vec<u64>,
+    unassigned_campaign_user_ids: Vec<u64>,
+    lead_id: u64,
+    campaign_id: u64,
+    assigned_user_ids: Vec<String>,
+    unassigned_user_ids: Vec<String>,
+}
+
+/// The PUT body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MappingChange {
+    lead_id: u64,
+    campaign_id: u64,
+    assigned_user_ids: Vec<String>,
+    unassigned_user_ids: Vec<String>,
+}
+
+/// A CMS error body.
+fn error(status: u16, reason: &str, code: &str, message: &str) -> Response {
+    let body = json!({
+        "statusCode": status,
+        "status": reason,
+        "errorCode": code,
+        "errorMessage": message,
+    });
+    json_response(status, &body, None)
+}
+
+fn bad_request(message: &str) -> Response {
+    error(400, "Bad Request", "CONF-1000", message)
+}
+
+fn not_found() -> Response {
+    error(404, "Not Found", "CONF-1001", "Object doesn't exist")
+}
+
+fn unauthorized() -> Response {
+    error(401, "Unauthorized", "AUTH-1001", "Invalid credentials")
+}
+
+/// The CMS's answer to an injected fault.
+fn fault_response(fault: Fault) -> Response {
+    match fault {
+        Fault::Malformed => {
+            malformed_response(r#"{"campaignLeadId":1,"assignedCampaignUserIds":[30"#)
+        }
+        Fault::Status {
+            status,
+            retry_after,
+        } => {
+            let (reason, code, message) = match status {
+                429 => ("Too Many Requests", "CONF-4290", "Too many requests"),
+                400..=499 => ("Client Error", "CONF-1000", "Request rejected"),
+                _ => (
+                    "Internal Server Error",
+                    "CONF-5000",
+                    "Internal server error",
+                ),
+            };
+            let body = json!({
+                "statusCode": status,
+                "status": reason,
+                "errorCode": code,
+                "errorMessage": message,
+            });
+            json_response(status, &body, retry_after)
+        }
+    }
+}
+
+/// Faults, then Basic auth.
+async fn admit(shared: &Shared, endpoint: Endpoint, headers: &HeaderMap) -> Option<Response> {
+    if let Some(fault) = shared.before(endpoint).await {
+        return Some(fault_response(fault));
+    }
+    let c = &shared.credentials;
+    if !auth::basic(headers, &c.cms_username, &c.cms_password) {
+        return Some(unauthorized());
+    }
+    None
+}
+
+/// A required non-negative integer query parameter; the error is the
+/// message of the 400 answer.
+fn required(params: &BTreeMap<String, String>, name: &str) -> Result<u64, String> {
+    let value = params
+        .get(name)
+        .ok_or_else(|| format!("Required parameter '{name}' is missing"))?;
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("Parameter '{name}' must be a non-negative integer"))
+}
+
+async fn get_lead_user(
+    State(shared): State<Arc<Shared>>,
+    Path((cc, process, campaign)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(rejected) = admit(&shared, Endpoint::CmsGet, &headers).await {
+        return rejected;
+    }
+    let (Ok(cc), Ok(process), Ok(campaign)) = (
+        cc.parse::<u64>(),
+        process.parse::<u64>(),
+        campaign.parse::<u64>(),
+    ) else {
+        return bad_request("Path parameters must be integers");
+    };
+    let params = crate::params(query.as_deref().map(str::as_bytes));
+    let (lead_id, limit, offset) = match (
+        required(&params, "leadId"),
+        required(&params, "limit"),
+        required(&params, "offset"),
+    ) {
+        (Ok(l), Ok(n), Ok(o)) => (l, n, o),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return bad_request(&e),
+    };
+    if limit == 0 {
+        return bad_request("Parameter 'limit' must be at least 1");
+    }
+    let world = &shared.world;
+    let known_campaign = world
+        .campaign(campaign)
+        .is_some_and(|c| c.process_id == process);
+    let lead = match world.lead(campaign, lead_id) {
+        Some(lead) if cc == world.contact_center_id && known_campaign => lead,
+        _ => return not_found(),
+    };
+    let limit = (limit as usize).min(shared.cms_max_limit);
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    let (assigned, unassigned) = shared.with_mapping(lead, |m| {
+        let page = |set: &std::collections::BTreeSet<usize>| -> Vec<usize> {
+            set.iter().skip(offset).take(limit).copied().collect()
+        };
+        (page(&m.assigned), page(&m.unassigned))
+    });
+    tracing::debug!(campaign, lead_id, offset, limit, "cms lead-user");
+    Json(lead_user(&shared, lead, &assigned, &unassigned)).into_response()
+}
+
+/// The response body for these users of a lead.
+fn lead_user(shared: &Shared, lead: usize, assigned: &[usize], unassigned: &[usize]) -> LeadUser {
+    let users = &shared.world.users;
+    let ids = |v: &[usize]| -> Vec<u64> {
+        v.iter()
+            .filter_map(|&u| users[u].campaign_user_id)
+            .collect()
+    };
+    let names =
+        |v: &[usize]| -> Vec<String> { v.iter().map(|&u| users[u].username.clone()).collect() };
+    let l = &shared.world.leads[lead];
+    LeadUser {
+        campaign_lead_id: l.campaign_lead_id,
+        assigned_campaign_user_ids: ids(assigned),
+        unassigned_campaign_user_ids: ids(unassigned),
+        lead_id: l.lead_id,
+        campaign_id: l.campaign_id,
+        assigned_user_ids: names(assigned),
+        unassigned_user_ids: names(unassigned),
+    }
+}
+
+async fn put_mapping(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(rejected) = admit(&shared, Endpoint::CmsPut, &headers).await {
+        return rejected;
+    }
+    let change: MappingChange = match serde_json::from_slice(&body) {
+        Ok(change) => change,
+        Err(e) => return bad_request(&format!("Invalid request body: {e}")),
+    };
+    let world = &shared.world;
+    let Some(lead) = world.lead(change.campaign_id, change.lead_id) else {
+        return not_found();
+    };
+    // Every id must be a CMS user of the contact center, and in one list only.
+    let resolve = |names: &[String]| -> Result<Vec<usize>, String> {
+        names
+            .iter()
+            .map(|name| {
+                world
+                    .user_by_name(name)
+                    .filter(|&u| world.users[u].campaign_user_id.is_some())
+                    .ok_or_else(|| format!("Invalid user id '{name}'"))
+            })
+            .collect()
+    };
+    let (assign, unassign) = match (
+        resolve(&change.assigned_user_ids),
+        resolve(&change.unassigned_user_ids),
+    ) {
+        (Ok(a), Ok(u)) => (a, u),
+        (Err(e), _) | (_, Err(e)) => return bad_request(&e),
+    };
+    if let Some(both) = assign.iter().find(|u| unassign.contains(u)) {
+        let name = &world.users[*both].username;
+        return bad_request(&format!(
+            "User id '{name}' is in both assignedUserIds and unassignedUserIds"
+        ));
+    }
+    shared.with_mapping(lead, |m| {
+        for &u in &assign {
+            m.unassigned.remove(&u);
+            m.assigned.insert(u);
+        }
+        for &u in &unassign {
+            m.assigned.remove(&u);
+            m.unassigned.insert(u);
+        }
+    });
+    tracing::debug!(
+        campaign = change.campaign_id,
+        lead = change.lead_id,
+        assigned = assign.len(),
+        unassigned = unassign.len(),
+        "cms mapping changed"
+    );
+    let mut echo = lead_user(&shared, lead, &assign, &unassign);
+    echo.assigned_user_ids = change.assigned_user_ids;
+    echo.unassigned_user_ids = change.unassigned_user_ids;
+    Json(echo).into_response()
+}

@@ -1,0 +1,215 @@
+//! Fault injection per endpoint: latency, "fail the first N requests",
+//! random 500 / 429 (with `Retry-After`) and malformed 200 bodies.
+//!
+//! Decisions are made here; each API module turns a [`Fault`] into its own
+//! error body (see `cms::fault_response` and friends), because every upstream
+//! words its errors differently. Faults run before normal handling, so a
+//! faulted request is rejected whatever its credentials.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// Faults for every endpoint.
+#[derive(Clone, Default, Debug)]
+pub struct Faults {
+    /// CMS GET lead-user.
+    pub cms_get: FaultSpec,
+    /// CMS PUT campaignLeadUserMapping.
+    pub cms_put: FaultSpec,
+    /// Webex Campaign users.
+    pub webex: FaultSpec,
+    /// Zoho restrict_to.
+    pub zoho: FaultSpec,
+    /// Zoho OAuth token.
+    pub zoho_token: FaultSpec,
+}
+
+/// Faults for one endpoint. Applied in this order: latency, `fail_first`,
+/// then the probabilities (500, 429, malformed).
+#[derive(Clone, Default, Debug)]
+pub struct FaultSpec {
+    /// Probability of a 500 with the API's error body.
+    pub p_500: f64,
+    /// Probability of a 429 with a `Retry-After` header.
+    pub p_429: f64,
+    /// The `Retry-After` value (seconds) of every 429.
+    pub retry_after_secs: u64,
+    /// Probability of a 200 with a truncated JSON body.
+    pub p_malformed: f64,
+    /// Added to every request of the endpoint.
+    pub latency: Duration,
+    /// Deterministic alternative to probabilities, for tests: fail the first N
+    /// requests of this endpoint with this status (500/429/etc.)
+    pub fail_first: u32,
+    /// Status of the `fail_first` failures; 0 means 500. For Webex, 200 gives
+    /// the "request was not processed" (code 1010) body and 498 the expired
+    /// token body.
+    pub fail_status: u16,
+}
+
+/// Which endpoint a request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    CmsGet = 0,
+    CmsPut = 1,
+    Webex = 2,
+    Zoho = 3,
+    ZohoToken = 4,
+}
+
+impl Endpoint {
+    fn spec(self, faults: &Faults) -> &FaultSpec {
+        match self {
+            Endpoint::CmsGet => &faults.cms_get,
+            Endpoint::CmsPut => &faults.cms_put,
+            Endpoint::Webex => &faults.webex,
+            Endpoint::Zoho => &faults.zoho,
+            Endpoint::ZohoToken => &faults.zoho_token,
+        }
+    }
+}
+
+/// A decision to fail one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and the API's error body for it; `retry_after`
+    /// is set for 429s.
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    /// Answer 200 with a truncated JSON body.
+    Malformed,
+}
+
+/// The live fault configuration with its counters and RNG.
+#[derive(Debug)]
+pub struct FaultState {
+    faults: Faults,
+    failed_first: [u32; 5],
+    rng: ChaCha8Rng,
+}
+
+impl FaultState {
+    pub fn new(faults: Faults, rng: ChaCha8Rng) -> Self {
+        FaultState {
+            faults,
+            failed_first: [0; 5],
+            rng,
+        }
+    }
+
+    /// Replace the faults and reset the `fail_first` counters.
+    pub fn set(&mut self, faults: Faults) {
+        self.faults = faults;
+        self.failed_first = [0; 5];
+    }
+
+    /// The latency to add and the fault (if any) for one request.
+    pub fn decide(&mut self, endpoint: Endpoint) -> (Duration, Option<Fault>) {
+        let spec = endpoint.spec(&self.faults).clone();
+        let retry_after = |status: u16| (status == 429).then_some(spec.retry_after_secs);
+        let counter = &mut self.failed_first[endpoint as usize];
+        if *counter < spec.fail_first {
+            *counter += 1;
+            let status = if spec.fail_status == 0 {
+                500
+            } else {
+                spec.fail_status
+            };
+            let fault = Fault::Status {
+                status,
+                retry_after: retry_after(status),
+            };
+            return (spec.latency, Some(fault));
+        }
+        let mut roll = |p: f64| p > 0.0 && self.rng.gen_bool(p.min(1.0));
+        let fault = if roll(spec.p_500) {
+            Some(Fault::Status {
+                status: 500,
+                retry_after: None,
+            })
+        } else if roll(spec.p_429) {
+            Some(Fault::Status {
+                status: 429,
+                retry_after: retry_after(429),
+            })
+        } else if roll(spec.p_malformed) {
+            Some(Fault::Malformed)
+        } else {
+            None
+        };
+        (spec.latency, fault)
+    }
+}
+
+/// A JSON response with an arbitrary status (498 included) and, for 429s,
+/// a `Retry-After` header.
+pub fn json_response(status: u16, body: &serde_json::Value, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from(secs));
+    }
+    response
+}
+
+/// A 200 whose JSON body is cut off mid-way.
+pub fn malformed_response(truncated: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        truncated,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn fail_first_then_pass() {
+        let faults = Faults {
+            cms_get: FaultSpec {
+                fail_first: 2,
+                fail_status: 429,
+                retry_after_secs: 3,
+                ..FaultSpec::default()
+            },
+            ..Faults::default()
+        };
+        let mut state = FaultState::new(faults, ChaCha8Rng::seed_from_u64(1));
+        let expected = Some(Fault::Status {
+            status: 429,
+            retry_after: Some(3),
+        });
+        assert_eq!(state.decide(Endpoint::CmsGet).1, expected);
+        assert_eq!(state.decide(Endpoint::CmsPut).1, None);
+        assert_eq!(state.decide(Endpoint::CmsGet).1, expected);
+        assert_eq!(state.decide(Endpoint::CmsGet).1, None);
+    }
+
+    #[test]
+    fn probabilities_are_roughly_honoured() {
+        let faults = Faults {
+            zoho: FaultSpec {
+                p_500: 0.5,
+                ..FaultSpec::default()
+            },
+            ..Faults::default()
+        };
+        let mut state = FaultState::new(faults, ChaCha8Rng::seed_from_u64(1));
+        let failed = (0..1000)
+            .filter(|_| state.decide(Endpoint::Zoho).1.is_some())
+            .count();
+        assert!((400..600).contains(&failed), "{failed}");
+    }
+}

@@ -1,0 +1,953 @@
+//! End-to-end tests of the sandbox: a real server on a random port, driven
+//! with reqwest, checking the wire behaviour the contracts describe.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use rebalancer_sandbox::{FaultSpec, Faults, Sandbox, SandboxConfig};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+async fn start(cfg: SandboxConfig) -> Sandbox {
+    Sandbox::start(cfg, 0).await.expect("sandbox starts")
+}
+
+fn cms_get_url(sb: &Sandbox, campaign: u64, lead: u64, limit: u64, offset: u64) -> String {
+    let w = sb.world();
+    let process = w
+        .campaigns
+        .iter()
+        .find(|c| c.campaign_id == campaign)
+        .map_or(1, |c| c.process_id);
+    format!(
+        "{}/cms/configuration/cc/{}/process/{process}/campaign/{campaign}/lead-user?leadId={lead}&limit={limit}&offset={offset}",
+        sb.base_url(),
+        w.contact_center_id
+    )
+}
+
+fn cms_auth(sb: &Sandbox, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    let c = sb.credentials();
+    req.basic_auth(&c.cms_username, Some(&c.cms_password))
+}
+
+async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// The lead with the biggest pool.
+fn biggest_lead(sb: &Sandbox) -> (u64, u64, usize) {
+    let mut best = (0, 0, 0);
+    for c in sb.world().campaigns {
+        for l in c.lead_ids {
+            let (a, u) = sb.mapping(c.campaign_id, l).unwrap();
+            if a.len() + u.len() > best.2 {
+                best = (c.campaign_id, l, a.len() + u.len());
+            }
+        }
+    }
+    best
+}
+
+async fn zoho_token(sb: &Sandbox, client: &Client) -> String {
+    let c = sb.credentials();
+    let resp = client
+        .post(format!("{}/oauth/v2/token", sb.base_url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", c.zoho_client_id.as_str()),
+            ("client_secret", c.zoho_client_secret.as_str()),
+            ("refresh_token", c.zoho_refresh_token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(resp).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["api_domain"], sb.base_url());
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("1000."));
+    token
+}
+
+fn restrict_to_url(sb: &Sandbox, version: &str, threshold: &str, query: &str) -> String {
+    format!(
+        "{}/crm/{version}/settings/automation/assignment_thresholds/{threshold}/restrict_to?{query}",
+        sb.base_url()
+    )
+}
+
+#[tokio::test]
+async fn same_seed_same_world() {
+    let cfg = SandboxConfig {
+        seed: 9,
+        ..SandboxConfig::default()
+    };
+    let a = start(cfg.clone()).await;
+    let b = start(cfg).await;
+    assert_eq!(a.world_users(), b.world_users());
+    let (wa, wb) = (a.world(), b.world());
+    assert_eq!(format!("{:?}", wa.campaigns), format!("{:?}", wb.campaigns));
+    for c in &wa.campaigns {
+        for &l in &c.lead_ids {
+            assert_eq!(a.mapping(c.campaign_id, l), b.mapping(c.campaign_id, l));
+        }
+    }
+    assert_eq!(wa.agents, 200);
+    assert_eq!(wa.leads, 40);
+    assert_eq!(wa.module, "Leads");
+    assert_eq!(wa.threshold_ids.len(), 2);
+    assert!(wa.campaigns.len() >= 2);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn cms_paging_returns_every_id_once_with_limit_capped() {
+    let sb = start(SandboxConfig {
+        cms_max_limit: 3,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let client = Client::new();
+    let (campaign, lead, _) = biggest_lead(&sb);
+    // Make the assigned list longer than one page too.
+    let (_, unassigned) = sb.mapping(campaign, lead).unwrap();
+    let put = json!({"leadId": lead, "campaignId": campaign,
+        "assignedUserIds": unassigned[..4], "unassignedUserIds": []});
+    let resp = cms_auth(
+        &sb,
+        client.put(format!(
+            "{}/cms/configuration/voice/campaignLeadUserMapping",
+            sb.base_url()
+        )),
+    )
+    .json(&put)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let (want_a, want_u) = sb.mapping(campaign, lead).unwrap();
+    assert!(want_a.len() > 3 && want_u.len() > 3);
+    let (mut got_a, mut got_u) = (Vec::new(), Vec::new());
+    let mut offset = 0;
+    loop {
+        let resp = cms_auth(
+            &sb,
+            client.get(cms_get_url(&sb, campaign, lead, 100, offset)),
+        )
+        .send()
+        .await
+        .unwrap();
+        let (status, body) = json_of(resp).await;
+        assert_eq!(status, 200, "{body}");
+        let a: Vec<String> = serde_json::from_value(body["assignedUserIds"].clone()).unwrap();
+        let u: Vec<String> = serde_json::from_value(body["unassignedUserIds"].clone()).unwrap();
+        assert!(a.len() <= 3 && u.len() <= 3, "limit is capped");
+        assert_eq!(
+            body["assignedCampaignUserIds"].as_array().unwrap().len(),
+            a.len()
+        );
+        assert_eq!(
+            body["unassignedCampaignUserIds"].as_array().unwrap().len(),
+            u.len()
+        );
+        assert_eq!(body["leadId"], lead);
+        assert_eq!(body["campaignId"], campaign);
+        assert!(body["campaignLeadId"].is_u64());
+        let done = a.len() < 3 && u.len() < 3;
+        got_a.extend(a);
+        got_u.extend(u);
+        if done {
+            break;
+        }
+        offset += 3;
+    }
+    got_a.sort();
+    got_u.sort();
+    assert_eq!(got_a, want_a);
+    assert_eq!(got_u, want_u);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn cms_errors() {
+    let sb = start(SandboxConfig::default()).await;
+    let client = Client::new();
+    let w = sb.world();
+    let c = &w.campaigns[0];
+    let lead = c.lead_ids[0];
+
+    // No auth, wrong password.
+    let (status, body) = json_of(
+        client
+            .get(cms_get_url(&sb, c.campaign_id, lead, 10, 0))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["statusCode"], 401);
+    let resp = client
+        .get(cms_get_url(&sb, c.campaign_id, lead, 10, 0))
+        .basic_auth(&sb.credentials().cms_username, Some("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // Unknown lead, campaign, process.
+    let not_found = json!({"statusCode":404,"status":"Not Found","errorCode":"CONF-1001","errorMessage":"Object doesn't exist"});
+    for url in [
+        cms_get_url(&sb, c.campaign_id, 999_999, 10, 0),
+        cms_get_url(&sb, 999_999, lead, 10, 0),
+        format!(
+            "{}/cms/configuration/cc/{}/process/999/campaign/{}/lead-user?leadId={lead}&limit=10&offset=0",
+            sb.base_url(),
+            w.contact_center_id,
+            c.campaign_id
+        ),
+    ] {
+        let (status, body) = json_of(cms_auth(&sb, client.get(url)).send().await.unwrap()).await;
+        assert_eq!(status, 404);
+        assert_eq!(body, not_found);
+    }
+
+    // Missing / invalid query parameters.
+    let base = cms_get_url(&sb, c.campaign_id, lead, 10, 0);
+    let prefix = base.split('?').next().unwrap();
+    for query in [
+        "limit=10&offset=0",
+        &format!("leadId={lead}&offset=0"),
+        &format!("leadId={lead}&limit=x&offset=0"),
+        &format!("leadId={lead}&limit=10&offset=-1"),
+    ] {
+        let (status, body) = json_of(
+            cms_auth(&sb, client.get(format!("{prefix}?{query}")))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(body["statusCode"], 400);
+    }
+
+    // PUT: unknown user, user in both lists, malformed body → 400; unknown lead → 404.
+    let put_url = format!(
+        "{}/cms/configuration/voice/campaignLeadUserMapping",
+        sb.base_url()
+    );
+    let (assigned, unassigned) = sb.mapping(c.campaign_id, lead).unwrap();
+    let someone = assigned
+        .first()
+        .or(unassigned.first())
+        .cloned()
+        .unwrap_or("agent0001".into());
+    for body in [
+        json!({"leadId": lead, "campaignId": c.campaign_id, "assignedUserIds": ["ghost_agent"], "unassignedUserIds": []}),
+        json!({"leadId": lead, "campaignId": c.campaign_id, "assignedUserIds": ["supervisor01"], "unassignedUserIds": []}),
+        json!({"leadId": lead, "campaignId": c.campaign_id, "assignedUserIds": [someone], "unassignedUserIds": [someone]}),
+        json!({"leadId": lead, "campaignId": c.campaign_id, "assignedUserIds": []}),
+    ] {
+        let (status, resp) = json_of(
+            cms_auth(&sb, client.put(&put_url))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(resp["statusCode"], 400);
+    }
+    assert_eq!(
+        sb.mapping(c.campaign_id, lead).unwrap(),
+        (assigned, unassigned),
+        "rejected PUTs change nothing"
+    );
+    let body = json!({"leadId": 999_999, "campaignId": c.campaign_id, "assignedUserIds": [], "unassignedUserIds": []});
+    let (status, resp) = json_of(
+        cms_auth(&sb, client.put(&put_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(resp, not_found);
+    let (status, _) = json_of(client.put(&put_url).json(&body).send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    assert_eq!(sb.counts().cms_put, 6);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn cms_put_changes_state() {
+    let sb = start(SandboxConfig::default()).await;
+    let client = Client::new();
+    let (campaign, lead) = sb
+        .world()
+        .campaigns
+        .iter()
+        .flat_map(|c| c.lead_ids.iter().map(|&l| (c.campaign_id, l)))
+        .find(|&(c, l)| {
+            sb.mapping(c, l)
+                .is_some_and(|(a, u)| !a.is_empty() && !u.is_empty())
+        })
+        .unwrap();
+    let (assigned, unassigned) = sb.mapping(campaign, lead).unwrap();
+    let to_assign = unassigned[0].clone();
+    let to_unassign = assigned[0].clone();
+    // An agent from outside the pool joins it.
+    let pool: BTreeSet<_> = assigned.iter().chain(&unassigned).cloned().collect();
+    let outsider = sb
+        .world_users()
+        .into_iter()
+        .find(|u| u.in_cms && !pool.contains(&u.username))
+        .unwrap()
+        .username;
+    let body = json!({"leadId": lead, "campaignId": campaign,
+        "assignedUserIds": [to_assign, outsider], "unassignedUserIds": [to_unassign]});
+    let put_url = format!(
+        "{}/cms/configuration/voice/campaignLeadUserMapping",
+        sb.base_url()
+    );
+    for _ in 0..2 {
+        // Idempotent: the second PUT gives the same answer and state.
+        let (status, resp) = json_of(
+            cms_auth(&sb, client.put(&put_url))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{resp}");
+        assert_eq!(resp["leadId"], lead);
+        assert_eq!(resp["campaignId"], campaign);
+        assert_eq!(resp["assignedUserIds"], json!([to_assign, outsider]));
+        assert_eq!(resp["unassignedUserIds"], json!([to_unassign]));
+        assert_eq!(resp["assignedCampaignUserIds"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            resp["unassignedCampaignUserIds"].as_array().unwrap().len(),
+            1
+        );
+    }
+    let (a, u) = sb.mapping(campaign, lead).unwrap();
+    assert!(a.contains(&to_assign) && a.contains(&outsider) && !a.contains(&to_unassign));
+    assert!(u.contains(&to_unassign) && !u.contains(&to_assign));
+    assert_eq!(a.len() + u.len(), pool.len() + 1);
+
+    let (status, got) = json_of(
+        cms_auth(&sb, client.get(cms_get_url(&sb, campaign, lead, 500, 0)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut ga: Vec<String> = serde_json::from_value(got["assignedUserIds"].clone()).unwrap();
+    let mut gu: Vec<String> = serde_json::from_value(got["unassignedUserIds"].clone()).unwrap();
+    ga.sort();
+    gu.sort();
+    assert_eq!((ga, gu), (a, u));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn webex_users_and_auth() {
+    let sb = start(SandboxConfig::default()).await;
+    let client = Client::new();
+    let url = format!("{}/campaignapi/resources/v3/users/", sb.base_url());
+    let denied = json!({"code":430,"message":"Authorization failed. This resource is not allowed to access using this TOKEN or KEY"});
+    for req in [client.get(&url), client.get(&url).bearer_auth("wrong")] {
+        let (status, body) = json_of(req.send().await.unwrap()).await;
+        assert_eq!(status, 401);
+        assert_eq!(body, denied);
+    }
+    let key = sb.credentials().webex_api_key.clone();
+    let (status, body) = json_of(client.get(&url).bearer_auth(&key).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    let users = body["users"].as_array().unwrap();
+    let world = sb.world_users();
+    assert_eq!(users.len(), world.iter().filter(|u| u.in_webex).count());
+    let fields = [
+        "username",
+        "user_email",
+        "display_name",
+        "role_id",
+        "role_desc",
+        "user_status",
+        "role_status",
+        "user_last_login_date",
+        "user_groups",
+        "user_last_modified_date",
+        "user_id",
+        "user_first_name",
+        "user_last_name",
+        "user_creation_date",
+    ];
+    for u in users {
+        for f in fields {
+            assert!(u.get(f).is_some(), "{f} missing in {u}");
+        }
+        assert!(["Active", "Inactive"].contains(&u["user_status"].as_str().unwrap()));
+        assert_eq!(u["role_status"], "Active");
+    }
+    let inactive = users
+        .iter()
+        .filter(|u| u["user_status"] == "Inactive")
+        .count();
+    assert_eq!(
+        inactive,
+        world.iter().filter(|u| u.in_webex && !u.active).count()
+    );
+
+    // Filter by username, by email in another case, without trailing slash.
+    let someone = world.iter().find(|u| u.in_webex).unwrap();
+    let by_name = format!(
+        "{}/campaignapi/resources/v3/users?username={}",
+        sb.base_url(),
+        someone.username
+    );
+    let (_, body) = json_of(client.get(&by_name).bearer_auth(&key).send().await.unwrap()).await;
+    assert_eq!(body["users"].as_array().unwrap().len(), 1);
+    assert_eq!(body["users"][0]["username"], someone.username.as_str());
+    let by_email = format!("{url}?username={}", someone.email.to_uppercase());
+    let (_, body) = json_of(
+        client
+            .get(&by_email)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["users"][0]["username"], someone.username.as_str());
+    let (_, body) = json_of(
+        client
+            .get(format!("{url}?username=nobody"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["users"], json!([]));
+    assert_eq!(sb.counts().webex, 6);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn zoho_token_flow_and_paging() {
+    let sb = start(SandboxConfig {
+        zoho_max_per_page: 50,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let client = Client::new();
+    let c = sb.credentials().clone();
+    let token_url = format!("{}/oauth/v2/token", sb.base_url());
+
+    // Bad refresh token: HTTP 200 with an error, as Zoho does.
+    let (status, body) = json_of(
+        client
+            .post(&token_url)
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", &c.zoho_client_id),
+                ("client_secret", &c.zoho_client_secret),
+                ("refresh_token", "1000.stale"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"error": "invalid_code"}));
+
+    // Parameters in the query string work too.
+    let query_url = format!(
+        "{token_url}?grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
+        c.zoho_client_id, c.zoho_client_secret, c.zoho_refresh_token
+    );
+    let (status, body) = json_of(client.post(&query_url).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(body["access_token"].as_str().unwrap().starts_with("1000."));
+
+    let token = zoho_token(&sb, &client).await;
+    let auth = format!("Zoho-oauthtoken {token}");
+    let threshold = sb.world().threshold_ids[0].clone();
+
+    // No header, unknown token.
+    let url = restrict_to_url(&sb, "v8", &threshold, "module=Leads");
+    let (status, body) = json_of(client.get(&url).send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        json!({"code":"AUTHENTICATION_FAILURE","details":{},"message":"Authentication failed","status":"error"})
+    );
+    let (status, body) = json_of(
+        client
+            .get(&url)
+            .header("Authorization", "Zoho-oauthtoken 1000.forged")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        json!({"code":"INVALID_TOKEN","details":{},"message":"invalid oauth token","status":"error"})
+    );
+
+    // Page through the threshold: per_page is capped at 50.
+    let world = sb.world_users();
+    let expected: BTreeSet<String> = world
+        .iter()
+        .filter(|u| u.threshold_ids.contains(&threshold))
+        .map(|u| u.zoho_user_id.clone().unwrap())
+        .collect();
+    let mut seen = Vec::new();
+    let mut page = 1;
+    loop {
+        let url = restrict_to_url(
+            &sb,
+            "v8",
+            &threshold,
+            &format!("module=Leads&page={page}&per_page=200"),
+        );
+        let (status, body) = json_of(
+            client
+                .get(&url)
+                .header("Authorization", &auth)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let entries = body["restrict_to"].as_array().unwrap();
+        assert!(entries.len() <= 50);
+        assert_eq!(body["info"]["per_page"], 50);
+        assert_eq!(body["info"]["count"], entries.len());
+        assert_eq!(body["info"]["next_page"], page + 1);
+        for e in entries {
+            assert_eq!(e["type"], "user");
+            for f in [
+                "backlog_allow_count",
+                "default_assignee",
+                "record_allow_count",
+                "record_assigned_count",
+                "backlog_count",
+            ] {
+                assert!(e.get(f).is_some(), "{f}");
+            }
+            seen.push(e["user"]["id"].as_str().unwrap().to_owned());
+        }
+        if body["info"]["more_records"] == false {
+            break;
+        }
+        page += 1;
+    }
+    assert_eq!(seen.len(), expected.len());
+    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
+
+    // A page past the end: 204, empty body.
+    let url = restrict_to_url(
+        &sb,
+        "v8",
+        &threshold,
+        &format!("module=Leads&page={}", page + 5),
+    );
+    let resp = client
+        .get(&url)
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert!(resp.bytes().await.unwrap().is_empty());
+
+    // Version, module, threshold errors.
+    for (url, code) in [
+        (
+            restrict_to_url(&sb, "v7", &threshold, "module=Leads"),
+            "API_NOT_SUPPORTED",
+        ),
+        (
+            restrict_to_url(&sb, "v8", &threshold, "module=Widgets"),
+            "INVALID_MODULE",
+        ),
+        (
+            restrict_to_url(&sb, "v8", "123", "module=Leads"),
+            "INVALID_DATA",
+        ),
+    ] {
+        let (status, body) = json_of(
+            client
+                .get(&url)
+                .header("Authorization", &auth)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 400, "{url}");
+        assert_eq!(body["code"], code);
+        assert_eq!(body["status"], "error");
+    }
+
+    // Expired tokens: 401 INVALID_TOKEN; a fresh token works again.
+    sb.expire_tokens();
+    let url = restrict_to_url(&sb, "v8", &threshold, "module=Leads");
+    let (status, body) = json_of(
+        client
+            .get(&url)
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["code"], "INVALID_TOKEN");
+    let fresh = zoho_token(&sb, &client).await;
+    assert_ne!(fresh, token);
+    let resp = client
+        .get(&url)
+        .header("Authorization", format!("Zoho-oauthtoken {fresh}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(sb.counts().zoho_token, 4);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn zoho_token_lifetime() {
+    let sb = start(SandboxConfig {
+        token_ttl: Duration::from_millis(300),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let client = Client::new();
+    let c = sb.credentials().clone();
+    let (_, body) = json_of(
+        client
+            .post(format!("{}/oauth/v2/token", sb.base_url()))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", &c.zoho_client_id),
+                ("client_secret", &c.zoho_client_secret),
+                ("refresh_token", &c.zoho_refresh_token),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let url = restrict_to_url(&sb, "v8", &sb.world().threshold_ids[1], "module=Leads");
+    let auth = format!("Zoho-oauthtoken {token}");
+    assert_eq!(
+        client
+            .get(&url)
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, body) = json_of(
+        client
+            .get(&url)
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["code"], "INVALID_TOKEN");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fail_first_then_success() {
+    let sb = start(SandboxConfig {
+        faults: Faults {
+            cms_get: FaultSpec {
+                fail_first: 2,
+                fail_status: 500,
+                ..FaultSpec::default()
+            },
+            ..Faults::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await;
+    let client = Client::new();
+    let c = &sb.world().campaigns[0];
+    let url = cms_get_url(&sb, c.campaign_id, c.lead_ids[0], 10, 0);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = json_of(cms_auth(&sb, client.get(&url)).send().await.unwrap()).await;
+        if status == 500 {
+            assert_eq!(body["statusCode"], 500);
+        }
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, [500, 500, 200]);
+    assert_eq!(sb.counts().cms_get, 3);
+
+    // set_faults resets the counter; faults come before auth.
+    sb.set_faults(Faults {
+        cms_get: FaultSpec {
+            fail_first: 1,
+            fail_status: 503,
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 503);
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn throttling_carries_retry_after_and_webex_special_faults() {
+    let sb = start(SandboxConfig::default()).await;
+    let client = Client::new();
+    let key = sb.credentials().webex_api_key.clone();
+    let url = format!("{}/campaignapi/resources/v3/users/", sb.base_url());
+
+    sb.set_faults(Faults {
+        webex: FaultSpec {
+            p_429: 1.0,
+            retry_after_secs: 7,
+            ..FaultSpec::default()
+        },
+        zoho_token: FaultSpec {
+            fail_first: 1,
+            fail_status: 429,
+            retry_after_secs: 2,
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    let resp = client.get(&url).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "7");
+    let (_, body) = json_of(resp).await;
+    assert_eq!(
+        body,
+        json!({"code":429,"message":"Too many requests. Throttle limit reached for the time window."})
+    );
+    let resp = client
+        .post(format!("{}/oauth/v2/token", sb.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "2");
+
+    sb.set_faults(Faults {
+        webex: FaultSpec {
+            fail_first: 1,
+            fail_status: 200,
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    let (status, body) = json_of(client.get(&url).bearer_auth(&key).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"code":1010,"message":"The request was not processed."})
+    );
+
+    sb.set_faults(Faults {
+        webex: FaultSpec {
+            fail_first: 1,
+            fail_status: 498,
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    let (status, body) = json_of(client.get(&url).bearer_auth(&key).send().await.unwrap()).await;
+    assert_eq!(status.as_u16(), 498);
+    assert_eq!(
+        body,
+        json!({"code":498,"message":"Invalid token or Access token expired"})
+    );
+
+    // Malformed bodies do not parse; latency is added.
+    sb.set_faults(Faults {
+        webex: FaultSpec {
+            p_malformed: 1.0,
+            latency: Duration::from_millis(150),
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    let resp = client.get(&url).bearer_auth(&key).send().await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(resp.status(), 200);
+    assert!(serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).is_err());
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn generator_proportions() {
+    let sb = start(SandboxConfig {
+        seed: 2024,
+        agents: 2_000,
+        leads: 200,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let users = sb.world_users();
+    let agents: Vec<_> = users.iter().filter(|u| u.in_cms).collect();
+    assert_eq!(agents.len(), 2_000);
+    let share = |n: usize| n as f64 / agents.len() as f64;
+    let between =
+        |x: f64, lo: f64, hi: f64| assert!((lo..=hi).contains(&x), "{x} not in {lo}..={hi}");
+
+    between(
+        share(agents.iter().filter(|u| u.in_webex && !u.active).count()),
+        0.05,
+        0.11,
+    );
+    between(
+        share(agents.iter().filter(|u| !u.in_zoho).count()),
+        0.02,
+        0.04,
+    );
+    between(
+        share(agents.iter().filter(|u| !u.in_webex).count()),
+        0.01,
+        0.03,
+    );
+    between(
+        share(
+            agents
+                .iter()
+                .filter(|u| u.in_zoho && u.headroom == 0)
+                .count(),
+        ),
+        0.07,
+        0.13,
+    );
+    let case_differs = users
+        .iter()
+        .filter(|u| {
+            u.webex_email
+                .as_ref()
+                .is_some_and(|w| *w != u.email && w.to_lowercase() == u.email)
+        })
+        .count();
+    between(case_differs as f64 / users.len() as f64, 0.03, 0.07);
+    // A spread of headroom among the rest.
+    let headrooms: BTreeSet<u64> = agents
+        .iter()
+        .filter(|u| u.in_zoho)
+        .map(|u| u.headroom)
+        .collect();
+    assert!(headrooms.len() > 20);
+
+    let supervisors: Vec<_> = users.iter().filter(|u| u.supervisor).collect();
+    assert_eq!(supervisors.len(), 2_000 / 50 + 1);
+    assert!(supervisors
+        .iter()
+        .all(|u| !u.in_cms && u.in_webex && u.in_zoho));
+    let defaults = users.iter().filter(|u| u.default_assignee).count();
+    assert!((1..=2).contains(&defaults));
+    let in_both = users.iter().filter(|u| u.threshold_ids.len() == 2).count();
+    assert!(in_both > 0);
+
+    // Emails and usernames.
+    assert!(agents
+        .iter()
+        .all(|u| u.username.starts_with("agent") && u.email.ends_with("@example.com")));
+
+    // Leads: pools of 0 or 5..=30, some empty, some with nobody assigned.
+    let w = sb.world();
+    assert_eq!(w.campaigns.len(), 20);
+    let mut leads = BTreeSet::new();
+    let (mut empty, mut unassigned_only) = (0, 0);
+    for c in &w.campaigns {
+        for &l in &c.lead_ids {
+            assert!(leads.insert(l), "lead ids are unique");
+            let (a, u) = sb.mapping(c.campaign_id, l).unwrap();
+            let pool = a.len() + u.len();
+            assert!(pool == 0 || (5..=30).contains(&pool));
+            assert!(a.len() <= 5);
+            empty += usize::from(pool == 0);
+            unassigned_only += usize::from(pool > 0 && a.is_empty());
+        }
+    }
+    assert_eq!(leads.len(), 200);
+    assert!((5..=20).contains(&empty), "{empty}");
+    assert!(unassigned_only >= 5, "{unassigned_only}");
+    let processes: BTreeSet<u64> = w.campaigns.iter().map(|c| c.process_id).collect();
+    assert!((2..=3).contains(&processes.len()));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn large_world_starts_and_serves_fast() {
+    let started = Instant::now();
+    let sb = start(SandboxConfig {
+        agents: 20_000,
+        leads: 2_000,
+        ..SandboxConfig::default()
+    })
+    .await;
+    // Generous bound for unoptimised builds on a shared 2-core machine.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let client = Client::new();
+    let w = sb.world();
+    let c = w.campaigns.last().unwrap();
+    let url = cms_get_url(&sb, c.campaign_id, *c.lead_ids.last().unwrap(), 500, 0);
+    let started = Instant::now();
+    for _ in 0..50 {
+        let resp = cms_auth(&sb, client.get(&url)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let resp = client
+        .get(format!("{}/campaignapi/resources/v3/users/", sb.base_url()))
+        .bearer_auth(&sb.credentials().webex_api_key)
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = json_of(resp).await;
+    assert!(body["users"].as_array().unwrap().len() > 19_000);
+    sb.shutdown().await;
+}
