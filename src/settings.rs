@@ -372,30 +372,15 @@ fn load_identity_file(path: &Path) -> Result<IdentityMap, SettingsError> {
 /// Turn a `config` error into one that names the key and the file.
 fn config_error(e: config::ConfigError, path: &Option<PathBuf>) -> SettingsError {
     let detail = e.to_string();
-    // `config` says `missing field `password`` for absent keys inside a
-    // section, and names the section in `for key "cms"`: make it one key.
-    if let Some(field) = detail
-        .strip_prefix("missing field `")
-        .and_then(|r| r.split('`').next())
+    // `config` reports an absent key as `missing configuration field "a.b"`.
+    if let Some(key) = detail
+        .strip_prefix("missing configuration field \"")
+        .and_then(|r| r.split('"').next())
     {
-        let section = detail
-            .split("for key `")
-            .nth(1)
-            .and_then(|r| r.split('`').next())
-            .or_else(|| {
-                detail
-                    .split("for key \"")
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-            });
-        let key = match section {
-            Some(s) if !s.is_empty() => format!("{s}.{field}"),
-            _ => field.to_owned(),
-        };
         return SettingsError::Key {
             path: path.clone(),
-            key: key.clone(),
-            problem: format!("is missing; set it in the file or as {}", env_name(&key)),
+            key: key.to_owned(),
+            problem: format!("is missing; set it in the file or as {}", env_name(key)),
         };
     }
     SettingsError::Invalid {
@@ -436,7 +421,12 @@ threshold_ids = ["9"]
 "#;
 
     fn env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -485,10 +475,17 @@ threshold_ids = ["9"]
 
     #[test]
     fn missing_secret_names_key_and_variable() {
-        let err = Settings::from_toml(&MINIMAL.replace("api_key = \"k-secret\"", ""), None, env(&[]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("webex.api_key") && err.contains("REBALANCER_WEBEX__API_KEY"), "{err}");
+        let err = Settings::from_toml(
+            &MINIMAL.replace("api_key = \"k-secret\"", ""),
+            None,
+            env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("webex.api_key") && err.contains("REBALANCER_WEBEX__API_KEY"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -503,10 +500,26 @@ threshold_ids = ["9"]
     #[test]
     fn validation_names_the_key() {
         for (from, to, key) in [
-            ("lead_ids = [3]", "lead_ids = []", "cms.campaigns[0].lead_ids"),
-            ("lead_ids = [3]", "lead_ids = [3, 3]", "cms.campaigns[0].lead_ids"),
-            ("threshold_ids = [\"9\"]", "threshold_ids = [\"9\"]\nper_page = 500", "zoho.per_page"),
-            ("https://webex.example.com", "ftp://webex.example.com", "webex.base_url"),
+            (
+                "lead_ids = [3]",
+                "lead_ids = []",
+                "cms.campaigns[0].lead_ids",
+            ),
+            (
+                "lead_ids = [3]",
+                "lead_ids = [3, 3]",
+                "cms.campaigns[0].lead_ids",
+            ),
+            (
+                "threshold_ids = [\"9\"]",
+                "threshold_ids = [\"9\"]\nper_page = 500",
+                "zoho.per_page",
+            ),
+            (
+                "https://webex.example.com",
+                "ftp://webex.example.com",
+                "webex.base_url",
+            ),
         ] {
             let err = Settings::from_toml(&MINIMAL.replace(from, to), None, env(&[]))
                 .unwrap_err()

@@ -30,7 +30,12 @@ async fn fetch_reads_every_lead_and_agent_exactly() {
         .leads()
         .flat_map(|(_, l)| l.pool().cloned().collect::<Vec<_>>())
         .collect();
-    let in_cms: BTreeSet<AgentId> = snap.agents.iter().filter(|a| a.in_cms).map(|a| a.id.clone()).collect();
+    let in_cms: BTreeSet<AgentId> = snap
+        .agents
+        .iter()
+        .filter(|a| a.in_cms)
+        .map(|a| a.id.clone())
+        .collect();
     assert_eq!(pooled, in_cms);
     sb.shutdown().await;
 }
@@ -49,15 +54,27 @@ async fn small_pages_give_the_same_snapshot_as_large_pages() {
         zoho_per_page: 5,
         ..Knobs::default()
     };
-    let (a, ra) = rebalancer_fetcher::fetch(&clients(&sb, &big), &options(&sb)).await.unwrap();
-    let (b, rb) = rebalancer_fetcher::fetch(&clients(&sb, &small), &options(&sb)).await.unwrap();
+    let (a, ra) = rebalancer_fetcher::fetch(&clients(&sb, &big), &options(&sb))
+        .await
+        .unwrap();
+    let (b, rb) = rebalancer_fetcher::fetch(&clients(&sb, &small), &options(&sb))
+        .await
+        .unwrap();
     assert_eq!(a.campaigns, b.campaigns);
     assert_eq!(a.agents, b.agents);
     assert_eq!(a.problems, b.problems);
     // Paging really happened: more requests with small pages, on both APIs.
-    assert!(rb.requests > ra.requests + 10, "{} vs {}", rb.requests, ra.requests);
+    assert!(
+        rb.requests > ra.requests + 10,
+        "{} vs {}",
+        rb.requests,
+        ra.requests
+    );
     let zoho_users: usize = b.agents.iter().filter(|a| !a.thresholds.is_empty()).count();
-    assert!(zoho_users > 10, "need several Zoho pages, have {zoho_users} users");
+    assert!(
+        zoho_users > 10,
+        "need several Zoho pages, have {zoho_users} users"
+    );
     sb.shutdown().await;
 }
 
@@ -67,12 +84,20 @@ async fn expired_zoho_token_is_refreshed_once() {
     let c = clients(&sb, &Knobs::default());
     let opts = options(&sb);
     rebalancer_fetcher::fetch(&c, &opts).await.unwrap();
-    assert_eq!(c.zoho.token_refreshes(), 1, "one token for the whole first fetch");
+    assert_eq!(
+        c.zoho.token_refreshes(),
+        1,
+        "one token for the whole first fetch"
+    );
     sb.expire_tokens();
     let before = sb.counts().zoho_token;
     let (snap, _) = rebalancer_fetcher::fetch(&c, &opts).await.unwrap();
     assert!(snap.agents.iter().any(|a| a.headroom.is_some()));
-    assert_eq!(c.zoho.token_refreshes(), 2, "exactly one refresh after expiry");
+    assert_eq!(
+        c.zoho.token_refreshes(),
+        2,
+        "exactly one refresh after expiry"
+    );
     assert_eq!(sb.counts().zoho_token - before, 1);
     sb.shutdown().await;
 }
@@ -81,9 +106,22 @@ async fn expired_zoho_token_is_refreshed_once() {
 async fn injected_500s_and_429s_are_retried_to_success() {
     let sb = start(small_world(4)).await;
     sb.set_faults(Faults {
-        cms_get: FaultSpec { fail_first: 2, fail_status: 500, ..Default::default() },
-        webex: FaultSpec { fail_first: 1, fail_status: 429, retry_after_secs: 1, ..Default::default() },
-        zoho: FaultSpec { fail_first: 2, fail_status: 503, ..Default::default() },
+        cms_get: FaultSpec {
+            fail_first: 2,
+            fail_status: 500,
+            ..Default::default()
+        },
+        webex: FaultSpec {
+            fail_first: 1,
+            fail_status: 429,
+            retry_after_secs: 1,
+            ..Default::default()
+        },
+        zoho: FaultSpec {
+            fail_first: 2,
+            fail_status: 503,
+            ..Default::default()
+        },
         ..Default::default()
     });
     let c = clients(&sb, &Knobs::default());
@@ -105,8 +143,14 @@ async fn join_problems_are_reported_not_dropped() {
         .await
         .unwrap();
     let has = |k: ProblemKind| snap.problems.iter().any(|p| p.kind == k);
-    assert!(has(ProblemKind::NotInZoho), "some agents are missing in Zoho");
-    assert!(has(ProblemKind::NotInWebex), "some agents are missing in Webex");
+    assert!(
+        has(ProblemKind::NotInZoho),
+        "some agents are missing in Zoho"
+    );
+    assert!(
+        has(ProblemKind::NotInWebex),
+        "some agents are missing in Webex"
+    );
     assert!(has(ProblemKind::NotInCms), "supervisors are reported");
     // Every CMS agent without a threshold has a problem naming it.
     for a in snap.agents.iter().filter(|a| a.in_cms && a.zoho.is_none()) {
@@ -120,11 +164,22 @@ async fn join_problems_are_reported_not_dropped() {
     for u in sb.world_users().iter().filter(|u| u.in_cms && u.in_zoho) {
         let agent = snap.agent(&AgentId::new(u.username.clone()));
         if let Some(agent) = agent.filter(|a| a.webex.is_some()) {
-            assert_eq!(agent.headroom, Some(u.headroom), "headroom of {}", u.username);
+            assert_eq!(
+                agent.headroom,
+                Some(u.headroom),
+                "headroom of {}",
+                u.username
+            );
         }
     }
-    assert!(snap.agents.iter().any(|a| a.in_cms && !a.is_active()), "some inactive");
-    assert!(snap.agents.iter().any(|a| a.in_cms && a.at_threshold()), "some at threshold");
+    assert!(
+        snap.agents.iter().any(|a| a.in_cms && !a.is_active()),
+        "some inactive"
+    );
+    assert!(
+        snap.agents.iter().any(|a| a.in_cms && a.at_threshold()),
+        "some at threshold"
+    );
     sb.shutdown().await;
 }
 
@@ -142,6 +197,15 @@ async fn missing_lead_is_a_problem_unless_strict() {
         .any(|p| p.kind == ProblemKind::LeadNotFound && p.subject.ends_with("/999999")));
     opts.strict = true;
     let err = rebalancer_fetcher::fetch(&c, &opts).await.unwrap_err();
-    assert!(matches!(err, rebalancer_fetcher::FetchError::LeadNotFoundStrict { lead_id: 999_999, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            rebalancer_fetcher::FetchError::LeadNotFoundStrict {
+                lead_id: 999_999,
+                ..
+            }
+        ),
+        "{err}"
+    );
     sb.shutdown().await;
 }

@@ -3,15 +3,29 @@
 
 mod common;
 
-use common::{clients_from, cms_config, options, small_world, start, webex_config, zoho_config, Knobs};
+use common::{
+    clients_from, cms_config, options, small_world, start, webex_config, zoho_config, Knobs,
+};
 use rebalancer_fetcher::FetchError;
 use rebalancer_sandbox::{FaultSpec, Faults, Sandbox};
 use rebalancer_upstream::UpstreamError;
 
-async fn fetch_err(sb: &Sandbox, edit: impl FnOnce(&mut common::Knobs, &mut rebalancer_upstream::CmsConfig, &mut rebalancer_upstream::WebexConfig, &mut rebalancer_upstream::ZohoConfig)) -> FetchError {
+async fn fetch_err(
+    sb: &Sandbox,
+    edit: impl FnOnce(
+        &mut common::Knobs,
+        &mut rebalancer_upstream::CmsConfig,
+        &mut rebalancer_upstream::WebexConfig,
+        &mut rebalancer_upstream::ZohoConfig,
+    ),
+) -> FetchError {
     let mut knobs = Knobs::default();
     knobs.http.max_retries = 1;
-    let (mut c, mut w, mut z) = (cms_config(sb, &knobs), webex_config(sb, &knobs), zoho_config(sb, &knobs));
+    let (mut c, mut w, mut z) = (
+        cms_config(sb, &knobs),
+        webex_config(sb, &knobs),
+        zoho_config(sb, &knobs),
+    );
     edit(&mut knobs, &mut c, &mut w, &mut z);
     rebalancer_fetcher::fetch(&clients_from(c, w, z), &options(sb))
         .await
@@ -22,30 +36,76 @@ async fn fetch_err(sb: &Sandbox, edit: impl FnOnce(&mut common::Knobs, &mut reba
 async fn wrong_credentials_are_unauthorized_per_api() {
     let sb = start(small_world(11)).await;
     let e = fetch_err(&sb, |_, c, _, _| c.password = "nope".to_string().into()).await;
-    assert!(matches!(e.upstream(), Some(UpstreamError::Unauthorized { .. })), "{e}");
+    assert!(
+        matches!(e.upstream(), Some(UpstreamError::Unauthorized { .. })),
+        "{e}"
+    );
     assert!(!e.to_string().contains("nope"));
     let e = fetch_err(&sb, |_, _, w, _| w.api_key = "nope".to_string().into()).await;
-    assert!(matches!(e, FetchError::Webex(UpstreamError::Unauthorized { .. })), "{e}");
-    let e = fetch_err(&sb, |_, _, _, z| z.refresh_token = "nope".to_string().into()).await;
-    assert!(matches!(e, FetchError::Zoho { source: UpstreamError::ZohoAuth { .. }, .. }), "{e}");
+    assert!(
+        matches!(e, FetchError::Webex(UpstreamError::Unauthorized { .. })),
+        "{e}"
+    );
+    let e = fetch_err(&sb, |_, _, _, z| {
+        z.refresh_token = "nope".to_string().into()
+    })
+    .await;
+    assert!(
+        matches!(
+            e,
+            FetchError::Zoho {
+                source: UpstreamError::ZohoAuth { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
     sb.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webex_failure_codes_are_typed() {
     let sb = start(small_world(12)).await;
-    sb.set_faults(Faults { webex: FaultSpec { fail_first: 100, fail_status: 200, ..Default::default() }, ..Default::default() });
+    sb.set_faults(Faults {
+        webex: FaultSpec {
+            fail_first: 100,
+            fail_status: 200,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
     let e = fetch_err(&sb, |_, _, _, _| {}).await;
     match &e {
         FetchError::Webex(UpstreamError::WebexFailure { code, .. }) => assert_eq!(code, "1010"),
         other => panic!("expected WebexFailure 1010, got {other}"),
     }
-    sb.set_faults(Faults { webex: FaultSpec { fail_first: 100, fail_status: 498, ..Default::default() }, ..Default::default() });
+    sb.set_faults(Faults {
+        webex: FaultSpec {
+            fail_first: 100,
+            fail_status: 498,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
     let e = fetch_err(&sb, |_, _, _, _| {}).await;
-    assert!(matches!(e, FetchError::Webex(UpstreamError::TokenExpired { .. })), "{e}");
-    sb.set_faults(Faults { webex: FaultSpec { fail_first: 100, fail_status: 429, retry_after_secs: 0, ..Default::default() }, ..Default::default() });
+    assert!(
+        matches!(e, FetchError::Webex(UpstreamError::TokenExpired { .. })),
+        "{e}"
+    );
+    sb.set_faults(Faults {
+        webex: FaultSpec {
+            fail_first: 100,
+            fail_status: 429,
+            retry_after_secs: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
     let e = fetch_err(&sb, |_, _, _, _| {}).await;
-    assert!(matches!(e, FetchError::Webex(UpstreamError::Throttled { .. })), "{e}");
+    assert!(
+        matches!(e, FetchError::Webex(UpstreamError::Throttled { .. })),
+        "{e}"
+    );
     sb.shutdown().await;
 }
 
@@ -53,20 +113,35 @@ async fn webex_failure_codes_are_typed() {
 async fn zoho_errors_are_typed_with_their_code() {
     let sb = start(small_world(13)).await;
     for (edit, want) in [
-        (Box::new(|z: &mut rebalancer_upstream::ZohoConfig| z.module = "Potatoes".into()) as Box<dyn Fn(&mut _)>, "INVALID_MODULE"),
-        (Box::new(|z: &mut rebalancer_upstream::ZohoConfig| z.api_version = "v2".into()), "API_NOT_SUPPORTED"),
+        (
+            Box::new(|z: &mut rebalancer_upstream::ZohoConfig| z.module = "Potatoes".into())
+                as Box<dyn Fn(&mut _)>,
+            "INVALID_MODULE",
+        ),
+        (
+            Box::new(|z: &mut rebalancer_upstream::ZohoConfig| z.api_version = "v2".into()),
+            "API_NOT_SUPPORTED",
+        ),
     ] {
         let e = fetch_err(&sb, |_, _, _, z| edit(z)).await;
         match &e {
-            FetchError::Zoho { source: UpstreamError::Zoho { code, .. }, .. } => assert_eq!(code, want),
+            FetchError::Zoho {
+                source: UpstreamError::Zoho { code, .. },
+                ..
+            } => assert_eq!(code, want),
             other => panic!("expected Zoho {want}, got {other}"),
         }
     }
     let mut opts = options(&sb);
     opts.threshold_ids.push("123".into());
-    let e = rebalancer_fetcher::fetch(&common::clients(&sb, &Knobs::default()), &opts).await.unwrap_err();
+    let e = rebalancer_fetcher::fetch(&common::clients(&sb, &Knobs::default()), &opts)
+        .await
+        .unwrap_err();
     match &e {
-        FetchError::Zoho { threshold_id, source: UpstreamError::Zoho { code, .. } } => {
+        FetchError::Zoho {
+            threshold_id,
+            source: UpstreamError::Zoho { code, .. },
+        } => {
             assert_eq!(threshold_id, "123");
             assert_eq!(code, "INVALID_DATA");
         }
@@ -78,10 +153,20 @@ async fn zoho_errors_are_typed_with_their_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_body_names_the_endpoint_and_shows_bytes() {
     let sb = start(small_world(14)).await;
-    sb.set_faults(Faults { cms_get: FaultSpec { p_malformed: 1.0, ..Default::default() }, ..Default::default() });
+    sb.set_faults(Faults {
+        cms_get: FaultSpec {
+            p_malformed: 1.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
     let e = fetch_err(&sb, |_, _, _, _| {}).await;
     match e.upstream() {
-        Some(UpstreamError::Malformed { endpoint, body_prefix, .. }) => {
+        Some(UpstreamError::Malformed {
+            endpoint,
+            body_prefix,
+            ..
+        }) => {
             assert!(endpoint.contains("lead-user"), "{endpoint}");
             assert!(!body_prefix.is_empty());
         }
@@ -95,9 +180,18 @@ async fn malformed_body_names_the_endpoint_and_shows_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_5xx_gives_up_with_server_error() {
     let sb = start(small_world(15)).await;
-    sb.set_faults(Faults { cms_get: FaultSpec { p_500: 1.0, ..Default::default() }, ..Default::default() });
+    sb.set_faults(Faults {
+        cms_get: FaultSpec {
+            p_500: 1.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
     let e = fetch_err(&sb, |_, _, _, _| {}).await;
-    assert!(matches!(e.upstream(), Some(UpstreamError::Server { .. })), "{e}");
+    assert!(
+        matches!(e.upstream(), Some(UpstreamError::Server { .. })),
+        "{e}"
+    );
     sb.shutdown().await;
 }
 
@@ -106,7 +200,18 @@ async fn unknown_campaign_fails_the_fetch() {
     let sb = start(small_world(16)).await;
     let mut opts = options(&sb);
     opts.campaigns[0].campaign_id = 424_242;
-    let e = rebalancer_fetcher::fetch(&common::clients(&sb, &Knobs::default()), &opts).await.unwrap_err();
-    assert!(matches!(e, FetchError::UnknownCampaign { campaign_id: 424_242, .. }), "{e}");
+    let e = rebalancer_fetcher::fetch(&common::clients(&sb, &Knobs::default()), &opts)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            FetchError::UnknownCampaign {
+                campaign_id: 424_242,
+                ..
+            }
+        ),
+        "{e}"
+    );
     sb.shutdown().await;
 }

@@ -154,7 +154,11 @@ pub fn config_toml(sb: &Sandbox) -> String {
             leads.join(", ")
         );
     }
-    let ids: Vec<String> = world.threshold_ids.iter().map(|s| format!("\"{s}\"")).collect();
+    let ids: Vec<String> = world
+        .threshold_ids
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect();
     t += &format!(
         "[webex]\nbase_url = \"{base}\"\napi_key = \"{}\"\n\n[zoho]\naccounts_url = \"{base}\"\napi_domain = \"{base}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\nmodule = \"{}\"\nthreshold_ids = [{}]\nper_page = 9\n\n[http]\nbackoff_initial_ms = 5\nbackoff_max_ms = 50\nmax_retries = 2\ntimeout_secs = 10\n",
         c.webex_api_key,

@@ -43,7 +43,7 @@ pub struct LeadMapping {
 }
 
 /// Everything the join needs, already read from upstream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct JoinInput<'a> {
     pub leads: Vec<LeadMapping>,
     pub webex: &'a [WebexUser],

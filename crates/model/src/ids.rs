@@ -43,3 +43,43 @@ impl fmt::Display for LeadKey {
         write!(f, "{}/{}", self.campaign_id, self.lead_id)
     }
 }
+
+impl std::str::FromStr for LeadKey {
+    type Err = String;
+
+    /// Parses `CAMPAIGN/LEAD`, e.g. `501/1003`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (c, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not CAMPAIGN/LEAD (e.g. 501/1003)"))?;
+        let num = |part: &str, what: &str| {
+            part.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("`{s}`: the {what} id `{part}` is not a whole number"))
+        };
+        Ok(LeadKey {
+            campaign_id: num(c, "campaign")?,
+            lead_id: num(l, "lead")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lead_key_round_trips_through_text() {
+        let k: LeadKey = "501/1003".parse().unwrap();
+        assert_eq!(
+            k,
+            LeadKey {
+                campaign_id: 501,
+                lead_id: 1003
+            }
+        );
+        assert_eq!(k.to_string(), "501/1003");
+        assert!("501".parse::<LeadKey>().is_err());
+        assert!("a/1".parse::<LeadKey>().unwrap_err().contains("campaign"));
+    }
+}

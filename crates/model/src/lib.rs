@@ -5,17 +5,22 @@
 //! agents with Webex status and Zoho threshold counts, join problems), and the
 //! ids that name things. The crate knows nothing about HTTP, solvers or the
 //! wire formats of the upstream systems; it is plain data with serde JSON and
-//! a schema version.
+//! a schema version. The [`Plan`] the optimizer makes lives here too.
 //!
 //! Determinism: every collection in a snapshot is kept sorted (see
 //! [`Snapshot::normalize`]), so the same inputs serialise to the same bytes.
 
 mod error;
 mod ids;
+mod plan;
 mod snapshot;
 
 pub use error::ModelError;
 pub use ids::{AgentId, LeadKey};
+pub use plan::{
+    Action, Change, Deferred, LeadPlan, Metrics, Objectives, Plan, Reason, Summary,
+    PLAN_SCHEMA_VERSION,
+};
 pub use snapshot::{
     write_atomic, Agent, Campaign, Lead, Problem, ProblemKind, Snapshot, SnapshotSource,
     ThresholdEntry, WebexStatus, ZohoIdentity, SNAPSHOT_SCHEMA_VERSION,

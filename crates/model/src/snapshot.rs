@@ -250,6 +250,13 @@ impl Snapshot {
         out
     }
 
+    /// SHA-256 (lower-case hex) of the canonical JSON: names this snapshot
+    /// in plans, so an apply can refuse a plan made from another snapshot.
+    pub fn content_hash(&self) -> String {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(self.to_json()))
+    }
+
     /// Parse a snapshot from bytes. `path` is used only in error messages.
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Snapshot, ModelError> {
         check_schema_version(bytes, path, "snapshot", SNAPSHOT_SCHEMA_VERSION, "fetch")?;
@@ -339,6 +346,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
     tmp.write_all(bytes).map_err(write_err)?;
+    // tempfile creates 0600; our files hold no secrets and are meant to be
+    // shared (bug reports, replays), so make them world-readable like any
+    // file the operator would create.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(write_err)?;
+    }
     tmp.as_file().sync_all().map_err(write_err)?;
     tmp.persist(path).map_err(|e| write_err(e.error))?;
     Ok(())

@@ -1,1 +1,38 @@
-//! placeholder
+//! The protocol edge of rebalancer: typed async HTTP clients for the three
+//! upstream APIs.
+//!
+//! - [`CmsClient`]: the dialer CMS. Reads a lead's user mapping (all pages of
+//!   GET lead-user, merged) and writes assign/unassign changes (PUT
+//!   campaignLeadUserMapping). Basic auth.
+//! - [`WebexClient`]: Webex Campaign's tenant users. Bearer API key.
+//! - [`ZohoClient`]: Zoho CRM assignment-threshold users (all pages of
+//!   restrict_to), with the OAuth refresh-token flow and a shared token cache.
+//!
+//! **Architecture Invariant**: this is the only crate that knows URLs,
+//! headers and wire formats; it knows nothing of snapshots, plans or
+//! solvers. Secrets are `secrecy::SecretString` end to end and never appear
+//! in `Debug` output, logs or error messages.
+//!
+//! **API Boundary**: the clients, their configs, the value types they return,
+//! [`HttpSettings`], [`Stats`] and [`UpstreamError`].
+//!
+//! Every client shares the machinery in `http`: bounded body reads, retries
+//! with exponential backoff and jitter on 5xx / timeouts / connection errors
+//! / 429 (honouring `Retry-After`), and `tracing` debug events per request
+//! (method, path and query, status, elapsed; never headers).
+
+mod cms;
+mod error;
+mod http;
+mod lenient;
+mod webex;
+mod zoho;
+
+#[cfg(test)]
+mod proptests;
+
+pub use cms::{CmsClient, CmsConfig, LeadUsers, MappingUpdate};
+pub use error::{Api, UpstreamError};
+pub use http::{HttpSettings, Stats};
+pub use webex::{WebexClient, WebexConfig, WebexUser};
+pub use zoho::{ThresholdUser, ZohoClient, ZohoConfig, ZohoUser};

@@ -1,0 +1,209 @@
+//! The `Plan`: what a rebalance would change, and why.
+//!
+//! A plan is self-describing: it names the snapshot it came from (hash and
+//! fetch time), a digest of the planning config (no secrets), the solver,
+//! the objective values before and after, every change with its reason, the
+//! changes deferred by gates or caps, and the target assignment per lead.
+//! It holds no wall-clock times, so the same snapshot and config give a
+//! byte-identical plan.
+
+use crate::snapshot::{check_schema_version, parse_error, read_limited, write_atomic};
+use crate::{AgentId, LeadKey, ModelError};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Version of the plan JSON layout. Bump on any incompatible change.
+pub const PLAN_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub schema_version: u32,
+    /// SHA-256 (hex) of the snapshot's canonical JSON.
+    pub snapshot_hash: String,
+    pub snapshot_fetched_at: String,
+    /// SHA-256 (hex) of the planning config's canonical JSON.
+    pub config_digest: String,
+    /// `flow` (exact network flow) or `lp-<backend>`.
+    pub solver: String,
+    pub objectives: Objectives,
+    pub summary: Summary,
+    /// When set, the dead band held back every optimisation move; only
+    /// safety changes remain.
+    pub gate: Option<String>,
+    /// Changes to make, sorted by lead, then unassigns before assigns, then agent.
+    pub changes: Vec<Change>,
+    /// Changes a gate or cap held back, with the reason in `deferred_by`.
+    pub deferred: Vec<Deferred>,
+    /// Target assignment and coverage per lead, sorted by lead.
+    pub leads: Vec<LeadPlan>,
+    /// Notes an operator should read (frozen leads keeping inactive agents,
+    /// leads that lose every agent, ...), sorted.
+    pub notes: Vec<String>,
+}
+
+/// Objective values of the current mapping and of the plan's target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objectives {
+    pub before: Metrics,
+    pub after: Metrics,
+    /// The solver's optimum before rounding, gates and caps.
+    pub optimum: Metrics,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Total demand the mapping cannot carry (records).
+    pub shortfall: f64,
+    /// Least achievable peak utilisation (load / headroom) over agents.
+    pub peak_utilisation: f64,
+    /// Leads with demand that no agent can carry any of.
+    pub leads_uncovered: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    pub agents: usize,
+    pub leads: usize,
+    pub assigns: usize,
+    pub unassigns: usize,
+    pub deferred: usize,
+    /// Current assignments kept.
+    pub kept: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Unassign,
+    Assign,
+}
+
+/// Why a change is in the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reason {
+    /// Webex reports the user inactive (or does not know it).
+    Inactive { detail: String },
+    /// Zoho backlog or record count at the allowance: no headroom.
+    AtAllowance {
+        used: i64,
+        allowance: i64,
+        counter: String,
+    },
+    /// Excluded from this lead or from every lead by config or a what-if.
+    Excluded,
+    /// Forced onto this lead by a pin.
+    Pinned,
+    /// More leads than `max_leads_per_agent`.
+    LeadCap { cap: usize },
+    /// The lead would otherwise lose its last agent.
+    KeepsLeadStaffed,
+    /// Carries demand the current mapping leaves uncovered.
+    CoversShortfall { shortfall_before: f64 },
+    /// Spreads load: the agent's utilisation before → after.
+    BalancesLoad { before: f64, after: f64 },
+}
+
+impl Reason {
+    /// Safety changes are never held back by gates or caps.
+    pub fn is_safety(&self) -> bool {
+        matches!(
+            self,
+            Reason::Inactive { .. }
+                | Reason::AtAllowance { .. }
+                | Reason::Excluded
+                | Reason::Pinned
+        )
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Inactive { detail } => write!(f, "inactive in Webex ({detail})"),
+            Reason::AtAllowance {
+                used,
+                allowance,
+                counter,
+            } => write!(f, "{counter} at allowance ({used}/{allowance})"),
+            Reason::Excluded => f.write_str("excluded by config"),
+            Reason::Pinned => f.write_str("pinned"),
+            Reason::LeadCap { cap } => write!(f, "over the per-agent cap of {cap} leads"),
+            Reason::KeepsLeadStaffed => f.write_str("keeps the lead staffed"),
+            Reason::CoversShortfall { shortfall_before } => {
+                write!(
+                    f,
+                    "covers shortfall on the lead ({shortfall_before:.1} records short)"
+                )
+            }
+            Reason::BalancesLoad { before, after } => {
+                write!(f, "balances load (u {before:.2} → {after:.2})")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    pub lead: LeadKey,
+    pub agent: AgentId,
+    pub action: Action,
+    pub reason: Reason,
+    /// Planned records on this pair (0 for unassigns).
+    pub flow: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deferred {
+    pub change: Change,
+    /// `dead band`, `max_moves_per_run`, `max_moves_per_agent`.
+    pub deferred_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadPlan {
+    pub lead: LeadKey,
+    pub process_id: u64,
+    pub demand: f64,
+    /// Planned records carried by the target.
+    pub covered: f64,
+    pub shortfall: f64,
+    /// Agents assigned after the plan, sorted.
+    pub target: Vec<AgentId>,
+    /// Agents assigned now, sorted (for drift checks at apply time).
+    pub current: Vec<AgentId>,
+    pub frozen: bool,
+    /// Zoho's default assignee, named for leads left short.
+    pub default_assignee: Option<AgentId>,
+}
+
+impl Plan {
+    /// Canonical JSON bytes (pretty, trailing newline).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).expect("a plan always serialises");
+        out.push(b'\n');
+        out
+    }
+
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Plan, ModelError> {
+        check_schema_version(bytes, path, "plan", PLAN_SCHEMA_VERSION, "plan --out FILE")?;
+        serde_json::from_slice(bytes).map_err(|e| parse_error(e, path, "plan", "plan --out FILE"))
+    }
+
+    pub fn load(path: &Path) -> Result<Plan, ModelError> {
+        let bytes = read_limited(path, "plan")?;
+        Plan::from_json(&bytes, path)
+    }
+
+    /// Write atomically (temp file + rename).
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        write_atomic(path, &self.to_json())
+    }
+}

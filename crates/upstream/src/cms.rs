@@ -1,0 +1,425 @@
+//! Client of the dialer CMS: read a lead's user mapping (GET lead-user, all
+//! pages merged) and write assign/unassign changes (PUT
+//! campaignLeadUserMapping). Basic authentication.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use url::Url;
+
+use crate::error::{Api, UpstreamError};
+use crate::http::{
+    body_prefix, endpoint_label, join_url, malformed, status_error, validate_base_url, Http,
+    HttpSettings, Replay, Reply, Stats,
+};
+use crate::lenient::{field, first_text, parse_json, string_like, u64_like};
+
+/// Upper bound on pages read for one lead, against servers that never stop.
+const MAX_PAGES: u32 = 100_000;
+
+/// Settings of the CMS client.
+#[derive(Debug, Clone)]
+pub struct CmsConfig {
+    /// Scheme, host and port, maybe with a path prefix.
+    pub base_url: Url,
+    pub username: String,
+    pub password: SecretString,
+    pub contact_center_id: u64,
+    /// `limit` asked per page (the server may cap it lower).
+    pub page_size: u32,
+    pub http: HttpSettings,
+}
+
+/// A lead's user mapping, all pages merged, ids de-duplicated in first-seen
+/// order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeadUsers {
+    pub campaign_lead_id: Option<u64>,
+    pub lead_id: u64,
+    pub campaign_id: u64,
+    pub assigned_user_ids: Vec<String>,
+    pub unassigned_user_ids: Vec<String>,
+    pub assigned_campaign_user_ids: Vec<u64>,
+    pub unassigned_campaign_user_ids: Vec<u64>,
+}
+
+/// The body of one PUT campaignLeadUserMapping.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingUpdate {
+    pub lead_id: u64,
+    pub campaign_id: u64,
+    pub assigned_user_ids: Vec<String>,
+    pub unassigned_user_ids: Vec<String>,
+}
+
+/// Client of the CMS. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CmsClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: Http,
+    base_url: Url,
+    username: String,
+    password: SecretString,
+    contact_center_id: u64,
+    page_size: u32,
+}
+
+impl CmsClient {
+    /// Builds the client; fails on a bad base URL, page size or `ca_file`.
+    pub fn new(cfg: CmsConfig, stats: Stats) -> Result<Self, UpstreamError> {
+        validate_base_url("cms.base_url", &cfg.base_url)?;
+        if cfg.page_size == 0 {
+            return Err(UpstreamError::config("cms.page_size", "must be at least 1"));
+        }
+        let http = Http::new("cms", &cfg.http, stats)?;
+        Ok(CmsClient {
+            inner: Arc::new(Inner {
+                http,
+                base_url: cfg.base_url,
+                username: cfg.username,
+                password: cfg.password,
+                contact_center_id: cfg.contact_center_id,
+                page_size: cfg.page_size,
+            }),
+        })
+    }
+
+    /// All pages of GET {base}/cms/configuration/cc/{cc}/process/{p}/campaign/{c}/lead-user?leadId=&limit=&offset=, merged.
+    ///
+    /// ASSUMPTION (the contract is vague about paging two lists in one
+    /// response): `limit`/`offset` apply to each list independently, and the
+    /// server may cap `limit` below what we ask. After each page the offset
+    /// advances by the longer of the two lists on that page; ids are
+    /// de-duplicated, so this is also correct when the server pages the
+    /// concatenation of both lists. Paging stops at a page with both lists
+    /// empty, or (with a warning) at a page that brought no new id, which
+    /// means the server ignores `offset`.
+    pub async fn lead_users(
+        &self,
+        process_id: u64,
+        campaign_id: u64,
+        lead_id: u64,
+    ) -> Result<LeadUsers, UpstreamError> {
+        let inner = &self.inner;
+        let (cc, process, campaign) = (
+            inner.contact_center_id.to_string(),
+            process_id.to_string(),
+            campaign_id.to_string(),
+        );
+        let path = [
+            "cms",
+            "configuration",
+            "cc",
+            &cc,
+            "process",
+            &process,
+            "campaign",
+            &campaign,
+            "lead-user",
+        ];
+        let base = join_url(&inner.base_url, &path)?;
+        let mut merged = Merger::default();
+        let mut offset: u64 = 0;
+        for _ in 0..MAX_PAGES {
+            let mut url = base.clone();
+            url.query_pairs_mut()
+                .append_pair("leadId", &lead_id.to_string())
+                .append_pair("limit", &inner.page_size.to_string())
+                .append_pair("offset", &offset.to_string());
+            let endpoint = endpoint_label("GET", &url);
+            let page = inner
+                .http
+                .execute(
+                    Api::Cms,
+                    &endpoint,
+                    Replay::Safe,
+                    || self.request(Method::GET, url.clone()),
+                    |reply| interpret(&endpoint, reply),
+                )
+                .await?;
+            if page.assigned_user_ids.is_empty() && page.unassigned_user_ids.is_empty() {
+                merged.first_page(&page);
+                return Ok(merged.finish(lead_id, campaign_id));
+            }
+            let step = page
+                .assigned_user_ids
+                .len()
+                .max(page.unassigned_user_ids.len()) as u64;
+            if merged.absorb(page) == 0 {
+                tracing::warn!(
+                    endpoint,
+                    "CMS page brought no new user ids; assuming the server ignores offset and stopping"
+                );
+                return Ok(merged.finish(lead_id, campaign_id));
+            }
+            offset += step;
+        }
+        tracing::warn!(lead_id, "CMS paging stopped after {MAX_PAGES} pages");
+        Ok(merged.finish(lead_id, campaign_id))
+    }
+
+    /// PUT {base}/cms/configuration/voice/campaignLeadUserMapping; returns the
+    /// echoed mapping.
+    ///
+    /// Retried only when the CMS certainly did not process the request (429,
+    /// or no connection was made). A timeout or 5xx after the request went
+    /// out is returned as is: the change may have been applied, so the
+    /// applier reads the mapping back before trying again.
+    pub async fn put_mapping(&self, update: &MappingUpdate) -> Result<LeadUsers, UpstreamError> {
+        let inner = &self.inner;
+        let url = join_url(
+            &inner.base_url,
+            &["cms", "configuration", "voice", "campaignLeadUserMapping"],
+        )?;
+        let endpoint = format!(
+            "{} (leadId={}, campaignId={})",
+            endpoint_label("PUT", &url),
+            update.lead_id,
+            update.campaign_id
+        );
+        let echoed = inner
+            .http
+            .execute(
+                Api::Cms,
+                &endpoint,
+                Replay::OnlyIfNotProcessed,
+                || self.request(Method::PUT, url.clone()).json(update),
+                |reply| {
+                    // ASSUMPTION: a success with an empty body (e.g. 204)
+                    // means the update was applied as sent.
+                    if reply.status.is_success() && reply.body.iter().all(u8::is_ascii_whitespace) {
+                        return Ok(None);
+                    }
+                    interpret(&endpoint, reply).map(Some)
+                },
+            )
+            .await?;
+        Ok(match echoed {
+            Some(page) => {
+                let mut merged = Merger::default();
+                merged.absorb(page);
+                merged.finish(update.lead_id, update.campaign_id)
+            }
+            None => LeadUsers {
+                campaign_lead_id: None,
+                lead_id: update.lead_id,
+                campaign_id: update.campaign_id,
+                assigned_user_ids: update.assigned_user_ids.clone(),
+                unassigned_user_ids: update.unassigned_user_ids.clone(),
+                assigned_campaign_user_ids: Vec::new(),
+                unassigned_campaign_user_ids: Vec::new(),
+            },
+        })
+    }
+
+    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        let inner = &self.inner;
+        inner
+            .http
+            .client()
+            .request(method, url)
+            .basic_auth(&inner.username, Some(inner.password.expose_secret()))
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, "application/json")
+    }
+}
+
+/// A success body becomes a page, anything else an error.
+fn interpret(endpoint: &str, reply: &Reply) -> Result<LeadUsersPage, UpstreamError> {
+    if reply.status.is_success() {
+        return parse_lead_users(&reply.body)
+            .map_err(|d| malformed(Api::Cms, endpoint, d, &reply.body));
+    }
+    let (code, message) = parse_error_body(&reply.body);
+    Err(status_error(Api::Cms, endpoint, reply, code, message))
+}
+
+/// One page of a lead-user response (or the PUT echo), as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct LeadUsersPage {
+    pub campaign_lead_id: Option<u64>,
+    pub lead_id: Option<u64>,
+    pub campaign_id: Option<u64>,
+    pub assigned_user_ids: Vec<String>,
+    pub unassigned_user_ids: Vec<String>,
+    pub assigned_campaign_user_ids: Vec<u64>,
+    pub unassigned_campaign_user_ids: Vec<u64>,
+}
+
+/// Parses one lead-user page. Liberal: missing or null lists are empty;
+/// user ids may be strings or numbers (numbers are stringified); null
+/// entries are skipped. Anything else in a list is an error, never silently
+/// dropped.
+pub(crate) fn parse_lead_users(bytes: &[u8]) -> Result<LeadUsersPage, String> {
+    let value = parse_json(bytes)?;
+    if !value.is_object() {
+        return Err("expected a JSON object".to_string());
+    }
+    let id = |key: &str| -> Result<Option<u64>, String> {
+        match field(&value, key) {
+            None => Ok(None),
+            Some(v) => u64_like(v)
+                .map(Some)
+                .ok_or_else(|| format!("`{key}` is not a non-negative integer")),
+        }
+    };
+    Ok(LeadUsersPage {
+        campaign_lead_id: id("campaignLeadId")?,
+        lead_id: id("leadId")?,
+        campaign_id: id("campaignId")?,
+        assigned_user_ids: list(&value, "assignedUserIds", string_like)?,
+        unassigned_user_ids: list(&value, "unassignedUserIds", string_like)?,
+        assigned_campaign_user_ids: list(&value, "assignedCampaignUserIds", u64_like)?,
+        unassigned_campaign_user_ids: list(&value, "unassignedCampaignUserIds", u64_like)?,
+    })
+}
+
+fn list<T>(value: &Value, key: &str, item: impl Fn(&Value) -> Option<T>) -> Result<Vec<T>, String> {
+    let Some(v) = field(value, key) else {
+        return Ok(Vec::new());
+    };
+    let Some(entries) = v.as_array() else {
+        return Err(format!("`{key}` is not an array"));
+    };
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.is_null())
+        .map(|(i, e)| item(e).ok_or_else(|| format!("`{key}[{i}]` has an unexpected type")))
+        .collect()
+}
+
+/// Code and message of a CMS error body
+/// (`{"statusCode":404,"status":"Not Found","errorCode":"CONF-1001","errorMessage":"..."}`).
+/// Bodies that are not JSON are quoted (the start of them).
+fn parse_error_body(bytes: &[u8]) -> (Option<String>, String) {
+    match parse_json(bytes) {
+        Ok(v) if v.is_object() => (
+            first_text(&v, &["errorCode", "code"]),
+            first_text(&v, &["errorMessage", "message", "error", "status"]).unwrap_or_default(),
+        ),
+        _ => (None, body_prefix(bytes)),
+    }
+}
+
+/// Accumulates pages, de-duplicating every list in first-seen order.
+#[derive(Default)]
+struct Merger {
+    head: Option<(Option<u64>, Option<u64>, Option<u64>)>,
+    assigned: Distinct<String>,
+    unassigned: Distinct<String>,
+    assigned_campaign: Distinct<u64>,
+    unassigned_campaign: Distinct<u64>,
+}
+
+impl Merger {
+    /// Takes the ids of the first page seen.
+    fn first_page(&mut self, page: &LeadUsersPage) {
+        self.head
+            .get_or_insert((page.campaign_lead_id, page.lead_id, page.campaign_id));
+    }
+
+    /// Adds a page; returns how many new user ids it brought.
+    fn absorb(&mut self, page: LeadUsersPage) -> usize {
+        self.first_page(&page);
+        let new = self.assigned.extend(page.assigned_user_ids)
+            + self.unassigned.extend(page.unassigned_user_ids);
+        self.assigned_campaign
+            .extend(page.assigned_campaign_user_ids);
+        self.unassigned_campaign
+            .extend(page.unassigned_campaign_user_ids);
+        new
+    }
+
+    /// ASSUMPTION: when the CMS omits `leadId`/`campaignId`, they are the
+    /// ones we asked for.
+    fn finish(self, lead_id: u64, campaign_id: u64) -> LeadUsers {
+        let (campaign_lead_id, page_lead, page_campaign) = self.head.unwrap_or_default();
+        LeadUsers {
+            campaign_lead_id,
+            lead_id: page_lead.unwrap_or(lead_id),
+            campaign_id: page_campaign.unwrap_or(campaign_id),
+            assigned_user_ids: self.assigned.items,
+            unassigned_user_ids: self.unassigned.items,
+            assigned_campaign_user_ids: self.assigned_campaign.items,
+            unassigned_campaign_user_ids: self.unassigned_campaign.items,
+        }
+    }
+}
+
+struct Distinct<T> {
+    items: Vec<T>,
+    seen: HashSet<T>,
+}
+
+impl<T> Default for Distinct<T> {
+    fn default() -> Self {
+        Distinct {
+            items: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+}
+
+impl<T: std::hash::Hash + Eq + Clone> Distinct<T> {
+    /// Appends the unseen items; returns how many there were.
+    fn extend(&mut self, items: Vec<T>) -> usize {
+        let before = self.items.len();
+        for item in items {
+            if self.seen.insert(item.clone()) {
+                self.items.push(item);
+            }
+        }
+        self.items.len() - before
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_contract_sample() {
+        let body = br#"{"campaignLeadId": 1, "assignedCampaignUserIds": [1],
+            "unassignedCampaignUserIds": [3817, 3802], "leadId": 2, "campaignId": 1,
+            "assignedUserIds": ["anav_agent"], "unassignedUserIds": ["madhur1", "exe_gs"]}"#;
+        let page = parse_lead_users(body).unwrap();
+        assert_eq!(page.campaign_lead_id, Some(1));
+        assert_eq!(page.lead_id, Some(2));
+        assert_eq!(page.assigned_user_ids, ["anav_agent"]);
+        assert_eq!(page.unassigned_user_ids, ["madhur1", "exe_gs"]);
+        assert_eq!(page.unassigned_campaign_user_ids, [3817, 3802]);
+    }
+
+    #[test]
+    fn liberal_ids_and_missing_lists() {
+        let page =
+            parse_lead_users(br#"{"leadId":"2","assignedUserIds":[12, "x", null]}"#).unwrap();
+        assert_eq!(page.lead_id, Some(2));
+        assert_eq!(page.assigned_user_ids, ["12", "x"]);
+        assert!(page.unassigned_user_ids.is_empty());
+        assert!(parse_lead_users(br#"{"assignedUserIds":[{"a":1}]}"#).is_err());
+        assert!(parse_lead_users(b"[]").is_err());
+    }
+
+    #[test]
+    fn error_bodies() {
+        let (code, msg) = parse_error_body(
+            br#"{"statusCode":404,"status":"Not Found","errorCode":"CONF-1001","errorMessage":"Object doesn't exist"}"#,
+        );
+        assert_eq!(code.as_deref(), Some("CONF-1001"));
+        assert_eq!(msg, "Object doesn't exist");
+        let (code, msg) = parse_error_body(b"<html>gateway</html>");
+        assert_eq!(code, None);
+        assert_eq!(msg, "<html>gateway</html>");
+    }
+}

@@ -1,0 +1,569 @@
+//! The HTTP machinery shared by the three clients: building a
+//! `reqwest::Client` (timeouts, TLS roots), joining URLs onto base URLs,
+//! reading bodies with a size cap, the retry loop with exponential backoff
+//! and `Retry-After`, request/retry counters, and the mapping of common HTTP
+//! statuses onto [`UpstreamError`].
+//!
+//! The API modules only build requests and interpret replies; everything
+//! about *sending* lives here.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::StatusCode;
+use std::path::PathBuf;
+use url::Url;
+
+use crate::error::{Api, UpstreamError};
+
+/// The longest wait a `Retry-After` header can impose on us.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How many bytes of an unparseable body are quoted in errors.
+const BODY_PREFIX_BYTES: usize = 200;
+
+/// Transport settings of one upstream client.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Limit for a whole request, body included.
+    pub timeout: Duration,
+    /// Limit for establishing the connection (TCP + TLS).
+    pub connect_timeout: Duration,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff delay; doubles per retry, with jitter.
+    pub backoff_initial: Duration,
+    /// Largest backoff delay (before jitter).
+    pub backoff_max: Duration,
+    /// Responses larger than this are refused with `BodyTooLarge`.
+    pub max_body_bytes: usize,
+    /// Extra PEM root certificate(s) for a private CA, added to the webpki
+    /// roots. TLS verification is always on; there is no way to disable it.
+    pub ca_file: Option<PathBuf>,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            max_retries: 4,
+            backoff_initial: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+            max_body_bytes: 64 * 1024 * 1024,
+            ca_file: None,
+            user_agent: concat!("rebalancer/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// Shared counters of requests sent (every attempt) and retries.
+/// Cloning gives a handle on the same counters.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    requests: Arc<AtomicU64>,
+    retries: Arc<AtomicU64>,
+}
+
+impl Stats {
+    /// Requests sent so far, every attempt counted (token requests included).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Retries so far (attempts after a failed first attempt).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether a request may be sent again after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replay {
+    /// Reads: retry whatever `UpstreamError::is_retryable` allows.
+    Safe,
+    /// Writes and token grants: retry only when the server certainly did not
+    /// process the request (HTTP 429, or the connection was never made). A
+    /// timeout or 5xx after the request went out is returned as is: the
+    /// caller must read the state back before trying again.
+    OnlyIfNotProcessed,
+}
+
+/// A complete HTTP reply, body read within the size cap.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// One failed attempt, and whether the server certainly did not act on it.
+struct Failure {
+    error: UpstreamError,
+    not_processed: bool,
+}
+
+/// A `reqwest::Client` plus the settings and counters of one upstream client.
+#[derive(Debug, Clone)]
+pub(crate) struct Http {
+    client: reqwest::Client,
+    settings: HttpSettings,
+    stats: Stats,
+}
+
+impl Http {
+    /// Builds the client: timeouts, no redirects (credentials must never be
+    /// sent to a host we were not given), plain http allowed for the local
+    /// sandbox, TLS verified against webpki roots plus `ca_file`.
+    pub(crate) fn new(
+        what: &str,
+        settings: &HttpSettings,
+        stats: Stats,
+    ) -> Result<Self, UpstreamError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
+            .https_only(false)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(settings.user_agent.clone());
+        if let Some(path) = &settings.ca_file {
+            let ca_what = format!("{what} http.ca_file {}", path.display());
+            let pem = std::fs::read(path).map_err(|e| {
+                UpstreamError::config(
+                    &ca_what,
+                    format!("cannot read it: {e}; fix: point ca_file at a readable PEM file"),
+                )
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                UpstreamError::config(&ca_what, format!("not valid PEM certificates: {e}"))
+            })?;
+            if certs.is_empty() {
+                return Err(UpstreamError::config(
+                    &ca_what,
+                    "holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| UpstreamError::config(format!("{what} HTTP client"), error_chain(&e)))?;
+        Ok(Http {
+            client,
+            settings: settings.clone(),
+            stats,
+        })
+    }
+
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends the request built by `build` until `interpret` accepts the
+    /// reply, a non-retryable error occurs, or `max_retries` retries are
+    /// spent (then the last error is returned). `build` is called once per
+    /// attempt.
+    pub(crate) async fn execute<T>(
+        &self,
+        api: Api,
+        endpoint: &str,
+        replay: Replay,
+        build: impl Fn() -> reqwest::RequestBuilder,
+        interpret: impl Fn(&Reply) -> Result<T, UpstreamError>,
+    ) -> Result<T, UpstreamError> {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(self.settings.backoff_initial)
+            .with_max_delay(self.settings.backoff_max)
+            .with_max_times(self.settings.max_retries as usize)
+            .with_jitter()
+            .build();
+        let mut retries = 0u32;
+        loop {
+            let failure = match self.attempt(api, endpoint, build(), &interpret).await {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            let allowed =
+                failure.error.is_retryable() && (replay == Replay::Safe || failure.not_processed);
+            if !allowed || retries >= self.settings.max_retries {
+                return Err(failure.error);
+            }
+            let mut delay = backoff.next().unwrap_or(self.settings.backoff_max);
+            if let Some(asked) = failure.error.retry_after() {
+                delay = delay.max(asked.min(MAX_RETRY_AFTER));
+            }
+            retries += 1;
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                %api,
+                endpoint,
+                retry = retries,
+                delay_ms = delay.as_millis() as u64,
+                error = %failure.error,
+                "retrying upstream request"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt<T>(
+        &self,
+        api: Api,
+        endpoint: &str,
+        request: reqwest::RequestBuilder,
+        interpret: &impl Fn(&Reply) -> Result<T, UpstreamError>,
+    ) -> Result<T, Failure> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::debug!(
+                    %api,
+                    endpoint,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "upstream request failed before a response"
+                );
+                return Err(Failure {
+                    not_processed: e.is_connect(),
+                    error: transport_error(api, endpoint, e),
+                });
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = read_capped(api, endpoint, response, self.settings.max_body_bytes).await;
+        tracing::debug!(
+            %api,
+            endpoint,
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "upstream request"
+        );
+        let body = body.map_err(|error| Failure {
+            error,
+            not_processed: false,
+        })?;
+        let reply = Reply {
+            status,
+            headers,
+            body,
+        };
+        interpret(&reply).map_err(|error| Failure {
+            error,
+            not_processed: status == StatusCode::TOO_MANY_REQUESTS,
+        })
+    }
+}
+
+/// Reads the body chunk by chunk, refusing it as soon as it exceeds `limit`
+/// (and up front when `Content-Length` already says so).
+async fn read_capped(
+    api: Api,
+    endpoint: &str,
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, UpstreamError> {
+    let too_large = || UpstreamError::BodyTooLarge {
+        api,
+        endpoint: endpoint.to_string(),
+        limit,
+    };
+    let declared = response.content_length();
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    let initial = declared.map_or(0, |len| len as usize).min(1 << 20);
+    let mut body = Vec::with_capacity(initial);
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(api, endpoint, e))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Maps a reqwest failure to `Timeout` or `Transport`, naming the URL
+/// (which never carries secrets: base URLs with credentials are refused).
+fn transport_error(api: Api, endpoint: &str, e: reqwest::Error) -> UpstreamError {
+    if e.is_timeout() {
+        return UpstreamError::Timeout {
+            api,
+            endpoint: endpoint.to_string(),
+        };
+    }
+    let url = e.url().map(|u| u.to_string());
+    let chain = error_chain(&e.without_url());
+    let detail = match url {
+        Some(url) => format!("{url}: {chain}"),
+        None => chain,
+    };
+    UpstreamError::Transport {
+        api,
+        endpoint: endpoint.to_string(),
+        detail,
+    }
+}
+
+/// An error and its sources, joined with ": ".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Checks that a configured base URL can have API paths joined onto it.
+pub(crate) fn validate_base_url(what: &str, url: &Url) -> Result<(), UpstreamError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(UpstreamError::config(
+            what,
+            format!("{url}: the scheme must be http or https"),
+        ));
+    }
+    if url.host().is_none() || url.cannot_be_a_base() {
+        return Err(UpstreamError::config(what, format!("{url}: no host")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // The URL itself is not echoed: it holds credentials.
+        return Err(UpstreamError::config(
+            what,
+            "credentials must not be part of the URL; use the username/password/key settings",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(UpstreamError::config(
+            what,
+            format!("{url}: a base URL takes no query or fragment"),
+        ));
+    }
+    Ok(())
+}
+
+/// `base` plus path `segments` (each percent-encoded), keeping any path
+/// prefix of `base` and never producing a double slash. An empty last
+/// segment gives a trailing slash.
+pub(crate) fn join_url(base: &Url, segments: &[&str]) -> Result<Url, UpstreamError> {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .map_err(|()| UpstreamError::config("base URL", format!("{base}: cannot be a base")))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// "METHOD /path?query" for logs and error messages.
+pub(crate) fn endpoint_label(method: &str, url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{method} {}?{q}", url.path()),
+        None => format!("{method} {}", url.path()),
+    }
+}
+
+/// The wait asked by `Retry-After`: delta-seconds or an HTTP-date.
+pub(crate) fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    // Liberal: fractional seconds are not in RFC 9110 but cost nothing.
+    if let Ok(secs) = value.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(
+                secs.min(MAX_RETRY_AFTER.as_secs_f64()),
+            ));
+        }
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The first bytes of a body, lossy UTF-8, for error messages.
+pub(crate) fn body_prefix(body: &[u8]) -> String {
+    let cut = body.len().min(BODY_PREFIX_BYTES);
+    let mut text = String::from_utf8_lossy(&body[..cut]).into_owned();
+    if body.len() > cut {
+        text.push('…');
+    }
+    text
+}
+
+/// A `Malformed` error quoting the start of `body`.
+pub(crate) fn malformed(api: Api, endpoint: &str, detail: String, body: &[u8]) -> UpstreamError {
+    UpstreamError::Malformed {
+        api,
+        endpoint: endpoint.to_string(),
+        detail,
+        body_prefix: body_prefix(body),
+    }
+}
+
+/// Maps a non-success status onto the error variants every API shares.
+/// `code` and `message` come from the API-specific error body.
+pub(crate) fn status_error(
+    api: Api,
+    endpoint: &str,
+    reply: &Reply,
+    code: Option<String>,
+    message: String,
+) -> UpstreamError {
+    let endpoint = endpoint.to_string();
+    let status = reply.status;
+    match status.as_u16() {
+        400 => UpstreamError::BadRequest {
+            api,
+            endpoint,
+            code,
+            message,
+        },
+        401 => UpstreamError::Unauthorized {
+            api,
+            endpoint,
+            detail: with_code(code, message),
+        },
+        403 => UpstreamError::Forbidden {
+            api,
+            endpoint,
+            detail: with_code(code, message),
+        },
+        404 => UpstreamError::NotFound {
+            api,
+            endpoint,
+            code,
+            message,
+        },
+        429 => UpstreamError::Throttled {
+            api,
+            endpoint,
+            retry_after: parse_retry_after(&reply.headers, SystemTime::now()),
+        },
+        500..=599 => UpstreamError::Server {
+            api,
+            endpoint,
+            status: status.as_u16(),
+        },
+        _ => {
+            let mut detail = with_code(code, message);
+            if status.is_redirection() {
+                if let Some(location) = reply.headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
+                    detail =
+                        format!("redirected to {location} (redirects are not followed); {detail}");
+                }
+            }
+            UpstreamError::UnexpectedStatus {
+                api,
+                endpoint,
+                status: status.as_u16(),
+                detail,
+            }
+        }
+    }
+}
+
+fn with_code(code: Option<String>, message: String) -> String {
+    match code {
+        Some(code) if message.is_empty() => code,
+        Some(code) => format!("{code}: {message}"),
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn join_keeps_prefix_without_double_slashes() {
+        for base in [
+            "http://h:1",
+            "http://h:1/",
+            "http://h:1/pre",
+            "http://h:1/pre/",
+        ] {
+            let base = Url::parse(base).unwrap();
+            let url = join_url(&base, &["a", "b c", ""]).unwrap();
+            assert!(!url.path().contains("//"), "{url}");
+            assert!(url.path().ends_with("/a/b%20c/"), "{url}");
+        }
+        let base = Url::parse("https://h/pre/").unwrap();
+        assert_eq!(join_url(&base, &["x"]).unwrap().as_str(), "https://h/pre/x");
+        // A hostile id cannot climb out of its segment.
+        let url = join_url(&base, &["t", "../../admin?x"]).unwrap();
+        assert_eq!(url.path(), "/pre/t/..%2F..%2Fadmin%3Fx");
+    }
+
+    #[test]
+    fn base_urls_are_checked() {
+        let ok = Url::parse("http://localhost:8080/prefix").unwrap();
+        assert!(validate_base_url("cms.base_url", &ok).is_ok());
+        for bad in [
+            "ftp://h/",
+            "https://u:secretpw@h/",
+            "https://h/?a=b",
+            "mailto:x@y",
+        ] {
+            let err = validate_base_url("cms.base_url", &Url::parse(bad).unwrap()).unwrap_err();
+            assert!(!err.to_string().contains("secretpw"));
+        }
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let mut headers = HeaderMap::new();
+        assert_eq!(parse_retry_after(&headers, now), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(
+            parse_retry_after(&headers, now),
+            Some(Duration::from_secs(3))
+        );
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:47 GMT"),
+        );
+        assert_eq!(
+            parse_retry_after(&headers, now),
+            Some(Duration::from_secs(10))
+        );
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(parse_retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn body_prefix_is_bounded_and_lossy() {
+        let body = vec![0xffu8; 1000];
+        let prefix = body_prefix(&body);
+        assert!(prefix.chars().count() <= 201);
+        assert_eq!(body_prefix(b"{\"a\""), "{\"a\"");
+    }
+
+    #[test]
+    fn bad_ca_file_is_a_config_error() {
+        let settings = HttpSettings {
+            ca_file: Some(PathBuf::from("/nonexistent/ca.pem")),
+            ..HttpSettings::default()
+        };
+        let err = Http::new("cms", &settings, Stats::default()).unwrap_err();
+        assert!(matches!(err, UpstreamError::Config { .. }), "{err}");
+        assert!(err.to_string().contains("ca_file"));
+    }
+}

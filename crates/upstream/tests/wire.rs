@@ -1,0 +1,918 @@
+//! Wire-level tests of the three clients against wiremock servers: paging,
+//! error mapping, retries, token caching and refresh, body limits, and that
+//! secrets stay out of Debug output and error messages.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rebalancer_upstream::{
+    Api, CmsClient, CmsConfig, HttpSettings, MappingUpdate, Stats, UpstreamError, WebexClient,
+    WebexConfig, ZohoClient, ZohoConfig,
+};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use url::Url;
+use wiremock::matchers::{
+    basic_auth, bearer_token, body_json, body_string_contains, header, method, path, query_param,
+};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const CMS_PASSWORD: &str = "cms-secret-pw";
+const WEBEX_KEY: &str = "webex-secret-key";
+const ZOHO_CLIENT_SECRET: &str = "zoho-client-secret";
+const ZOHO_REFRESH: &str = "1000.zoho-refresh-token";
+
+const LEAD_PATH: &str = "/cms/configuration/cc/9/process/1/campaign/3/lead-user";
+
+fn fast_http() -> HttpSettings {
+    HttpSettings {
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        max_retries: 3,
+        backoff_initial: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(5),
+        ..HttpSettings::default()
+    }
+}
+
+fn cms_config(base: &str) -> CmsConfig {
+    CmsConfig {
+        base_url: Url::parse(base).unwrap(),
+        username: "cms-user".into(),
+        password: SecretString::from(CMS_PASSWORD),
+        contact_center_id: 9,
+        page_size: 100,
+        http: fast_http(),
+    }
+}
+
+fn cms(server: &MockServer, stats: &Stats) -> CmsClient {
+    CmsClient::new(cms_config(&server.uri()), stats.clone()).unwrap()
+}
+
+fn webex_config(base: &str) -> WebexConfig {
+    WebexConfig {
+        base_url: Url::parse(base).unwrap(),
+        api_key: SecretString::from(WEBEX_KEY),
+        http: fast_http(),
+    }
+}
+
+fn zoho_config(base: &str) -> ZohoConfig {
+    ZohoConfig {
+        accounts_url: Url::parse(base).unwrap(),
+        api_domain: Url::parse(base).unwrap(),
+        client_id: "1000.CLIENTID".into(),
+        client_secret: SecretString::from(ZOHO_CLIENT_SECRET),
+        refresh_token: SecretString::from(ZOHO_REFRESH),
+        api_version: "v8".into(),
+        module: "Leads".into(),
+        per_page: 200,
+        http: fast_http(),
+    }
+}
+
+fn zoho(server: &MockServer) -> ZohoClient {
+    ZohoClient::new(zoho_config(&server.uri()), Stats::default()).unwrap()
+}
+
+fn query(req: &Request, key: &str) -> Option<String> {
+    req.url
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+// ---------------------------------------------------------------- CMS
+
+#[tokio::test]
+async fn cms_merges_pages_when_the_server_caps_the_limit() {
+    let server = MockServer::start().await;
+    let assigned = names("a", 5);
+    let unassigned = names("u", 3);
+    let (a, u) = (assigned.clone(), unassigned.clone());
+    Mock::given(method("GET"))
+        .and(path(LEAD_PATH))
+        .and(query_param("leadId", "7"))
+        .and(basic_auth("cms-user", CMS_PASSWORD))
+        .and(header("accept", "application/json"))
+        .respond_with(move |req: &Request| {
+            // The server caps limit at 2 and pages each list independently.
+            let limit = query(req, "limit")
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+                .min(2);
+            let offset = query(req, "offset").unwrap().parse::<usize>().unwrap();
+            let slice = |v: &[String]| {
+                v.iter()
+                    .skip(offset)
+                    .take(limit)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            ResponseTemplate::new(200).set_body_json(json!({
+                "campaignLeadId": 11, "leadId": 7, "campaignId": 3,
+                "assignedUserIds": slice(&a), "unassignedUserIds": slice(&u),
+                "assignedCampaignUserIds": [1], "unassignedCampaignUserIds": [2, 3],
+            }))
+        })
+        .expect(4) // offsets 0, 2, 4 and the empty page at 6
+        .mount(&server)
+        .await;
+    let stats = Stats::default();
+    let got = cms(&server, &stats).lead_users(1, 3, 7).await.unwrap();
+    assert_eq!(got.assigned_user_ids, assigned);
+    assert_eq!(got.unassigned_user_ids, unassigned);
+    assert_eq!(got.campaign_lead_id, Some(11));
+    assert_eq!((got.lead_id, got.campaign_id), (7, 3));
+    assert_eq!(got.unassigned_campaign_user_ids, [2, 3]);
+    assert_eq!(stats.requests(), 4);
+    assert_eq!(stats.retries(), 0);
+}
+
+#[tokio::test]
+async fn cms_stops_when_the_server_ignores_offset() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(LEAD_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "assignedUserIds": ["x", "y"], "unassignedUserIds": ["z"]
+        })))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let got = cms(&server, &Stats::default())
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap();
+    assert_eq!(got.assigned_user_ids, ["x", "y"]);
+    assert_eq!(got.unassigned_user_ids, ["z"]);
+    // Missing ids in the body default to the ones asked for.
+    assert_eq!(
+        (got.lead_id, got.campaign_id, got.campaign_lead_id),
+        (7, 3, None)
+    );
+}
+
+#[tokio::test]
+async fn cms_404_conf_1001_is_not_found() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "statusCode": 404, "status": "Not Found",
+            "errorCode": "CONF-1001", "errorMessage": "Object doesn't exist"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = cms(&server, &Stats::default())
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert!(!err.is_retryable());
+    match &err {
+        UpstreamError::NotFound {
+            api, code, message, ..
+        } => {
+            assert_eq!(*api, Api::Cms);
+            assert_eq!(code.as_deref(), Some("CONF-1001"));
+            assert_eq!(message, "Object doesn't exist");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("CMS") && text.contains(LEAD_PATH) && text.contains("leadId=7"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn cms_401_is_unauthorized_without_leaking_the_password() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("Unauthorized"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = cms(&server, &Stats::default())
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::Unauthorized { api: Api::Cms, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("cms.username") && !text.contains(CMS_PASSWORD),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn cms_retries_5xx_then_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"assignedUserIds": []})))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let stats = Stats::default();
+    let got = cms(&server, &stats).lead_users(1, 3, 7).await.unwrap();
+    assert!(got.assigned_user_ids.is_empty());
+    assert_eq!(stats.retries(), 2);
+    assert_eq!(stats.requests(), 3);
+}
+
+#[tokio::test]
+async fn cms_gives_up_after_max_retries_with_the_last_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(4)
+        .mount(&server)
+        .await;
+    let stats = Stats::default();
+    let err = cms(&server, &stats).lead_users(1, 3, 7).await.unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::Server { status: 503, .. }),
+        "{err:?}"
+    );
+    assert_eq!(stats.retries(), 3);
+}
+
+#[tokio::test]
+async fn cms_put_sends_camel_case_and_returns_the_echo() {
+    let server = MockServer::start().await;
+    let echo = json!({
+        "campaignLeadId": 1, "assignedCampaignUserIds": [1], "unassignedCampaignUserIds": [3817, 3802],
+        "leadId": 2, "campaignId": 1, "assignedUserIds": ["anav_agent"],
+        "unassignedUserIds": ["madhur1", "exe_gs"]
+    });
+    Mock::given(method("PUT"))
+        .and(path("/cms/configuration/voice/campaignLeadUserMapping"))
+        .and(basic_auth("cms-user", CMS_PASSWORD))
+        .and(header("content-type", "application/json"))
+        .and(body_json(json!({
+            "leadId": 2, "campaignId": 1,
+            "assignedUserIds": ["anav_agent"], "unassignedUserIds": ["exe_gs", "madhur1"]
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(echo))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let update = MappingUpdate {
+        lead_id: 2,
+        campaign_id: 1,
+        assigned_user_ids: vec!["anav_agent".into()],
+        unassigned_user_ids: vec!["exe_gs".into(), "madhur1".into()],
+    };
+    let got = cms(&server, &Stats::default())
+        .put_mapping(&update)
+        .await
+        .unwrap();
+    assert_eq!(got.assigned_user_ids, ["anav_agent"]);
+    assert_eq!(got.unassigned_user_ids, ["madhur1", "exe_gs"]);
+    assert_eq!(got.campaign_lead_id, Some(1));
+}
+
+#[tokio::test]
+async fn cms_put_is_not_retried_after_a_5xx_but_is_after_429() {
+    let update = MappingUpdate {
+        lead_id: 2,
+        campaign_id: 1,
+        assigned_user_ids: vec!["a".into()],
+        unassigned_user_ids: vec![],
+    };
+
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(502))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let stats = Stats::default();
+    let err = cms(&server, &stats).put_mapping(&update).await.unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::Server { status: 502, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("leadId=2"), "{err}");
+    assert_eq!(stats.retries(), 0);
+
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(429))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(204))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let stats = Stats::default();
+    let got = cms(&server, &stats).put_mapping(&update).await.unwrap();
+    assert_eq!(stats.retries(), 1);
+    // An empty success body is taken as "applied as sent".
+    assert_eq!(got.assigned_user_ids, ["a"]);
+}
+
+#[tokio::test]
+async fn timeouts_retry_for_reads_but_not_for_the_put() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut cfg = cms_config(&server.uri());
+    cfg.http.timeout = Duration::from_millis(200);
+    cfg.http.max_retries = 1;
+    let stats = Stats::default();
+    let client = CmsClient::new(cfg, stats.clone()).unwrap();
+    let err = client.lead_users(1, 3, 7).await.unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::Timeout { api: Api::Cms, .. }),
+        "{err:?}"
+    );
+    assert_eq!(stats.retries(), 1);
+    let update = MappingUpdate {
+        lead_id: 2,
+        campaign_id: 1,
+        assigned_user_ids: vec!["a".into()],
+        unassigned_user_ids: vec![],
+    };
+    let err = client.put_mapping(&update).await.unwrap_err();
+    assert!(matches!(err, UpstreamError::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("read the state back"), "{err}");
+    assert_eq!(stats.retries(), 1);
+}
+
+#[tokio::test]
+async fn malformed_body_names_the_endpoint_and_shows_its_start() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string("<html><body>Login required</body></html>"),
+        )
+        .mount(&server)
+        .await;
+    let err = cms(&server, &Stats::default())
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap_err();
+    match &err {
+        UpstreamError::Malformed {
+            endpoint,
+            body_prefix,
+            ..
+        } => {
+            assert!(endpoint.contains(LEAD_PATH));
+            assert!(body_prefix.starts_with("<html><body>Login"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("Login required"));
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_refused() {
+    let server = MockServer::start().await;
+    let big = json!({ "assignedUserIds": names("agent", 500) });
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(big))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut cfg = cms_config(&server.uri());
+    cfg.http.max_body_bytes = 1000;
+    let err = CmsClient::new(cfg, Stats::default())
+        .unwrap()
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::BodyTooLarge { limit: 1000, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_transport_error_naming_the_url() {
+    // Bind a port, then free it: nothing listens there any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}/prefix/");
+    let stats = Stats::default();
+    let err = CmsClient::new(cms_config(&base), stats.clone())
+        .unwrap()
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstreamError::Transport { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}")) && text.contains("cms.base_url"),
+        "{text}"
+    );
+    assert!(text.contains("/prefix/cms/configuration"), "{text}");
+    assert_eq!(stats.retries(), 3);
+}
+
+#[tokio::test]
+async fn base_url_path_prefix_is_kept() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/gw{LEAD_PATH}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = CmsClient::new(
+        cms_config(&format!("{}/gw/", server.uri())),
+        Stats::default(),
+    )
+    .unwrap();
+    client.lead_users(1, 3, 7).await.unwrap();
+}
+
+// ---------------------------------------------------------------- Webex
+
+const USERS_PATH: &str = "/campaignapi/resources/v3/users/";
+
+fn webex(server: &MockServer, stats: &Stats, max_retries: u32) -> WebexClient {
+    let mut cfg = webex_config(&server.uri());
+    cfg.http.max_retries = max_retries;
+    WebexClient::new(cfg, stats.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn webex_lists_users_with_the_bearer_key() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(USERS_PATH))
+        .and(bearer_token(WEBEX_KEY))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"username": "anav_agent", "user_email": "Anav@X.com", "user_status": "Active", "user_id": 5},
+            {"username": "exe_gs", "user_status": "Inactive"}
+        ])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let users = webex(&server, &Stats::default(), 3).users().await.unwrap();
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0].username, "anav_agent");
+    assert_eq!(users[0].user_id.as_deref(), Some("5"));
+    assert_eq!(users[1].user_status.as_deref(), Some("Inactive"));
+}
+
+#[tokio::test]
+async fn webex_200_with_1010_is_a_failure() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"code": 1010, "message": "The request was not processed."})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = webex(&server, &Stats::default(), 0)
+        .users()
+        .await
+        .unwrap_err();
+    match &err {
+        UpstreamError::WebexFailure { code, message } => {
+            assert_eq!(code, "1010");
+            assert_eq!(message, "The request was not processed.");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("retry later"));
+}
+
+#[tokio::test]
+async fn webex_498_is_token_expired() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(498).set_body_string("Invalid token"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = webex(&server, &Stats::default(), 3)
+        .users()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstreamError::TokenExpired { .. }), "{err:?}");
+    assert!(err.to_string().contains("new API key"));
+}
+
+#[tokio::test]
+async fn webex_401_is_unauthorized() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"code": 430, "description": "Authorization failed"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = webex(&server, &Stats::default(), 3)
+        .users()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            UpstreamError::Unauthorized {
+                api: Api::Webex,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("430") && text.contains("webex.api_key") && !text.contains(WEBEX_KEY),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn webex_429_honours_retry_after_then_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"users": [{"username": "u1"}]})),
+        )
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let stats = Stats::default();
+    let started = Instant::now();
+    let users = webex(&server, &stats, 3).users().await.unwrap();
+    assert_eq!(users[0].username, "u1");
+    assert_eq!(stats.retries(), 1);
+    assert_eq!(stats.requests(), 2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn webex_429_every_time_is_throttled() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let err = webex(&server, &Stats::default(), 1)
+        .users()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            UpstreamError::Throttled {
+                api: Api::Webex,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------- Zoho
+
+const TOKEN_PATH: &str = "/oauth/v2/token";
+const THRESHOLD_PATH: &str = "/crm/v8/settings/automation/assignment_thresholds/186207/restrict_to";
+
+fn token_body(token: &str) -> Value {
+    json!({"access_token": token, "api_domain": "https://www.zohoapis.com", "token_type": "Bearer", "expires_in": 3600})
+}
+
+fn threshold_entry(id: &str) -> Value {
+    json!({
+        "backlog_allow_count": 2, "default_assignee": false, "record_allow_count": 10,
+        "record_assigned_count": 0, "type": "user", "backlog_count": 0,
+        "user": {"name": format!("User {id}"), "id": id, "email": format!("{id}@zylker.com")}
+    })
+}
+
+async fn mount_token(server: &MockServer, token: &str, times: Option<u64>, priority: u8) {
+    let mock = Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .and(body_string_contains("client_secret=zoho-client-secret"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(token_body(token)))
+        .with_priority(priority);
+    match times {
+        Some(n) => mock.up_to_n_times(n).mount(server).await,
+        None => mock.mount(server).await,
+    }
+}
+
+fn token_requests(requests: &[Request]) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.url.path() == TOKEN_PATH)
+        .count()
+}
+
+#[tokio::test]
+async fn zoho_reuses_one_token_across_pages() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok1", None, 1).await;
+    for (page, more) in [("1", true), ("2", false)] {
+        Mock::given(method("GET"))
+            .and(path(THRESHOLD_PATH))
+            .and(query_param("module", "Leads"))
+            .and(query_param("per_page", "200"))
+            .and(query_param("page", page))
+            .and(header("authorization", "Zoho-oauthtoken tok1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "restrict_to": [threshold_entry(&format!("u{page}"))],
+                "info": {"per_page": 200, "count": 1, "more_records": more}
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let client = zoho(&server);
+    let users = client.threshold_users("186207").await.unwrap();
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[1].user.id, "u2");
+    // A clone shares the cached token.
+    client.clone().token_refreshes();
+    assert_eq!(client.token_refreshes(), 1);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(token_requests(&requests), 1);
+    // Secrets travel in the form body, never in the URL.
+    assert!(requests
+        .iter()
+        .all(|r| !r.url.as_str().contains("secret") && !r.url.as_str().contains(ZOHO_REFRESH)));
+}
+
+#[tokio::test]
+async fn zoho_refreshes_once_after_invalid_token() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok1", Some(1), 1).await;
+    mount_token(&server, "tok2", None, 2).await;
+    Mock::given(method("GET"))
+        .and(header("authorization", "Zoho-oauthtoken tok1"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(header("authorization", "Zoho-oauthtoken tok2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "restrict_to": [threshold_entry("u1")], "info": {"more_records": false}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = zoho(&server);
+    let users = client.threshold_users("186207").await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(client.token_refreshes(), 2);
+}
+
+#[tokio::test]
+async fn zoho_second_rejection_is_returned_without_looping() {
+    let server = MockServer::start().await;
+    mount_token(&server, "1000.access-zz", None, 1).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"
+        })))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let client = zoho(&server);
+    let err = client.threshold_users("186207").await.unwrap_err();
+    assert!(
+        matches!(&err, UpstreamError::Zoho { status: 401, code, .. } if code == "INVALID_TOKEN"),
+        "{err:?}"
+    );
+    assert_eq!(client.token_refreshes(), 2);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(token_requests(&requests), 2);
+    assert!(!err.to_string().contains("access-zz"), "{err}");
+    assert!(!format!("{err:?}").contains("access-zz"), "{err:?}");
+}
+
+#[tokio::test]
+async fn zoho_204_is_an_empty_list() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok", None, 1).await;
+    Mock::given(method("GET"))
+        .and(path(THRESHOLD_PATH))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert!(zoho(&server)
+        .threshold_users("186207")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn zoho_error_codes_carry_the_resolution() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok", None, 1).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": "INVALID_DATA", "details": {}, "message": "the id given seems to be invalid", "status": "error"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = zoho(&server).threshold_users("186207").await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, UpstreamError::Zoho { status: 400, .. }),
+        "{err:?}"
+    );
+    assert!(
+        text.contains("INVALID_DATA") && text.contains("186207") && text.contains("page=1"),
+        "{text}"
+    );
+    assert!(text.contains("valid assignment threshold id"), "{text}");
+}
+
+#[tokio::test]
+async fn zoho_invalid_refresh_token_is_zoho_auth() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"error": "invalid_code"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = zoho(&server);
+    let err = client.threshold_users("186207").await.unwrap_err();
+    assert!(
+        matches!(&err, UpstreamError::ZohoAuth { code, .. } if code == "invalid_code"),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("new refresh token") && !text.contains(ZOHO_REFRESH),
+        "{text}"
+    );
+    assert_eq!(client.token_refreshes(), 0);
+}
+
+#[tokio::test]
+async fn zoho_malformed_token_response_does_not_show_the_body() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(r#"{"access_token": "1000.leaked-token", "#),
+        )
+        .mount(&server)
+        .await;
+    let err = zoho(&server).threshold_users("186207").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            UpstreamError::Malformed {
+                api: Api::ZohoAccounts,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("leaked-token"), "{err}");
+    assert!(!format!("{err:?}").contains("leaked-token"), "{err:?}");
+}
+
+#[tokio::test]
+async fn zoho_concurrent_callers_share_one_token_request() {
+    let server = MockServer::start().await;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(move |_: &Request| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            ResponseTemplate::new(200)
+                .set_body_json(token_body("tok"))
+                .set_delay(Duration::from_millis(100))
+        })
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"restrict_to": [threshold_entry("u")]})),
+        )
+        .mount(&server)
+        .await;
+    let client = zoho(&server);
+    let calls = (0..8).map(|_| {
+        let c = client.clone();
+        tokio::spawn(async move { c.threshold_users("186207").await })
+    });
+    for call in futures::future::join_all(calls).await {
+        assert_eq!(call.unwrap().unwrap().len(), 1);
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(client.token_refreshes(), 1);
+}
+
+// ---------------------------------------------------------------- secrets
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let base = "http://127.0.0.1:9";
+    let cms_cfg = cms_config(base);
+    let webex_cfg = webex_config(base);
+    let zoho_cfg = zoho_config(base);
+    let shown = [
+        format!("{cms_cfg:?}"),
+        format!("{webex_cfg:?}"),
+        format!("{zoho_cfg:?}"),
+        format!("{:?}", CmsClient::new(cms_cfg, Stats::default()).unwrap()),
+        format!(
+            "{:?}",
+            WebexClient::new(webex_cfg, Stats::default()).unwrap()
+        ),
+        format!("{:?}", ZohoClient::new(zoho_cfg, Stats::default()).unwrap()),
+    ];
+    for text in shown {
+        for secret in [CMS_PASSWORD, WEBEX_KEY, ZOHO_CLIENT_SECRET, ZOHO_REFRESH] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+}
+
+#[test]
+fn bad_configs_are_refused() {
+    let mut cfg = cms_config("http://h");
+    cfg.page_size = 0;
+    assert!(matches!(
+        CmsClient::new(cfg, Stats::default()),
+        Err(UpstreamError::Config { .. })
+    ));
+    let cfg = webex_config("ftp://h/");
+    assert!(matches!(
+        WebexClient::new(cfg, Stats::default()),
+        Err(UpstreamError::Config { .. })
+    ));
+    let mut cfg = zoho_config("http://h");
+    cfg.http.ca_file = Some(std::env::temp_dir().join("rebalancer-upstream-no-such-ca.pem"));
+    let err = ZohoClient::new(cfg, Stats::default()).unwrap_err();
+    assert!(err.to_string().contains("ca_file"), "{err}");
+}
+
+#[test]
+fn default_settings() {
+    let s = HttpSettings::default();
+    assert_eq!(s.timeout, Duration::from_secs(30));
+    assert_eq!(s.max_retries, 4);
+    assert_eq!(s.max_body_bytes, 64 << 20);
+    assert!(s.user_agent.starts_with("rebalancer/"));
+}
