@@ -527,4 +527,50 @@ threshold_ids = ["9"]
             assert!(err.contains(key), "{key}: {err}");
         }
     }
+
+    #[test]
+    fn identity_file_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("ids.toml");
+        std::fs::write(
+            &good,
+            "[agents.anav_agent]\nzoho_email = \"Anav@Example.com\"\n",
+        )
+        .unwrap();
+        let map = load_identity_file(&good).unwrap();
+        assert_eq!(
+            map["anav_agent"].zoho_email.as_deref(),
+            Some("Anav@Example.com")
+        );
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[agents.x]\nzoho_mail = \"typo\"\n").unwrap();
+        let err = load_identity_file(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.toml") && err.contains("zoho_mail"),
+            "{err}"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            let _ = Settings::from_toml(&text, None, env(&[]));
+        }
+
+        #[test]
+        fn truncated_config_never_panics(cut in 0usize..400) {
+            let cut = MINIMAL.char_indices().map(|(i, _)| i).take_while(|&i| i <= cut).last().unwrap_or(0);
+            let _ = Settings::from_toml(&MINIMAL[..cut], None, env(&[]));
+        }
+
+        #[test]
+        fn mutated_config_never_panics(pos in 0usize..400, byte in proptest::prelude::any::<u8>()) {
+            let mut bytes = MINIMAL.as_bytes().to_vec();
+            let pos = pos % bytes.len();
+            bytes[pos] = byte;
+            if let Ok(text) = String::from_utf8(bytes) {
+                let _ = Settings::from_toml(&text, None, env(&[]));
+            }
+        }
+    }
 }

@@ -537,10 +537,36 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
+    #[test]
+    fn huge_file_is_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.json");
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(MAX_FILE_BYTES + 1).unwrap(); // sparse: no disk used
+        let err = Snapshot::load(&path).unwrap_err();
+        assert!(matches!(err, ModelError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("huge.json"));
+    }
+
+    #[test]
+    fn deeply_nested_file_is_an_error() {
+        let body = "[".repeat(100_000);
+        let err = Snapshot::from_json(body.as_bytes(), Path::new("deep.json")).unwrap_err();
+        assert!(err.to_string().contains("deep.json"));
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
             let _ = Snapshot::from_json(&bytes, Path::new("fuzz.json"));
+        }
+
+        #[test]
+        fn mutated_snapshot_never_panics(pos in 0usize..4000, byte in proptest::prelude::any::<u8>()) {
+            let mut bytes = sample().to_json();
+            let pos = pos % bytes.len();
+            bytes[pos] = byte;
+            let _ = Snapshot::from_json(&bytes, Path::new("m.json"));
         }
 
         #[test]
