@@ -1,0 +1,300 @@
+//! The three lexicographic stages on the network form of the LP.
+//!
+//! The LP (DESIGN.md): flows `f_ij ≥ 0` on eligible pairs, shortfall
+//! `s_j ≥ 0`, peak utilisation `u`; `Σ_i f_ij + s_j = D_j`,
+//! `Σ_j f_ij ≤ u·h_i`, `u ≤ 1`. Without `u` it is a transportation problem,
+//! so each stage is a flow problem on source → agent (cap `u·h_i`) → lead
+//! (uncapacitated pair arcs) → sink (cap `D_j`):
+//!
+//! 1. **Shortfall** ([`Stages::shortfall`]): a maximum flow `F*` with `u = 1`;
+//!    least total shortfall is `Σ D_j − F*`.
+//! 2. **Balance** ([`Stages::balance`]): the least `u*` whose max flow still
+//!    reaches `F*`. Max flow as a function of `u` is the minimum over cuts of
+//!    `u·H(S) + C(S)`, concave and piecewise linear, so Newton's method on
+//!    cuts (Dinkelbach; Gallo, Grigoriadis & Tarjan 1989 for parametric flow)
+//!    is exact: from the lower bound `u = F*/Σh`, solve a max flow; if it
+//!    falls short, its minimum cut `S` gives the next lower bound
+//!    `u = (F* − C(S)) / H(S)`; stop when the flow reaches `F*`. `u` is kept
+//!    as an exact fraction `p/q`, and the network is scaled by `q` (agent
+//!    caps `p·h_i`, lead caps `q·D_j`) so every capacity stays integral.
+//! 3. **Churn** ([`Stages::churn`]): a minimum-cost maximum flow on the
+//!    stage-2 network, cost 0 on current pairs and 1 per unit on new pairs.
+//!    Its flow value is `q·F*` by construction, so stages 1 and 2 keep their
+//!    optima exactly (tolerance zero: all arithmetic is integral).
+
+use crate::flow::{max_flow, min_cost_max_flow, source_side, NetworkBuilder};
+
+/// The integer instance the stages solve: agents with capacity (headroom),
+/// leads with demand, eligible pairs with a flag for the current mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Instance {
+    pub capacity: Vec<i64>,
+    pub demand: Vec<i64>,
+    pub pairs: Vec<Pair>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pair {
+    pub agent: u32,
+    pub lead: u32,
+    /// The pair is in the current mapping (keeping it is free).
+    pub current: bool,
+}
+
+/// An exact non-negative fraction `num/den`, `den > 0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ratio {
+    pub num: i64,
+    pub den: i64,
+}
+
+impl Ratio {
+    pub fn new(num: i64, den: i64) -> Ratio {
+        debug_assert!(den > 0 && num >= 0);
+        let g = gcd(num, den).max(1);
+        Ratio {
+            num: num / g,
+            den: den / g,
+        }
+    }
+
+    pub fn to_f64(self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+}
+
+fn gcd(mut a: i64, mut b: i64) -> i64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.abs()
+}
+
+/// Solved stages: optimum values and the stage-3 flow, scaled by `u.den`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Solution {
+    /// Least total shortfall `Σ D_j − F*`.
+    pub shortfall: i64,
+    /// `F*`, the most demand the pairs can carry.
+    pub max_flow: i64,
+    /// Least peak utilisation `u*` (0 when nothing flows).
+    pub peak: Ratio,
+    /// Stage-3 optimum: units of flow on new pairs, times `peak.den`.
+    pub new_pair_flow_scaled: i64,
+    /// Flow per pair, times `peak.den` (same order as `Instance::pairs`).
+    pub flow_scaled: Vec<i64>,
+    /// Max-flow solves the balance stage needed (Newton iterations).
+    pub balance_iterations: u32,
+}
+
+impl Solution {
+    /// The flow on pair `k` in records.
+    pub fn flow(&self, k: usize) -> f64 {
+        self.flow_scaled[k] as f64 / self.peak.den as f64
+    }
+}
+
+/// Error for instances whose scaled capacities would overflow `i64`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the instance is too large for exact integer flows (capacity × demand overflows 64 bits)")]
+pub struct Overflow;
+
+/// Capacity of the (uncapacitated) pair arcs: above any possible flow.
+const UNLIMITED: i64 = i64::MAX / 4;
+
+struct Layout {
+    agents: usize,
+    leads: usize,
+}
+
+impl Layout {
+    fn new(inst: &Instance) -> Layout {
+        Layout {
+            agents: inst.capacity.len(),
+            leads: inst.demand.len(),
+        }
+    }
+    fn source(&self) -> usize {
+        self.agents + self.leads
+    }
+    fn sink(&self) -> usize {
+        self.agents + self.leads + 1
+    }
+    fn nodes(&self) -> usize {
+        self.agents + self.leads + 2
+    }
+}
+
+/// Build source → agents (cap `p·h_i`) → leads → sink (cap `q·D_j`).
+/// Arc order: agents, leads, then pairs (pair `k` is arc `A + L + k`).
+fn network(inst: &Instance, p: i64, q: i64, costs: bool) -> Result<crate::flow::Network, Overflow> {
+    let lay = Layout::new(inst);
+    let mut b =
+        NetworkBuilder::with_capacity(lay.nodes(), lay.agents + lay.leads + inst.pairs.len());
+    for (i, &h) in inst.capacity.iter().enumerate() {
+        b.add(lay.source(), i, h.checked_mul(p).ok_or(Overflow)?, 0);
+    }
+    for (j, &d) in inst.demand.iter().enumerate() {
+        b.add(
+            lay.agents + j,
+            lay.sink(),
+            d.checked_mul(q).ok_or(Overflow)?,
+            0,
+        );
+    }
+    for pair in &inst.pairs {
+        // Pair arcs are uncapacitated, as in the LP: then no minimum cut
+        // runs through one, which the balance stage's Newton step relies on.
+        let cap = UNLIMITED;
+        let cost = if costs && !pair.current { 1 } else { 0 };
+        b.add(
+            pair.agent as usize,
+            lay.agents + pair.lead as usize,
+            cap,
+            cost,
+        );
+    }
+    Ok(b.build())
+}
+
+/// The stage solver for one instance.
+pub struct Stages<'a> {
+    inst: &'a Instance,
+}
+
+impl<'a> Stages<'a> {
+    pub fn new(inst: &'a Instance) -> Self {
+        Stages { inst }
+    }
+
+    /// Stage 1: `F*`.
+    pub fn shortfall(&self) -> Result<i64, Overflow> {
+        let lay = Layout::new(self.inst);
+        let mut net = network(self.inst, 1, 1, false)?;
+        Ok(max_flow(&mut net, lay.source(), lay.sink()))
+    }
+
+    /// Stage 2: least `u` whose max flow reaches `target` (= `F*`), and the
+    /// number of max-flow solves it took.
+    pub fn balance(&self, target: i64) -> Result<(Ratio, u32), Overflow> {
+        let lay = Layout::new(self.inst);
+        let total: i64 = self.inst.capacity.iter().sum();
+        if target == 0 || total == 0 {
+            return Ok((Ratio::new(0, 1), 0));
+        }
+        let mut u = Ratio::new(target, total);
+        let mut iterations = 0;
+        loop {
+            iterations += 1;
+            let mut net = network(self.inst, u.num, u.den, false)?;
+            let flow = max_flow(&mut net, lay.source(), lay.sink());
+            let want = target.checked_mul(u.den).ok_or(Overflow)?;
+            if flow >= want {
+                return Ok((u, iterations));
+            }
+            // Minimum cut S: agents outside S are cut at u·h_i, leads inside
+            // S at D_j. The next lower bound makes this cut carry `target`.
+            let side = source_side(&net, lay.source());
+            let h_cut: i64 = (0..lay.agents)
+                .filter(|&i| !side[i])
+                .map(|i| self.inst.capacity[i])
+                .sum();
+            let d_cut: i64 = (0..lay.leads)
+                .filter(|&j| side[lay.agents + j])
+                .map(|j| self.inst.demand[j])
+                .sum();
+            debug_assert!(h_cut > 0 && d_cut < target, "a short cut must cut agents");
+            let next = Ratio::new(target - d_cut, h_cut.max(1));
+            debug_assert!(
+                (next.num as i128) * (u.den as i128) > (u.num as i128) * (next.den as i128),
+                "Newton must increase u"
+            );
+            u = next;
+        }
+    }
+
+    /// Stage 3: least flow on new pairs among flows reaching `F*` within `u`.
+    pub fn churn(&self, u: Ratio) -> Result<(Vec<i64>, i64, i64), Overflow> {
+        let lay = Layout::new(self.inst);
+        let mut net = network(self.inst, u.num, u.den, true)?;
+        let (flow, cost) = min_cost_max_flow(&mut net, lay.source(), lay.sink());
+        let first_pair = lay.agents + lay.leads;
+        let flows = (0..self.inst.pairs.len())
+            .map(|k| net.flow(first_pair + k))
+            .collect();
+        Ok((flows, flow, cost))
+    }
+
+    /// All three stages.
+    pub fn solve(&self) -> Result<Solution, Overflow> {
+        let max_flow = self.shortfall()?;
+        let (peak, balance_iterations) = self.balance(max_flow)?;
+        let (flow_scaled, flow, cost) = self.churn(peak)?;
+        debug_assert_eq!(flow, max_flow * peak.den);
+        let demand: i64 = self.inst.demand.iter().sum();
+        Ok(Solution {
+            shortfall: demand - max_flow,
+            max_flow,
+            peak,
+            new_pair_flow_scaled: cost,
+            flow_scaled,
+            balance_iterations,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inst(capacity: &[i64], demand: &[i64], pairs: &[(u32, u32, bool)]) -> Instance {
+        Instance {
+            capacity: capacity.to_vec(),
+            demand: demand.to_vec(),
+            pairs: pairs
+                .iter()
+                .map(|&(agent, lead, current)| Pair {
+                    agent,
+                    lead,
+                    current,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn skewed_balance_needs_newton_steps() {
+        // Lead 0 (demand 10) can only use agent 0 (cap 10); lead 1 (demand 2)
+        // can use agents 1 and 2 (cap 10 each). u* = 1 (agent 0 is full).
+        let i = inst(
+            &[10, 10, 10],
+            &[10, 2],
+            &[(0, 0, true), (1, 1, false), (2, 1, false)],
+        );
+        let s = Stages::new(&i).solve().unwrap();
+        assert_eq!(s.max_flow, 12);
+        assert_eq!(s.shortfall, 0);
+        assert_eq!(s.peak, Ratio::new(1, 1));
+        assert!(s.balance_iterations >= 2);
+    }
+
+    #[test]
+    fn balanced_split_is_fractional_and_exact() {
+        // One lead of demand 3 over two agents of cap 2: u* = 3/4.
+        let i = inst(&[2, 2], &[3], &[(0, 0, true), (1, 0, false)]);
+        let s = Stages::new(&i).solve().unwrap();
+        assert_eq!(s.peak, Ratio::new(3, 4));
+        // Current pair carries its full u*·h = 1.5, the new pair the rest.
+        assert_eq!(s.flow(0), 1.5);
+        assert_eq!(s.flow(1), 1.5);
+        assert_eq!(s.new_pair_flow_scaled as f64 / s.peak.den as f64, 1.5);
+    }
+
+    #[test]
+    fn nothing_to_carry() {
+        let i = inst(&[0, 0], &[5], &[(0, 0, true)]);
+        let s = Stages::new(&i).solve().unwrap();
+        assert_eq!((s.max_flow, s.shortfall), (0, 5));
+        assert_eq!(s.peak, Ratio::new(0, 1));
+    }
+}

@@ -1,0 +1,220 @@
+//! Cross-check: the exact network-flow stages against the good_lp model
+//! (microlp) on random small instances and on the "uniform" benchmark
+//! family (/work/shared/bench-instances.md).
+
+use proptest::prelude::*;
+use rebalancer_optimizer::lp::{solve_lp, LpBackend, LpSolution};
+use rebalancer_optimizer::{Instance, Pair, Solution, Stages};
+
+/// Flow's stage optima must be feasible and match the LP's.
+fn check(inst: &Instance, flow: &Solution, lp: &LpSolution) -> Result<(), TestCaseError> {
+    let den = flow.peak.den;
+    let total_demand: i64 = inst.demand.iter().sum();
+
+    // The flow solution is feasible (exactly, in integers scaled by den,
+    // and as the brief states it in f64).
+    let mut load = vec![0i64; inst.capacity.len()];
+    let mut carried = vec![0i64; inst.demand.len()];
+    for (pair, &f) in inst.pairs.iter().zip(&flow.flow_scaled) {
+        prop_assert!(f >= 0);
+        load[pair.agent as usize] += f;
+        carried[pair.lead as usize] += f;
+    }
+    let peak = flow.peak.to_f64();
+    for (i, &h) in inst.capacity.iter().enumerate() {
+        prop_assert!(load[i] <= flow.peak.num * h, "agent {i} over u*·h");
+        prop_assert!(load[i] as f64 / den as f64 <= peak * h as f64 + 1e-9);
+    }
+    for (j, &d) in inst.demand.iter().enumerate() {
+        prop_assert!(carried[j] <= d * den, "lead {j} over demand");
+    }
+    prop_assert_eq!(carried.iter().sum::<i64>(), flow.max_flow * den);
+    prop_assert_eq!(flow.shortfall, total_demand - flow.max_flow);
+
+    // Same stage optima.
+    let flow_churn = flow.new_pair_flow_scaled as f64 / den as f64;
+    prop_assert!(
+        (lp.shortfall - flow.shortfall as f64).abs() <= 1e-6,
+        "shortfall: lp {} vs flow {}",
+        lp.shortfall,
+        flow.shortfall
+    );
+    prop_assert!(
+        (lp.peak - peak).abs() <= 1e-6,
+        "peak: lp {} vs flow {}",
+        lp.peak,
+        peak
+    );
+    prop_assert!(
+        (lp.new_pair_flow - flow_churn).abs() <= 1e-5 * flow_churn.max(1.0),
+        "new-pair flow: lp {} vs flow {}",
+        lp.new_pair_flow,
+        flow_churn
+    );
+
+    // The LP's own flows are (nearly) feasible and consistent with its optima.
+    prop_assert_eq!(lp.flows.len(), inst.pairs.len());
+    let mut lp_load = vec![0f64; inst.capacity.len()];
+    let mut lp_carried = vec![0f64; inst.demand.len()];
+    for (pair, &f) in inst.pairs.iter().zip(&lp.flows) {
+        prop_assert!(f >= 0.0);
+        lp_load[pair.agent as usize] += f;
+        lp_carried[pair.lead as usize] += f;
+    }
+    for (i, &h) in inst.capacity.iter().enumerate() {
+        prop_assert!(
+            lp_load[i] <= lp.peak * h as f64 + 1e-6,
+            "lp: agent {i} over u*·h"
+        );
+    }
+    for (j, &d) in inst.demand.iter().enumerate() {
+        prop_assert!(lp_carried[j] <= d as f64 + 1e-6, "lp: lead {j} over demand");
+    }
+    let lp_total: f64 = lp_carried.iter().sum();
+    prop_assert!((lp_total - (total_demand as f64 - lp.shortfall)).abs() <= 1e-6);
+    Ok(())
+}
+
+fn instances() -> impl Strategy<Value = Instance> {
+    (2usize..=12, 1usize..=6).prop_flat_map(|(agents, leads)| {
+        (
+            prop::collection::vec(0i64..30, agents),
+            prop::collection::vec(0i64..60, leads),
+            prop::collection::vec((prop::bool::weighted(0.5), any::<bool>()), agents * leads),
+        )
+            .prop_map(move |(capacity, demand, cells)| {
+                let pairs = cells
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (eligible, _))| *eligible)
+                    .map(|(cell, &(_, current))| Pair {
+                        agent: (cell / leads) as u32,
+                        lead: (cell % leads) as u32,
+                        current,
+                    })
+                    .collect();
+                Instance {
+                    capacity,
+                    demand,
+                    pairs,
+                }
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn lp_matches_flow(inst in instances()) {
+        let flow = Stages::new(&inst).solve().expect("small instances fit in i64");
+        let lp = solve_lp(&inst, LpBackend::Microlp).expect("the LP is feasible");
+        check(&inst, &flow, &lp)?;
+    }
+}
+
+/// splitmix64, as in bench-instances.md.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The "uniform" benchmark family: A agents, L leads, k eligible leads per
+/// agent (the first 2 drawn are current).
+fn uniform(agents: usize, leads: usize, k: usize, seed: u64) -> Instance {
+    let mut rng = SplitMix64(seed);
+    let capacity: Vec<i64> = (0..agents).map(|_| rng.below(51) as i64).collect();
+    let mut pairs = Vec::new();
+    for i in 0..agents {
+        let mut drawn: Vec<u32> = Vec::new();
+        while drawn.len() < k.min(leads) {
+            let j = rng.below(leads as u64) as u32;
+            if !drawn.contains(&j) {
+                pairs.push(Pair {
+                    agent: i as u32,
+                    lead: j,
+                    current: drawn.len() < 2,
+                });
+                drawn.push(j);
+            }
+        }
+    }
+    let w: Vec<f64> = (0..leads).map(|_| 0.5 + rng.unit()).collect();
+    let (sum_h, sum_w) = (capacity.iter().sum::<i64>() as f64, w.iter().sum::<f64>());
+    let demand = w
+        .iter()
+        .map(|&w| (0.8 * sum_h * w / sum_w).round() as i64)
+        .collect();
+    Instance {
+        capacity,
+        demand,
+        pairs,
+    }
+}
+
+#[test]
+fn uniform_100_by_10() {
+    let inst = uniform(100, 10, 20, 42);
+    assert_eq!(inst.pairs.len(), 1_000);
+    assert_eq!(inst.capacity.iter().sum::<i64>(), 2_249);
+    let u_star = 0.799466429524;
+
+    let flow = Stages::new(&inst).solve().unwrap();
+    assert_eq!((flow.shortfall, flow.max_flow), (0, 1_798));
+    assert!(
+        (flow.peak.to_f64() - u_star).abs() <= 1e-9,
+        "{:?}",
+        flow.peak
+    );
+
+    let lp = solve_lp(&inst, LpBackend::Microlp).unwrap();
+    assert!(lp.shortfall.abs() <= 1e-6, "{}", lp.shortfall);
+    assert!((lp.peak - u_star).abs() <= 1e-6, "{}", lp.peak);
+    let churn = flow.new_pair_flow_scaled as f64 / flow.peak.den as f64;
+    assert!(
+        (lp.new_pair_flow - churn).abs() <= 1e-5 * churn.max(1.0),
+        "lp {} vs flow {churn}",
+        lp.new_pair_flow
+    );
+}
+
+/// Found by `lp_matches_flow`: lead 1 can only use agent 1 (h = 1), so
+/// u* = 1. Capping the pair arcs at min(p·h_i, q·D_j) lets the balance
+/// stage's minimum cut run through a saturated pair arc, which breaks the
+/// Newton step (it reported u* = 2).
+#[test]
+fn pair_arc_in_min_cut() {
+    let inst = Instance {
+        capacity: vec![23, 1],
+        demand: vec![1, 1],
+        pairs: vec![
+            Pair {
+                agent: 0,
+                lead: 0,
+                current: false,
+            },
+            Pair {
+                agent: 1,
+                lead: 1,
+                current: false,
+            },
+        ],
+    };
+    let flow = Stages::new(&inst).solve().unwrap();
+    let lp = solve_lp(&inst, LpBackend::Microlp).unwrap();
+    check(&inst, &flow, &lp).unwrap();
+    assert_eq!(flow.peak, rebalancer_optimizer::Ratio::new(1, 1));
+}
