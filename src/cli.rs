@@ -24,8 +24,75 @@ pub struct Cli {
 pub enum Command {
     /// Read the CMS, Webex and Zoho into a snapshot file and print a summary.
     Fetch(FetchArgs),
+    /// Solve the assignment and show what would change, and why (DRY RUN:
+    /// nothing is written upstream).
+    Plan(PlanArgs),
     /// Run the fake upstream APIs on 127.0.0.1 until interrupted.
     Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Solver {
+    /// Exact network-flow stages.
+    Flow,
+    /// The general LP model through good_lp.
+    Lp,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["config", "snapshot", "sandbox"]).multiple(true)))]
+pub struct PlanArgs {
+    /// Configuration file. Alone: fetch live, then plan. With --snapshot:
+    /// only its [plan] section is used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Plan offline from a saved snapshot (from `rebalancer fetch --out`).
+    #[arg(long, value_name = "FILE", conflicts_with = "sandbox")]
+    pub snapshot: Option<PathBuf>,
+    /// Plan against an embedded, seeded sandbox (no credentials needed).
+    #[arg(long, conflicts_with = "config")]
+    pub sandbox: bool,
+    #[command(flatten)]
+    pub world: WorldArgs,
+    /// Write the plan JSON here (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Output on stdout: a table for people, or the plan JSON.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// List every change (the table shows the first leads otherwise).
+    #[arg(long)]
+    pub verbose: bool,
+    /// Override plan.solver.
+    #[arg(long, value_enum)]
+    pub solver: Option<Solver>,
+    /// Override plan.lp_backend (microlp, coin_cbc, highs).
+    #[arg(long, value_name = "NAME")]
+    pub lp_backend: Option<String>,
+    /// What-if: set AGENT's Zoho backlog allowance to N (repeatable).
+    #[arg(long, value_name = "AGENT=N")]
+    pub set_allowance: Vec<String>,
+    /// What-if: set the demand of lead CAMPAIGN/LEAD to N records (repeatable).
+    #[arg(long, value_name = "CAMPAIGN/LEAD=N")]
+    pub set_demand: Vec<String>,
+    /// What-if: never assign AGENT anywhere (repeatable).
+    #[arg(long, value_name = "AGENT")]
+    pub exclude_agent: Vec<String>,
+    /// What-if: keep AGENT's assignments as they are (repeatable).
+    #[arg(long, value_name = "AGENT")]
+    pub freeze_agent: Vec<String>,
+    /// What-if: keep lead CAMPAIGN/LEAD's assignments as they are (repeatable).
+    #[arg(long, value_name = "CAMPAIGN/LEAD")]
+    pub freeze_lead: Vec<String>,
+    /// What-if: force AGENT onto CAMPAIGN/LEAD (repeatable).
+    #[arg(long, value_name = "AGENT@CAMPAIGN/LEAD")]
+    pub pin: Vec<String>,
 }
 
 /// Sizes and seed of a generated sandbox world.
@@ -93,6 +160,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Fetch(args) => cmd::fetch::run(args).await,
+            Command::Plan(args) => cmd::plan::run(args).await,
             Command::Sandbox(args) => cmd::sandbox::run(args).await,
         }
     });

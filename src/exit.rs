@@ -11,10 +11,12 @@
 //! | 6 | an upstream answered something we cannot use (404, 400, malformed body, unknown campaign) |
 //! | 7 | an upstream was unreachable, timed out, throttled or failed (5xx) after retries |
 //! | 8 | cannot write an output file |
+//! | 9 | the solver failed (LP backend error, numeric overflow) |
 
 use crate::settings::SettingsError;
 use rebalancer_fetcher::FetchError;
 use rebalancer_model::ModelError;
+use rebalancer_optimizer::OptimizerError;
 use rebalancer_upstream::UpstreamError;
 use std::process::ExitCode;
 
@@ -26,6 +28,17 @@ pub const UPSTREAM_AUTH: u8 = 5;
 pub const UPSTREAM_DATA: u8 = 6;
 pub const UPSTREAM_UNAVAILABLE: u8 = 7;
 pub const OUTPUT: u8 = 8;
+pub const SOLVER: u8 = 9;
+
+/// Context marking an error as bad command-line usage (exit 2).
+#[derive(Debug)]
+pub struct UsageError;
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("bad command-line usage")
+    }
+}
 
 pub fn usage_code(e: &clap::Error) -> u8 {
     use clap::error::ErrorKind;
@@ -63,7 +76,16 @@ fn upstream_code(e: &UpstreamError) -> u8 {
 
 /// The exit code for an error, from the first typed error in its chain.
 pub fn code_of(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<UsageError>().is_some() {
+        return USAGE;
+    }
     for cause in e.chain() {
+        if let Some(o) = cause.downcast_ref::<OptimizerError>() {
+            return match o {
+                OptimizerError::Overflow | OptimizerError::Lp(_) => SOLVER,
+                _ => CONFIG,
+            };
+        }
         if cause.downcast_ref::<SettingsError>().is_some() {
             return CONFIG;
         }

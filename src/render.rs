@@ -2,7 +2,9 @@
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use rebalancer_fetcher::FetchReport;
-use rebalancer_model::{ProblemKind, Snapshot};
+use rebalancer_model::{Action, Change, LeadKey, LeadPlan, Plan, ProblemKind, Snapshot};
+use rebalancer_optimizer::PlanStats;
+use std::collections::BTreeMap;
 
 fn table() -> Table {
     let mut t = Table::new();
@@ -56,4 +58,159 @@ pub fn fetch_summary(snapshot: &Snapshot, report: &FetchReport) -> String {
         ]);
     }
     t.to_string()
+}
+
+/// Leads shown in the change table without `--verbose`.
+const LEADS_SHOWN: usize = 15;
+
+/// The dry-run report `rebalancer plan` prints.
+pub fn plan(plan: &Plan, snapshot: &Snapshot, stats: &PlanStats, verbose: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "DRY RUN: nothing was written upstream.");
+    let _ = writeln!(
+        out,
+        "Plan for snapshot {} ({}, fetched {}); solver {} on {} eligible pairs in {:.3} s (total {:.3} s).",
+        &plan.snapshot_hash[..12],
+        snapshot.source.description,
+        plan.snapshot_fetched_at,
+        stats.solver,
+        stats.pairs,
+        stats.solve_time.as_secs_f64(),
+        stats.total_time.as_secs_f64(),
+    );
+    let s = &plan.summary;
+    let _ = writeln!(
+        out,
+        "{} agents, {} leads. Moves: assign {} / unassign {} (kept {}, deferred {}).",
+        s.agents, s.leads, s.assigns, s.unassigns, s.kept, s.deferred
+    );
+    if let Some(gate) = &plan.gate {
+        let _ = writeln!(out, "Gate: {gate}; only safety changes are listed.");
+    }
+    let o = &plan.objectives;
+    let mut t = table();
+    t.set_header(vec!["objective", "before", "after", "optimum"]);
+    let right = |v: String| Cell::new(v).set_alignment(CellAlignment::Right);
+    t.add_row(vec![
+        Cell::new("shortfall (records)"),
+        right(format!("{:.1}", o.before.shortfall)),
+        right(format!("{:.1}", o.after.shortfall)),
+        right(format!("{:.1}", o.optimum.shortfall)),
+    ]);
+    t.add_row(vec![
+        Cell::new("peak utilisation"),
+        right(format!("{:.4}", o.before.peak_utilisation)),
+        right(format!("{:.4}", o.after.peak_utilisation)),
+        right(format!("{:.4}", o.optimum.peak_utilisation)),
+    ]);
+    t.add_row(vec![
+        Cell::new("leads short of demand"),
+        right(o.before.leads_uncovered.to_string()),
+        right(o.after.leads_uncovered.to_string()),
+        right(o.optimum.leads_uncovered.to_string()),
+    ]);
+    let _ = writeln!(out, "{t}");
+
+    // Changes grouped by lead, `kubectl diff` style: - unassign, + assign.
+    let mut by_lead: BTreeMap<LeadKey, Vec<&Change>> = BTreeMap::new();
+    for c in &plan.changes {
+        by_lead.entry(c.lead).or_default().push(c);
+    }
+    if by_lead.is_empty() {
+        let _ = writeln!(out, "No changes.");
+    } else {
+        let mut t = table();
+        t.set_header(vec!["lead", "", "agent", "flow", "reason"]);
+        let shown = if verbose {
+            by_lead.len()
+        } else {
+            LEADS_SHOWN.min(by_lead.len())
+        };
+        for (lead, changes) in by_lead.iter().take(shown) {
+            for (n, c) in changes.iter().enumerate() {
+                let sign = match c.action {
+                    Action::Assign => "+",
+                    Action::Unassign => "-",
+                };
+                t.add_row(vec![
+                    Cell::new(if n == 0 {
+                        lead.to_string()
+                    } else {
+                        String::new()
+                    }),
+                    Cell::new(sign),
+                    Cell::new(&c.agent),
+                    right(if c.flow > 0.0 {
+                        format!("{:.1}", c.flow)
+                    } else {
+                        String::new()
+                    }),
+                    Cell::new(c.reason.to_string()),
+                ]);
+            }
+        }
+        let _ = writeln!(out, "Changes by lead (- unassign, + assign):\n{t}");
+        if shown < by_lead.len() {
+            let _ = writeln!(
+                out,
+                "... and changes on {} more leads (--verbose lists them all, --format json gives the plan).",
+                by_lead.len() - shown
+            );
+        }
+    }
+    let short: Vec<&LeadPlan> = plan.leads.iter().filter(|l| l.shortfall > 0.0).collect();
+    if !short.is_empty() {
+        let mut t = table();
+        t.set_header(vec![
+            "lead short of demand",
+            "demand",
+            "covered",
+            "shortfall",
+            "default assignee",
+        ]);
+        let shown = if verbose {
+            short.len()
+        } else {
+            LEADS_SHOWN.min(short.len())
+        };
+        for l in short.iter().take(shown) {
+            t.add_row(vec![
+                Cell::new(l.lead),
+                right(format!("{:.0}", l.demand)),
+                right(format!("{:.1}", l.covered)),
+                right(format!("{:.1}", l.shortfall)),
+                Cell::new(
+                    l.default_assignee
+                        .as_ref()
+                        .map(|a| a.0.as_str())
+                        .unwrap_or("none in Zoho"),
+                ),
+            ]);
+        }
+        let _ = writeln!(out, "{t}");
+        if shown < short.len() {
+            let _ = writeln!(
+                out,
+                "... and {} more leads short of demand.",
+                short.len() - shown
+            );
+        }
+    }
+    if !plan.deferred.is_empty() {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for d in &plan.deferred {
+            *counts.entry(d.deferred_by.as_str()).or_default() += 1;
+        }
+        let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} by {k}")).collect();
+        let _ = writeln!(
+            out,
+            "Deferred: {} (see `deferred` in the plan JSON).",
+            parts.join(", ")
+        );
+    }
+    for note in &plan.notes {
+        let _ = writeln!(out, "Note: {note}");
+    }
+    out
 }

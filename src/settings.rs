@@ -8,6 +8,7 @@
 
 use rebalancer_fetcher::{CampaignSpec, FetchOptions, IdentityMap};
 use rebalancer_model::SnapshotSource;
+use rebalancer_optimizer::PlanConfig;
 use rebalancer_upstream::{CmsConfig, HttpSettings, WebexConfig, ZohoConfig};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -54,6 +55,7 @@ pub struct Settings {
     pub zoho: ZohoSettings,
     pub http: HttpKeys,
     pub fetch: FetchKeys,
+    pub plan: PlanConfig,
     /// The file the settings came from, for error messages.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -151,30 +153,48 @@ impl Settings {
         env: Option<BTreeMap<String, String>>,
     ) -> Result<Settings, SettingsError> {
         let owned = path.map(Path::to_owned);
-        let mut environment = config::Environment::with_prefix(ENV_PREFIX)
-            .prefix_separator("_")
-            .separator("__")
-            .list_separator(",")
-            .with_list_parse_key("zoho.threshold_ids")
-            .try_parsing(true);
-        if let Some(env) = env {
-            environment = environment.source(Some(env.into_iter().collect()));
-        }
-        let built = config::Config::builder()
-            .add_source(config::File::from_str(
-                DEFAULT_TOML,
-                config::FileFormat::Toml,
-            ))
-            .add_source(config::File::from_str(text, config::FileFormat::Toml))
-            .add_source(environment)
-            .build()
-            .map_err(|e| config_error(e, &owned))?;
-        let mut settings: Settings = built
-            .try_deserialize()
+        let mut settings: Settings = layered(text, env)
+            .and_then(|c| c.try_deserialize())
             .map_err(|e| config_error(e, &owned))?;
         settings.path = owned;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Only the `[plan]` section (defaults ← file ← environment), for
+    /// replanning a saved snapshot without upstream credentials.
+    pub fn load_plan(path: &Path) -> Result<PlanConfig, SettingsError> {
+        #[derive(Deserialize)]
+        struct PlanOnly {
+            plan: PlanConfig,
+        }
+        let owned = Some(path.to_owned());
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => SettingsError::NotFound {
+                path: path.to_owned(),
+            },
+            _ => SettingsError::Invalid {
+                path: owned.clone(),
+                detail: format!("cannot read it: {e}"),
+            },
+        })?;
+        let only: PlanOnly = layered(&text, None)
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| config_error(e, &owned))?;
+        Ok(only.plan)
+    }
+
+    /// The compiled-in `[plan]` defaults (for `--snapshot` and `--sandbox`
+    /// runs without a config file).
+    pub fn default_plan() -> PlanConfig {
+        #[derive(Deserialize)]
+        struct PlanOnly {
+            plan: PlanConfig,
+        }
+        layered("", Some(BTreeMap::new()))
+            .and_then(|c| c.try_deserialize::<PlanOnly>())
+            .map(|p| p.plan)
+            .expect("config/default.toml has a valid [plan] section")
     }
 
     fn key_error(&self, key: &str, problem: impl Into<String>) -> SettingsError {
@@ -326,6 +346,43 @@ impl Settings {
     }
 }
 
+/// defaults ← `text` ← environment (`env`, or the process environment).
+fn layered(
+    text: &str,
+    env: Option<BTreeMap<String, String>>,
+) -> Result<config::Config, config::ConfigError> {
+    let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("_")
+        .separator("__")
+        .list_separator(",")
+        .try_parsing(true);
+    for key in LIST_KEYS {
+        environment = environment.with_list_parse_key(key);
+    }
+    if let Some(env) = env {
+        environment = environment.source(Some(env.into_iter().collect()));
+    }
+    config::Config::builder()
+        .add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ))
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .add_source(environment)
+        .build()
+}
+
+/// Keys whose environment values are comma-separated lists.
+const LIST_KEYS: &[&str] = &[
+    "zoho.threshold_ids",
+    "plan.frozen_agents",
+    "plan.frozen_leads",
+    "plan.exclude_agents",
+    "plan.exclude_pairs",
+    "plan.pins",
+    "plan.set_allowance",
+];
+
 /// A base URL is scheme + host (+ port, + optional path prefix), http or https,
 /// with no credentials, query or fragment.
 fn parse_base_url(value: &str) -> Result<url::Url, String> {
@@ -427,6 +484,22 @@ threshold_ids = ["9"]
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn default_toml_plan_section_matches_the_code_defaults() {
+        assert_eq!(Settings::default_plan(), PlanConfig::default());
+    }
+
+    #[test]
+    fn plan_lists_come_from_env() {
+        let s = Settings::from_toml(
+            MINIMAL,
+            None,
+            env(&[("REBALANCER_PLAN__FROZEN_AGENTS", "Anna,bob")]),
+        )
+        .unwrap();
+        assert_eq!(s.plan.frozen_agents, ["Anna", "bob"]);
     }
 
     #[test]

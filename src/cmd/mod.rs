@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
 pub mod fetch;
+pub mod plan;
 pub mod sandbox;

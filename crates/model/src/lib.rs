@@ -18,7 +18,7 @@ mod snapshot;
 pub use error::ModelError;
 pub use ids::{AgentId, LeadKey};
 pub use plan::{
-    Action, Change, Deferred, LeadPlan, Metrics, Objectives, Plan, Reason, Summary,
+    Action, AgentPlan, Change, Deferred, LeadPlan, Metrics, Objectives, Plan, Reason, Summary,
     PLAN_SCHEMA_VERSION,
 };
 pub use snapshot::{

@@ -37,6 +37,8 @@ pub struct Plan {
     pub deferred: Vec<Deferred>,
     /// Target assignment and coverage per lead, sorted by lead.
     pub leads: Vec<LeadPlan>,
+    /// Planned load per agent in some lead pool, before and after, sorted.
+    pub agents: Vec<AgentPlan>,
     /// Notes an operator should read (frozen leads keeping inactive agents,
     /// leads that lose every agent, ...), sorted.
     pub notes: Vec<String>,
@@ -104,8 +106,12 @@ pub enum Reason {
     KeepsLeadStaffed,
     /// Carries demand the current mapping leaves uncovered.
     CoversShortfall { shortfall_before: f64 },
-    /// Spreads load: the agent's utilisation before → after.
+    /// Takes load off the lead's current agents: their peak utilisation
+    /// before → after.
     BalancesLoad { before: f64, after: f64 },
+    /// Carries this lead's work so that its current agents can cover
+    /// shortfall on other leads.
+    FreesCapacity,
 }
 
 impl Reason {
@@ -142,6 +148,9 @@ impl std::fmt::Display for Reason {
             }
             Reason::BalancesLoad { before, after } => {
                 write!(f, "balances load (u {before:.2} → {after:.2})")
+            }
+            Reason::FreesCapacity => {
+                f.write_str("frees the lead's agents to cover shortfall elsewhere")
             }
         }
     }
@@ -182,6 +191,22 @@ pub struct LeadPlan {
     pub frozen: bool,
     /// Zoho's default assignee, named for leads left short.
     pub default_assignee: Option<AgentId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentPlan {
+    pub agent: AgentId,
+    /// Headroom the plan may use (0 for inactive, at allowance, excluded or
+    /// frozen-without-threshold agents).
+    pub headroom: i64,
+    /// Planned records under the current mapping (at its best).
+    pub load_before: f64,
+    /// Planned records under the target mapping.
+    pub load_after: f64,
+    /// Leads assigned now / after the plan.
+    pub leads_before: usize,
+    pub leads_after: usize,
 }
 
 impl Plan {

@@ -6,8 +6,16 @@
 //! and min-cost flow (fewest changes). `lp` is the same model in good_lp,
 //! for side constraints and as the cross-check in tests.
 
+mod config;
+mod error;
 pub mod flow;
+pub mod greedy;
 pub mod lp;
+mod planner;
+mod prepare;
 pub mod stages;
 
+pub use config::{PlanConfig, SolverChoice, UnjoinedPolicy};
+pub use error::OptimizerError;
+pub use planner::{plan, PlanStats};
 pub use stages::{Instance, Pair, Ratio, Solution, Stages};

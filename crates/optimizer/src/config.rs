@@ -1,0 +1,112 @@
+//! Planning configuration: the `[plan]` section of the config file plus the
+//! what-if flags of `rebalancer plan`. Plain data; the binary reads it.
+//!
+//! Leads are named `CAMPAIGN/LEAD` (e.g. `501/1003`), agents by CMS user id.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What happens to agents that could not be joined to a Zoho threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnjoinedPolicy {
+    /// Keep their current assignments as they are; give them nothing new.
+    #[default]
+    Freeze,
+    /// Treat them as having `unjoined_headroom` records of headroom.
+    Unlimited,
+}
+
+/// Which solver computes the flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SolverChoice {
+    /// Exact network-flow stages (default).
+    #[default]
+    Flow,
+    /// The general LP model through good_lp.
+    Lp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanConfig {
+    pub solver: SolverChoice,
+    /// good_lp backend for `solver = "lp"`: `microlp`, `coin_cbc`, `highs`.
+    pub lp_backend: String,
+    /// Default demand: this share of the agents' total headroom, split over
+    /// leads by weight.
+    pub demand_share: f64,
+    /// Explicit demand (records) per lead, `"CAMPAIGN/LEAD" = N`.
+    pub demand: BTreeMap<String, u64>,
+    /// Lead weights for the default demand, `"CAMPAIGN/LEAD" = w` (default 1).
+    pub lead_weights: BTreeMap<String, f64>,
+    /// Campaign weights, `"CAMPAIGN" = w`, multiplied into lead weights.
+    pub campaign_weights: BTreeMap<String, f64>,
+    /// A new pair is assigned when its planned flow reaches this (records).
+    pub min_flow: f64,
+    pub unjoined_policy: UnjoinedPolicy,
+    /// Headroom given to unjoined agents under `unjoined_policy = "unlimited"`.
+    pub unjoined_headroom: u64,
+    /// Most leads one agent may hold after the plan (0 = no cap).
+    pub max_leads_per_agent: usize,
+    /// Dead band: optimisation moves are made only when the plan lowers
+    /// shortfall by at least this many records...
+    pub min_shortfall_gain: f64,
+    /// ...or lowers peak utilisation by at least this much (0.05 = 5 points).
+    pub min_balance_gain: f64,
+    /// Most changes per run (0 = no cap). Safety changes always go.
+    pub max_moves_per_run: usize,
+    /// Most changes per agent per run (0 = no cap). Safety changes always go.
+    pub max_moves_per_agent: usize,
+    /// Agents whose assignments stay exactly as they are.
+    pub frozen_agents: Vec<String>,
+    /// Leads whose assignments stay exactly as they are.
+    pub frozen_leads: Vec<String>,
+    /// Agents never assigned anywhere (and unassigned where they are).
+    pub exclude_agents: Vec<String>,
+    /// `"AGENT@CAMPAIGN/LEAD"`: this agent never on this lead.
+    pub exclude_pairs: Vec<String>,
+    /// `"AGENT@CAMPAIGN/LEAD"`: this agent always on this lead.
+    pub pins: Vec<String>,
+    /// What-if: `"AGENT=N"` sets the agent's Zoho backlog allowance to N.
+    /// (A list, not a table: agent ids are case-sensitive.)
+    pub set_allowance: Vec<String>,
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        PlanConfig {
+            solver: SolverChoice::Flow,
+            lp_backend: "microlp".into(),
+            demand_share: 0.8,
+            demand: BTreeMap::new(),
+            lead_weights: BTreeMap::new(),
+            campaign_weights: BTreeMap::new(),
+            min_flow: 1e-6,
+            unjoined_policy: UnjoinedPolicy::Freeze,
+            unjoined_headroom: 10,
+            max_leads_per_agent: 0,
+            min_shortfall_gain: 1.0,
+            min_balance_gain: 0.02,
+            max_moves_per_run: 0,
+            max_moves_per_agent: 0,
+            frozen_agents: Vec::new(),
+            frozen_leads: Vec::new(),
+            exclude_agents: Vec::new(),
+            exclude_pairs: Vec::new(),
+            pins: Vec::new(),
+            set_allowance: Vec::new(),
+        }
+    }
+}
+
+impl PlanConfig {
+    /// SHA-256 (hex) of the canonical JSON of this config: two plans with
+    /// the same digest were made under the same rules. Holds no secrets.
+    pub fn digest(&self) -> String {
+        use sha2::Digest;
+        let json = serde_json::to_vec(self).expect("a plan config always serialises");
+        format!("{:x}", sha2::Sha256::digest(json))
+    }
+}

@@ -1,0 +1,28 @@
+//! Errors from planning: bad names or infeasible rules in the planning
+//! config, and solver failures. Each names the agent or lead and the fix.
+
+#[derive(Debug, thiserror::Error)]
+pub enum OptimizerError {
+    #[error("{key}: agent `{agent}` is not in the snapshot; check the CMS user id (agents are named as in the CMS)")]
+    UnknownAgent { key: &'static str, agent: String },
+    #[error("{key}: lead {lead} is not in the snapshot; name leads CAMPAIGN/LEAD as fetched (see `rebalancer fetch`)")]
+    UnknownLead { key: &'static str, lead: String },
+    #[error("{key}: {detail}")]
+    BadName { key: &'static str, detail: String },
+    #[error("{key}: {detail}; fix the value in [plan] or the what-if flag")]
+    BadValue { key: &'static str, detail: String },
+    #[error(
+        "pin {agent}@{lead} cannot hold: {why}; remove the pin from plan.pins or fix its cause"
+    )]
+    InfeasiblePin {
+        agent: String,
+        lead: String,
+        why: String,
+    },
+    #[error("the exact flow solver overflowed 64-bit integers on this instance; use --solver lp")]
+    Overflow,
+    #[error("LP solver: {0}")]
+    Lp(#[from] crate::lp::LpError),
+    #[error("plan.lp_backend `{0}` is not available in this build; available: {1}")]
+    UnknownBackend(String, String),
+}

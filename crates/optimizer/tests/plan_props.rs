@@ -1,0 +1,402 @@
+//! Properties of whole plans on random snapshots: safety (thresholds, no
+//! inactive or zero-headroom agent assigned), optimality against the LP,
+//! idempotence (replanning the target changes nothing), caps, staffing,
+//! reasons, determinism; and the churn objective against the greedy baseline.
+
+use proptest::prelude::*;
+use rebalancer_model::{
+    Action, Agent, AgentId, Campaign, Lead, Plan, Reason, Snapshot, SnapshotSource, ThresholdEntry,
+    WebexStatus, SNAPSHOT_SCHEMA_VERSION,
+};
+use rebalancer_optimizer::greedy::greedy;
+use rebalancer_optimizer::{plan, Instance, Pair, PlanConfig, SolverChoice, Stages};
+
+#[derive(Debug, Clone)]
+struct AgentSpec {
+    active: bool,
+    /// None = no Zoho threshold (unjoined).
+    allow_backlog: Option<(i64, i64)>,
+}
+
+#[derive(Debug, Clone)]
+struct LeadSpec {
+    /// (agent index, assigned)
+    pool: Vec<(usize, bool)>,
+}
+
+fn agent_spec() -> impl Strategy<Value = AgentSpec> {
+    (
+        prop::bool::weighted(0.85),
+        prop::option::weighted(0.9, (0i64..20, 0i64..25)),
+    )
+        .prop_map(|(active, allow_backlog)| AgentSpec {
+            active,
+            allow_backlog,
+        })
+}
+
+fn world() -> impl Strategy<Value = (Vec<AgentSpec>, Vec<LeadSpec>)> {
+    prop::collection::vec(agent_spec(), 1..14).prop_flat_map(|agents| {
+        let n = agents.len();
+        let lead = prop::collection::vec((0..n, prop::bool::weighted(0.3)), 0..8)
+            .prop_map(|pool| LeadSpec { pool });
+        (Just(agents), prop::collection::vec(lead, 1..7))
+    })
+}
+
+fn name(i: usize) -> AgentId {
+    AgentId::new(format!("a{i:02}"))
+}
+
+fn snapshot(agents: &[AgentSpec], leads: &[LeadSpec]) -> Snapshot {
+    let mut snap = Snapshot {
+        schema_version: SNAPSHOT_SCHEMA_VERSION,
+        fetched_at: "2026-11-23T00:00:00Z".into(),
+        source: SnapshotSource {
+            description: "proptest".into(),
+            cms_base_url: String::new(),
+            webex_base_url: String::new(),
+            zoho_api_domain: String::new(),
+            zoho_module: "Leads".into(),
+            threshold_ids: vec!["t".into()],
+        },
+        campaigns: vec![Campaign {
+            process_id: 1,
+            campaign_id: 7,
+            leads: leads
+                .iter()
+                .enumerate()
+                .map(|(j, l)| Lead {
+                    lead_id: j as u64,
+                    campaign_lead_id: None,
+                    assigned: l.pool.iter().filter(|p| p.1).map(|p| name(p.0)).collect(),
+                    unassigned: l.pool.iter().filter(|p| !p.1).map(|p| name(p.0)).collect(),
+                })
+                .collect(),
+        }],
+        agents: agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Agent {
+                id: name(i),
+                in_cms: true,
+                webex: Some(WebexStatus {
+                    username: name(i).0,
+                    email: None,
+                    display_name: None,
+                    role_desc: None,
+                    user_status: Some(if a.active { "Active" } else { "Inactive" }.into()),
+                    role_status: None,
+                    active: a.active,
+                }),
+                zoho: None,
+                thresholds: a
+                    .allow_backlog
+                    .map(|(allow, backlog)| ThresholdEntry {
+                        threshold_id: "t".into(),
+                        backlog_allow_count: allow,
+                        backlog_count: backlog,
+                        record_allow_count: 100,
+                        record_assigned_count: 0,
+                        default_assignee: false,
+                    })
+                    .into_iter()
+                    .collect(),
+                headroom: None,
+                default_assignee: false,
+            })
+            .collect(),
+        problems: vec![],
+    };
+    snap.normalize();
+    snap
+}
+
+fn usable(snap: &Snapshot, id: &AgentId) -> bool {
+    let a = snap.agent(id).unwrap();
+    a.is_active() && a.headroom.is_some_and(|h| h > 0)
+}
+
+/// The snapshot with every lead's assignment replaced by the plan's target.
+fn applied(snap: &Snapshot, plan: &Plan) -> Snapshot {
+    let mut next = snap.clone();
+    for c in &mut next.campaigns {
+        for l in &mut c.leads {
+            let lp = plan
+                .leads
+                .iter()
+                .find(|p| p.lead.campaign_id == c.campaign_id && p.lead.lead_id == l.lead_id)
+                .unwrap();
+            let pool: Vec<AgentId> = l.pool().cloned().collect();
+            l.assigned = lp.target.clone();
+            l.unassigned = pool
+                .into_iter()
+                .filter(|a| !lp.target.contains(a))
+                .collect();
+        }
+    }
+    next.normalize();
+    next
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn plans_are_safe_and_explained((agents, leads) in world()) {
+        let snap = snapshot(&agents, &leads);
+        let (plan, _) = plan(&snap, &PlanConfig::default()).unwrap();
+        for lp in &plan.leads {
+            for a in &lp.target {
+                if !lp.current.contains(a) {
+                    // New assignments only for active agents with headroom.
+                    prop_assert!(usable(&snap, a), "{a} assigned to {} without capacity", lp.lead);
+                } else {
+                    // A kept agent is active (unjoined ones are frozen, not dropped).
+                    prop_assert!(snap.agent(a).unwrap().is_active(), "inactive {a} kept on {}", lp.lead);
+                    prop_assert!(snap.agent(a).unwrap().headroom != Some(0), "{a} at allowance kept on {}", lp.lead);
+                }
+            }
+            // Current pairs of usable agents stay.
+            for a in &lp.current {
+                if usable(&snap, a) {
+                    prop_assert!(lp.target.contains(a), "{a} dropped from {} without reason", lp.lead);
+                }
+            }
+            // A lead that had agents keeps one, or the plan says why not.
+            if !lp.current.is_empty() && lp.target.is_empty() {
+                let key = lp.lead.to_string();
+                prop_assert!(plan.notes.iter().any(|n| n.contains(&key)), "{key} left unstaffed silently");
+            }
+        }
+        for c in &plan.changes {
+            if c.action == Action::Unassign {
+                prop_assert!(matches!(c.reason, Reason::Inactive { .. } | Reason::AtAllowance { .. } | Reason::Excluded | Reason::LeadCap { .. }), "unassign without a stated reason: {c:?}");
+            }
+        }
+        // Thresholds: planned load within headroom and within the peak.
+        for a in &plan.agents {
+            prop_assert!(a.load_after <= a.headroom as f64 + 1e-6, "{a:?}");
+            if a.headroom > 0 {
+                prop_assert!(a.load_after / a.headroom as f64 <= plan.objectives.after.peak_utilisation + 1e-6);
+            }
+        }
+        prop_assert!(plan.objectives.after.shortfall <= plan.objectives.before.shortfall + 1e-9);
+        prop_assert_eq!(plan.objectives.after.shortfall, plan.objectives.optimum.shortfall);
+    }
+
+    #[test]
+    fn optimum_matches_the_lp((agents, leads) in world()) {
+        let snap = snapshot(&agents, &leads);
+        let (flow, _) = plan(&snap, &PlanConfig::default()).unwrap();
+        let lp_cfg = PlanConfig { solver: SolverChoice::Lp, ..PlanConfig::default() };
+        let (lp, _) = plan(&snap, &lp_cfg).unwrap();
+        prop_assert!((flow.objectives.optimum.shortfall - lp.objectives.optimum.shortfall).abs() < 1e-6);
+        prop_assert!((flow.objectives.optimum.peak_utilisation - lp.objectives.optimum.peak_utilisation).abs() < 1e-6);
+    }
+
+    #[test]
+    fn replanning_the_target_changes_nothing((agents, leads) in world()) {
+        let snap = snapshot(&agents, &leads);
+        let cfg = PlanConfig { min_shortfall_gain: 0.0, min_balance_gain: 0.0, ..PlanConfig::default() };
+        let (first, _) = plan(&snap, &cfg).unwrap();
+        let (second, _) = plan(&applied(&snap, &first), &cfg).unwrap();
+        prop_assert!(second.changes.is_empty(), "second plan changes {:?}", second.changes);
+        prop_assert_eq!(second.objectives.before.shortfall, first.objectives.after.shortfall);
+    }
+
+    #[test]
+    fn moves_stay_within_caps((agents, leads) in world(), run in 1usize..6, per_agent in 1usize..3) {
+        let snap = snapshot(&agents, &leads);
+        let cfg = PlanConfig { max_moves_per_run: run, max_moves_per_agent: per_agent, ..PlanConfig::default() };
+        let (plan, _) = plan(&snap, &cfg).unwrap();
+        let optional = |r: &Reason| matches!(r, Reason::CoversShortfall { .. } | Reason::BalancesLoad { .. } | Reason::FreesCapacity);
+        prop_assert!(plan.changes.iter().filter(|c| optional(&c.reason)).count() <= run);
+        for c in plan.changes.iter().filter(|c| optional(&c.reason)) {
+            let moves = plan.changes.iter().filter(|d| d.agent == c.agent).count();
+            prop_assert!(moves <= per_agent.max(plan.changes.iter().filter(|d| d.agent == c.agent && !optional(&d.reason)).count() + 1));
+        }
+        // Nothing is lost: made + deferred = what the uncapped plan makes.
+        let (free, _) = plan_default(&snap);
+        prop_assert_eq!(plan.changes.len() + plan.deferred.len(), free.changes.len());
+    }
+
+    #[test]
+    fn same_input_same_bytes((agents, leads) in world()) {
+        let snap = snapshot(&agents, &leads);
+        let (a, _) = plan(&snap, &PlanConfig::default()).unwrap();
+        let (b, _) = plan(&snap.clone(), &PlanConfig::default()).unwrap();
+        prop_assert_eq!(a.to_json(), b.to_json());
+    }
+
+    #[test]
+    fn churn_objective_never_above_greedy_at_equal_coverage(
+        caps in prop::collection::vec(0i64..30, 1..10),
+        dems in prop::collection::vec(0i64..40, 1..6),
+        edges in prop::collection::vec((0usize..10, 0usize..6, prop::bool::ANY), 1..30),
+    ) {
+        let (na, nl) = (caps.len(), dems.len());
+        let mut seen = std::collections::BTreeSet::new();
+        let pairs = edges.into_iter()
+            .map(|(i, j, current)| Pair { agent: (i % na) as u32, lead: (j % nl) as u32, current })
+            .filter(|p| seen.insert((p.agent, p.lead)))
+            .collect();
+        let inst = Instance { capacity: caps, demand: dems, pairs };
+        let sol = Stages::new(&inst).solve().unwrap();
+        // Greedy under the same balance (caps u*·h): when it carries as much
+        // as the optimum, its flow on new pairs is no lower than ours.
+        let g = greedy(&inst, sol.peak.to_f64());
+        let ours = sol.new_pair_flow_scaled as f64 / sol.peak.den as f64;
+        if (g.shortfall - sol.shortfall as f64).abs() < 1e-9 {
+            prop_assert!(ours <= g.new_pair_flow + 1e-6, "flow {ours} > greedy {}", g.new_pair_flow);
+        }
+        // And greedy never beats the optimum's shortfall.
+        let plain = greedy(&inst, 1.0);
+        prop_assert!(plain.shortfall + 1e-9 >= sol.shortfall as f64);
+    }
+}
+
+fn plan_default(snap: &Snapshot) -> (Plan, rebalancer_optimizer::PlanStats) {
+    plan(snap, &PlanConfig::default()).unwrap()
+}
+
+#[test]
+fn all_inactive_unassigns_everyone_and_reports_every_lead() {
+    let agents = vec![
+        AgentSpec {
+            active: false,
+            allow_backlog: Some((10, 0))
+        };
+        4
+    ];
+    let leads = vec![
+        LeadSpec {
+            pool: vec![(0, true), (1, true), (2, false)],
+        },
+        LeadSpec {
+            pool: vec![(3, true)],
+        },
+        LeadSpec { pool: vec![] },
+    ];
+    let snap = snapshot(&agents, &leads);
+    let (plan, _) = plan_default(&snap);
+    assert_eq!(plan.summary.unassigns, 3);
+    assert_eq!(plan.summary.assigns, 0);
+    assert!(plan.leads.iter().all(|l| l.target.is_empty()));
+    // Demand is a share of usable headroom, which is zero: nothing is short,
+    // but the plan says each staffed lead loses all its agents.
+    for key in ["7/0", "7/1"] {
+        assert!(
+            plan.notes.iter().any(|n| n.contains(key)),
+            "{key}: {:?}",
+            plan.notes
+        );
+    }
+}
+
+#[test]
+fn explicit_demand_with_no_usable_agent_is_uncovered() {
+    let agents = vec![
+        AgentSpec {
+            active: false,
+            allow_backlog: Some((10, 0))
+        };
+        2
+    ];
+    let leads = vec![LeadSpec {
+        pool: vec![(0, true), (1, false)],
+    }];
+    let snap = snapshot(&agents, &leads);
+    let cfg = PlanConfig {
+        demand: [("7/0".to_string(), 25)].into(),
+        ..PlanConfig::default()
+    };
+    let (plan, _) = plan(&snap, &cfg).unwrap();
+    assert_eq!(plan.objectives.after.shortfall, 25.0);
+    assert_eq!(plan.objectives.after.leads_uncovered, 1);
+    assert_eq!(plan.leads[0].shortfall, 25.0);
+}
+
+#[test]
+fn balanced_snapshot_gives_zero_changes() {
+    // Two active agents with room, both on the one lead: nothing to do.
+    let agents = vec![
+        AgentSpec {
+            active: true,
+            allow_backlog: Some((10, 0))
+        };
+        2
+    ];
+    let leads = vec![LeadSpec {
+        pool: vec![(0, true), (1, true)],
+    }];
+    let (plan, _) = plan_default(&snapshot(&agents, &leads));
+    assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+    assert_eq!(plan.summary.kept, 2);
+}
+
+#[test]
+fn infeasible_pins_and_unknown_names_are_named() {
+    let agents = vec![
+        AgentSpec {
+            active: true,
+            allow_backlog: Some((10, 0)),
+        },
+        AgentSpec {
+            active: false,
+            allow_backlog: Some((10, 0)),
+        },
+    ];
+    let leads = vec![
+        LeadSpec {
+            pool: vec![(0, false), (1, false)],
+        },
+        LeadSpec { pool: vec![] },
+    ];
+    let snap = snapshot(&agents, &leads);
+    let err = |cfg: PlanConfig| plan(&snap, &cfg).unwrap_err().to_string();
+    let e = err(PlanConfig {
+        pins: vec!["a01@7/0".into()],
+        ..PlanConfig::default()
+    });
+    assert!(
+        e.contains("a01") && e.contains("7/0") && e.contains("inactive"),
+        "{e}"
+    );
+    let e = err(PlanConfig {
+        pins: vec!["a00@7/1".into()],
+        ..PlanConfig::default()
+    });
+    assert!(e.contains("not in the lead's pool"), "{e}");
+    let e = err(PlanConfig {
+        exclude_agents: vec!["ghost".into()],
+        ..PlanConfig::default()
+    });
+    assert!(
+        e.contains("ghost") && e.contains("plan.exclude_agents"),
+        "{e}"
+    );
+    let e = err(PlanConfig {
+        frozen_leads: vec!["7/99".into()],
+        ..PlanConfig::default()
+    });
+    assert!(e.contains("7/99"), "{e}");
+    let e = err(PlanConfig {
+        pins: vec!["a00-7/0".into()],
+        ..PlanConfig::default()
+    });
+    assert!(e.contains("AGENT@CAMPAIGN/LEAD"), "{e}");
+    // A feasible pin is honoured.
+    let (p, _) = plan(
+        &snap,
+        &PlanConfig {
+            pins: vec!["a00@7/0".into()],
+            ..PlanConfig::default()
+        },
+    )
+    .unwrap();
+    assert!(p
+        .changes
+        .iter()
+        .any(|c| c.agent.as_str() == "a00" && c.reason == Reason::Pinned));
+}
