@@ -30,15 +30,11 @@ pub const UPSTREAM_UNAVAILABLE: u8 = 7;
 pub const OUTPUT: u8 = 8;
 pub const SOLVER: u8 = 9;
 
-/// Context marking an error as bad command-line usage (exit 2).
-#[derive(Debug)]
-pub struct UsageError;
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("bad command-line usage")
-    }
-}
+/// Bad command-line usage found after parsing (exit 2), e.g. a malformed
+/// what-if value.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 pub fn usage_code(e: &clap::Error) -> u8 {
     use clap::error::ErrorKind;

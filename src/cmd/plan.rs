@@ -5,6 +5,7 @@
 
 use crate::cli::{Format, PlanArgs, Solver};
 use crate::cmd::fetch;
+use crate::exit::UsageError;
 use crate::render;
 use crate::settings::Settings;
 use anyhow::Context;
@@ -75,10 +76,11 @@ fn apply_what_ifs(cfg: &mut PlanConfig, args: &PlanArgs) -> anyhow::Result<()> {
         let (lead, n) = text
             .rsplit_once('=')
             .and_then(|(l, n)| Some((l.trim(), n.trim().parse::<u64>().ok()?)))
-            .with_context(|| {
-                format!("--set-demand `{text}` is not CAMPAIGN/LEAD=N (e.g. 501/1003=40)")
-            })
-            .map_err(usage)?;
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "--set-demand `{text}` is not CAMPAIGN/LEAD=N (e.g. 501/1003=40)"
+                ))
+            })?;
         cfg.demand.insert(lead.to_owned(), n);
     }
     cfg.exclude_agents
@@ -87,9 +89,4 @@ fn apply_what_ifs(cfg: &mut PlanConfig, args: &PlanArgs) -> anyhow::Result<()> {
     cfg.frozen_leads.extend(args.freeze_lead.iter().cloned());
     cfg.pins.extend(args.pin.iter().cloned());
     Ok(())
-}
-
-/// Mark an error as bad command-line usage (exit 2).
-fn usage(e: anyhow::Error) -> anyhow::Error {
-    e.context(crate::exit::UsageError)
 }

@@ -19,7 +19,9 @@ pub enum ModelError {
         size: u64,
         limit: u64,
     },
-    #[error("{path} is not a valid {what} file: {detail} (line {line}, column {column}); regenerate it with `rebalancer {regenerate}`")]
+    #[error(
+        "{path} is not a valid {what} file: {detail}; regenerate it with `rebalancer {regenerate}`"
+    )]
     Parse {
         path: PathBuf,
         what: &'static str,

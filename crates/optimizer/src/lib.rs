@@ -8,6 +8,7 @@
 
 mod config;
 mod error;
+pub mod families;
 pub mod flow;
 pub mod greedy;
 pub mod lp;

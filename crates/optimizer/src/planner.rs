@@ -43,20 +43,24 @@ struct Evaluation {
     load: Vec<f64>,
 }
 
+/// Stages 1 and 2 on a mapping, with loads from a flow that reaches the
+/// optimum (stage 3 is not needed for loads and coverage).
 fn evaluate(inst: &Instance) -> Result<Evaluation, OptimizerError> {
-    let sol = Stages::new(inst)
-        .solve()
+    let stages = Stages::new(inst);
+    let carried_total = stages.shortfall().map_err(|_| OptimizerError::Overflow)?;
+    let (peak, _, flows) = stages
+        .balance_with_flows(carried_total)
         .map_err(|_| OptimizerError::Overflow)?;
     let mut carried = vec![0.0; inst.demand.len()];
     let mut load = vec![0.0; inst.capacity.len()];
-    for (k, p) in inst.pairs.iter().enumerate() {
-        let f = sol.flow(k);
+    for (p, &f) in inst.pairs.iter().zip(&flows) {
+        let f = f as f64 / peak.den as f64;
         carried[p.lead as usize] += f;
         load[p.agent as usize] += f;
     }
     Ok(Evaluation {
-        shortfall: sol.shortfall,
-        peak: sol.peak.to_f64(),
+        shortfall: inst.demand.iter().sum::<i64>() - carried_total,
+        peak: peak.to_f64(),
         carried,
         load,
     })
@@ -224,6 +228,7 @@ pub fn plan(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Opti
 
     // --- Gates: the dead band, then the move caps. Safety changes always go.
     let pre_gate = evaluate(&restricted(&prep, &target))?;
+    let deferred_before_gates = deferred.len();
     let shortfall_gain = (before.shortfall - pre_gate.shortfall) as f64;
     let balance_gain = before.peak - pre_gate.peak;
     let mut gate = None;
@@ -275,9 +280,14 @@ pub fn plan(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Opti
         });
     }
 
-    // --- After: what the final target can carry.
+    // --- After: what the final target can carry (the pre-gate evaluation
+    // when no gate or cap held anything back).
     let after_inst = restricted(&prep, &target);
-    let after = evaluate(&after_inst)?;
+    let after = if deferred.len() == deferred_before_gates {
+        pre_gate
+    } else {
+        evaluate(&after_inst)?
+    };
     let kept: usize = (0..prep.leads.len())
         .map(|j| target[j].intersection(&current[j]).count())
         .sum();

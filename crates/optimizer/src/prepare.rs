@@ -175,29 +175,37 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
     let frozen_agents: BTreeSet<AgentId> = cfg
         .frozen_agents
         .iter()
-        .map(|a| known_agent("plan.frozen_agents", a))
+        .map(|a| known_agent("plan.frozen_agents (--freeze-agent)", a))
         .collect::<Result<_, _>>()?;
     let excluded_agents: BTreeSet<AgentId> = cfg
         .exclude_agents
         .iter()
-        .map(|a| known_agent("plan.exclude_agents", a))
+        .map(|a| known_agent("plan.exclude_agents (--exclude-agent)", a))
         .collect::<Result<_, _>>()?;
     let mut allowance: BTreeMap<AgentId, i64> = BTreeMap::new();
     for text in &cfg.set_allowance {
         let bad = || OptimizerError::BadName {
-            key: "plan.set_allowance",
+            key: "plan.set_allowance (--set-allowance)",
             detail: format!(
                 "`{text}` is not AGENT=N with N a whole number ≥ 0 (e.g. anav_agent=20)"
             ),
         };
         let (a, n) = text.rsplit_once('=').ok_or_else(bad)?;
         let n: i64 = n.trim().parse().ok().filter(|n| *n >= 0).ok_or_else(bad)?;
-        allowance.insert(known_agent("plan.set_allowance", a.trim())?, n);
+        allowance.insert(
+            known_agent("plan.set_allowance (--set-allowance)", a.trim())?,
+            n,
+        );
     }
     let frozen_leads: BTreeSet<usize> = cfg
         .frozen_leads
         .iter()
-        .map(|l| known_lead("plan.frozen_leads", parse_lead("plan.frozen_leads", l)?))
+        .map(|l| {
+            known_lead(
+                "plan.frozen_leads (--freeze-lead)",
+                parse_lead("plan.frozen_leads (--freeze-lead)", l)?,
+            )
+        })
         .collect::<Result<_, _>>()?;
 
     // --- Agents.
@@ -260,7 +268,10 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
     let total_capacity: i64 = agents.iter().map(|a| a.capacity).sum();
     let mut explicit: BTreeMap<usize, i64> = BTreeMap::new();
     for (l, &d) in &cfg.demand {
-        let j = known_lead("plan.demand", parse_lead("plan.demand", l)?)?;
+        let j = known_lead(
+            "plan.demand (--set-demand)",
+            parse_lead("plan.demand (--set-demand)", l)?,
+        )?;
         explicit.insert(j, d as i64);
     }
     let mut lead_weight: BTreeMap<usize, f64> = BTreeMap::new();
@@ -351,9 +362,9 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
     }
     let mut pins = BTreeSet::new();
     for text in &cfg.pins {
-        let (a, l) = parse_pair("plan.pins", text)?;
-        let i = index_of(&known_agent("plan.pins", a.as_str())?);
-        let j = known_lead("plan.pins", l)?;
+        let (a, l) = parse_pair("plan.pins (--pin)", text)?;
+        let i = index_of(&known_agent("plan.pins (--pin)", a.as_str())?);
+        let j = known_lead("plan.pins (--pin)", l)?;
         let lead = &leads[j];
         let fail = |why: String| OptimizerError::InfeasiblePin {
             agent: a.0.clone(),

@@ -177,11 +177,20 @@ impl<'a> Stages<'a> {
     /// Stage 2: least `u` whose max flow reaches `target` (= `F*`), and the
     /// number of max-flow solves it took.
     pub fn balance(&self, target: i64) -> Result<(Ratio, u32), Overflow> {
+        self.balance_with_flows(target)
+            .map(|(u, iterations, _)| (u, iterations))
+    }
+
+    /// Stage 2, also returning a flow that reaches `target` within `u*`
+    /// (pair flows scaled by `u.den`, as in [`Solution::flow_scaled`]). Any
+    /// such flow will do when only loads are wanted, which saves stage 3.
+    pub fn balance_with_flows(&self, target: i64) -> Result<(Ratio, u32, Vec<i64>), Overflow> {
         let lay = Layout::new(self.inst);
         let total: i64 = self.inst.capacity.iter().sum();
         if target == 0 || total == 0 {
-            return Ok((Ratio::new(0, 1), 0));
+            return Ok((Ratio::new(0, 1), 0, vec![0; self.inst.pairs.len()]));
         }
+        let first_pair = lay.agents + lay.leads;
         let mut u = Ratio::new(target, total);
         let mut iterations = 0;
         loop {
@@ -190,7 +199,10 @@ impl<'a> Stages<'a> {
             let flow = max_flow(&mut net, lay.source(), lay.sink());
             let want = target.checked_mul(u.den).ok_or(Overflow)?;
             if flow >= want {
-                return Ok((u, iterations));
+                let flows = (0..self.inst.pairs.len())
+                    .map(|k| net.flow(first_pair + k))
+                    .collect();
+                return Ok((u, iterations, flows));
             }
             // Minimum cut S: agents outside S are cut at u·h_i, leads inside
             // S at D_j. The next lower bound makes this cut carry `target`.

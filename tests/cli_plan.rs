@@ -1,0 +1,218 @@
+//! `rebalancer plan` end to end: byte-identical plans across processes, the
+//! dry run never writes upstream, what-if flags, and bad input files or pins
+//! refused with the file, agent or lead named and a distinct exit code.
+
+mod common;
+
+use common::{config_toml, run_bin, small_world, start};
+use rebalancer_model::{Action, Plan, Reason};
+use std::path::Path;
+
+async fn run(args: Vec<String>) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_bin(&args, &[])
+    })
+    .await
+    .unwrap()
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A saved sandbox snapshot in `dir`.
+async fn snapshot_file(dir: &Path) -> std::path::PathBuf {
+    let snap = dir.join("snap.json");
+    let (code, _, stderr) = run(s(&["fetch", "--sandbox", "--seed", "3", "--out", p(&snap)])).await;
+    assert_eq!(code, 0, "{stderr}");
+    snap
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_snapshot_gives_byte_identical_plans_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot_file(dir.path()).await;
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    for out in [&a, &b] {
+        let (code, _, stderr) = run(s(&["plan", "--snapshot", p(&snap), "--out", p(out)])).await;
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (bytes_a, bytes_b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert_eq!(bytes_a, bytes_b, "two runs gave different plans");
+    let plan = Plan::load(&a).unwrap();
+    assert!(!plan.changes.is_empty(), "the sandbox world needs changes");
+    let snapshot = rebalancer_model::Snapshot::load(&snap).unwrap();
+    assert_eq!(plan.snapshot_hash, snapshot.content_hash());
+    // --format json prints the same plan.
+    let (code, stdout, _) = run(s(&["plan", "--snapshot", p(&snap), "--format", "json"])).await;
+    assert_eq!(code, 0);
+    assert_eq!(stdout.as_bytes(), &bytes_a[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_reads_but_never_writes_upstream() {
+    let sb = start(small_world(31)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, config_toml(&sb)).unwrap();
+    let (code, stdout, stderr) = run(s(&["plan", "--config", p(&cfg), "--verbose"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("DRY RUN"), "{stdout}");
+    for label in [
+        "assign",
+        "unassign",
+        "shortfall",
+        "peak utilisation",
+        "leads short",
+        "solver flow",
+    ] {
+        assert!(stdout.contains(label), "summary lacks {label}:\n{stdout}");
+    }
+    let counts = sb.counts();
+    assert!(counts.cms_get > 0, "the plan fetched live");
+    assert_eq!(counts.cms_put, 0, "a dry run wrote upstream");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_if_flags_change_the_plan_without_touching_zoho() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap_path = snapshot_file(dir.path()).await;
+    let snapshot = rebalancer_model::Snapshot::load(&snap_path).unwrap();
+    // An active agent with headroom that is assigned somewhere.
+    let agent = snapshot
+        .agents
+        .iter()
+        .find(|a| {
+            a.is_active()
+                && a.headroom.is_some_and(|h| h > 0)
+                && snapshot.leads().any(|(_, l)| l.assigned.contains(&a.id))
+        })
+        .expect("the sandbox has a usable assigned agent")
+        .id
+        .clone();
+    let out = dir.path().join("p.json");
+    let (code, _, stderr) = run(s(&[
+        "plan",
+        "--snapshot",
+        p(&snap_path),
+        "--exclude-agent",
+        agent.as_str(),
+        "--out",
+        p(&out),
+    ]))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let plan = Plan::load(&out).unwrap();
+    let removed: Vec<_> = plan.changes.iter().filter(|c| c.agent == agent).collect();
+    assert!(!removed.is_empty());
+    assert!(removed
+        .iter()
+        .all(|c| c.action == Action::Unassign && c.reason == Reason::Excluded));
+
+    let what_if = format!("{agent}=0");
+    let (code, _, stderr) = run(s(&[
+        "plan",
+        "--snapshot",
+        p(&snap_path),
+        "--set-allowance",
+        &what_if,
+        "--out",
+        p(&out),
+    ]))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let plan = Plan::load(&out).unwrap();
+    assert!(plan
+        .changes
+        .iter()
+        .filter(|c| c.agent == agent)
+        .all(|c| matches!(c.reason, Reason::AtAllowance { .. })));
+    // The snapshot file is untouched by what-ifs.
+    assert_eq!(
+        rebalancer_model::Snapshot::load(&snap_path).unwrap(),
+        snapshot
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_name_the_problem_and_exit_distinctly() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot_file(dir.path()).await;
+    let text = std::fs::read_to_string(&snap).unwrap();
+    let out = dir.path().join("never.json");
+    let bad = |name: &str, body: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        path
+    };
+    let cases: Vec<(std::path::PathBuf, i32, &str)> = vec![
+        (
+            bad("trunc.json", text[..text.len() / 2].to_string()),
+            4,
+            "trunc.json",
+        ),
+        (
+            bad(
+                "old.json",
+                text.replacen("\"schema_version\": 1", "\"schema_version\": 0", 1),
+            ),
+            4,
+            "schema version 0",
+        ),
+        (
+            bad(
+                "type.json",
+                text.replacen("\"lead_id\": ", "\"lead_id\": \"x\", \"y\": ", 1),
+            ),
+            4,
+            "type.json",
+        ),
+        (dir.path().join("missing.json"), 4, "missing.json"),
+    ];
+    for (path, want, text) in cases {
+        let (code, _, stderr) = run(s(&["plan", "--snapshot", p(&path), "--out", p(&out)])).await;
+        assert_eq!(code, want, "{}: {stderr}", path.display());
+        assert!(
+            stderr.contains(text),
+            "{}: stderr lacks {text}: {stderr}",
+            path.display()
+        );
+        assert!(!stderr.contains("panicked"));
+        assert!(!out.exists());
+    }
+    // An infeasible pin names agent and lead and exits 3.
+    let snapshot = rebalancer_model::Snapshot::load(&snap).unwrap();
+    let (key, lead) = snapshot
+        .leads()
+        .find(|(_, l)| !l.unassigned.is_empty())
+        .unwrap();
+    let inactive = snapshot
+        .agents
+        .iter()
+        .find(|a| !a.is_active() && a.in_cms)
+        .unwrap();
+    let pin = format!("{}@{key}", inactive.id);
+    let (code, _, stderr) = run(s(&["plan", "--snapshot", p(&snap), "--pin", &pin])).await;
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains(inactive.id.as_str()) && stderr.contains(&key.to_string()),
+        "{stderr}"
+    );
+    let _ = lead;
+    // Bad what-if syntax is a usage error.
+    let (code, _, stderr) = run(s(&["plan", "--snapshot", p(&snap), "--set-demand", "lots"])).await;
+    assert_eq!(code, 2, "{stderr}");
+    // A plan file given as a snapshot is refused with the file named.
+    let plan_path = dir.path().join("plan.json");
+    let (code, _, _) = run(s(&["plan", "--snapshot", p(&snap), "--out", p(&plan_path)])).await;
+    assert_eq!(code, 0);
+    let (code, _, stderr) = run(s(&["plan", "--snapshot", p(&plan_path)])).await;
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("plan.json"), "{stderr}");
+}
