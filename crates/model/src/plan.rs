@@ -232,3 +232,107 @@ impl Plan {
         write_atomic(path, &self.to_json())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Plan {
+        let m = Metrics {
+            shortfall: 3.0,
+            peak_utilisation: 0.75,
+            leads_uncovered: 1,
+        };
+        let lead = LeadKey {
+            campaign_id: 1,
+            lead_id: 2,
+        };
+        Plan {
+            schema_version: PLAN_SCHEMA_VERSION,
+            snapshot_hash: "ab".repeat(32),
+            snapshot_fetched_at: "2026-11-23T12:00:00Z".into(),
+            config_digest: "cd".repeat(32),
+            solver: "flow".into(),
+            objectives: Objectives {
+                before: m.clone(),
+                after: m.clone(),
+                optimum: m,
+            },
+            summary: Summary {
+                agents: 2,
+                leads: 1,
+                assigns: 1,
+                unassigns: 1,
+                deferred: 0,
+                kept: 0,
+            },
+            gate: None,
+            changes: vec![
+                Change {
+                    lead,
+                    agent: AgentId::new("a"),
+                    action: Action::Unassign,
+                    reason: Reason::Inactive {
+                        detail: "user_status=Inactive".into(),
+                    },
+                    flow: 0.0,
+                },
+                Change {
+                    lead,
+                    agent: AgentId::new("b"),
+                    action: Action::Assign,
+                    reason: Reason::BalancesLoad {
+                        before: 1.0,
+                        after: 0.5,
+                    },
+                    flow: 2.5,
+                },
+            ],
+            deferred: vec![],
+            leads: vec![],
+            agents: vec![],
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trips_and_reasons_read_well() {
+        let p = sample();
+        let back = Plan::from_json(&p.to_json(), Path::new("p.json")).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(
+            p.changes[1].reason.to_string(),
+            "balances load (u 1.00 → 0.50)"
+        );
+        assert!(p.changes[0].reason.is_safety() && !p.changes[1].reason.is_safety());
+    }
+
+    #[test]
+    fn other_version_and_snapshot_files_are_refused_by_name() {
+        let mut v: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+        v["schema_version"] = 7.into();
+        let e = Plan::from_json(v.to_string().as_bytes(), Path::new("old-plan.json")).unwrap_err();
+        assert!(
+            e.to_string().contains("old-plan.json") && e.to_string().contains("version 7"),
+            "{e}"
+        );
+        let e = Plan::from_json(
+            br#"{"schema_version": 1, "campaigns": []}"#,
+            Path::new("snap.json"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("snap.json"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn truncated_or_mutated_plans_never_panic(cut in 0usize..2000, pos in 0usize..2000, byte in proptest::prelude::any::<u8>()) {
+            let mut bytes = sample().to_json();
+            let n = bytes.len();
+            bytes[pos % n] = byte;
+            let _ = Plan::from_json(&bytes, Path::new("m.json"));
+            let good = sample().to_json();
+            proptest::prop_assert!(Plan::from_json(&good[..cut.min(n - 2)], Path::new("t.json")).is_err());
+        }
+    }
+}
