@@ -445,17 +445,11 @@ fn defer(
     target: &mut [BTreeSet<usize>],
     mut pick: impl FnMut(&Change) -> Option<String>,
 ) {
-    let lead_index: BTreeMap<_, usize> = prep
-        .leads
-        .iter()
-        .enumerate()
-        .map(|(j, l)| (l.key, j))
-        .collect();
     let mut kept = Vec::with_capacity(changes.len());
     for c in changes.drain(..) {
         match pick(&c) {
             Some(by) => {
-                let j = lead_index[&c.lead];
+                let j = prep.lead_index(c.lead).expect("changes name known leads");
                 let i = prep
                     .agent_index(&c.agent)
                     .expect("changes name known agents");
@@ -532,14 +526,8 @@ fn apply_lead_cap(
         }
     }
     if !drop_new.is_empty() {
-        let lead_index: BTreeMap<_, usize> = prep
-            .leads
-            .iter()
-            .enumerate()
-            .map(|(j, l)| (l.key, j))
-            .collect();
         defer(prep, changes, deferred, target, |c| {
-            let j = lead_index[&c.lead];
+            let j = prep.lead_index(c.lead)?;
             let i = prep.agent_index(&c.agent)?;
             (c.action == Action::Assign && drop_new.contains(&(i, j)))
                 .then(|| "max_leads_per_agent".to_string())

@@ -64,11 +64,17 @@ pub(crate) struct Prepared {
     /// Zoho's default assignee, if any agent is one.
     pub default_assignee: Option<AgentId>,
     pub notes: Vec<String>,
+    lead_by_key: BTreeMap<LeadKey, usize>,
 }
 
 impl Prepared {
     pub fn agent_index(&self, id: &AgentId) -> Option<usize> {
         self.agents.binary_search_by(|a| a.id.cmp(id)).ok()
+    }
+
+    /// Index of the lead named `key`.
+    pub fn lead_index(&self, key: LeadKey) -> Option<usize> {
+        self.lead_by_key.get(&key).copied()
     }
 }
 
@@ -443,7 +449,9 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
         demand: leads.iter().map(|l| l.demand).collect(),
         pairs,
     };
+    let lead_by_key = leads.iter().enumerate().map(|(j, l)| (l.key, j)).collect();
     Ok(Prepared {
+        lead_by_key,
         agents,
         leads,
         inst,
