@@ -224,12 +224,16 @@ impl ZohoClient {
             endpoint,
             Replay::Safe,
             || {
+                // Marked sensitive so no HTTP-layer log or Debug shows it.
+                let mut auth = reqwest::header::HeaderValue::from_str(&format!(
+                    "Zoho-oauthtoken {}",
+                    token.expose_secret()
+                ))
+                .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
+                auth.set_sensitive(true);
                 http.client()
                     .get(url.clone())
-                    .header(
-                        AUTHORIZATION,
-                        format!("Zoho-oauthtoken {}", token.expose_secret()),
-                    )
+                    .header(AUTHORIZATION, auth)
                     .header(ACCEPT, "application/json")
             },
             |reply| interpret_page(endpoint, reply),
