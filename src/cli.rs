@@ -29,6 +29,12 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run the fake upstream APIs on 127.0.0.1 until interrupted.
     Sandbox(SandboxArgs),
+    /// Time the whole plan on generated benchmark instances, one child
+    /// process per size (wall time, solve time, peak RSS, greedy baseline).
+    Bench(BenchArgs),
+    /// One size of `bench`, in this process; prints one JSON line.
+    #[command(hide = true)]
+    BenchOne(BenchOneArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -141,6 +147,64 @@ pub struct SandboxArgs {
     pub write_config: Option<PathBuf>,
 }
 
+/// Benchmark instance families (see `rebalancer_optimizer::families`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchFamily {
+    Uniform,
+    Skewed,
+    /// Every family, uniform first.
+    All,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Instance family.
+    #[arg(long, value_enum, default_value_t = BenchFamily::All)]
+    pub family: BenchFamily,
+    /// Sizes as AGENTSxLEADS, comma-separated.
+    #[arg(
+        long,
+        value_name = "AxL,...",
+        value_delimiter = ',',
+        value_parser = parse_size,
+        default_value = "1000x100,5000x500,20000x2000"
+    )]
+    pub sizes: Vec<(usize, usize)>,
+    /// Seed of the instance generator (the reference figures use 42).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Timed plan runs per size (best and median are reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Output on stdout: a table for people, or JSON rows.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchOneArgs {
+    #[arg(long, value_enum)]
+    pub family: BenchFamily,
+    #[arg(long, value_parser = parse_size)]
+    pub size: (usize, usize),
+    #[arg(long)]
+    pub seed: u64,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+}
+
+/// `1000x100` → (1000 agents, 100 leads).
+fn parse_size(text: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("`{text}` is not AGENTSxLEADS (e.g. 1000x100)");
+    let (a, l) = text.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+    let a: usize = a.trim().parse().map_err(|_| bad())?;
+    let l: usize = l.trim().parse().map_err(|_| bad())?;
+    if a == 0 || l == 0 {
+        return Err(format!("`{text}`: agents and leads must be at least 1"));
+    }
+    Ok((a, l))
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -150,6 +214,7 @@ pub fn main() -> ExitCode {
         }
     };
     logging::init(cli.log.as_deref());
+    let log = cli.log.clone();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -162,6 +227,8 @@ pub fn main() -> ExitCode {
             Command::Fetch(args) => cmd::fetch::run(args).await,
             Command::Plan(args) => cmd::plan::run(args).await,
             Command::Sandbox(args) => cmd::sandbox::run(args).await,
+            Command::Bench(args) => cmd::bench::run(args, log.as_deref()),
+            Command::BenchOne(args) => cmd::bench::run_one(args),
         }
     });
     match result {

@@ -214,3 +214,55 @@ pub fn plan(plan: &Plan, snapshot: &Snapshot, stats: &PlanStats, verbose: bool) 
     }
     out
 }
+
+/// The table `rebalancer bench` prints: one row per family and size.
+pub fn bench(rows: &[crate::cmd::bench::BenchRow]) -> String {
+    let mut t = table();
+    t.set_header(vec![
+        "family",
+        "agents",
+        "leads",
+        "pairs",
+        "plan ms best",
+        "plan ms median",
+        "solve ms",
+        "balance iters",
+        "peak RSS MiB",
+        "shortfall",
+        "u*",
+        "assigns",
+        "unassigns",
+        "greedy new pairs",
+        "greedy peak",
+        "matches spec",
+    ]);
+    let right = |v: String| Cell::new(v).set_alignment(CellAlignment::Right);
+    for r in rows {
+        t.add_row(vec![
+            Cell::new(&r.family),
+            right(r.agents.to_string()),
+            right(r.leads.to_string()),
+            right(r.pairs.to_string()),
+            right(format!("{:.1}", r.plan_ms_best)),
+            right(format!("{:.1}", r.plan_ms_median)),
+            right(format!("{:.1}", r.solve_ms_best)),
+            right(r.balance_iterations.to_string()),
+            right(r.peak_rss_mib.map_or("-".into(), |m| format!("{m:.1}"))),
+            right(format!("{:.1}", r.shortfall)),
+            right(format!("{:.12}", r.peak_utilisation)),
+            right(r.assigns.to_string()),
+            right(r.unassigns.to_string()),
+            right(r.greedy_new_pairs.to_string()),
+            right(format!("{:.4}", r.greedy_peak_utilisation)),
+            Cell::new(match r.matches_spec {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            }),
+        ]);
+    }
+    let seed = rows.first().map_or(String::new(), |r| {
+        format!(" (seed {}, best of {})", r.seed, r.repeat)
+    });
+    format!("Whole dry-run plan per size, each in a fresh process{seed}:\n{t}")
+}

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod fetch;
 pub mod plan;
 pub mod sandbox;

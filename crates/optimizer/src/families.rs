@@ -116,6 +116,16 @@ pub fn generate(family: Family, agents: usize, leads: usize, seed: u64) -> Gener
 }
 
 impl Generated {
+    /// The instance as the stages see it (for solver-only benches and the
+    /// greedy baseline).
+    pub fn to_instance(&self) -> crate::Instance {
+        crate::Instance::new(
+            self.headroom.iter().map(|&h| h as i64).collect(),
+            self.demand.iter().map(|&d| d as i64).collect(),
+            self.pairs.iter().copied(),
+        )
+    }
+
     /// The instance as a snapshot (agents `a000000`…, one campaign, lead
     /// ids = indices) plus a planning config carrying the exact demands.
     pub fn to_snapshot(&self) -> (Snapshot, PlanConfig) {

@@ -33,6 +33,28 @@ pub struct Instance {
     pub pairs: Vec<Pair>,
 }
 
+impl Instance {
+    /// Build from capacities, demands and `(agent, lead, current)` triples.
+    pub fn new(
+        capacity: Vec<i64>,
+        demand: Vec<i64>,
+        pairs: impl IntoIterator<Item = (usize, usize, bool)>,
+    ) -> Instance {
+        Instance {
+            capacity,
+            demand,
+            pairs: pairs
+                .into_iter()
+                .map(|(agent, lead, current)| Pair {
+                    agent: agent as u32,
+                    lead: lead as u32,
+                    current,
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pair {
     pub agent: u32,
@@ -259,19 +281,8 @@ impl<'a> Stages<'a> {
 mod tests {
     use super::*;
 
-    fn inst(capacity: &[i64], demand: &[i64], pairs: &[(u32, u32, bool)]) -> Instance {
-        Instance {
-            capacity: capacity.to_vec(),
-            demand: demand.to_vec(),
-            pairs: pairs
-                .iter()
-                .map(|&(agent, lead, current)| Pair {
-                    agent,
-                    lead,
-                    current,
-                })
-                .collect(),
-        }
+    fn inst(capacity: &[i64], demand: &[i64], pairs: &[(usize, usize, bool)]) -> Instance {
+        Instance::new(capacity.to_vec(), demand.to_vec(), pairs.iter().copied())
     }
 
     #[test]
