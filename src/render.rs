@@ -70,14 +70,14 @@ pub fn plan(plan: &Plan, snapshot: &Snapshot, stats: &PlanStats, verbose: bool) 
     let _ = writeln!(out, "DRY RUN: nothing was written upstream.");
     let _ = writeln!(
         out,
-        "Plan for snapshot {} ({}, fetched {}); solver {} on {} eligible pairs in {:.3} s (total {:.3} s).",
+        "Plan for snapshot {} ({}, fetched {}); solver {} on {} eligible pairs in {:.1} ms (total {:.1} ms).",
         &plan.snapshot_hash[..12],
         snapshot.source.description,
         plan.snapshot_fetched_at,
         stats.solver,
         stats.pairs,
-        stats.solve_time.as_secs_f64(),
-        stats.total_time.as_secs_f64(),
+        stats.solve_time.as_secs_f64() * 1e3,
+        stats.total_time.as_secs_f64() * 1e3,
     );
     let s = &plan.summary;
     let _ = writeln!(
