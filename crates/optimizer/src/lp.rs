@@ -326,112 +326,148 @@ fn stage_error(stage: Stage, error: ResolutionError) -> LpError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stages::Pair;
 
-    fn inst(capacity: &[i64], demand: &[i64], pairs: &[(u32, u32, bool)]) -> Instance {
-        Instance {
-            capacity: capacity.to_vec(),
-            demand: demand.to_vec(),
-            pairs: pairs
-                .iter()
-                .map(|&(agent, lead, current)| Pair {
-                    agent,
-                    lead,
-                    current,
-                })
-                .collect(),
-        }
+    fn inst(capacity: &[i64], demand: &[i64], pairs: &[(usize, usize, bool)]) -> Instance {
+        Instance::new(capacity.to_vec(), demand.to_vec(), pairs.iter().copied())
     }
 
+    /// `a` equals `b` to 1e-6 relative (absolute below 1): microlp works to
+    /// 1e-10, Clp and HiGHS to their default primal feasibility tolerance
+    /// of 1e-7, and these instances have at most 6 rows and values below 15.
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-6 * b.abs().max(1.0)
     }
 
-    fn solve(i: &Instance) -> LpSolution {
-        solve_lp(i, LpBackend::Microlp).unwrap()
+    /// The instance solved by every backend compiled into this build.
+    fn solve_all(i: &Instance) -> Vec<(LpBackend, LpSolution)> {
+        LpBackend::available()
+            .into_iter()
+            .map(|b| {
+                let s = solve_lp(i, b).unwrap_or_else(|e| panic!("{}: {e}", b.name()));
+                (b, s)
+            })
+            .collect()
     }
 
     #[test]
     fn balanced_split() {
         // One lead of demand 3 over two agents of cap 2: u* = 3/4, the
         // current pair carries its full 1.5 and the new pair the rest.
-        let s = solve(&inst(&[2, 2], &[3], &[(0, 0, true), (1, 0, false)]));
-        assert!(close(s.shortfall, 0.0), "{s:?}");
-        assert!(close(s.peak, 0.75), "{s:?}");
-        assert!(close(s.new_pair_flow, 1.5), "{s:?}");
-        assert!(close(s.flows[0], 1.5) && close(s.flows[1], 1.5), "{s:?}");
+        for (b, s) in solve_all(&inst(&[2, 2], &[3], &[(0, 0, true), (1, 0, false)])) {
+            assert!(close(s.shortfall, 0.0), "{b:?}: {s:?}");
+            assert!(close(s.peak, 0.75), "{b:?}: {s:?}");
+            assert!(close(s.new_pair_flow, 1.5), "{b:?}: {s:?}");
+            assert!(
+                close(s.flows[0], 1.5) && close(s.flows[1], 1.5),
+                "{b:?}: {s:?}"
+            );
+        }
     }
 
     #[test]
     fn skewed_peak_and_shortfall() {
         // Lead 0 (demand 12) only on agent 0 (cap 10): shortfall 2, u* = 1.
         // Lead 1 (demand 2) on agents 1 and 2; both pairs are new.
-        let s = solve(&inst(
+        for (b, s) in solve_all(&inst(
             &[10, 10, 10],
             &[12, 2],
             &[(0, 0, true), (1, 1, false), (2, 1, false)],
-        ));
-        assert!(close(s.shortfall, 2.0), "{s:?}");
-        assert!(close(s.peak, 1.0), "{s:?}");
-        assert!(close(s.new_pair_flow, 2.0), "{s:?}");
-        assert!(close(s.flows[0], 10.0), "{s:?}");
+        )) {
+            assert!(close(s.shortfall, 2.0), "{b:?}: {s:?}");
+            assert!(close(s.peak, 1.0), "{b:?}: {s:?}");
+            assert!(close(s.new_pair_flow, 2.0), "{b:?}: {s:?}");
+            assert!(close(s.flows[0], 10.0), "{b:?}: {s:?}");
+        }
     }
 
     #[test]
     fn churn_prefers_current_pairs() {
         // Two leads of demand 2, two agents of cap 4, all pairs eligible:
         // u* = 1/2 and the current diagonal carries everything.
-        let s = solve(&inst(
+        for (b, s) in solve_all(&inst(
             &[4, 4],
             &[2, 2],
             &[(0, 0, true), (0, 1, false), (1, 0, false), (1, 1, true)],
-        ));
-        assert!(close(s.shortfall, 0.0) && close(s.peak, 0.5), "{s:?}");
-        assert!(close(s.new_pair_flow, 0.0), "{s:?}");
-        assert!(close(s.flows[0], 2.0) && close(s.flows[3], 2.0), "{s:?}");
+        )) {
+            assert!(
+                close(s.shortfall, 0.0) && close(s.peak, 0.5),
+                "{b:?}: {s:?}"
+            );
+            assert!(close(s.new_pair_flow, 0.0), "{b:?}: {s:?}");
+            assert!(
+                close(s.flows[0], 2.0) && close(s.flows[3], 2.0),
+                "{b:?}: {s:?}"
+            );
+        }
     }
 
     #[test]
     fn zero_capacity_agents_carry_nothing() {
-        let s = solve(&inst(&[0, 4], &[3], &[(0, 0, true), (1, 0, false)]));
-        assert!(close(s.shortfall, 0.0) && close(s.peak, 0.75), "{s:?}");
-        assert!(close(s.flows[0], 0.0) && close(s.flows[1], 3.0), "{s:?}");
-        assert!(close(s.new_pair_flow, 3.0), "{s:?}");
+        for (b, s) in solve_all(&inst(&[0, 4], &[3], &[(0, 0, true), (1, 0, false)])) {
+            assert!(
+                close(s.shortfall, 0.0) && close(s.peak, 0.75),
+                "{b:?}: {s:?}"
+            );
+            assert!(
+                close(s.flows[0], 0.0) && close(s.flows[1], 3.0),
+                "{b:?}: {s:?}"
+            );
+            assert!(close(s.new_pair_flow, 3.0), "{b:?}: {s:?}");
+        }
     }
 
     #[test]
     fn all_capacities_zero() {
-        let s = solve(&inst(&[0, 0], &[5], &[(0, 0, true), (1, 0, false)]));
-        assert!(close(s.shortfall, 5.0) && close(s.peak, 0.0), "{s:?}");
-        assert!(s.flows.iter().all(|&f| close(f, 0.0)), "{s:?}");
+        for (b, s) in solve_all(&inst(&[0, 0], &[5], &[(0, 0, true), (1, 0, false)])) {
+            assert!(
+                close(s.shortfall, 5.0) && close(s.peak, 0.0),
+                "{b:?}: {s:?}"
+            );
+            assert!(s.flows.iter().all(|&f| close(f, 0.0)), "{b:?}: {s:?}");
+        }
     }
 
     #[test]
     fn no_pairs_and_zero_demand() {
-        let s = solve(&inst(&[3], &[4, 0], &[]));
-        assert!(close(s.shortfall, 4.0) && close(s.peak, 0.0), "{s:?}");
-        assert!(s.flows.is_empty());
+        for (b, s) in solve_all(&inst(&[3], &[4, 0], &[])) {
+            assert!(
+                close(s.shortfall, 4.0) && close(s.peak, 0.0),
+                "{b:?}: {s:?}"
+            );
+            assert!(s.flows.is_empty());
+        }
 
-        let s = solve(&inst(&[3, 2], &[0], &[(0, 0, false), (1, 0, true)]));
-        assert!(close(s.shortfall, 0.0) && close(s.peak, 0.0), "{s:?}");
-        assert!(close(s.new_pair_flow, 0.0), "{s:?}");
+        for (b, s) in solve_all(&inst(&[3, 2], &[0], &[(0, 0, false), (1, 0, true)])) {
+            assert!(
+                close(s.shortfall, 0.0) && close(s.peak, 0.0),
+                "{b:?}: {s:?}"
+            );
+            assert!(close(s.new_pair_flow, 0.0), "{b:?}: {s:?}");
+        }
 
-        let s = solve(&Instance::default());
-        assert_eq!((s.shortfall, s.peak, s.new_pair_flow), (0.0, 0.0, 0.0));
+        for (b, s) in solve_all(&Instance::default()) {
+            assert_eq!(
+                (s.shortfall, s.peak, s.new_pair_flow),
+                (0.0, 0.0, 0.0),
+                "{b:?}"
+            );
+        }
     }
 
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
-        let err = solve_lp(&inst(&[3], &[1], &[(1, 0, false)]), LpBackend::Microlp).unwrap_err();
-        assert!(
-            matches!(err, LpError::Solver { stage: "model", .. }),
-            "{err}"
-        );
-        let err = solve_lp(&inst(&[3], &[-1], &[(0, 0, false)]), LpBackend::Microlp).unwrap_err();
-        assert!(
-            matches!(err, LpError::Infeasible { stage: "shortfall" }),
-            "{err}"
-        );
+        for b in LpBackend::available() {
+            let err = solve_lp(&inst(&[3], &[1], &[(1, 0, false)]), b).unwrap_err();
+            assert!(
+                matches!(err, LpError::Solver { stage: "model", .. }),
+                "{b:?}: {err}"
+            );
+            let err = solve_lp(&inst(&[3], &[-1], &[(0, 0, false)]), b).unwrap_err();
+            assert!(
+                matches!(err, LpError::Infeasible { stage: "shortfall" }),
+                "{b:?}: {err}"
+            );
+        }
     }
 
     #[test]
