@@ -84,7 +84,8 @@ pub struct PlanArgs {
     /// What-if: set AGENT's Zoho backlog allowance to N (repeatable).
     #[arg(long, value_name = "AGENT=N")]
     pub set_allowance: Vec<String>,
-    /// What-if: set the demand of lead CAMPAIGN/LEAD to N records (repeatable).
+    /// What-if: set the demand of lead CAMPAIGN/LEAD (or a LEAD id that is
+    /// unique) to N records (repeatable).
     #[arg(long, value_name = "CAMPAIGN/LEAD=N")]
     pub set_demand: Vec<String>,
     /// What-if: never assign AGENT anywhere (repeatable).

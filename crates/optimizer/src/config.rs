@@ -1,7 +1,8 @@
 //! Planning configuration: the `[plan]` section of the config file plus the
 //! what-if flags of `rebalancer plan`. Plain data; the binary reads it.
 //!
-//! Leads are named `CAMPAIGN/LEAD` (e.g. `501/1003`), agents by CMS user id.
+//! Leads are named `CAMPAIGN/LEAD` (e.g. `501/1003`), or by a bare lead id
+//! when it occurs in one campaign only; agents by CMS user id.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

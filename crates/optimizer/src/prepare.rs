@@ -78,22 +78,14 @@ impl Prepared {
     }
 }
 
-fn parse_pair(key: &'static str, text: &str) -> Result<(AgentId, LeadKey), OptimizerError> {
+fn parse_pair<'t>(key: &'static str, text: &'t str) -> Result<(AgentId, &'t str), OptimizerError> {
     let (agent, lead) = text
         .rsplit_once('@')
         .ok_or_else(|| OptimizerError::BadName {
             key,
             detail: format!("`{text}` is not AGENT@CAMPAIGN/LEAD (e.g. anav_agent@501/1003)"),
         })?;
-    let lead = lead
-        .parse::<LeadKey>()
-        .map_err(|detail| OptimizerError::BadName { key, detail })?;
     Ok((AgentId::new(agent), lead))
-}
-
-fn parse_lead(key: &'static str, text: &str) -> Result<LeadKey, OptimizerError> {
-    text.parse::<LeadKey>()
-        .map_err(|detail| OptimizerError::BadName { key, detail })
 }
 
 /// Headroom of an agent after the `set_allowance` what-if.
@@ -168,14 +160,41 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
     };
     let lead_index: BTreeMap<LeadKey, usize> =
         snap.leads().enumerate().map(|(i, (k, _))| (k, i)).collect();
-    let known_lead = |key: &'static str, lead: LeadKey| -> Result<usize, OptimizerError> {
-        lead_index
-            .get(&lead)
-            .copied()
-            .ok_or_else(|| OptimizerError::UnknownLead {
+    // ASSUMPTION: a lead may be named `CAMPAIGN/LEAD`, or just `LEAD` when
+    // that lead id occurs in one campaign only (the issue's `--set-demand
+    // LEAD=N` form); an ambiguous bare id is refused with the choices.
+    let known_lead = |key: &'static str, text: &str| -> Result<usize, OptimizerError> {
+        let text = text.trim();
+        let unknown = || OptimizerError::UnknownLead {
+            key,
+            lead: text.to_owned(),
+        };
+        if text.contains('/') {
+            let lead = text
+                .parse::<LeadKey>()
+                .map_err(|detail| OptimizerError::BadName { key, detail })?;
+            return lead_index.get(&lead).copied().ok_or_else(unknown);
+        }
+        let id: u64 = text.parse().map_err(|_| OptimizerError::BadName {
+            key,
+            detail: format!("`{text}` is not CAMPAIGN/LEAD or a lead id (e.g. 501/1003)"),
+        })?;
+        let matches: Vec<(&LeadKey, &usize)> =
+            lead_index.iter().filter(|(k, _)| k.lead_id == id).collect();
+        match matches.as_slice() {
+            [] => Err(unknown()),
+            [(_, &j)] => Ok(j),
+            many => Err(OptimizerError::BadName {
                 key,
-                lead: lead.to_string(),
-            })
+                detail: format!(
+                    "lead {id} is in several campaigns ({}); name it CAMPAIGN/LEAD",
+                    many.iter()
+                        .map(|(k, _)| k.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+        }
     };
 
     let frozen_agents: BTreeSet<AgentId> = cfg
@@ -206,12 +225,7 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
     let frozen_leads: BTreeSet<usize> = cfg
         .frozen_leads
         .iter()
-        .map(|l| {
-            known_lead(
-                "plan.frozen_leads (--freeze-lead)",
-                parse_lead("plan.frozen_leads (--freeze-lead)", l)?,
-            )
-        })
+        .map(|l| known_lead("plan.frozen_leads (--freeze-lead)", l))
         .collect::<Result<_, _>>()?;
 
     // --- Agents.
@@ -274,10 +288,7 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
     let total_capacity: i64 = agents.iter().map(|a| a.capacity).sum();
     let mut explicit: BTreeMap<usize, i64> = BTreeMap::new();
     for (l, &d) in &cfg.demand {
-        let j = known_lead(
-            "plan.demand (--set-demand)",
-            parse_lead("plan.demand (--set-demand)", l)?,
-        )?;
+        let j = known_lead("plan.demand (--set-demand)", l)?;
         explicit.insert(j, d as i64);
     }
     let mut lead_weight: BTreeMap<usize, f64> = BTreeMap::new();
@@ -288,10 +299,7 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
                 detail: format!("weight {w} for {l} must be a non-negative number"),
             });
         }
-        lead_weight.insert(
-            known_lead("plan.lead_weights", parse_lead("plan.lead_weights", l)?)?,
-            w,
-        );
+        lead_weight.insert(known_lead("plan.lead_weights", l)?, w);
     }
     let mut campaign_weight: BTreeMap<u64, f64> = BTreeMap::new();
     for (c, &w) in &cfg.campaign_weights {
@@ -374,7 +382,7 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
         let lead = &leads[j];
         let fail = |why: String| OptimizerError::InfeasiblePin {
             agent: a.0.clone(),
-            lead: l.to_string(),
+            lead: lead.key.to_string(),
             why,
         };
         if lead.pool.binary_search(&i).is_err() {

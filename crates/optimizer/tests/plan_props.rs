@@ -386,6 +386,21 @@ fn infeasible_pins_and_unknown_names_are_named() {
         ..PlanConfig::default()
     });
     assert!(e.contains("AGENT@CAMPAIGN/LEAD"), "{e}");
+    // A bare lead id is accepted when it is unique.
+    let (p, _) = plan(
+        &snap,
+        &PlanConfig {
+            demand: [("1".to_string(), 9)].into(),
+            ..PlanConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(p.leads[1].demand, 9.0);
+    let e = err(PlanConfig {
+        demand: [("abc".to_string(), 9)].into(),
+        ..PlanConfig::default()
+    });
+    assert!(e.contains("CAMPAIGN/LEAD"), "{e}");
     // A feasible pin is honoured.
     let (p, _) = plan(
         &snap,
