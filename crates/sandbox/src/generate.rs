@@ -505,31 +505,20 @@ mod tests {
         let a = generate(7, 300, 50);
         let b = generate(7, 300, 50);
         assert_eq!(a.user_infos(), b.user_infos());
-        let la: Vec<_> = a
-            .leads
-            .iter()
-            .map(|l| {
-                (
-                    l.campaign_id,
-                    l.lead_id,
-                    l.assigned.clone(),
-                    l.unassigned.clone(),
-                )
-            })
-            .collect();
-        let lb: Vec<_> = b
-            .leads
-            .iter()
-            .map(|l| {
-                (
-                    l.campaign_id,
-                    l.lead_id,
-                    l.assigned.clone(),
-                    l.unassigned.clone(),
-                )
-            })
-            .collect();
-        assert_eq!(la, lb);
+        let leads = |w: &World| -> Vec<_> {
+            w.leads
+                .iter()
+                .map(|l| {
+                    (
+                        l.campaign_id,
+                        l.lead_id,
+                        l.assigned.clone(),
+                        l.unassigned.clone(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(leads(&a), leads(&b));
         let c = generate(8, 300, 50);
         assert_ne!(a.user_infos(), c.user_infos());
     }
