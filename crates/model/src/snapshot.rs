@@ -254,7 +254,12 @@ impl Snapshot {
     /// in plans, so an apply can refuse a plan made from another snapshot.
     pub fn content_hash(&self) -> String {
         use sha2::Digest;
-        format!("{:x}", sha2::Sha256::digest(self.to_json()))
+        // Stream the canonical bytes of `to_json` into the hasher rather
+        // than building them in memory first.
+        let mut hasher = sha2::Sha256::new();
+        serde_json::to_writer_pretty(&mut hasher, self).expect("a snapshot always serialises");
+        hasher.update(b"\n");
+        format!("{:x}", hasher.finalize())
     }
 
     /// Parse a snapshot from bytes. `path` is used only in error messages.
@@ -487,6 +492,16 @@ mod tests {
         assert!(s.agents[1].at_threshold());
         let lead = &s.campaigns[0].leads[0];
         assert_eq!(lead.unassigned, vec![AgentId::new("a")]);
+    }
+
+    #[test]
+    fn content_hash_is_the_hash_of_the_file_bytes() {
+        use sha2::Digest;
+        let s = sample();
+        assert_eq!(
+            s.content_hash(),
+            format!("{:x}", sha2::Sha256::digest(s.to_json()))
+        );
     }
 
     #[test]

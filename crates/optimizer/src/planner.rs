@@ -33,6 +33,7 @@ pub struct PlanStats {
     pub pairs: usize,
     pub solve_time: Duration,
     pub total_time: Duration,
+    started: Instant,
     /// Max-flow solves the balance stage needed (flow solver only).
     pub balance_iterations: u32,
 }
@@ -104,8 +105,24 @@ fn restricted(prep: &Prepared, mapping: &[BTreeSet<usize>]) -> Instance {
 
 /// Make a plan for `snap` under `cfg`.
 pub fn plan(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), OptimizerError> {
+    // Hashing the snapshot (serialising it) is independent of the solve:
+    // do it on a second core meanwhile.
+    std::thread::scope(|scope| {
+        let hash = scope.spawn(|| snap.content_hash());
+        let planned = build(snap, cfg);
+        let snapshot_hash = hash.join().expect("hashing a snapshot does not panic");
+        planned.map(|(mut plan, mut stats)| {
+            plan.snapshot_hash = snapshot_hash;
+            stats.total_time = stats.started.elapsed();
+            (plan, stats)
+        })
+    })
+}
+
+fn build(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), OptimizerError> {
     let started = Instant::now();
     let prep = prepare(snap, cfg)?;
+    tracing::debug!(ms = ms(started), pairs = prep.inst.pairs.len(), "prepared");
     let inst = &prep.inst;
 
     // --- The optimum.
@@ -140,6 +157,7 @@ pub fn plan(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Opti
         }
     };
     let solve_time = solve_started.elapsed();
+    tracing::debug!(ms = ms(started), "solved");
     let mut opt_carried = vec![0.0; inst.demand.len()];
     let mut opt_load = vec![0.0; inst.capacity.len()];
     for (k, p) in inst.pairs.iter().enumerate() {
@@ -155,6 +173,7 @@ pub fn plan(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Opti
         .collect();
     let before_inst = restricted(&prep, &current);
     let before = evaluate(&before_inst)?;
+    tracing::debug!(ms = ms(started), "solved and evaluated the current mapping");
     let utilisation = |load: f64, i: usize| {
         let c = prep.agents[i].capacity;
         if c > 0 {
@@ -237,7 +256,9 @@ pub fn plan(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Opti
     keep_leads_staffed(&prep, &opt_load, &mut target, &mut changes, &mut notes);
 
     // --- Gates: the dead band, then the move caps. Safety changes always go.
+    tracing::debug!(ms = ms(started), "target built");
     let pre_gate = evaluate(&restricted(&prep, &target))?;
+    tracing::debug!(ms = ms(started), "evaluated the target");
     let deferred_before_gates = deferred.len();
     let shortfall_gain = (before.shortfall - pre_gate.shortfall) as f64;
     let balance_gain = before.peak - pre_gate.peak;
@@ -379,7 +400,7 @@ pub fn plan(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Opti
     };
     let plan = Plan {
         schema_version: PLAN_SCHEMA_VERSION,
-        snapshot_hash: snap.content_hash(),
+        snapshot_hash: String::new(), // filled in by `plan`
         snapshot_fetched_at: snap.fetched_at.clone(),
         config_digest: cfg.digest(),
         solver: solver.clone(),
@@ -410,9 +431,15 @@ pub fn plan(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Opti
         pairs: inst.pairs.len(),
         solve_time,
         total_time: started.elapsed(),
+        started,
         balance_iterations,
     };
     Ok((plan, stats))
+}
+
+/// Milliseconds since `t`, for phase logs.
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
 }
 
 /// Round for display fields derived from floats (flows themselves are exact

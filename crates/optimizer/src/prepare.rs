@@ -24,7 +24,7 @@ use crate::config::{PlanConfig, UnjoinedPolicy};
 use crate::stages::{Instance, Pair};
 use crate::OptimizerError;
 use rebalancer_model::{Agent, AgentId, LeadKey, Reason, Snapshot};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// How the plan treats one agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -278,9 +278,15 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
             }
         })
         .collect();
+    // Hashing beats binary search on strings here: every pair looks up an id.
+    let by_id: HashMap<&str, usize> = agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.id.as_str(), i))
+        .collect();
     let index_of = |id: &AgentId| -> usize {
-        agents
-            .binary_search_by(|a| a.id.cmp(id))
+        *by_id
+            .get(id.as_str())
             .expect("snapshot leads only name known agents")
     };
 
@@ -327,8 +333,14 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
             let j = leads.len();
             let mut current: Vec<usize> = l.assigned.iter().map(index_of).collect();
             current.sort_unstable();
-            let mut pool: Vec<usize> = l.pool().map(index_of).collect();
+            // `assigned` and `unassigned` are disjoint (Snapshot::normalize).
+            let mut pool: Vec<usize> = current
+                .iter()
+                .copied()
+                .chain(l.unassigned.iter().map(index_of))
+                .collect();
             pool.sort_unstable();
+            pool.dedup();
             leads.push(LeadInfo {
                 key: LeadKey {
                     campaign_id: c.campaign_id,
