@@ -193,8 +193,12 @@ fn build(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Optimiz
         for &i in &lead.current {
             let reason = match &prep.agents[i].standing {
                 Standing::Ineligible(r) => Some(r.clone()),
-                _ if prep.excluded_pairs.contains(&(i, j)) => Some(Reason::Excluded),
-                _ => None,
+                // A frozen agent's assignments stay exactly as they are.
+                Standing::Frozen => None,
+                Standing::Eligible if prep.excluded_pairs.contains(&(i, j)) => {
+                    Some(Reason::Excluded)
+                }
+                Standing::Eligible => None,
             };
             if let Some(reason) = reason {
                 target[j].remove(&i);

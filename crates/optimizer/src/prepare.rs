@@ -439,7 +439,12 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
                 Standing::Frozen => is_current,
                 Standing::Ineligible(_) => false,
             };
-            if !usable || agent.capacity == 0 || excluded_pairs.contains(&(i, j)) && !lead.frozen {
+            if !usable
+                || agent.capacity == 0
+                || (excluded_pairs.contains(&(i, j))
+                    && !lead.frozen
+                    && agent.standing == Standing::Eligible)
+            {
                 continue;
             }
             pairs.push(Pair {
