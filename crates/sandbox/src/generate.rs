@@ -531,13 +531,11 @@ mod tests {
     }
 
     #[test]
-    fn large_world_is_fast() {
-        let start = std::time::Instant::now();
+    fn large_world_generates() {
+        // Speed is measured by `rebalancer fetch --sandbox` figures, not here.
         let w = generate(3, 20_000, 2_000);
         assert_eq!(w.leads.len(), 2_000);
         assert_eq!(w.agents, 20_000);
-        // Generous: debug builds on a loaded 2-core machine.
-        assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]
