@@ -6,6 +6,27 @@ use rebalancer_model::{Action, Change, LeadKey, LeadPlan, Plan, ProblemKind, Sna
 use rebalancer_optimizer::PlanStats;
 use std::collections::BTreeMap;
 
+/// Write a command's output to stdout. A closed pipe (`rebalancer plan |
+/// head`) ends the output quietly instead of panicking as `println!` would.
+pub fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_all(text.as_bytes())
+        .and_then(|_| {
+            if text.ends_with('\n') {
+                Ok(())
+            } else {
+                out.write_all(b"\n")
+            }
+        })
+        .and_then(|_| out.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 fn table() -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);

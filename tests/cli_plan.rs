@@ -216,3 +216,36 @@ async fn bad_inputs_name_the_problem_and_exit_distinctly() {
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("plan.json"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_pipe_ends_quietly() {
+    // `rebalancer plan ... | head -c 10`: the reader goes away early.
+    tokio::task::spawn_blocking(|| {
+        use std::io::Read;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rebalancer"))
+            .args([
+                "plan",
+                "--sandbox",
+                "--agents",
+                "2000",
+                "--leads",
+                "200",
+                "--format",
+                "json",
+            ])
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 10];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // stdout is dropped here: the rest of the plan meets a closed pipe.
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+    })
+    .await
+    .unwrap();
+}

@@ -113,8 +113,8 @@ pub fn run(args: BenchArgs, log: Option<&str>) -> anyhow::Result<()> {
         }
     }
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        Format::Table => println!("{}", render::bench(&rows)),
+        Format::Json => render::emit(&serde_json::to_string_pretty(&rows)?)?,
+        Format::Table => render::emit(&render::bench(&rows))?,
     }
     Ok(())
 }
@@ -179,7 +179,7 @@ pub fn run_one(args: BenchOneArgs) -> anyhow::Result<()> {
             optimum.peak_utilisation,
         ),
     };
-    println!("{}", serde_json::to_string(&row)?);
+    render::emit(&serde_json::to_string(&row)?)?;
     Ok(())
 }
 

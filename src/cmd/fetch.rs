@@ -25,7 +25,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
         snapshot.save(out)?;
         tracing::info!(path = %out.display(), "snapshot written");
     }
-    println!("{}", render::fetch_summary(&snapshot, &report));
+    render::emit(&render::fetch_summary(&snapshot, &report))?;
     Ok(())
 }
 

@@ -54,8 +54,8 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<()> {
         tracing::info!(path = %out.display(), "plan written");
     }
     match args.format {
-        Format::Json => print!("{}", String::from_utf8_lossy(&plan.to_json())),
-        Format::Table => println!("{}", render::plan(&plan, &snapshot, &stats, args.verbose)),
+        Format::Json => render::emit(&String::from_utf8_lossy(&plan.to_json()))?,
+        Format::Table => render::emit(&render::plan(&plan, &snapshot, &stats, args.verbose))?,
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! at it (with the sandbox's fake credentials). Runs until Ctrl-C.
 
 use crate::cli::{SandboxArgs, WorldArgs};
+use crate::render;
 use crate::settings::Settings;
 use anyhow::Context;
 use rebalancer_sandbox::{Sandbox, SandboxConfig};
@@ -16,7 +17,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
         rebalancer_model::write_atomic(path, config_toml(&sb).as_bytes())?;
         tracing::info!(path = %path.display(), "sandbox config written");
     }
-    println!("LISTENING {}", sb.base_url());
+    render::emit(&format!("LISTENING {}", sb.base_url()))?;
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for Ctrl-C")?;
