@@ -188,7 +188,7 @@ async fn bad_inputs_name_the_problem_and_exit_distinctly() {
     }
     // An infeasible pin names agent and lead and exits 3.
     let snapshot = rebalancer_model::Snapshot::load(&snap).unwrap();
-    let (key, lead) = snapshot
+    let (key, _) = snapshot
         .leads()
         .find(|(_, l)| !l.unassigned.is_empty())
         .unwrap();
@@ -204,7 +204,6 @@ async fn bad_inputs_name_the_problem_and_exit_distinctly() {
         stderr.contains(inactive.id.as_str()) && stderr.contains(&key.to_string()),
         "{stderr}"
     );
-    let _ = lead;
     // Bad what-if syntax is a usage error.
     let (code, _, stderr) = run(s(&["plan", "--snapshot", p(&snap), "--set-demand", "lots"])).await;
     assert_eq!(code, 2, "{stderr}");

@@ -160,7 +160,7 @@ pub async fn fetch(
             });
         }
     }
-    let leads_missing = problems.len();
+    let leads_missing: usize = missing_per_campaign.values().sum();
     let leads_read = mappings.len();
 
     let (campaigns, agents, join_problems) = join(JoinInput {

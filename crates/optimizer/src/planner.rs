@@ -39,6 +39,7 @@ pub struct PlanStats {
 }
 
 /// Flows and metrics of one mapping, solved exactly.
+#[derive(Clone)]
 struct Evaluation {
     shortfall: i64,
     peak: f64,
@@ -277,12 +278,7 @@ fn build(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Optimiz
             .zip(&flows)
             .all(|(p, &f)| f <= 0.0 || target[p.lead as usize].contains(&(p.agent as usize)));
         match &exact_optimum {
-            Some(opt) if supported => Ok(Evaluation {
-                shortfall: opt.shortfall,
-                peak: opt.peak,
-                carried: opt.carried.clone(),
-                load: opt.load.clone(),
-            }),
+            Some(opt) if supported => Ok(opt.clone()),
             _ => evaluate(&restricted(&prep, target)),
         }
     };

@@ -212,9 +212,11 @@ proptest! {
         let (plan, _) = plan(&snap, &cfg).unwrap();
         let optional = |r: &Reason| matches!(r, Reason::CoversShortfall { .. } | Reason::BalancesLoad { .. } | Reason::FreesCapacity);
         prop_assert!(plan.changes.iter().filter(|c| optional(&c.reason)).count() <= run);
+        // Safety moves always go, so an agent that got an optional move has
+        // all its moves, safety ones included, within the per-agent cap.
         for c in plan.changes.iter().filter(|c| optional(&c.reason)) {
             let moves = plan.changes.iter().filter(|d| d.agent == c.agent).count();
-            prop_assert!(moves <= per_agent.max(plan.changes.iter().filter(|d| d.agent == c.agent && !optional(&d.reason)).count() + 1));
+            prop_assert!(moves <= per_agent, "{} has {moves} moves, cap {per_agent}", c.agent);
         }
         // Nothing is lost: made + deferred = the same as without caps.
         let (free, _) = plan_default(&snap);
@@ -546,8 +548,8 @@ fn dead_band_holds_back_optimisation_but_not_safety() {
         .changes
         .iter()
         .any(|c| matches!(c.reason, Reason::Inactive { .. })));
-    if !p.deferred.is_empty() {
-        assert!(p.gate.as_deref().unwrap().starts_with("dead band"));
-        assert!(p.deferred.iter().all(|d| d.deferred_by == "dead band"));
-    }
+    // a02 taking lead 1 would cover a01's shortfall: held back by the band.
+    assert!(!p.deferred.is_empty(), "the dead band deferred nothing");
+    assert!(p.gate.as_deref().unwrap().starts_with("dead band"));
+    assert!(p.deferred.iter().all(|d| d.deferred_by == "dead band"));
 }

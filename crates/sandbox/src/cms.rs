@@ -65,15 +65,19 @@ struct MappingChange {
     unassigned_user_ids: Vec<String>,
 }
 
-/// A CMS error body.
-fn error(status: u16, reason: &str, code: &str, message: &str) -> Response {
-    let body = json!({
+/// A CMS error body (the CONF-1001 shape of the contract).
+fn error_body(status: u16, reason: &str, code: &str, message: &str) -> serde_json::Value {
+    json!({
         "statusCode": status,
         "status": reason,
         "errorCode": code,
         "errorMessage": message,
-    });
-    json_response(status, &body, None)
+    })
+}
+
+/// A CMS error response.
+fn error(status: u16, reason: &str, code: &str, message: &str) -> Response {
+    json_response(status, &error_body(status, reason, code, message), None)
 }
 
 fn bad_request(message: &str) -> Response {
@@ -107,13 +111,11 @@ fn fault_response(fault: Fault) -> Response {
                     "Internal server error",
                 ),
             };
-            let body = json!({
-                "statusCode": status,
-                "status": reason,
-                "errorCode": code,
-                "errorMessage": message,
-            });
-            json_response(status, &body, retry_after)
+            json_response(
+                status,
+                &error_body(status, reason, code, message),
+                retry_after,
+            )
         }
     }
 }
