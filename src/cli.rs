@@ -1,23 +1,44 @@
 //! Command-line parsing (clap derive) and dispatch to `cmd::*`.
 //!
-//! This is the only place that sees clap types; each subcommand module gets
-//! plain values.
+//! This is the only place that sees clap types: it turns them into the plain
+//! option values each subcommand module takes.
 
-use crate::{cmd, exit, logging};
+use crate::cmd::{bench, fetch, plan, sandbox};
+use crate::input::{Source, World};
+use crate::render::Format;
+use crate::{exit, logging};
 use clap::{Parser, Subcommand};
+use rebalancer_optimizer::SolverChoice;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
 #[command(name = "rebalancer", version, about, long_about = None)]
 pub struct Cli {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less log output on stderr: -q errors only.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
     /// Log filter for stderr (tracing EnvFilter syntax, e.g. `debug` or
-    /// `rebalancer_upstream=debug`). Defaults to RUST_LOG, else `info`.
+    /// `rebalancer_upstream=debug`); wins over -v/-q and RUST_LOG. Without
+    /// any: warnings on a terminal, info otherwise.
     #[arg(long, global = true, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Colour on stderr and in progress bars (NO_COLOR also turns it off).
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,13 +59,13 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub enum FormatArg {
     Table,
     Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Solver {
+pub enum SolverArg {
     /// Exact network-flow stages.
     Flow,
     /// The general LP model through good_lp.
@@ -70,15 +91,21 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Output on stdout: a table for people, or the plan JSON.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// List every change (the table shows the first leads otherwise).
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+    /// List every change and short lead (the table shows the first ones
+    /// otherwise).
     #[arg(long)]
-    pub verbose: bool,
+    pub all: bool,
+    /// Exit 0 when the plan changes nothing and 2 when it has changes
+    /// pending (as terraform does); errors keep their own codes.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
     /// Override plan.solver.
     #[arg(long, value_enum)]
-    pub solver: Option<Solver>,
-    /// Override plan.lp_backend (microlp, coin_cbc, highs).
+    pub solver: Option<SolverArg>,
+    /// Override plan.lp_backend (microlp, coin_cbc, highs); needs the LP
+    /// solver (--solver lp, or plan.solver = "lp").
     #[arg(long, value_name = "NAME")]
     pub lp_backend: Option<String>,
     /// What-if: set AGENT's Zoho backlog allowance to N (repeatable).
@@ -134,11 +161,15 @@ pub struct FetchArgs {
     /// Where to write the snapshot (atomically). Without it, only the summary is printed.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Output on stdout: the summary as a table, or as JSON.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
-    /// Port on 127.0.0.1 (0 picks a free one).
+    /// Port on 127.0.0.1 (0 picks a free one; the URL is printed and
+    /// written into --write-config).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
     #[command(flatten)]
@@ -178,8 +209,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
     /// Output on stdout: a table for people, or JSON rows.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+    /// Every column in the table (median time, iterations, greedy's
+    /// shortfall, ...); the default fits 100 columns.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -206,6 +241,72 @@ fn parse_size(text: &str) -> Result<(usize, usize), String> {
     Ok((a, l))
 }
 
+fn format(f: FormatArg) -> Format {
+    match f {
+        FormatArg::Table => Format::Table,
+        FormatArg::Json => Format::Json,
+    }
+}
+
+fn world(w: &WorldArgs) -> World {
+    World {
+        agents: w.agents,
+        leads: w.leads,
+        seed: w.seed,
+    }
+}
+
+fn family(f: BenchFamily) -> Vec<bench::Family> {
+    match f {
+        BenchFamily::Uniform => vec![bench::Family::Uniform],
+        BenchFamily::Skewed => vec![bench::Family::Skewed],
+        BenchFamily::All => vec![bench::Family::Uniform, bench::Family::Skewed],
+    }
+}
+
+impl From<FetchArgs> for fetch::Options {
+    fn from(a: FetchArgs) -> Self {
+        fetch::Options {
+            source: match a.config {
+                Some(config) => Source::Live { config },
+                None => Source::Sandbox(world(&a.world)),
+            },
+            out: a.out,
+            format: format(a.format),
+        }
+    }
+}
+
+impl From<PlanArgs> for plan::Options {
+    fn from(a: PlanArgs) -> Self {
+        let source = match (a.snapshot, a.config) {
+            (Some(path), config) => Source::Snapshot { path, config },
+            (None, Some(config)) => Source::Live { config },
+            (None, None) => Source::Sandbox(world(&a.world)),
+        };
+        plan::Options {
+            source,
+            out: a.out,
+            format: format(a.format),
+            all: a.all,
+            detailed_exitcode: a.detailed_exitcode,
+            solver: a.solver.map(|s| match s {
+                SolverArg::Flow => SolverChoice::Flow,
+                SolverArg::Lp => SolverChoice::Lp,
+            }),
+            lp_backend: a.lp_backend,
+            what_ifs: plan::WhatIfFlags {
+                set_allowance: a.set_allowance,
+                set_demand: a.set_demand,
+                exclude_agent: a.exclude_agent,
+                freeze_agent: a.freeze_agent,
+                freeze_lead: a.freeze_lead,
+                pin: a.pin,
+            },
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -214,8 +315,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::usage_code(&e));
         }
     };
-    logging::init(cli.log.as_deref());
-    let log = cli.log.clone();
+    let color = match cli.color {
+        ColorArg::Auto => logging::Color::Auto,
+        ColorArg::Always => logging::Color::Always,
+        ColorArg::Never => logging::Color::Never,
+    };
+    let verbosity = i16::from(cli.verbose) - i16::from(cli.quiet);
+    let log = logging::init(cli.log.as_deref(), verbosity, color);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -225,15 +331,30 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Fetch(args) => cmd::fetch::run(args).await,
-            Command::Plan(args) => cmd::plan::run(args).await,
-            Command::Sandbox(args) => cmd::sandbox::run(args).await,
-            Command::Bench(args) => cmd::bench::run(args, log.as_deref()),
-            Command::BenchOne(args) => cmd::bench::run_one(args),
+            Command::Fetch(args) => fetch::run(args.into(), &log).await,
+            Command::Plan(args) => plan::run(args.into(), &log).await,
+            Command::Sandbox(args) => {
+                sandbox::run(world(&args.world), args.port, args.write_config).await
+            }
+            Command::Bench(args) => bench::run(
+                bench::Options {
+                    families: family(args.family),
+                    sizes: args.sizes,
+                    seed: args.seed,
+                    repeat: args.repeat,
+                    format: format(args.format),
+                    wide: args.wide,
+                },
+                &log,
+            ),
+            Command::BenchOne(args) => {
+                let fam = family(args.family);
+                bench::run_one(fam[0], args.size, args.seed, args.repeat)
+            }
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => exit::report(e),
     }
 }

@@ -12,6 +12,10 @@
 //! | 7 | an upstream was unreachable, timed out, throttled or failed (5xx) after retries |
 //! | 8 | cannot write an output file |
 //! | 9 | the solver failed (LP backend error, numeric overflow) |
+//! | 10 | the plan is BLOCKED by a safety guard (`plan.max_unassign_share`) |
+//!
+//! With `plan --detailed-exitcode`, 2 also means "changes pending" (as in
+//! terraform); usage errors print `error:` on stderr and nothing on stdout.
 
 use crate::settings::SettingsError;
 use rebalancer_fetcher::FetchError;
@@ -29,6 +33,10 @@ pub const UPSTREAM_DATA: u8 = 6;
 pub const UPSTREAM_UNAVAILABLE: u8 = 7;
 pub const OUTPUT: u8 = 8;
 pub const SOLVER: u8 = 9;
+#[allow(dead_code)] // used once plans carry the blast-radius guard
+pub const BLOCKED: u8 = 10;
+/// `plan --detailed-exitcode`: the plan has changes.
+pub const CHANGES_PENDING: u8 = 2;
 
 /// Bad command-line usage found after parsing (exit 2), e.g. a malformed
 /// what-if value.

@@ -1,18 +1,28 @@
-//! Configuration: `config/default.toml` (compiled in) ← the user's file ←
+//! Configuration: `config/default.toml` (compiled in) < the user's file <
 //! `REBALANCER_<SECTION>__<KEY>` environment variables, read with the
-//! `config` crate into [`Settings`], then checked ([`Settings::validate`])
-//! and turned into the typed options of the library crates.
+//! `config` crate, then checked and turned into the typed options of the
+//! library crates.
 //!
-//! Every error names the key (and the file when there is one) and says what
-//! to put there. Secrets stay `SecretString` from the moment they are read.
+//! The same layering applies whatever the input mode: a live fetch reads
+//! every section; a replan of a saved snapshot reads `[plan]` only; the
+//! embedded sandbox reads `[http]`, `[fetch]` and `[plan]` and supplies the
+//! connection sections itself, so real credentials never meet it.
+//!
+//! Environment values are taken byte for byte as strings (`007` stays
+//! `007`); the `config` crate converts them where a key is numeric, and an
+//! error names the variable it came from. Every error names the key, where
+//! its value came from, and what to put there. Secrets stay `SecretString`
+//! from the moment they are read.
 
 use rebalancer_fetcher::{CampaignSpec, FetchOptions, IdentityMap};
 use rebalancer_model::SnapshotSource;
 use rebalancer_optimizer::PlanConfig;
 use rebalancer_upstream::{CmsConfig, HttpSettings, WebexConfig, ZohoConfig};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,20 +30,36 @@ use std::time::Duration;
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 /// Prefix of environment overrides: `REBALANCER_CMS__PASSWORD`.
-pub const ENV_PREFIX: &str = "REBALANCER";
+pub const ENV_PREFIX: &str = "REBALANCER_";
+
+/// The sections a config may hold; an environment variable naming another
+/// section is a mistake worth reporting.
+const SECTIONS: &[&str] = &["cms", "webex", "zoho", "http", "fetch", "plan"];
+
+/// Keys whose environment values are comma-separated lists. A one-item
+/// value (`REBALANCER_ZOHO__THRESHOLD_IDS=999`) is a one-item list.
+const LIST_KEYS: &[&str] = &[
+    "zoho.threshold_ids",
+    "plan.frozen_agents",
+    "plan.frozen_leads",
+    "plan.exclude_agents",
+    "plan.exclude_pairs",
+    "plan.pins",
+    "plan.set_allowance",
+];
+
+/// Config files larger than this are refused before parsing.
+const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("config file {path} not found; pass an existing file to --config")]
     NotFound { path: PathBuf },
-    #[error("config{}: {detail}", at(.path))]
-    Invalid {
-        path: Option<PathBuf>,
-        detail: String,
-    },
-    #[error("config{}: key `{key}` {problem}", at(.path))]
+    #[error("config file {path}: {detail}")]
+    File { path: PathBuf, detail: String },
+    #[error("{origin}: key `{key}` {problem}")]
     Key {
-        path: Option<PathBuf>,
+        origin: Origin,
         key: String,
         problem: String,
     },
@@ -41,12 +67,392 @@ pub enum SettingsError {
     Identity { path: PathBuf, detail: String },
 }
 
-fn at(path: &Option<PathBuf>) -> String {
-    path.as_ref()
-        .map(|p| format!(" {}", p.display()))
-        .unwrap_or_default()
+/// Where a configuration value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The compiled-in `config/default.toml`.
+    Defaults,
+    File(PathBuf),
+    /// An environment variable, by name.
+    Env(String),
+    /// No layer set it (a required key).
+    Nowhere(Option<PathBuf>),
 }
 
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Defaults => f.write_str("config (built-in defaults)"),
+            Origin::File(p) => write!(f, "config file {}", p.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Nowhere(Some(p)) => write!(f, "config file {}", p.display()),
+            Origin::Nowhere(None) => f.write_str("config"),
+        }
+    }
+}
+
+/// The `REBALANCER_*` environment, captured once (tests pass their own).
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: BTreeMap<String, String>,
+}
+
+impl Env {
+    /// The process environment's `REBALANCER_*` variables. Values that are
+    /// not UTF-8 are skipped with a warning.
+    pub fn from_process() -> Env {
+        let mut vars = BTreeMap::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
+                continue;
+            };
+            match value.into_string() {
+                Ok(v) => {
+                    vars.insert(name.to_owned(), v);
+                }
+                Err(_) => tracing::warn!(variable = name, "ignored: its value is not UTF-8"),
+            }
+        }
+        Env { vars }
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Env {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The config overrides among the variables: `(key, variable, value)`
+    /// for each `REBALANCER_<SECTION>__<KEY>` whose section is in
+    /// `sections`. Variables without `__` (`REBALANCER_VERSION`) are not
+    /// config and are left alone; a variable naming an unknown section is
+    /// an error.
+    fn overrides(&self, sections: &[&str]) -> Result<Vec<EnvKey>, SettingsError> {
+        let mut out = Vec::new();
+        for (var, value) in &self.vars {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                tracing::debug!(variable = %var, "not a config override (no SECTION__KEY)");
+                continue;
+            };
+            let section = section.to_ascii_lowercase();
+            let key = key.to_ascii_lowercase().replace("__", ".");
+            if !SECTIONS.contains(&section.as_str()) {
+                return Err(SettingsError::Key {
+                    origin: Origin::Env(var.clone()),
+                    key: format!("{section}.{key}"),
+                    problem: format!(
+                        "names an unknown section `{section}`; sections are {}",
+                        SECTIONS.join(", ")
+                    ),
+                });
+            }
+            if !sections.contains(&section.as_str()) {
+                tracing::debug!(variable = %var, "not used in this mode");
+                continue;
+            }
+            out.push(EnvKey {
+                key: format!("{section}.{key}"),
+                var: var.clone(),
+                value: value.clone(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct EnvKey {
+    key: String,
+    var: String,
+    value: String,
+}
+
+/// The overriding variables as a `config` source: every value a string
+/// (byte for byte), lists split on commas, each value's origin its
+/// variable's name.
+#[derive(Debug, Clone)]
+struct EnvSource(Vec<EnvKey>);
+
+impl config::Source for EnvSource {
+    fn clone_into_box(&self) -> Box<dyn config::Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<config::Map<String, config::Value>, config::ConfigError> {
+        let mut map = config::Map::new();
+        for e in &self.0 {
+            let origin = Some(e.var.clone());
+            let kind = if LIST_KEYS.contains(&e.key.as_str()) {
+                let items: Vec<config::Value> = e
+                    .value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| config::Value::new(origin.as_ref(), s))
+                    .collect();
+                config::ValueKind::Array(items)
+            } else {
+                config::ValueKind::String(e.value.clone())
+            };
+            map.insert(e.key.clone(), config::Value::new(origin.as_ref(), kind));
+        }
+        Ok(map)
+    }
+}
+
+/// Which layers made a configuration: printed in plan headers
+/// ("config: defaults < sandbox.toml < env (2 keys)").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layers {
+    pub file: Option<PathBuf>,
+    /// Environment variables that set a key, sorted.
+    pub env_vars: Vec<String>,
+    /// What supplied the connection sections, when not the layers (the
+    /// embedded sandbox).
+    pub connection: Option<String>,
+}
+
+impl fmt::Display for Layers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("defaults")?;
+        if let Some(c) = &self.connection {
+            write!(f, " < {c}")?;
+        }
+        if let Some(p) = &self.file {
+            let name = p.file_name().map(Path::new).unwrap_or(p);
+            write!(f, " < {}", name.display())?;
+        }
+        match self.env_vars.len() {
+            0 => Ok(()),
+            1 => f.write_str(" < env (1 key)"),
+            n => write!(f, " < env ({n} keys)"),
+        }
+    }
+}
+
+/// A built layering, ready to deserialise any part of it.
+struct Layered {
+    config: config::Config,
+    layers: Layers,
+    env: Vec<EnvKey>,
+    file_text: Option<String>,
+}
+
+impl Layered {
+    /// defaults < `file` < environment, for the keys of `sections`.
+    fn build(file: Option<&Path>, env: &Env, sections: &[&str]) -> Result<Layered, SettingsError> {
+        let file_text = file.map(read_config_file).transpose()?;
+        let overrides = env.overrides(sections)?;
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(text) = &file_text {
+            builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
+        }
+        let config = builder
+            .add_source(EnvSource(overrides.clone()))
+            .build()
+            .map_err(|e| match (&e, file) {
+                (config::ConfigError::FileParse { cause, .. }, Some(path)) => SettingsError::File {
+                    path: path.to_owned(),
+                    detail: format!("is not valid TOML: {cause}"),
+                },
+                _ => SettingsError::Key {
+                    origin: Origin::Nowhere(file.map(Path::to_owned)),
+                    key: String::new(),
+                    problem: e.to_string(),
+                },
+            })?;
+        let mut env_vars: Vec<String> = overrides.iter().map(|e| e.var.clone()).collect();
+        env_vars.sort();
+        Ok(Layered {
+            config,
+            layers: Layers {
+                file: file.map(Path::to_owned),
+                env_vars,
+                connection: None,
+            },
+            env: overrides,
+            file_text,
+        })
+    }
+
+    fn deserialize<T: DeserializeOwned>(&self) -> Result<T, SettingsError> {
+        self.config
+            .clone()
+            .try_deserialize()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Where the value of `key` came from: the environment wins over the
+    /// file, the file over the defaults.
+    fn origin_of(&self, key: &str) -> Origin {
+        if let Some(e) = self
+            .env
+            .iter()
+            .find(|e| e.key == key || key.starts_with(&format!("{}.", e.key)))
+        {
+            return Origin::Env(e.var.clone());
+        }
+        if let (Some(path), Some(text)) = (&self.layers.file, &self.file_text) {
+            if toml_has_key(text, key) {
+                return Origin::File(path.clone());
+            }
+        }
+        Origin::Defaults
+    }
+
+    /// Turn a `config` error into one that names the key and its origin.
+    fn error(&self, e: config::ConfigError) -> SettingsError {
+        use config::ConfigError as C;
+        let file = self.layers.file.clone();
+        match e {
+            C::NotFound(key) => SettingsError::Key {
+                problem: format!(
+                    "is missing; set it in {} or as {}",
+                    file.as_ref()
+                        .map_or("a config file (--config)".to_owned(), |p| p
+                            .display()
+                            .to_string()),
+                    env_name(&key)
+                ),
+                origin: Origin::Nowhere(file),
+                key,
+            },
+            C::Type {
+                origin,
+                unexpected,
+                expected,
+                key,
+            } => {
+                let key = key.unwrap_or_default();
+                let origin = match origin {
+                    Some(var) if var.starts_with(ENV_PREFIX) => Origin::Env(var),
+                    _ => self.origin_of(&key),
+                };
+                SettingsError::Key {
+                    origin,
+                    problem: format!(
+                        "has {unexpected} where {expected} is needed; see config/default.toml for its type"
+                    ),
+                    key,
+                }
+            }
+            C::At { error, origin, key } => {
+                let key = key.unwrap_or_default();
+                let detail = error.to_string();
+                // An unknown field inside a section: name the field too.
+                let full_key = unknown_field(&detail)
+                    .map(|f| join_key(&key, f))
+                    .unwrap_or_else(|| key.clone());
+                let origin = match origin {
+                    Some(var) if var.starts_with(ENV_PREFIX) => Origin::Env(var),
+                    _ => self.origin_of(&full_key),
+                };
+                SettingsError::Key {
+                    origin,
+                    key: full_key,
+                    problem: format!("is invalid: {detail}; see config/default.toml"),
+                }
+            }
+            other => {
+                let detail = other.to_string();
+                match unknown_field(&detail) {
+                    Some(f) => SettingsError::Key {
+                        origin: self.origin_of(f),
+                        key: f.to_owned(),
+                        problem: format!("is invalid: {detail}; see config/default.toml"),
+                    },
+                    None => SettingsError::Key {
+                        origin: Origin::Nowhere(file),
+                        key: String::new(),
+                        problem: format!("{detail}; see config/default.toml"),
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// `unknown field `x`, expected ...` → `x`.
+fn unknown_field(detail: &str) -> Option<&str> {
+    detail
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+}
+
+fn join_key(prefix: &str, field: &str) -> String {
+    if prefix.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{prefix}.{field}")
+    }
+}
+
+/// Does the TOML text set `a.b` (as `[a]` + `b =`, or a dotted key)?
+fn toml_has_key(text: &str, key: &str) -> bool {
+    let Ok(value) = text.parse::<toml::Table>() else {
+        return false;
+    };
+    let mut node = &toml::Value::Table(value);
+    for part in key.split('.') {
+        let mut pieces = part.split('[');
+        let base = pieces.next().unwrap_or(part).trim_matches('"');
+        let Some(next) = node.get(base) else {
+            return false;
+        };
+        node = next;
+        for index in pieces {
+            let Some(next) = index
+                .trim_end_matches(']')
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| node.get(i))
+            else {
+                return false;
+            };
+            node = next;
+        }
+    }
+    true
+}
+
+fn read_config_file(path: &Path) -> Result<String, SettingsError> {
+    let file_err = |detail: String| SettingsError::File {
+        path: path.to_owned(),
+        detail,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => SettingsError::NotFound {
+            path: path.to_owned(),
+        },
+        _ => file_err(format!("cannot read it: {e}")),
+    })?;
+    if !meta.is_file() {
+        return Err(file_err(
+            "is not a file; pass a TOML file to --config".into(),
+        ));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(file_err(format!(
+            "is {} bytes, more than a config file can be ({MAX_CONFIG_BYTES})",
+            meta.len()
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read it: {e}")))
+}
+
+/// Everything a live fetch (and plan) needs.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -56,9 +462,6 @@ pub struct Settings {
     pub http: HttpKeys,
     pub fetch: FetchKeys,
     pub plan: PlanConfig,
-    /// The file the settings came from, for error messages.
-    #[serde(skip)]
-    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,15 +473,7 @@ pub struct CmsSettings {
     pub contact_center_id: u64,
     pub page_size: u32,
     pub ca_file: Option<PathBuf>,
-    pub campaigns: Vec<CampaignKeys>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CampaignKeys {
-    pub process_id: u64,
-    pub campaign_id: u64,
-    pub lead_ids: Vec<u64>,
+    pub campaigns: Vec<CampaignSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,7 +499,7 @@ pub struct ZohoSettings {
     pub ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpKeys {
     pub timeout_secs: u64,
@@ -115,7 +510,7 @@ pub struct HttpKeys {
     pub max_body_bytes: usize,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FetchKeys {
     pub concurrency: usize,
@@ -123,112 +518,143 @@ pub struct FetchKeys {
     pub identity_file: Option<PathBuf>,
 }
 
-impl Settings {
-    /// Load defaults ← `path` ← the process environment.
-    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
-        Self::load_with_env(path, None)
-    }
+/// The sections the embedded sandbox takes from the layers (it supplies
+/// the connection sections itself).
+#[derive(Debug, Deserialize)]
+pub struct LocalSettings {
+    pub http: HttpKeys,
+    pub fetch: FetchKeys,
+    pub plan: PlanConfig,
+}
 
-    /// As [`Settings::load`], with an explicit environment (for tests).
-    pub fn load_with_env(
-        path: &Path,
-        env: Option<BTreeMap<String, String>>,
-    ) -> Result<Settings, SettingsError> {
-        if !path.is_file() {
-            return Err(SettingsError::NotFound {
-                path: path.to_owned(),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Invalid {
-            path: Some(path.to_owned()),
-            detail: format!("cannot read it: {e}"),
-        })?;
-        Self::from_toml(&text, Some(path), env)
-    }
+#[derive(Deserialize)]
+struct PlanOnly {
+    plan: PlanConfig,
+}
 
-    /// Parse settings from TOML text laid over the defaults.
-    pub fn from_toml(
-        text: &str,
-        path: Option<&Path>,
-        env: Option<BTreeMap<String, String>>,
-    ) -> Result<Settings, SettingsError> {
-        let owned = path.map(Path::to_owned);
-        let mut settings: Settings = layered(text, env)
-            .and_then(|c| c.try_deserialize())
-            .map_err(|e| config_error(e, &owned))?;
-        settings.path = owned;
-        settings.validate()?;
-        Ok(settings)
-    }
+/// A loaded configuration and the layers that made it.
+#[derive(Debug)]
+pub struct Loaded<T> {
+    pub value: T,
+    pub layers: Layers,
+}
 
-    /// Only the `[plan]` section (defaults ← file ← environment), for
-    /// replanning a saved snapshot without upstream credentials.
-    pub fn load_plan(path: &Path) -> Result<PlanConfig, SettingsError> {
-        #[derive(Deserialize)]
-        struct PlanOnly {
-            plan: PlanConfig,
-        }
-        let owned = Some(path.to_owned());
-        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => SettingsError::NotFound {
-                path: path.to_owned(),
-            },
-            _ => SettingsError::Invalid {
-                path: owned.clone(),
-                detail: format!("cannot read it: {e}"),
-            },
-        })?;
-        let only: PlanOnly = layered(&text, None)
-            .and_then(|c| c.try_deserialize())
-            .map_err(|e| config_error(e, &owned))?;
-        Ok(only.plan)
-    }
+/// Every section, for a live fetch: defaults < `path` < `env`.
+pub fn load(path: &Path, env: &Env) -> Result<Loaded<Settings>, SettingsError> {
+    let layered = Layered::build(Some(path), env, SECTIONS)?;
+    let settings: Settings = layered.deserialize()?;
+    let check = Checker { layered: &layered };
+    check.connection(&settings)?;
+    check.http(&settings.http)?;
+    check.fetch(&settings.fetch)?;
+    check.plan(&settings.plan)?;
+    Ok(Loaded {
+        value: settings,
+        layers: layered.layers,
+    })
+}
 
-    /// The compiled-in `[plan]` defaults (for `--snapshot` and `--sandbox`
-    /// runs without a config file).
-    pub fn default_plan() -> PlanConfig {
-        #[derive(Deserialize)]
-        struct PlanOnly {
-            plan: PlanConfig,
-        }
-        layered("", Some(BTreeMap::new()))
-            .and_then(|c| c.try_deserialize::<PlanOnly>())
-            .map(|p| p.plan)
-            .expect("config/default.toml has a valid [plan] section")
-    }
+/// `[plan]` only, for replanning a saved snapshot offline: defaults <
+/// `path` (when given) < `env`.
+pub fn load_plan(path: Option<&Path>, env: &Env) -> Result<Loaded<PlanConfig>, SettingsError> {
+    let layered = Layered::build(path, env, &["plan"])?;
+    let only: PlanOnly = layered.deserialize()?;
+    Checker { layered: &layered }.plan(&only.plan)?;
+    Ok(Loaded {
+        value: only.plan,
+        layers: layered.layers,
+    })
+}
 
-    fn key_error(&self, key: &str, problem: impl Into<String>) -> SettingsError {
+/// `[http]`, `[fetch]` and `[plan]`, for the embedded sandbox: defaults <
+/// `env` (connection variables are ignored: the sandbox supplies those).
+pub fn load_local(env: &Env) -> Result<Loaded<LocalSettings>, SettingsError> {
+    let layered = Layered::build(None, env, &["http", "fetch", "plan"])?;
+    let local: LocalSettings = layered.deserialize()?;
+    let check = Checker { layered: &layered };
+    check.http(&local.http)?;
+    check.fetch(&local.fetch)?;
+    check.plan(&local.plan)?;
+    let mut layers = layered.layers;
+    layers.connection = Some("embedded sandbox".into());
+    Ok(Loaded {
+        value: local,
+        layers,
+    })
+}
+
+/// The compiled-in defaults of `[plan]`.
+#[cfg(test)]
+pub fn default_plan() -> PlanConfig {
+    load_plan(None, &Env::default())
+        .expect("config/default.toml has a valid [plan] section")
+        .value
+}
+
+/// Checks serde cannot make, each naming its key and origin.
+struct Checker<'a> {
+    layered: &'a Layered,
+}
+
+impl Checker<'_> {
+    fn fail(&self, key: &str, problem: impl Into<String>) -> SettingsError {
         SettingsError::Key {
-            path: self.path.clone(),
-            key: key.into(),
+            origin: self.layered.origin_of(key),
+            key: key.to_owned(),
             problem: problem.into(),
         }
     }
 
-    /// Checks serde cannot make: URLs, non-empty lists, sane numbers.
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    fn connection(&self, s: &Settings) -> Result<(), SettingsError> {
         for (key, value) in [
-            ("cms.base_url", &self.cms.base_url),
-            ("webex.base_url", &self.webex.base_url),
-            ("zoho.accounts_url", &self.zoho.accounts_url),
-            ("zoho.api_domain", &self.zoho.api_domain),
+            ("cms.base_url", &s.cms.base_url),
+            ("webex.base_url", &s.webex.base_url),
+            ("zoho.accounts_url", &s.zoho.accounts_url),
+            ("zoho.api_domain", &s.zoho.api_domain),
         ] {
-            parse_base_url(value).map_err(|p| self.key_error(key, p))?;
+            parse_base_url(value).map_err(|p| self.fail(key, p))?;
         }
-        if self.cms.page_size == 0 {
-            return Err(self.key_error("cms.page_size", "must be at least 1"));
+        for (key, secret) in [
+            ("cms.password", &s.cms.password),
+            ("webex.api_key", &s.webex.api_key),
+            ("zoho.client_secret", &s.zoho.client_secret),
+            ("zoho.refresh_token", &s.zoho.refresh_token),
+        ] {
+            if secret.expose_secret().trim().is_empty() {
+                return Err(self.fail(
+                    key,
+                    format!(
+                        "is empty; set the secret in the file or as {}",
+                        env_name(key)
+                    ),
+                ));
+            }
         }
-        if self.cms.campaigns.is_empty() {
-            return Err(self.key_error(
+        for (key, value) in [
+            ("cms.username", &s.cms.username),
+            ("zoho.client_id", &s.zoho.client_id),
+            ("zoho.api_version", &s.zoho.api_version),
+            ("zoho.module", &s.zoho.module),
+        ] {
+            if value.trim().is_empty() {
+                return Err(self.fail(key, "is empty"));
+            }
+        }
+        if s.cms.page_size == 0 {
+            return Err(self.fail("cms.page_size", "must be at least 1"));
+        }
+        if s.cms.campaigns.is_empty() {
+            return Err(self.fail(
                 "cms.campaigns",
                 "is empty; add at least one [[cms.campaigns]] table with process_id, campaign_id and lead_ids",
             ));
         }
         let mut seen = std::collections::BTreeSet::new();
-        for (i, c) in self.cms.campaigns.iter().enumerate() {
+        for (i, c) in s.cms.campaigns.iter().enumerate() {
+            let key = format!("cms.campaigns[{i}].lead_ids");
             if c.lead_ids.is_empty() {
-                return Err(self.key_error(
-                    &format!("cms.campaigns[{i}].lead_ids"),
+                return Err(self.fail(
+                    &key,
                     format!(
                         "is empty for campaign {}; list the leads to rebalance",
                         c.campaign_id
@@ -237,47 +663,118 @@ impl Settings {
             }
             for &l in &c.lead_ids {
                 if !seen.insert((c.campaign_id, l)) {
-                    return Err(self.key_error(
-                        &format!("cms.campaigns[{i}].lead_ids"),
+                    return Err(self.fail(
+                        &key,
                         format!("lists lead {l} of campaign {} twice", c.campaign_id),
                     ));
                 }
             }
         }
-        if self.zoho.threshold_ids.is_empty() {
-            return Err(self.key_error(
+        if s.zoho.threshold_ids.is_empty() {
+            return Err(self.fail(
                 "zoho.threshold_ids",
                 "is empty; list the assignment threshold ids that cap the agents",
             ));
         }
-        if !(1..=200).contains(&self.zoho.per_page) {
-            return Err(self.key_error(
+        if let Some(i) = s
+            .zoho
+            .threshold_ids
+            .iter()
+            .position(|t| t.trim().is_empty())
+        {
+            return Err(self.fail(
+                "zoho.threshold_ids",
+                format!(
+                    "item {} is blank; list threshold ids like \"1862079000024556062\"",
+                    i + 1
+                ),
+            ));
+        }
+        if !(1..=200).contains(&s.zoho.per_page) {
+            return Err(self.fail(
                 "zoho.per_page",
                 "must be between 1 and 200 (Zoho's maximum)",
             ));
         }
-        if self.fetch.concurrency == 0 {
-            return Err(self.key_error("fetch.concurrency", "must be at least 1"));
+        Ok(())
+    }
+
+    fn http(&self, h: &HttpKeys) -> Result<(), SettingsError> {
+        if h.timeout_secs == 0 {
+            return Err(self.fail("http.timeout_secs", "must be at least 1"));
         }
-        if self.http.timeout_secs == 0 {
-            return Err(self.key_error("http.timeout_secs", "must be at least 1"));
+        if h.connect_timeout_secs == 0 {
+            return Err(self.fail("http.connect_timeout_secs", "must be at least 1"));
+        }
+        if h.max_body_bytes == 0 {
+            return Err(self.fail(
+                "http.max_body_bytes",
+                "must be at least 1 (the default is 67108864)",
+            ));
+        }
+        if h.backoff_max_ms < h.backoff_initial_ms {
+            return Err(self.fail(
+                "http.backoff_max_ms",
+                format!(
+                    "({}) is below http.backoff_initial_ms ({})",
+                    h.backoff_max_ms, h.backoff_initial_ms
+                ),
+            ));
         }
         Ok(())
     }
 
-    fn http(&self, ca_file: &Option<PathBuf>) -> HttpSettings {
-        HttpSettings {
-            timeout: Duration::from_secs(self.http.timeout_secs),
-            connect_timeout: Duration::from_secs(self.http.connect_timeout_secs.max(1)),
-            max_retries: self.http.max_retries,
-            backoff_initial: Duration::from_millis(self.http.backoff_initial_ms),
-            backoff_max: Duration::from_millis(
-                self.http.backoff_max_ms.max(self.http.backoff_initial_ms),
-            ),
-            max_body_bytes: self.http.max_body_bytes,
-            ca_file: ca_file.clone(),
-            ..HttpSettings::default()
+    fn fetch(&self, f: &FetchKeys) -> Result<(), SettingsError> {
+        if f.concurrency == 0 {
+            return Err(self.fail("fetch.concurrency", "must be at least 1"));
         }
+        Ok(())
+    }
+
+    fn plan(&self, p: &PlanConfig) -> Result<(), SettingsError> {
+        let unit = |key: &str, v: f64, lo_open: bool| -> Result<(), SettingsError> {
+            let ok = v.is_finite() && v <= 1.0 && if lo_open { v > 0.0 } else { v >= 0.0 };
+            if ok {
+                Ok(())
+            } else {
+                Err(self.fail(
+                    key,
+                    format!(
+                        "is {v}; it must be a number {} 0 and 1",
+                        if lo_open { "above" } else { "between" }
+                    ),
+                ))
+            }
+        };
+        let non_negative = |key: &str, v: f64| -> Result<(), SettingsError> {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(self.fail(key, format!("is {v}; it must be a finite number ≥ 0")))
+            }
+        };
+        unit("plan.demand_share", p.demand_share, true)?;
+        non_negative("plan.min_shortfall_gain", p.min_shortfall_gain)?;
+        non_negative("plan.min_balance_gain", p.min_balance_gain)?;
+        if !(p.min_flow.is_finite() && p.min_flow > 0.0) {
+            return Err(self.fail(
+                "plan.min_flow",
+                format!("is {}; it must be a number above 0", p.min_flow),
+            ));
+        }
+        for (lead, &w) in &p.lead_weights {
+            non_negative(&format!("plan.lead_weights.\"{lead}\""), w)?;
+        }
+        for (campaign, &w) in &p.campaign_weights {
+            non_negative(&format!("plan.campaign_weights.\"{campaign}\""), w)?;
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn http_settings(&self, ca_file: &Option<PathBuf>) -> HttpSettings {
+        http_settings(&self.http, ca_file)
     }
 
     pub fn cms_config(&self) -> CmsConfig {
@@ -287,7 +784,7 @@ impl Settings {
             password: self.cms.password.clone(),
             contact_center_id: self.cms.contact_center_id,
             page_size: self.cms.page_size,
-            http: self.http(&self.cms.ca_file),
+            http: self.http_settings(&self.cms.ca_file),
         }
     }
 
@@ -295,7 +792,7 @@ impl Settings {
         WebexConfig {
             base_url: parse_base_url(&self.webex.base_url).expect("validated"),
             api_key: self.webex.api_key.clone(),
-            http: self.http(&self.webex.ca_file),
+            http: self.http_settings(&self.webex.ca_file),
         }
     }
 
@@ -309,7 +806,7 @@ impl Settings {
             api_version: self.zoho.api_version.clone(),
             module: self.zoho.module.clone(),
             per_page: self.zoho.per_page,
-            http: self.http(&self.zoho.ca_file),
+            http: self.http_settings(&self.zoho.ca_file),
         }
     }
 
@@ -320,16 +817,7 @@ impl Settings {
             None => IdentityMap::new(),
         };
         Ok(FetchOptions {
-            campaigns: self
-                .cms
-                .campaigns
-                .iter()
-                .map(|c| CampaignSpec {
-                    process_id: c.process_id,
-                    campaign_id: c.campaign_id,
-                    lead_ids: c.lead_ids.clone(),
-                })
-                .collect(),
+            campaigns: self.cms.campaigns.clone(),
             threshold_ids: self.zoho.threshold_ids.clone(),
             concurrency: self.fetch.concurrency,
             strict: self.fetch.strict,
@@ -346,42 +834,19 @@ impl Settings {
     }
 }
 
-/// defaults ← `text` ← environment (`env`, or the process environment).
-fn layered(
-    text: &str,
-    env: Option<BTreeMap<String, String>>,
-) -> Result<config::Config, config::ConfigError> {
-    let mut environment = config::Environment::with_prefix(ENV_PREFIX)
-        .prefix_separator("_")
-        .separator("__")
-        .list_separator(",")
-        .try_parsing(true);
-    for key in LIST_KEYS {
-        environment = environment.with_list_parse_key(key);
+/// The HTTP behaviour of one client from `[http]`.
+pub fn http_settings(h: &HttpKeys, ca_file: &Option<PathBuf>) -> HttpSettings {
+    HttpSettings {
+        timeout: Duration::from_secs(h.timeout_secs),
+        connect_timeout: Duration::from_secs(h.connect_timeout_secs),
+        max_retries: h.max_retries,
+        backoff_initial: Duration::from_millis(h.backoff_initial_ms),
+        backoff_max: Duration::from_millis(h.backoff_max_ms),
+        max_body_bytes: h.max_body_bytes,
+        ca_file: ca_file.clone(),
+        ..HttpSettings::default()
     }
-    if let Some(env) = env {
-        environment = environment.source(Some(env.into_iter().collect()));
-    }
-    config::Config::builder()
-        .add_source(config::File::from_str(
-            DEFAULT_TOML,
-            config::FileFormat::Toml,
-        ))
-        .add_source(config::File::from_str(text, config::FileFormat::Toml))
-        .add_source(environment)
-        .build()
 }
-
-/// Keys whose environment values are comma-separated lists.
-const LIST_KEYS: &[&str] = &[
-    "zoho.threshold_ids",
-    "plan.frozen_agents",
-    "plan.frozen_leads",
-    "plan.exclude_agents",
-    "plan.exclude_pairs",
-    "plan.pins",
-    "plan.set_allowance",
-];
 
 /// A base URL is scheme + host (+ port, + optional path prefix), http or https,
 /// with no credentials, query or fragment.
@@ -426,36 +891,15 @@ fn load_identity_file(path: &Path) -> Result<IdentityMap, SettingsError> {
     Ok(file.agents)
 }
 
-/// Turn a `config` error into one that names the key and the file.
-fn config_error(e: config::ConfigError, path: &Option<PathBuf>) -> SettingsError {
-    let detail = e.to_string();
-    // `config` reports an absent key as `missing configuration field "a.b"`.
-    if let Some(key) = detail
-        .strip_prefix("missing configuration field \"")
-        .and_then(|r| r.split('"').next())
-    {
-        return SettingsError::Key {
-            path: path.clone(),
-            key: key.to_owned(),
-            problem: format!("is missing; set it in the file or as {}", env_name(key)),
-        };
-    }
-    SettingsError::Invalid {
-        path: path.clone(),
-        detail: format!("{detail}; see config/default.toml for every key and its type"),
-    }
-}
-
 /// The environment variable that overrides `key` (`cms.password` →
 /// `REBALANCER_CMS__PASSWORD`).
 pub fn env_name(key: &str) -> String {
-    format!("{ENV_PREFIX}_{}", key.replace('.', "__").to_uppercase())
+    format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     const MINIMAL: &str = r#"
 [cms]
@@ -477,34 +921,37 @@ refresh_token = "r-secret"
 threshold_ids = ["9"]
 "#;
 
-    fn env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().copied())
+    }
+
+    fn from_toml(text: &str, e: &[(&str, &str)]) -> Result<Loaded<Settings>, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        load(&path, &env(e))
     }
 
     #[test]
     fn default_toml_plan_section_matches_the_code_defaults() {
-        assert_eq!(Settings::default_plan(), PlanConfig::default());
+        assert_eq!(default_plan(), PlanConfig::default());
     }
 
     #[test]
     fn plan_lists_come_from_env() {
-        let s = Settings::from_toml(
-            MINIMAL,
-            None,
-            env(&[("REBALANCER_PLAN__FROZEN_AGENTS", "Anna,bob")]),
-        )
-        .unwrap();
-        assert_eq!(s.plan.frozen_agents, ["Anna", "bob"]);
+        let s = from_toml(MINIMAL, &[("REBALANCER_PLAN__FROZEN_AGENTS", "Anna,bob")]).unwrap();
+        assert_eq!(s.value.plan.frozen_agents, ["Anna", "bob"]);
+    }
+
+    #[test]
+    fn a_one_item_list_from_env_is_a_list() {
+        let s = from_toml(MINIMAL, &[("REBALANCER_ZOHO__THRESHOLD_IDS", "999")]).unwrap();
+        assert_eq!(s.value.zoho.threshold_ids, ["999"]);
     }
 
     #[test]
     fn defaults_fill_what_the_file_leaves_out() {
-        let s = Settings::from_toml(MINIMAL, None, env(&[])).unwrap();
+        let s = from_toml(MINIMAL, &[]).unwrap().value;
         assert_eq!(s.cms.page_size, 500);
         assert_eq!(s.zoho.api_version, "v8");
         assert_eq!(s.zoho.per_page, 200);
@@ -514,47 +961,135 @@ threshold_ids = ["9"]
 
     #[test]
     fn environment_overrides_file_including_lists() {
-        let s = Settings::from_toml(
+        let s = from_toml(
             MINIMAL,
-            None,
-            env(&[
+            &[
                 ("REBALANCER_CMS__PASSWORD", "from-env"),
                 ("REBALANCER_ZOHO__THRESHOLD_IDS", "111,222"),
                 ("REBALANCER_FETCH__CONCURRENCY", "3"),
-            ]),
+            ],
         )
         .unwrap();
-        assert_eq!(s.cms.password.expose_secret(), "from-env");
-        assert_eq!(s.zoho.threshold_ids, ["111", "222"]);
-        assert_eq!(s.fetch.concurrency, 3);
+        assert_eq!(s.value.cms.password.expose_secret(), "from-env");
+        assert_eq!(s.value.zoho.threshold_ids, ["111", "222"]);
+        assert_eq!(s.value.fetch.concurrency, 3);
+        assert_eq!(
+            s.layers.to_string(),
+            "defaults < c.toml < env (3 keys)",
+            "the layers name the file and count the variables"
+        );
+    }
+
+    #[test]
+    fn environment_strings_stay_strings_byte_for_byte() {
+        let twenty = "00012345678901234567";
+        let s = from_toml(
+            MINIMAL,
+            &[
+                ("REBALANCER_CMS__PASSWORD", "007"),
+                ("REBALANCER_WEBEX__API_KEY", twenty),
+                ("REBALANCER_CMS__USERNAME", "0x10"),
+                ("REBALANCER_ZOHO__CLIENT_ID", "1e3"),
+            ],
+        )
+        .unwrap()
+        .value;
+        assert_eq!(s.cms.password.expose_secret(), "007");
+        assert_eq!(s.webex.api_key.expose_secret(), twenty);
+        assert_eq!(s.cms.username, "0x10");
+        assert_eq!(s.zoho.client_id, "1e3");
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable_not_the_file() {
+        let err = from_toml(MINIMAL, &[("REBALANCER_PLAN__MAX_MOVES_PER_RUN", "ten")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment variable REBALANCER_PLAN__MAX_MOVES_PER_RUN")
+                && err.contains("plan.max_moves_per_run")
+                && !err.contains("c.toml"),
+            "{err}"
+        );
+        let err = load_plan(None, &env(&[("REBALANCER_PLAN__MIN_FLOW", "lots")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("REBALANCER_PLAN__MIN_FLOW"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_from_the_environment_names_the_variable() {
+        let err = from_toml(MINIMAL, &[("REBALANCER_CMS__PASWORD", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("REBALANCER_CMS__PASWORD") && err.contains("cms.pasword"),
+            "{err}"
+        );
+        let err = load_plan(None, &env(&[("REBALANCER_PLNA__PINS", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("REBALANCER_PLNA__PINS") && err.contains("unknown section"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unrelated_rebalancer_variables_are_not_config() {
+        let s = from_toml(
+            MINIMAL,
+            &[("REBALANCER_VERSION", "1.2.3"), ("REBALANCER_", "x")],
+        )
+        .unwrap();
+        assert!(s.layers.env_vars.is_empty(), "{:?}", s.layers);
+    }
+
+    #[test]
+    fn plan_only_layering_applies_the_environment() {
+        let p = load_plan(None, &env(&[("REBALANCER_PLAN__MAX_MOVES_PER_RUN", "10")])).unwrap();
+        assert_eq!(p.value.max_moves_per_run, 10);
+        assert_eq!(p.layers.to_string(), "defaults < env (1 key)");
+        // Connection variables don't matter to an offline replan.
+        let p = load_plan(None, &env(&[("REBALANCER_CMS__CONTACT_CENTER_ID", "x")])).unwrap();
+        assert!(p.layers.env_vars.is_empty());
+    }
+
+    #[test]
+    fn a_bad_file_value_names_the_file() {
+        let err = from_toml(
+            &format!("{MINIMAL}\n[plan]\nmax_moves_per_run = \"ten\"\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("c.toml") && err.contains("plan.max_moves_per_run"),
+            "{err}"
+        );
     }
 
     #[test]
     fn production_example_loads_with_secrets_from_env() {
         let text = include_str!("../config/production.example.toml");
-        let s = Settings::from_toml(
+        let s = from_toml(
             text,
-            None,
-            env(&[
+            &[
                 ("REBALANCER_CMS__PASSWORD", "a"),
                 ("REBALANCER_WEBEX__API_KEY", "b"),
                 ("REBALANCER_ZOHO__CLIENT_SECRET", "c"),
                 ("REBALANCER_ZOHO__REFRESH_TOKEN", "d"),
-            ]),
+            ],
         )
         .unwrap();
-        assert_eq!(s.cms.campaigns.len(), 2);
+        assert_eq!(s.value.cms.campaigns.len(), 2);
     }
 
     #[test]
     fn missing_secret_names_key_and_variable() {
-        let err = Settings::from_toml(
-            &MINIMAL.replace("api_key = \"k-secret\"", ""),
-            None,
-            env(&[]),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = from_toml(&MINIMAL.replace("api_key = \"k-secret\"", ""), &[])
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("webex.api_key") && err.contains("REBALANCER_WEBEX__API_KEY"),
             "{err}"
@@ -563,7 +1098,7 @@ threshold_ids = ["9"]
 
     #[test]
     fn debug_output_hides_secrets() {
-        let s = Settings::from_toml(MINIMAL, None, env(&[])).unwrap();
+        let s = from_toml(MINIMAL, &[]).unwrap();
         let dbg = format!("{s:?}");
         for secret in ["p-secret", "k-secret", "s-secret", "r-secret"] {
             assert!(!dbg.contains(secret), "{secret} in {dbg}");
@@ -593,11 +1128,57 @@ threshold_ids = ["9"]
                 "ftp://webex.example.com",
                 "webex.base_url",
             ),
+            ("password = \"p-secret\"", "password = \"\"", "cms.password"),
+            (
+                "threshold_ids = [\"9\"]",
+                "threshold_ids = [\"9\", \" \"]",
+                "zoho.threshold_ids",
+            ),
+            (
+                "[webex]",
+                "[http]\nmax_body_bytes = 0\n[webex]",
+                "http.max_body_bytes",
+            ),
+            (
+                "[webex]",
+                "[http]\ntimeout_secs = 0\n[webex]",
+                "http.timeout_secs",
+            ),
+            (
+                "[webex]",
+                "[http]\ntimeout_secs = -5\n[webex]",
+                "http.timeout_secs",
+            ),
+            (
+                "[webex]",
+                "[fetch]\nconcurrency = 0\n[webex]",
+                "fetch.concurrency",
+            ),
+            (
+                "[webex]",
+                "[plan]\nmin_shortfall_gain = nan\n[webex]",
+                "plan.min_shortfall_gain",
+            ),
+            (
+                "[webex]",
+                "[plan]\ndemand_share = 0.0\n[webex]",
+                "plan.demand_share",
+            ),
+            (
+                "[webex]",
+                "[plan]\nmin_balance_gain = -1.0\n[webex]",
+                "plan.min_balance_gain",
+            ),
+            (
+                "[webex]",
+                "[plan]\nmax_moves_per_run = -1\n[webex]",
+                "plan.max_moves_per_run",
+            ),
         ] {
-            let err = Settings::from_toml(&MINIMAL.replace(from, to), None, env(&[]))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(key), "{key}: {err}");
+            let text = MINIMAL.replace(from, to);
+            assert_ne!(text, MINIMAL, "{from} not found");
+            let err = from_toml(&text, &[]).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("c.toml"), "{key}: {err}");
         }
     }
 
@@ -625,25 +1206,21 @@ threshold_ids = ["9"]
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
         #[test]
         fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
-            let _ = Settings::from_toml(&text, None, env(&[]));
+            let _ = from_toml(&text, &[]);
         }
 
         #[test]
         fn truncated_config_never_panics(cut in 0usize..400) {
             let cut = MINIMAL.char_indices().map(|(i, _)| i).take_while(|&i| i <= cut).last().unwrap_or(0);
-            let _ = Settings::from_toml(&MINIMAL[..cut], None, env(&[]));
+            let _ = from_toml(&MINIMAL[..cut], &[]);
         }
 
         #[test]
-        fn mutated_config_never_panics(pos in 0usize..400, byte in proptest::prelude::any::<u8>()) {
-            let mut bytes = MINIMAL.as_bytes().to_vec();
-            let pos = pos % bytes.len();
-            bytes[pos] = byte;
-            if let Ok(text) = String::from_utf8(bytes) {
-                let _ = Settings::from_toml(&text, None, env(&[]));
-            }
+        fn arbitrary_environment_values_never_panic(value in "\\PC{0,40}") {
+            let _ = from_toml(MINIMAL, &[("REBALANCER_PLAN__MAX_MOVES_PER_RUN", &value), ("REBALANCER_CMS__PASSWORD", &value)]);
         }
     }
 }

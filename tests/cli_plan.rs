@@ -60,7 +60,7 @@ async fn dry_run_reads_but_never_writes_upstream() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, config_toml(&sb)).unwrap();
-    let (code, stdout, stderr) = run(s(&["plan", "--config", p(&cfg), "--verbose"])).await;
+    let (code, stdout, stderr) = run(s(&["plan", "--config", p(&cfg), "--all"])).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("DRY RUN"), "{stdout}");
     for label in [
@@ -69,7 +69,7 @@ async fn dry_run_reads_but_never_writes_upstream() {
         "shortfall",
         "peak utilisation",
         "leads short",
-        "solver flow",
+        "Solver flow",
     ] {
         assert!(stdout.contains(label), "summary lacks {label}:\n{stdout}");
     }

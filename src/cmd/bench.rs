@@ -8,12 +8,12 @@
 //! the greedy baseline on the same instance and prints one JSON line; the
 //! parent collects the lines and renders a table or JSON.
 
-use crate::cli::{BenchArgs, BenchFamily, BenchOneArgs, Format};
-use crate::render;
+use crate::logging::Log;
+use crate::render::{self, bench::BenchRow, Format};
 use anyhow::Context;
-use rebalancer_optimizer::families::{generate, Family};
+use rebalancer_optimizer::families::generate;
+pub use rebalancer_optimizer::families::Family;
 use rebalancer_optimizer::greedy::greedy;
-use serde::{Deserialize, Serialize};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -35,62 +35,31 @@ const SPEC_TOLERANCE: f64 = 1e-9;
 /// Flow below this on a pair counts as no assignment (greedy baseline).
 const MIN_FLOW: f64 = 1e-6;
 
-/// One benchmarked size: what `bench-one` prints and `bench` renders.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BenchRow {
-    pub family: String,
-    pub agents: usize,
-    pub leads: usize,
-    pub pairs: usize,
+/// What `bench` was asked to do.
+#[derive(Debug)]
+pub struct Options {
+    pub families: Vec<Family>,
+    /// (agents, leads) per size.
+    pub sizes: Vec<(usize, usize)>,
     pub seed: u64,
     pub repeat: u32,
-    /// Wall time of the whole `plan()` call, best and median of `repeat`.
-    pub plan_ms_best: f64,
-    pub plan_ms_median: f64,
-    /// Solver time inside `plan()` (`PlanStats::solve_time`), best run.
-    pub solve_ms_best: f64,
-    pub balance_iterations: u32,
-    /// Peak resident set of the child process (`VmHWM`); null off Linux.
-    pub peak_rss_mib: Option<f64>,
-    /// F*: demand carried at the optimum.
-    pub max_flow: i64,
-    /// Optimum shortfall (records).
-    pub shortfall: f64,
-    /// Optimum peak utilisation u*.
-    pub peak_utilisation: f64,
-    pub assigns: usize,
-    pub unassigns: usize,
-    /// Greedy baseline: new (non-current) pairs it puts flow on.
-    pub greedy_new_pairs: usize,
-    pub greedy_peak_utilisation: f64,
-    pub greedy_shortfall: f64,
-    /// F* and u* equal bench-instances.md's table; null where the table
-    /// has no entry (other family, seed or size).
-    pub matches_spec: Option<bool>,
+    pub format: Format,
+    /// Every column in the table.
+    pub wide: bool,
 }
 
 /// `rebalancer bench`: one child process per family and size.
-pub fn run(args: BenchArgs, log: Option<&str>) -> anyhow::Result<()> {
-    let families = match args.family {
-        BenchFamily::All => vec![BenchFamily::Uniform, BenchFamily::Skewed],
-        one => vec![one],
-    };
+pub fn run(args: Options, log: &Log) -> anyhow::Result<u8> {
+    let families = args.families.clone();
     let exe = std::env::current_exe().context("cannot find this program to re-run it")?;
     let mut rows = Vec::new();
     for family in families {
         for &(agents, leads) in &args.sizes {
-            tracing::info!(
-                family = family_of(family).name(),
-                agents,
-                leads,
-                "benchmarking"
-            );
+            tracing::info!(family = family.name(), agents, leads, "benchmarking");
             let mut cmd = Command::new(&exe);
-            if let Some(log) = log {
-                cmd.args(["--log", log]);
-            }
+            cmd.args(["--log", &log.filter]);
             cmd.arg("bench-one")
-                .args(["--family", family_of(family).name()])
+                .args(["--family", family.name()])
                 .args(["--size", &format!("{agents}x{leads}")])
                 .args(["--seed", &args.seed.to_string()])
                 .args(["--repeat", &args.repeat.to_string()])
@@ -102,7 +71,7 @@ pub fn run(args: BenchArgs, log: Option<&str>) -> anyhow::Result<()> {
             anyhow::ensure!(
                 out.status.success(),
                 "bench of {} {agents}x{leads} failed ({})",
-                family_of(family).name(),
+                family.name(),
                 out.status
             );
             let line = String::from_utf8_lossy(&out.stdout);
@@ -114,22 +83,25 @@ pub fn run(args: BenchArgs, log: Option<&str>) -> anyhow::Result<()> {
     }
     match args.format {
         Format::Json => render::emit(&serde_json::to_string_pretty(&rows)?)?,
-        Format::Table => render::emit(&render::bench(&rows))?,
+        Format::Table => render::emit(&render::bench::table_of(&rows, args.wide))?,
     }
-    Ok(())
+    Ok(0)
 }
 
 /// `rebalancer bench-one`: one size in this process, one JSON line out.
-pub fn run_one(args: BenchOneArgs) -> anyhow::Result<()> {
-    let family = family_of(args.family);
-    let (agents, leads) = args.size;
-    let generated = generate(family, agents, leads, args.seed);
+pub fn run_one(
+    family: Family,
+    (agents, leads): (usize, usize),
+    seed: u64,
+    repeat: u32,
+) -> anyhow::Result<u8> {
+    let generated = generate(family, agents, leads, seed);
     let (snapshot, cfg) = generated.to_snapshot();
 
-    let mut times = Vec::with_capacity(args.repeat as usize);
+    let mut times = Vec::with_capacity(repeat as usize);
     let mut solve_ms_best = f64::INFINITY;
     let mut last = None;
-    for _ in 0..args.repeat {
+    for _ in 0..repeat {
         let started = Instant::now();
         let (plan, stats) = rebalancer_optimizer::plan(&snapshot, &cfg)?;
         times.push(started.elapsed().as_secs_f64() * 1e3);
@@ -156,8 +128,8 @@ pub fn run_one(args: BenchOneArgs) -> anyhow::Result<()> {
         agents,
         leads,
         pairs: generated.pairs.len(),
-        seed: args.seed,
-        repeat: args.repeat,
+        seed,
+        repeat,
         plan_ms_best: times[0],
         plan_ms_median: median(&times),
         solve_ms_best,
@@ -173,21 +145,14 @@ pub fn run_one(args: BenchOneArgs) -> anyhow::Result<()> {
         greedy_shortfall: g.shortfall,
         matches_spec: matches_spec(
             family,
-            args.seed,
+            seed,
             (agents, leads),
             max_flow,
             optimum.peak_utilisation,
         ),
     };
     render::emit(&serde_json::to_string(&row)?)?;
-    Ok(())
-}
-
-fn family_of(f: BenchFamily) -> Family {
-    match f {
-        BenchFamily::Skewed => Family::Skewed,
-        BenchFamily::Uniform | BenchFamily::All => Family::Uniform,
-    }
+    Ok(0)
 }
 
 /// Median of sorted, non-empty values.

@@ -1,19 +1,18 @@
 //! `rebalancer sandbox`: run the fake CMS, Webex and Zoho on 127.0.0.1.
 //!
 //! Prints `LISTENING http://127.0.0.1:PORT` once it accepts connections and,
-//! with `--write-config FILE`, writes a config file that points every client
-//! at it (with the sandbox's fake credentials). Runs until Ctrl-C.
+//! with `--write-config FILE`, first writes a config file that points every
+//! client at it (with the sandbox's fake credentials). Runs until Ctrl-C.
 
-use crate::cli::{SandboxArgs, WorldArgs};
+use crate::input::{self, World};
 use crate::render;
-use crate::settings::Settings;
 use anyhow::Context;
-use rebalancer_sandbox::{Sandbox, SandboxConfig};
-use std::fmt::Write as _;
+use rebalancer_sandbox::Sandbox;
+use std::path::PathBuf;
 
-pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
-    let sb = start(&args.world, args.port).await?;
-    if let Some(path) = &args.write_config {
+pub async fn run(world: World, port: u16, write_config: Option<PathBuf>) -> anyhow::Result<u8> {
+    let sb = input::start_sandbox(&world, port).await?;
+    if let Some(path) = &write_config {
         rebalancer_model::write_atomic(path, config_toml(&sb).as_bytes())?;
         tracing::info!(path = %path.display(), "sandbox config written");
     }
@@ -22,74 +21,69 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
         .await
         .context("cannot wait for Ctrl-C")?;
     sb.shutdown().await;
-    Ok(())
+    Ok(0)
 }
 
-/// Start a sandbox with the given world on `port` (0 = any free port).
-pub async fn start(world: &WorldArgs, port: u16) -> anyhow::Result<Sandbox> {
-    let cfg = SandboxConfig {
-        seed: world.seed,
-        agents: world.agents,
-        leads: world.leads,
-        ..SandboxConfig::default()
-    };
-    Sandbox::start(cfg, port).await.with_context(|| {
-        format!("cannot start the sandbox on 127.0.0.1:{port}; pick another --port")
-    })
-}
-
-/// Settings that point every client at `sb`; the process environment is
-/// deliberately ignored so real credentials never meet the sandbox.
-pub fn settings_for(sb: &Sandbox) -> anyhow::Result<Settings> {
-    Ok(Settings::from_toml(
-        &config_toml(sb),
-        None,
-        Some(Default::default()),
-    )?)
-}
-
-/// A complete config file for `sb`.
+/// A complete config file for `sb`, built as a TOML document.
 pub fn config_toml(sb: &Sandbox) -> String {
+    use toml::{Table, Value};
     let world = sb.world();
     let creds = sb.credentials();
     let base = sb.base_url();
-    let q = |s: &str| toml_string(s);
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "# rebalancer config for a sandbox at {base} (fake credentials)."
+    let table = |pairs: Vec<(&str, Value)>| -> Value {
+        Value::Table(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    };
+    let s = |v: &str| Value::String(v.to_owned());
+    let int = |v: u64| Value::Integer(i64::try_from(v).unwrap_or(i64::MAX));
+    let campaigns: Vec<Value> = world
+        .campaigns
+        .iter()
+        .map(|c| {
+            table(vec![
+                ("process_id", int(c.process_id)),
+                ("campaign_id", int(c.campaign_id)),
+                (
+                    "lead_ids",
+                    Value::Array(c.lead_ids.iter().map(|&l| int(l)).collect()),
+                ),
+            ])
+        })
+        .collect();
+    let mut doc = Table::new();
+    doc.insert(
+        "cms".into(),
+        table(vec![
+            ("base_url", s(&base)),
+            ("username", s(&creds.cms_username)),
+            ("password", s(&creds.cms_password)),
+            ("contact_center_id", int(world.contact_center_id)),
+            ("campaigns", Value::Array(campaigns)),
+        ]),
     );
-    let _ = writeln!(
-        t,
-        "[cms]\nbase_url = {}\nusername = {}\npassword = {}\ncontact_center_id = {}\n",
-        q(&base),
-        q(&creds.cms_username),
-        q(&creds.cms_password),
-        world.contact_center_id
+    doc.insert(
+        "webex".into(),
+        table(vec![
+            ("base_url", s(&base)),
+            ("api_key", s(&creds.webex_api_key)),
+        ]),
     );
-    for c in &world.campaigns {
-        let leads: Vec<String> = c.lead_ids.iter().map(u64::to_string).collect();
-        let _ = writeln!(
-            t,
-            "[[cms.campaigns]]\nprocess_id = {}\ncampaign_id = {}\nlead_ids = [{}]\n",
-            c.process_id,
-            c.campaign_id,
-            leads.join(", ")
-        );
-    }
-    let _ = writeln!(
-        t,
-        "[webex]\nbase_url = {}\napi_key = {}\n",
-        q(&base),
-        q(&creds.webex_api_key)
+    doc.insert(
+        "zoho".into(),
+        table(vec![
+            ("accounts_url", s(&base)),
+            ("api_domain", s(&base)),
+            ("client_id", s(&creds.zoho_client_id)),
+            ("client_secret", s(&creds.zoho_client_secret)),
+            ("refresh_token", s(&creds.zoho_refresh_token)),
+            ("module", s(&world.module)),
+            (
+                "threshold_ids",
+                Value::Array(world.threshold_ids.iter().map(|t| s(t)).collect()),
+            ),
+        ]),
     );
-    let ids: Vec<String> = world.threshold_ids.iter().map(|s| q(s)).collect();
-    let _ = writeln!(t, "[zoho]\naccounts_url = {}\napi_domain = {}\nclient_id = {}\nclient_secret = {}\nrefresh_token = {}\nmodule = {}\nthreshold_ids = [{}]",
-        q(&base), q(&base), q(&creds.zoho_client_id), q(&creds.zoho_client_secret), q(&creds.zoho_refresh_token), q(&world.module), ids.join(", "));
-    t
-}
-
-/// A TOML basic string (JSON string escaping is valid TOML).
-fn toml_string(s: &str) -> String {
-    serde_json::to_string(s).expect("a string always serialises")
+    format!(
+        "# rebalancer config for a sandbox at {base} (fake credentials).\n{}",
+        toml::to_string(&doc).expect("a TOML table always serialises")
+    )
 }

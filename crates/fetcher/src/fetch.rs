@@ -27,8 +27,10 @@ pub struct Clients {
     pub stats: Stats,
 }
 
-/// One configured campaign and the leads to read in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One configured campaign and the leads to read in it (a
+/// `[[cms.campaigns]]` table of the config).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CampaignSpec {
     pub process_id: u64,
     pub campaign_id: u64,
