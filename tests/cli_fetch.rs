@@ -228,7 +228,30 @@ async fn fetch_sandbox_needs_no_config() {
     )
     .await;
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("leads"), "{stdout}");
+    // The table's rows carry the world's figures, not just their labels.
+    let row = |label: &str| -> String {
+        let line = stdout
+            .lines()
+            .find(|l| {
+                l.split('┆')
+                    .next()
+                    .is_some_and(|c| c.trim_start_matches('│').trim() == label)
+            })
+            .unwrap_or_else(|| panic!("no `{label}` row:\n{stdout}"));
+        line.split('┆')
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('│')
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(row("leads"), "10");
+    assert_eq!(row("leads not found (404)"), "0");
+    let agents: usize = row("agents (in CMS pools)").parse().unwrap();
+    assert!(
+        (70..=90).contains(&agents),
+        "{agents} agents for --agents 80"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

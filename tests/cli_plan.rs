@@ -81,8 +81,16 @@ async fn dry_run_reads_but_never_writes_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_if_flags_change_the_plan_without_touching_zoho() {
+    // The snapshot comes from a sandbox that then watches every request:
+    // planning what-ifs from the saved file must send none.
+    let sb = start(small_world(32)).await;
     let dir = tempfile::tempdir().unwrap();
-    let snap_path = snapshot_file(dir.path()).await;
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, config_toml(&sb)).unwrap();
+    let snap_path = dir.path().join("snap.json");
+    let (code, _, stderr) = run(s(&["fetch", "--config", p(&cfg), "--out", p(&snap_path)])).await;
+    assert_eq!(code, 0, "{stderr}");
+    let counts_after_fetch = sb.counts();
     let snapshot = rebalancer_model::Snapshot::load(&snap_path).unwrap();
     // An active agent with headroom that is assigned somewhere.
     let agent = snapshot
@@ -128,16 +136,23 @@ async fn what_if_flags_change_the_plan_without_touching_zoho() {
     .await;
     assert_eq!(code, 0, "{stderr}");
     let plan = Plan::load(&out).unwrap();
-    assert!(plan
-        .changes
+    let moved: Vec<_> = plan.changes.iter().filter(|c| c.agent == agent).collect();
+    assert!(!moved.is_empty(), "an allowance of 0 must unassign {agent}");
+    assert!(moved
         .iter()
-        .filter(|c| c.agent == agent)
-        .all(|c| matches!(c.reason, Reason::AtAllowance { .. })));
-    // The snapshot file is untouched by what-ifs.
+        .all(|c| c.action == Action::Unassign && matches!(c.reason, Reason::AtAllowance { .. })));
+    // The snapshot file is untouched by what-ifs, and no upstream saw a
+    // single request while they were planned.
     assert_eq!(
         rebalancer_model::Snapshot::load(&snap_path).unwrap(),
         snapshot
     );
+    assert_eq!(
+        sb.counts(),
+        counts_after_fetch,
+        "a what-if plan talked to an upstream"
+    );
+    sb.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
