@@ -109,15 +109,57 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
     INTERNAL
 }
 
+/// The lines that show an error: the message, then each cause the message
+/// does not already carry (libraries often repeat their source's text; a
+/// cause is printed once, not twice).
+fn lines(e: &anyhow::Error) -> Vec<String> {
+    let mut shown = e.to_string();
+    let mut out = vec![format!("error: {shown}")];
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if shown.contains(&text) {
+            continue;
+        }
+        out.push(format!("  caused by: {text}"));
+        shown.push_str(&text);
+    }
+    out
+}
+
 /// Print the error chain on stderr and return its exit code.
 pub fn report(e: anyhow::Error) -> ExitCode {
     let code = code_of(&e);
-    eprintln!("error: {e}");
-    for cause in e.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+    for line in lines(&e) {
+        eprintln!("{line}");
     }
     if code == INTERNAL {
         eprintln!("  (this is a bug in rebalancer; please report it with the command you ran)");
     }
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_the_message_repeats_is_printed_once() {
+        let inner = anyhow::anyhow!("GET http://h/x: connection refused");
+        let e = inner
+            .context("CMS GET http://h/x: unreachable: GET http://h/x: connection refused")
+            .context("fetch failed; nothing was written");
+        let text = lines(&e).join("\n");
+        assert_eq!(text.matches("http://h/x").count(), 2, "{text}");
+        assert_eq!(text.matches("connection refused").count(), 1, "{text}");
+        assert!(text.starts_with("error: fetch failed"), "{text}");
+    }
+
+    #[test]
+    fn distinct_causes_are_all_printed() {
+        let e = anyhow::anyhow!("disk full").context("cannot write plan.json");
+        assert_eq!(
+            lines(&e),
+            ["error: cannot write plan.json", "  caused by: disk full"]
+        );
+    }
 }
