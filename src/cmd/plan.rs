@@ -10,7 +10,8 @@ use crate::render;
 use crate::settings::Settings;
 use anyhow::Context;
 use rebalancer_model::Snapshot;
-use rebalancer_optimizer::{PlanConfig, SolverChoice};
+use rebalancer_optimizer::whatif::{parse_allowance, parse_demand, parse_pin, LeadRef};
+use rebalancer_optimizer::{PlanConfig, SolverChoice, WhatIfs};
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<()> {
     let (snapshot, mut cfg) = match (&args.snapshot, &args.config, args.sandbox) {
@@ -32,9 +33,9 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<()> {
             (snap, Settings::default_plan())
         }
     };
-    apply_what_ifs(&mut cfg, &args)?;
+    let what_ifs = what_ifs(&mut cfg, &args)?;
     let (plan, stats) = tokio::task::spawn_blocking(move || {
-        rebalancer_optimizer::plan(&snapshot, &cfg).map(|(p, s)| (p, s, snapshot))
+        rebalancer_optimizer::plan_with(&snapshot, &cfg, &what_ifs).map(|(p, s)| (p, s, snapshot))
     })
     .await
     .context("the planner stopped unexpectedly")?
@@ -60,8 +61,9 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Lay the what-if flags over the planning config.
-fn apply_what_ifs(cfg: &mut PlanConfig, args: &PlanArgs) -> anyhow::Result<()> {
+/// The solver flags go into the planning config; the what-if flags become
+/// typed [`WhatIfs`] (a syntax error is a usage error naming the flag).
+fn what_ifs(cfg: &mut PlanConfig, args: &PlanArgs) -> anyhow::Result<WhatIfs> {
     if let Some(s) = args.solver {
         cfg.solver = match s {
             Solver::Flow => SolverChoice::Flow,
@@ -71,22 +73,28 @@ fn apply_what_ifs(cfg: &mut PlanConfig, args: &PlanArgs) -> anyhow::Result<()> {
     if let Some(b) = &args.lp_backend {
         cfg.lp_backend = b.clone();
     }
-    cfg.set_allowance.extend(args.set_allowance.iter().cloned());
-    for text in &args.set_demand {
-        let (lead, n) = text
-            .rsplit_once('=')
-            .and_then(|(l, n)| Some((l.trim(), n.trim().parse::<u64>().ok()?)))
-            .ok_or_else(|| {
-                UsageError(format!(
-                    "--set-demand `{text}` is not CAMPAIGN/LEAD=N (e.g. 501/1003=40)"
-                ))
-            })?;
-        cfg.demand.insert(lead.to_owned(), n);
+    fn usage(flag: &'static str) -> impl Fn(rebalancer_optimizer::OptimizerError) -> UsageError {
+        move |e| UsageError(format!("{flag}: {e}"))
     }
-    cfg.exclude_agents
-        .extend(args.exclude_agent.iter().cloned());
-    cfg.frozen_agents.extend(args.freeze_agent.iter().cloned());
-    cfg.frozen_leads.extend(args.freeze_lead.iter().cloned());
-    cfg.pins.extend(args.pin.iter().cloned());
-    Ok(())
+    let mut w = WhatIfs::default();
+    for text in &args.set_allowance {
+        let (agent, n) = parse_allowance(text).map_err(usage("--set-allowance"))?;
+        w.set_allowance.insert(agent, n);
+    }
+    for text in &args.set_demand {
+        let (lead, n) = parse_demand(text).map_err(usage("--set-demand"))?;
+        w.set_demand.insert(lead, n);
+    }
+    w.exclude_agents
+        .extend(args.exclude_agent.iter().map(|a| a.as_str().into()));
+    w.freeze_agents
+        .extend(args.freeze_agent.iter().map(|a| a.as_str().into()));
+    for text in &args.freeze_lead {
+        w.freeze_leads
+            .insert(LeadRef::parse("plan.frozen_leads", text).map_err(usage("--freeze-lead"))?);
+    }
+    for text in &args.pin {
+        w.pins.insert(parse_pin(text).map_err(usage("--pin"))?);
+    }
+    Ok(w)
 }
