@@ -9,7 +9,8 @@ use crate::logging::Log;
 use crate::render::{self, Format, PlanView};
 use crate::settings::Env;
 use anyhow::Context;
-use rebalancer_optimizer::{PlanConfig, SolverChoice};
+use rebalancer_optimizer::whatif::{parse_allowance, parse_demand, parse_frozen_lead, parse_pin};
+use rebalancer_optimizer::{OptimizerError, PlanConfig, SolverChoice, WhatIfs};
 use std::path::PathBuf;
 
 /// What `plan` was asked to do.
@@ -38,32 +39,15 @@ pub struct WhatIfFlags {
     pub pin: Vec<String>,
 }
 
-impl WhatIfFlags {
-    /// Each flag as the user typed it, for the plan header.
-    pub fn describe(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (flag, values) in [
-            ("--set-allowance", &self.set_allowance),
-            ("--set-demand", &self.set_demand),
-            ("--exclude-agent", &self.exclude_agent),
-            ("--freeze-agent", &self.freeze_agent),
-            ("--freeze-lead", &self.freeze_lead),
-            ("--pin", &self.pin),
-        ] {
-            out.extend(values.iter().map(|v| format!("{flag} {v}")));
-        }
-        out
-    }
-}
-
 pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
     let env = Env::from_process();
     let input = input::resolve(&opts.source, &env, log.interactive).await?;
     let mut cfg = input.plan.clone();
-    apply_flags(&mut cfg, &opts)?;
+    apply_solver_flags(&mut cfg, &opts)?;
+    let what_ifs = what_ifs(&opts.what_ifs)?;
     let snapshot = input.snapshot;
     let (plan, stats, snapshot) = tokio::task::spawn_blocking(move || {
-        rebalancer_optimizer::plan(&snapshot, &cfg).map(|(p, s)| (p, s, snapshot))
+        rebalancer_optimizer::plan_with(&snapshot, &cfg, &what_ifs).map(|(p, s)| (p, s, snapshot))
     })
     .await
     .context("the planner stopped unexpectedly")??;
@@ -85,20 +69,22 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
             snapshot: &snapshot,
             stats: &stats,
             layers: &input.layers,
-            what_ifs: &opts.what_ifs.describe(),
             all: opts.all,
         }),
     };
     render::emit(&text)?;
-    Ok(if opts.detailed_exitcode && !plan.changes.is_empty() {
+    Ok(if let Some(b) = &plan.blocked {
+        tracing::error!(reason = %b.reason, "the plan is BLOCKED; see its header");
+        exit::BLOCKED
+    } else if opts.detailed_exitcode && !plan.changes.is_empty() {
         exit::CHANGES_PENDING
     } else {
         0
     })
 }
 
-/// Lay the solver and what-if flags over the planning config.
-fn apply_flags(cfg: &mut PlanConfig, opts: &Options) -> anyhow::Result<()> {
+/// Lay the solver flags over the planning config.
+fn apply_solver_flags(cfg: &mut PlanConfig, opts: &Options) -> anyhow::Result<()> {
     if let Some(s) = opts.solver {
         cfg.solver = s;
     }
@@ -111,22 +97,34 @@ fn apply_flags(cfg: &mut PlanConfig, opts: &Options) -> anyhow::Result<()> {
         }
         cfg.lp_backend = b.clone();
     }
-    let w = &opts.what_ifs;
-    cfg.set_allowance.extend(w.set_allowance.iter().cloned());
-    for text in &w.set_demand {
-        let (lead, n) = text
-            .rsplit_once('=')
-            .and_then(|(l, n)| Some((l.trim(), n.trim().parse::<u64>().ok()?)))
-            .ok_or_else(|| {
-                UsageError(format!(
-                    "--set-demand `{text}` is not CAMPAIGN/LEAD=N (e.g. 501/1003=40)"
-                ))
-            })?;
-        cfg.demand.insert(lead.to_owned(), n);
-    }
-    cfg.exclude_agents.extend(w.exclude_agent.iter().cloned());
-    cfg.frozen_agents.extend(w.freeze_agent.iter().cloned());
-    cfg.frozen_leads.extend(w.freeze_lead.iter().cloned());
-    cfg.pins.extend(w.pin.iter().cloned());
     Ok(())
+}
+
+/// The what-if flags as typed [`WhatIfs`], parsed once; a syntax error is
+/// a usage error naming the flag.
+fn what_ifs(flags: &WhatIfFlags) -> anyhow::Result<WhatIfs> {
+    fn usage(flag: &'static str) -> impl Fn(OptimizerError) -> UsageError {
+        move |e| UsageError(format!("{flag}: {e}"))
+    }
+    let mut w = WhatIfs::default();
+    for text in &flags.set_allowance {
+        let (agent, n) = parse_allowance(text).map_err(usage("--set-allowance"))?;
+        w.set_allowance.insert(agent, n);
+    }
+    for text in &flags.set_demand {
+        let (lead, n) = parse_demand(text).map_err(usage("--set-demand"))?;
+        w.set_demand.insert(lead, n);
+    }
+    w.exclude_agents
+        .extend(flags.exclude_agent.iter().map(|a| a.as_str().into()));
+    w.freeze_agents
+        .extend(flags.freeze_agent.iter().map(|a| a.as_str().into()));
+    for text in &flags.freeze_lead {
+        w.freeze_leads
+            .insert(parse_frozen_lead(text).map_err(usage("--freeze-lead"))?);
+    }
+    for text in &flags.pin {
+        w.pins.insert(parse_pin(text).map_err(usage("--pin"))?);
+    }
+    Ok(w)
 }

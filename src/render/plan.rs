@@ -20,8 +20,6 @@ pub struct PlanView<'a> {
     pub snapshot: &'a Snapshot,
     pub stats: &'a PlanStats,
     pub layers: &'a Layers,
-    /// The what-if flags as typed.
-    pub what_ifs: &'a [String],
     /// List every change and short lead.
     pub all: bool,
 }
@@ -30,6 +28,9 @@ pub struct PlanView<'a> {
 pub fn report(v: &PlanView) -> String {
     let mut out = String::new();
     header(&mut out, v);
+    if v.all {
+        problems(&mut out, v.plan);
+    }
     objectives(&mut out, v.plan);
     changes(&mut out, v.plan, v.all);
     short_leads(&mut out, v.plan, v.all);
@@ -56,11 +57,11 @@ fn header(out: &mut String, v: &PlanView) {
         stats.solve_time.as_secs_f64() * 1e3,
         stats.total_time.as_secs_f64() * 1e3,
     );
-    if !v.what_ifs.is_empty() {
-        let _ = writeln!(out, "What-ifs: {}.", v.what_ifs.join(", "));
+    if !plan.what_ifs.is_empty() {
+        let _ = writeln!(out, "What-ifs: {}.", plan.what_ifs.join(", "));
     }
     let mut problems: BTreeMap<ProblemKind, usize> = BTreeMap::new();
-    for p in &v.snapshot.problems {
+    for p in &plan.problems {
         *problems.entry(p.kind).or_default() += 1;
     }
     if !problems.is_empty() {
@@ -68,7 +69,22 @@ fn header(out: &mut String, v: &PlanView) {
             .iter()
             .map(|(k, n)| format!("{n} {}", problem_label(*k)))
             .collect();
-        let _ = writeln!(out, "Fetch problems: {}.", parts.join("; "));
+        let _ = writeln!(
+            out,
+            "Fetch problems: {}{}.",
+            parts.join("; "),
+            if v.all { "" } else { " (--all lists them)" }
+        );
+    }
+    if let Some(b) = &plan.blocked {
+        let _ = writeln!(
+            out,
+            "BLOCKED: {} ({} unassigns of {} current pairs, more than {:.0}%). `apply` refuses this plan unless --allow-mass-unassign is given.",
+            b.reason,
+            b.unassigns,
+            b.current_pairs,
+            b.max_share * 100.0
+        );
     }
     let s = &plan.summary;
     let _ = writeln!(
@@ -76,6 +92,22 @@ fn header(out: &mut String, v: &PlanView) {
         "{} agents, {} leads. Moves: assign {} / unassign {} (kept {}, deferred {}).",
         s.agents, s.leads, s.assigns, s.unassigns, s.kept, s.deferred
     );
+    if let Some(c) = &plan.caps {
+        let mut caps = Vec::new();
+        if c.max_moves_per_run > 0 {
+            caps.push(format!("cap {}", c.max_moves_per_run));
+        }
+        if c.max_moves_per_agent > 0 {
+            caps.push(format!("{} per agent", c.max_moves_per_agent));
+        }
+        let _ = writeln!(
+            out,
+            "Move caps ({}): {} optimisation moves kept, {} deferred; safety moves are never capped.",
+            caps.join(", "),
+            c.kept,
+            c.deferred
+        );
+    }
     if let Some(gate) = &plan.gate {
         let _ = writeln!(out, "Gate: {gate}; only safety changes are listed.");
     }
@@ -206,6 +238,23 @@ fn short_leads(out: &mut String, plan: &Plan, all: bool) {
             short.len() - shown
         );
     }
+}
+
+/// Every fetch problem, one row each.
+fn problems(out: &mut String, plan: &Plan) {
+    if plan.problems.is_empty() {
+        return;
+    }
+    let mut t = table();
+    t.set_header(vec!["fetch problem", "subject", "detail"]);
+    for p in &plan.problems {
+        t.add_row(vec![
+            Cell::new(problem_label(p.kind)),
+            Cell::new(&p.subject),
+            Cell::new(&p.detail),
+        ]);
+    }
+    let _ = writeln!(out, "{t}");
 }
 
 /// What gates and caps held back, and the plan's notes.

@@ -12,20 +12,18 @@
 
 mod error;
 mod ids;
+pub mod io;
 mod plan;
 mod snapshot;
 
 pub use error::ModelError;
 pub use ids::{AgentId, LeadKey};
+pub use io::{write_atomic, MAX_FILE_BYTES};
 pub use plan::{
-    Action, AgentPlan, Change, Deferred, LeadPlan, Metrics, Objectives, Plan, Reason, Summary,
-    PLAN_SCHEMA_VERSION,
+    Action, AgentPlan, Blocked, CapReport, Change, Deferred, LeadPlan, Metrics, Objectives, Plan,
+    Reason, Summary, PLAN_SCHEMA_VERSION,
 };
 pub use snapshot::{
-    write_atomic, Agent, Campaign, Lead, Problem, ProblemKind, Snapshot, SnapshotSource,
-    ThresholdEntry, WebexStatus, ZohoIdentity, SNAPSHOT_SCHEMA_VERSION,
+    Agent, Campaign, Lead, Problem, ProblemKind, Snapshot, SnapshotSource, ThresholdEntry,
+    WebexStatus, ZohoIdentity, SNAPSHOT_SCHEMA_VERSION,
 };
-
-/// Largest snapshot or plan file we read into memory (256 MiB). A file above
-/// this is refused with [`ModelError::TooLarge`] rather than read unbounded.
-pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;

@@ -7,13 +7,15 @@
 //! It holds no wall-clock times, so the same snapshot and config give a
 //! byte-identical plan.
 
-use crate::snapshot::{check_schema_version, parse_error, read_limited, write_atomic};
-use crate::{AgentId, LeadKey, ModelError};
+use crate::io::{check_schema_version, parse_error, read_limited, write_atomic};
+use crate::{AgentId, LeadKey, ModelError, Problem};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Version of the plan JSON layout. Bump on any incompatible change.
-pub const PLAN_SCHEMA_VERSION: u32 = 1;
+///
+/// 2: `objectives.churn`, `what_ifs`, `caps`, `blocked` and `problems`.
+pub const PLAN_SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +33,19 @@ pub struct Plan {
     /// When set, the dead band held back every optimisation move; only
     /// safety changes remain.
     pub gate: Option<String>,
+    /// Set when the plan must not be applied without a person's consent
+    /// (`apply --allow-mass-unassign`): it unassigns more than
+    /// `plan.max_unassign_share` of the current pairs. The plan is complete
+    /// and shown all the same.
+    pub blocked: Option<Blocked>,
+    /// What the move caps held back; `None` when no cap is configured.
+    pub caps: Option<CapReport>,
+    /// The what-ifs this plan was made under, canonical (`plan.<key>:
+    /// value`) and sorted; empty when the plan is of the world as it is.
+    pub what_ifs: Vec<String>,
+    /// The snapshot's problems (agents that could not be joined, users
+    /// unknown upstream, leads the CMS answered 404 for), sorted.
+    pub problems: Vec<Problem>,
     /// Changes to make, sorted by lead, then unassigns before assigns, then agent.
     pub changes: Vec<Change>,
     /// Changes a gate or cap held back, with the reason in `deferred_by`.
@@ -52,6 +67,41 @@ pub struct Objectives {
     pub after: Metrics,
     /// The solver's optimum before rounding, gates and caps.
     pub optimum: Metrics,
+    /// The third objective at the optimum: records routed over pairs outside
+    /// the current mapping (pins count as current). Least among all flows
+    /// with the optimum's shortfall and peak utilisation.
+    pub churn: f64,
+}
+
+/// A plan an `apply` must refuse unless a person allows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Blocked {
+    /// Why, naming the config key that blocks it.
+    pub reason: String,
+    /// Unassigns in the plan.
+    pub unassigns: usize,
+    /// Pairs in the current mapping.
+    pub current_pairs: usize,
+    /// `plan.max_unassign_share`: the largest share of current pairs a plan
+    /// may unassign without consent.
+    pub max_share: f64,
+}
+
+/// What the move caps (`plan.max_moves_per_run`, `plan.max_moves_per_agent`)
+/// did. Only optimisation moves (covers shortfall, balances load, frees
+/// capacity) count and are capped; safety moves always go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapReport {
+    /// `plan.max_moves_per_run` (0 = no cap).
+    pub max_moves_per_run: usize,
+    /// `plan.max_moves_per_agent` (0 = no cap).
+    pub max_moves_per_agent: usize,
+    /// Optimisation moves the caps let through.
+    pub kept: usize,
+    /// Optimisation moves the caps held back (listed in `deferred`).
+    pub deferred: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +173,16 @@ impl Reason {
                 | Reason::AtAllowance { .. }
                 | Reason::Excluded
                 | Reason::Pinned
+        )
+    }
+
+    /// Optimisation moves (covers shortfall, balances load, frees capacity)
+    /// are the only ones the dead band and the move caps may hold back;
+    /// every other change (safety, pins, lead cap, keep-staffed) always goes.
+    pub fn is_optimisation(&self) -> bool {
+        matches!(
+            self,
+            Reason::CoversShortfall { .. } | Reason::BalancesLoad { .. } | Reason::FreesCapacity
         )
     }
 }
@@ -257,6 +317,7 @@ mod tests {
                 before: m.clone(),
                 after: m.clone(),
                 optimum: m,
+                churn: 2.5,
             },
             summary: Summary {
                 agents: 2,
@@ -267,6 +328,10 @@ mod tests {
                 kept: 0,
             },
             gate: None,
+            blocked: None,
+            caps: None,
+            what_ifs: vec![],
+            problems: vec![],
             changes: vec![
                 Change {
                     lead,
@@ -316,8 +381,22 @@ mod tests {
             e.to_string().contains("old-plan.json") && e.to_string().contains("version 7"),
             "{e}"
         );
+        // A plan of the previous layout (1) is refused by its version.
+        v["schema_version"] = 1.into();
+        let e = Plan::from_json(v.to_string().as_bytes(), Path::new("v1.json")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::SchemaVersion {
+                    found: 1,
+                    expected: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = Plan::from_json(
-            br#"{"schema_version": 1, "campaigns": []}"#,
+            format!(r#"{{"schema_version": {PLAN_SCHEMA_VERSION}, "campaigns": []}}"#).as_bytes(),
             Path::new("snap.json"),
         )
         .unwrap_err();

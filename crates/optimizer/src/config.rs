@@ -1,5 +1,6 @@
-//! Planning configuration: the `[plan]` section of the config file plus the
-//! what-if flags of `rebalancer plan`. Plain data; the binary reads it.
+//! Planning configuration: the `[plan]` section of the config file. Plain
+//! data; the binary reads it. What-ifs come typed beside it
+//! ([`crate::WhatIfs`]).
 //!
 //! Leads are named `CAMPAIGN/LEAD` (e.g. `501/1003`), or by a bare lead id
 //! when it occurs in one campaign only; agents by CMS user id.
@@ -56,10 +57,16 @@ pub struct PlanConfig {
     pub min_shortfall_gain: f64,
     /// ...or lowers peak utilisation by at least this much (0.05 = 5 points).
     pub min_balance_gain: f64,
-    /// Most changes per run (0 = no cap). Safety changes always go.
+    /// Most optimisation moves (covers shortfall, balances load, frees
+    /// capacity) per run (0 = no cap). Safety, pin, lead-cap and
+    /// keep-staffed changes always go and do not count.
     pub max_moves_per_run: usize,
-    /// Most changes per agent per run (0 = no cap). Safety changes always go.
+    /// Most optimisation moves per agent per run (0 = no cap); counted as
+    /// `max_moves_per_run` is.
     pub max_moves_per_agent: usize,
+    /// Blast radius: a plan that unassigns more than this share of the
+    /// current pairs is blocked until a person allows it.
+    pub max_unassign_share: f64,
     /// Agents whose assignments stay exactly as they are.
     pub frozen_agents: Vec<String>,
     /// Leads whose assignments stay exactly as they are.
@@ -92,6 +99,7 @@ impl Default for PlanConfig {
             min_balance_gain: 0.02,
             max_moves_per_run: 0,
             max_moves_per_agent: 0,
+            max_unassign_share: 0.25,
             frozen_agents: Vec::new(),
             frozen_leads: Vec::new(),
             exclude_agents: Vec::new(),
@@ -106,8 +114,20 @@ impl PlanConfig {
     /// SHA-256 (hex) of the canonical JSON of this config: two plans with
     /// the same digest were made under the same rules. Holds no secrets.
     pub fn digest(&self) -> String {
+        self.digest_with(&[])
+    }
+
+    /// The digest of this config with what-ifs (canonical lines, sorted)
+    /// laid over it: plans with the same digest were made under the same
+    /// rules and what-ifs. With no what-ifs, equal to [`PlanConfig::digest`].
+    pub fn digest_with(&self, what_ifs: &[String]) -> String {
         use sha2::Digest;
-        let json = serde_json::to_vec(self).expect("a plan config always serialises");
-        format!("{:x}", sha2::Sha256::digest(json))
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(serde_json::to_vec(self).expect("a plan config always serialises"));
+        for w in what_ifs {
+            hasher.update(b"\n");
+            hasher.update(w.as_bytes());
+        }
+        format!("{:x}", hasher.finalize())
     }
 }

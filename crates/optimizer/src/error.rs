@@ -9,7 +9,7 @@ pub enum OptimizerError {
     UnknownLead { key: &'static str, lead: String },
     #[error("{key}: {detail}")]
     BadName { key: &'static str, detail: String },
-    #[error("{key}: {detail}; fix the value in [plan] or the what-if flag")]
+    #[error("{key}: {detail}; fix the value in the [plan] section or the what-if")]
     BadValue { key: &'static str, detail: String },
     #[error(
         "pin {agent}@{lead} cannot hold: {why}; remove the pin from plan.pins or fix its cause"
@@ -19,8 +19,16 @@ pub enum OptimizerError {
         lead: String,
         why: String,
     },
-    #[error("the exact flow solver overflowed 64-bit integers on this instance; use --solver lp")]
+    #[error("the exact flow solver overflowed 64-bit integers on this instance; set plan.solver = \"lp\"")]
     Overflow,
+    #[error("agent `{agent}` has a headroom of {headroom} records, above the limit of {limit}: its Zoho threshold counts look broken; check its restrict_to rows in Zoho, or exclude it with plan.exclude_agents")]
+    HeadroomOutOfRange {
+        agent: String,
+        headroom: u64,
+        limit: i64,
+    },
+    #[error("{what} add up to more than {limit} records: the counts look broken; check the snapshot's Zoho thresholds and plan.demand")]
+    TotalOutOfRange { what: &'static str, limit: i64 },
     #[error("LP solver: {0}")]
     Lp(#[from] crate::lp::LpError),
     #[error("plan.lp_backend `{0}` is not available in this build; available: {1}")]

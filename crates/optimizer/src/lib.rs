@@ -11,12 +11,15 @@ mod error;
 pub mod families;
 pub mod flow;
 pub mod greedy;
+pub mod limits;
 pub mod lp;
 mod planner;
 mod prepare;
 pub mod stages;
+pub mod whatif;
 
 pub use config::{PlanConfig, SolverChoice, UnjoinedPolicy};
 pub use error::OptimizerError;
-pub use planner::{plan, PlanStats};
+pub use planner::{plan, plan_with, PlanStats};
 pub use stages::{Instance, Pair, Ratio, Solution, Stages};
+pub use whatif::WhatIfs;

@@ -8,15 +8,26 @@
 //! assignment is made where the optimum puts at least `min_flow` records,
 //! or a pin asks for it. Unassignments therefore always carry a stated
 //! reason: inactive, at allowance, excluded, or over the per-agent lead cap.
+//!
+//! Gates: the dead band and the move caps hold back only optimisation moves
+//! (covers shortfall, balances load, frees capacity); safety unassigns,
+//! pins, lead-cap unassigns and keep-staffed assigns always go and never
+//! count against a cap. Within a cap the most valuable moves go first:
+//! shortfall covered (largest flow), then load balanced (largest gain),
+//! then capacity freed (largest flow). A plan that unassigns more than
+//! `plan.max_unassign_share` of the current pairs is marked blocked.
+//!
+//! [`build`] runs the phases in order; each is a function below.
 
 use crate::config::{PlanConfig, SolverChoice};
+use crate::limits::{FIGURE_NOISE, FLOW_SLACK, SHORT};
 use crate::lp::{solve_lp, LpBackend};
 use crate::prepare::{prepare, Prepared, Standing};
 use crate::stages::{Instance, Pair, Stages};
-use crate::OptimizerError;
+use crate::{OptimizerError, WhatIfs};
 use rebalancer_model::{
-    Action, AgentPlan, Change, Deferred, LeadPlan, Metrics, Objectives, Plan, Reason, Snapshot,
-    Summary, PLAN_SCHEMA_VERSION,
+    Action, AgentPlan, Blocked, CapReport, Change, Deferred, LeadPlan, Metrics, Objectives, Plan,
+    Reason, Snapshot, Summary, PLAN_SCHEMA_VERSION,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -64,8 +75,10 @@ fn evaluate(inst: &Instance) -> Result<Evaluation, OptimizerError> {
         carried[p.lead as usize] += f;
         load[p.agent as usize] += f;
     }
+    // Demand is bounded by prepare (MAX_TOTAL_RECORDS): the sum fits.
+    let demand: i64 = inst.demand.iter().sum();
     Ok(Evaluation {
-        shortfall: inst.demand.iter().sum::<i64>() - carried_total,
+        shortfall: demand - carried_total,
         peak: peak.to_f64(),
         carried,
         load,
@@ -76,13 +89,17 @@ fn metrics(inst: &Instance, e: &Evaluation) -> Metrics {
     Metrics {
         shortfall: e.shortfall as f64,
         peak_utilisation: e.peak,
-        leads_uncovered: inst
-            .demand
-            .iter()
-            .zip(&e.carried)
-            .filter(|(&d, &c)| (d as f64) - c > SHORT)
-            .count(),
+        leads_uncovered: uncovered(&inst.demand, &e.carried),
     }
+}
+
+/// Leads missing more than [`SHORT`] records.
+fn uncovered(demand: &[i64], carried: &[f64]) -> usize {
+    demand
+        .iter()
+        .zip(carried)
+        .filter(|(&d, &c)| (d as f64) - c > SHORT)
+        .count()
 }
 
 /// The instance restricted to a mapping (lead → agents).
@@ -104,13 +121,23 @@ fn restricted(prep: &Prepared, mapping: &[BTreeSet<usize>]) -> Instance {
     }
 }
 
-/// Make a plan for `snap` under `cfg`.
+/// Make a plan for `snap` under `cfg`, with no what-ifs.
 pub fn plan(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), OptimizerError> {
+    plan_with(snap, cfg, &WhatIfs::default())
+}
+
+/// Make a plan for `snap` under `cfg` with `what_ifs` laid over both; the
+/// plan lists the what-ifs it was made under.
+pub fn plan_with(
+    snap: &Snapshot,
+    cfg: &PlanConfig,
+    what_ifs: &WhatIfs,
+) -> Result<(Plan, PlanStats), OptimizerError> {
     // Hashing the snapshot (serialising it) is independent of the solve:
     // do it on a second core meanwhile.
     std::thread::scope(|scope| {
         let hash = scope.spawn(|| snap.content_hash());
-        let planned = build(snap, cfg);
+        let planned = build(snap, cfg, what_ifs);
         let snapshot_hash = hash.join().expect("hashing a snapshot does not panic");
         planned.map(|(mut plan, mut stats)| {
             plan.snapshot_hash = snapshot_hash;
@@ -120,22 +147,38 @@ pub fn plan(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Opti
     })
 }
 
-fn build(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), OptimizerError> {
-    let started = Instant::now();
-    let prep = prepare(snap, cfg)?;
-    tracing::debug!(ms = ms(started), pairs = prep.inst.pairs.len(), "prepared");
-    let inst = &prep.inst;
+/// The solver's optimum on the whole instance.
+struct Optimum {
+    solver: String,
+    /// Flow per pair (records), in `Instance::pairs` order.
+    flows: Vec<f64>,
+    shortfall: f64,
+    peak: f64,
+    /// Stage 3: flow on pairs outside the current mapping.
+    churn: f64,
+    balance_iterations: u32,
+    /// Records carried per lead / planned load per agent.
+    carried: Vec<f64>,
+    load: Vec<f64>,
+}
 
-    // --- The optimum.
-    let solve_started = Instant::now();
-    let (solver, flows, optimum, balance_iterations) = match cfg.solver {
+fn solve(inst: &Instance, cfg: &PlanConfig) -> Result<Optimum, OptimizerError> {
+    let (solver, flows, shortfall, peak, churn, balance_iterations) = match cfg.solver {
         SolverChoice::Flow => {
             let sol = Stages::new(inst)
                 .solve()
                 .map_err(|_| OptimizerError::Overflow)?;
             let flows: Vec<f64> = (0..inst.pairs.len()).map(|k| sol.flow(k)).collect();
-            let opt = (sol.shortfall as f64, sol.peak.to_f64());
-            ("flow".to_string(), flows, opt, sol.balance_iterations)
+            let churn = sol.new_pair_flow_scaled as f64 / sol.peak.den as f64;
+            let (s, p) = (sol.shortfall as f64, sol.peak.to_f64());
+            (
+                "flow".to_string(),
+                flows,
+                s,
+                p,
+                churn,
+                sol.balance_iterations,
+            )
         }
         SolverChoice::Lp => {
             let backend = LpBackend::parse(&cfg.lp_backend).ok_or_else(|| {
@@ -149,24 +192,59 @@ fn build(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Optimiz
                 );
             }
             let sol = solve_lp(inst, backend)?;
+            let name = format!("lp-{}", backend.name());
             (
-                format!("lp-{}", backend.name()),
+                name,
                 sol.flows,
-                (sol.shortfall, sol.peak),
+                sol.shortfall,
+                sol.peak,
+                sol.new_pair_flow,
                 0,
             )
         }
     };
+    let mut carried = vec![0.0; inst.demand.len()];
+    let mut load = vec![0.0; inst.capacity.len()];
+    for (k, p) in inst.pairs.iter().enumerate() {
+        carried[p.lead as usize] += flows[k];
+        load[p.agent as usize] += flows[k];
+    }
+    Ok(Optimum {
+        solver,
+        flows,
+        shortfall,
+        peak,
+        churn,
+        balance_iterations,
+        carried,
+        load,
+    })
+}
+
+/// The plan being built: target mapping, changes, deferrals, notes.
+struct Draft {
+    target: Vec<BTreeSet<usize>>,
+    changes: Vec<Change>,
+    deferred: Vec<Deferred>,
+    notes: Vec<String>,
+}
+
+fn build(
+    snap: &Snapshot,
+    cfg: &PlanConfig,
+    what_ifs: &WhatIfs,
+) -> Result<(Plan, PlanStats), OptimizerError> {
+    let started = Instant::now();
+    let prep = prepare(snap, cfg, what_ifs)?;
+    tracing::debug!(ms = ms(started), pairs = prep.inst.pairs.len(), "prepared");
+    let inst = &prep.inst;
+
+    let solve_started = Instant::now();
+    let opt = solve(inst, cfg)?;
     let solve_time = solve_started.elapsed();
     tracing::debug!(ms = ms(started), "solved");
-    let mut opt_carried = vec![0.0; inst.demand.len()];
-    let mut opt_load = vec![0.0; inst.capacity.len()];
-    for (k, p) in inst.pairs.iter().enumerate() {
-        opt_carried[p.lead as usize] += flows[k];
-        opt_load[p.agent as usize] += flows[k];
-    }
 
-    // --- Before: what the current mapping can carry at best.
+    // Before: what the current mapping can carry at best.
     let current: Vec<BTreeSet<usize>> = prep
         .leads
         .iter()
@@ -174,19 +252,96 @@ fn build(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Optimiz
         .collect();
     let before_inst = restricted(&prep, &current);
     let before = evaluate(&before_inst)?;
-    tracing::debug!(ms = ms(started), "solved and evaluated the current mapping");
-    let utilisation = |load: f64, i: usize| {
-        let c = prep.agents[i].capacity;
-        if c > 0 {
-            load / c as f64
-        } else {
-            0.0
+    tracing::debug!(ms = ms(started), "evaluated the current mapping");
+
+    let mut draft = Draft {
+        target: current.clone(),
+        changes: Vec::new(),
+        deferred: Vec::new(),
+        notes: prep.notes.clone(),
+    };
+    safety_unassigns(&prep, &mut draft);
+    pin_assigns(&prep, &opt, &mut draft);
+    optimisation_assigns(&prep, cfg, &opt, &before, &mut draft);
+    if cfg.max_leads_per_agent > 0 {
+        apply_lead_cap(&prep, &opt.flows, cfg.max_leads_per_agent, &mut draft);
+    }
+    keep_leads_staffed(&prep, &opt.load, &mut draft);
+    tracing::debug!(ms = ms(started), "target built");
+
+    // When the target carries every pair of the exact optimum, the optimum
+    // itself is the target's evaluation (same shortfall and peak, and the
+    // per-lead figures match the "optimum" column); otherwise solve again.
+    let exact_optimum = matches!(cfg.solver, SolverChoice::Flow).then(|| Evaluation {
+        shortfall: opt.shortfall as i64,
+        peak: opt.peak,
+        carried: opt.carried.clone(),
+        load: opt.load.clone(),
+    });
+    let evaluate_target = |target: &[BTreeSet<usize>]| -> Result<Evaluation, OptimizerError> {
+        let supported = inst
+            .pairs
+            .iter()
+            .zip(&opt.flows)
+            .all(|(p, &f)| f <= 0.0 || target[p.lead as usize].contains(&(p.agent as usize)));
+        match &exact_optimum {
+            Some(o) if supported => Ok(o.clone()),
+            _ => evaluate(&restricted(&prep, target)),
         }
     };
+    let pre_gate = evaluate_target(&draft.target)?;
+    tracing::debug!(ms = ms(started), "evaluated the target");
 
-    // --- Target and changes.
-    let mut changes: Vec<Change> = Vec::new();
-    let mut target: Vec<BTreeSet<usize>> = current.clone();
+    let deferred_before_gates = draft.deferred.len();
+    let gate = dead_band(&prep, cfg, &before, &pre_gate, &mut draft);
+    let caps = move_caps(&prep, cfg, &mut draft);
+    let after = if draft.deferred.len() == deferred_before_gates {
+        pre_gate
+    } else {
+        // A lead whose new agents were all held back keeps one.
+        keep_leads_staffed(&prep, &opt.load, &mut draft);
+        evaluate_target(&draft.target)?
+    };
+    if let Some(c) = &caps {
+        if c.deferred > 0
+            && after.shortfall >= before.shortfall
+            && after.peak + FIGURE_NOISE >= before.peak
+        {
+            draft.notes.push(format!(
+                "the move caps (plan.max_moves_per_run = {}, plan.max_moves_per_agent = {}) held back {} optimisation moves and the plan improves neither shortfall ({}) nor peak utilisation ({:.3}); raise the caps or apply as is to make the safety changes only",
+                c.max_moves_per_run, c.max_moves_per_agent, c.deferred, before.shortfall, before.peak
+            ));
+        }
+    }
+    let blocked = blast_radius(cfg, &draft.changes, &current);
+    let plan = assemble(
+        snap,
+        cfg,
+        &prep,
+        &opt,
+        &current,
+        &before_inst,
+        &before,
+        &after,
+        draft,
+        gate,
+        caps,
+        blocked,
+    );
+    let stats = PlanStats {
+        solver: opt.solver,
+        pairs: inst.pairs.len(),
+        solve_time,
+        total_time: started.elapsed(),
+        started,
+        balance_iterations: opt.balance_iterations,
+    };
+    Ok((plan, stats))
+}
+
+/// Unassign every current pair whose agent may not stay: inactive, at
+/// allowance, excluded (agent or pair). Frozen agents and leads stay.
+fn safety_unassigns(prep: &Prepared, draft: &mut Draft) {
     for (j, lead) in prep.leads.iter().enumerate() {
         if lead.frozen {
             continue;
@@ -202,24 +357,55 @@ fn build(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Optimiz
                 Standing::Eligible => None,
             };
             if let Some(reason) = reason {
-                target[j].remove(&i);
-                changes.push(change(&prep, j, i, Action::Unassign, reason, 0.0));
+                draft.target[j].remove(&i);
+                draft
+                    .changes
+                    .push(change(prep, j, i, Action::Unassign, reason, 0.0));
             }
         }
     }
+}
+
+/// Assign every pin not already in the mapping.
+fn pin_assigns(prep: &Prepared, opt: &Optimum, draft: &mut Draft) {
     for &(i, j) in &prep.pins {
-        if target[j].insert(i) {
-            let f = flow_of(inst, &flows, i, j);
-            changes.push(change(&prep, j, i, Action::Assign, Reason::Pinned, f));
+        if draft.target[j].insert(i) {
+            let f = flow_of(&prep.inst, &opt.flows, i, j);
+            draft
+                .changes
+                .push(change(prep, j, i, Action::Assign, Reason::Pinned, f));
         }
     }
+}
+
+/// Assign every new pair the optimum routes at least `min_flow` over, with
+/// the reason: covers shortfall, balances load, or frees capacity.
+fn optimisation_assigns(
+    prep: &Prepared,
+    cfg: &PlanConfig,
+    opt: &Optimum,
+    before: &Evaluation,
+    draft: &mut Draft,
+) {
+    let inst = &prep.inst;
+    let utilisation = |load: f64, i: usize| {
+        let c = prep.agents[i].capacity;
+        if c > 0 {
+            load / c as f64
+        } else {
+            0.0
+        }
+    };
     for (k, p) in inst.pairs.iter().enumerate() {
         let (i, j) = (p.agent as usize, p.lead as usize);
-        if flows[k] + 1e-12 < cfg.min_flow || target[j].contains(&i) || prep.leads[j].frozen {
+        if opt.flows[k] + FLOW_SLACK < cfg.min_flow
+            || draft.target[j].contains(&i)
+            || prep.leads[j].frozen
+        {
             continue;
         }
         let short_before = inst.demand[j] as f64 - before.carried[j];
-        let reason = if short_before > 1e-9 {
+        let reason = if short_before > FIGURE_NOISE {
             Reason::CoversShortfall {
                 shortfall_before: round6(short_before),
             }
@@ -232,8 +418,8 @@ fn build(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Optimiz
                     .map(|&a| utilisation(load[a], a))
                     .fold(0.0, f64::max)
             };
-            let (was, now) = (peak(&before.load), peak(&opt_load));
-            if now + 1e-9 < was {
+            let (was, now) = (peak(&before.load), peak(&opt.load));
+            if now + FIGURE_NOISE < was {
                 Reason::BalancesLoad {
                     before: round6(was),
                     after: round6(now),
@@ -242,107 +428,143 @@ fn build(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Optimiz
                 Reason::FreesCapacity
             }
         };
-        target[j].insert(i);
-        changes.push(change(&prep, j, i, Action::Assign, reason, flows[k]));
+        draft.target[j].insert(i);
+        draft
+            .changes
+            .push(change(prep, j, i, Action::Assign, reason, opt.flows[k]));
     }
-    let mut deferred: Vec<Deferred> = Vec::new();
-    if cfg.max_leads_per_agent > 0 {
-        apply_lead_cap(
-            &prep,
-            inst,
-            &flows,
-            cfg.max_leads_per_agent,
-            &mut target,
-            &mut changes,
-            &mut deferred,
-        );
-    }
-    let mut notes = prep.notes.clone();
-    keep_leads_staffed(&prep, &opt_load, &mut target, &mut changes, &mut notes);
+}
 
-    // --- Gates: the dead band, then the move caps. Safety changes always go.
-    tracing::debug!(ms = ms(started), "target built");
-    // When the target carries every pair of the exact optimum, the optimum
-    // itself is the target's evaluation (same shortfall and peak, and the
-    // per-lead figures match the "optimum" column); otherwise solve again.
-    let exact_optimum = matches!(cfg.solver, SolverChoice::Flow).then(|| Evaluation {
-        shortfall: optimum.0 as i64,
-        peak: optimum.1,
-        carried: opt_carried.clone(),
-        load: opt_load.clone(),
-    });
-    let evaluate_target = |target: &[BTreeSet<usize>]| -> Result<Evaluation, OptimizerError> {
-        let supported = inst
-            .pairs
-            .iter()
-            .zip(&flows)
-            .all(|(p, &f)| f <= 0.0 || target[p.lead as usize].contains(&(p.agent as usize)));
-        match &exact_optimum {
-            Some(opt) if supported => Ok(opt.clone()),
-            _ => evaluate(&restricted(&prep, target)),
-        }
-    };
-    let pre_gate = evaluate_target(&target)?;
-    tracing::debug!(ms = ms(started), "evaluated the target");
-    let deferred_before_gates = deferred.len();
+/// The dead band: when the plan gains less than both thresholds, every
+/// optimisation move is held back. Returns the gate's explanation.
+fn dead_band(
+    prep: &Prepared,
+    cfg: &PlanConfig,
+    before: &Evaluation,
+    pre_gate: &Evaluation,
+    draft: &mut Draft,
+) -> Option<String> {
     let shortfall_gain = (before.shortfall - pre_gate.shortfall) as f64;
     let balance_gain = before.peak - pre_gate.peak;
-    let mut gate = None;
-    let deferrable = |c: &Change| {
-        c.action == Action::Assign
-            && matches!(
-                c.reason,
-                Reason::CoversShortfall { .. }
-                    | Reason::BalancesLoad { .. }
-                    | Reason::FreesCapacity
-            )
-    };
-    if shortfall_gain < cfg.min_shortfall_gain
-        && balance_gain < cfg.min_balance_gain
-        && changes.iter().any(deferrable)
+    if shortfall_gain >= cfg.min_shortfall_gain
+        || balance_gain >= cfg.min_balance_gain
+        || !draft.changes.iter().any(|c| c.reason.is_optimisation())
     {
-        let why = format!(
-            "dead band: shortfall gain {shortfall_gain:.1} < {} records and peak utilisation gain {balance_gain:.3} < {}",
-            cfg.min_shortfall_gain, cfg.min_balance_gain
-        );
-        gate = Some(why);
-        defer(&prep, &mut changes, &mut deferred, &mut target, |c| {
-            deferrable(c).then(|| "dead band".to_string())
-        });
+        return None;
     }
-    if cfg.max_moves_per_run > 0 || cfg.max_moves_per_agent > 0 {
-        // Most valuable first: safety, staffing and cap moves, then by flow.
-        changes.sort_by(|a, b| {
-            deferrable(a)
-                .cmp(&deferrable(b))
-                .then(b.flow.total_cmp(&a.flow))
-                .then_with(|| (a.lead, &a.agent).cmp(&(b.lead, &b.agent)))
-        });
-        let mut per_run = 0usize;
-        let mut per_agent: BTreeMap<String, usize> = BTreeMap::new();
-        defer(&prep, &mut changes, &mut deferred, &mut target, |c| {
-            let agent_moves = per_agent.entry(c.agent.0.clone()).or_default();
-            if deferrable(c) {
-                if cfg.max_moves_per_run > 0 && per_run >= cfg.max_moves_per_run {
-                    return Some("max_moves_per_run".to_string());
-                }
-                if cfg.max_moves_per_agent > 0 && *agent_moves >= cfg.max_moves_per_agent {
-                    return Some("max_moves_per_agent".to_string());
-                }
-            }
-            per_run += 1;
-            *agent_moves += 1;
-            None
-        });
-    }
+    defer(prep, draft, |c| {
+        c.reason.is_optimisation().then(|| "dead band".to_string())
+    });
+    Some(format!(
+        "dead band: shortfall gain {shortfall_gain:.1} < {} records and peak utilisation gain {balance_gain:.3} < {}",
+        cfg.min_shortfall_gain, cfg.min_balance_gain
+    ))
+}
 
-    // --- After: what the final target can carry (the pre-gate evaluation
-    // when no gate or cap held anything back).
-    let after = if deferred.len() == deferred_before_gates {
-        pre_gate
-    } else {
-        evaluate_target(&target)?
-    };
+/// Value rank of an optimisation move, most valuable first: shortfall
+/// covered (largest flow first), then load balanced (largest gain first),
+/// then capacity freed (largest flow first).
+fn move_value(c: &Change) -> (u8, f64) {
+    match &c.reason {
+        Reason::CoversShortfall { .. } => (0, -c.flow),
+        Reason::BalancesLoad { before, after } => (1, after - before),
+        _ => (2, -c.flow),
+    }
+}
+
+/// `max_moves_per_run` and `max_moves_per_agent`: keep the most valuable
+/// optimisation moves within both caps and defer the rest. Other changes
+/// are never held back and do not count. `None` when no cap is set.
+fn move_caps(prep: &Prepared, cfg: &PlanConfig, draft: &mut Draft) -> Option<CapReport> {
+    if cfg.max_moves_per_run == 0 && cfg.max_moves_per_agent == 0 {
+        return None;
+    }
+    draft.changes.sort_by(|a, b| {
+        let (ra, va) = move_value(a);
+        let (rb, vb) = move_value(b);
+        (!a.reason.is_optimisation())
+            .cmp(&!b.reason.is_optimisation())
+            .reverse()
+            .then(ra.cmp(&rb))
+            .then(va.total_cmp(&vb))
+            .then_with(|| (a.lead, &a.agent).cmp(&(b.lead, &b.agent)))
+    });
+    let before = draft.deferred.len();
+    let mut per_run = 0usize;
+    let mut per_agent: BTreeMap<String, usize> = BTreeMap::new();
+    defer(prep, draft, |c| {
+        if !c.reason.is_optimisation() {
+            return None;
+        }
+        let agent_moves = per_agent.entry(c.agent.0.clone()).or_default();
+        if cfg.max_moves_per_run > 0 && per_run >= cfg.max_moves_per_run {
+            return Some("max_moves_per_run".to_string());
+        }
+        if cfg.max_moves_per_agent > 0 && *agent_moves >= cfg.max_moves_per_agent {
+            return Some("max_moves_per_agent".to_string());
+        }
+        per_run += 1;
+        *agent_moves += 1;
+        None
+    });
+    Some(CapReport {
+        max_moves_per_run: cfg.max_moves_per_run,
+        max_moves_per_agent: cfg.max_moves_per_agent,
+        kept: per_run,
+        deferred: draft.deferred.len() - before,
+    })
+}
+
+/// `max_unassign_share`: a plan that unassigns more than this share of the
+/// current pairs is blocked (an outage upstream looks like mass inactivity).
+fn blast_radius(
+    cfg: &PlanConfig,
+    changes: &[Change],
+    current: &[BTreeSet<usize>],
+) -> Option<Blocked> {
+    let unassigns = changes
+        .iter()
+        .filter(|c| c.action == Action::Unassign)
+        .count();
+    let current_pairs: usize = current.iter().map(BTreeSet::len).sum();
+    if unassigns == 0 || unassigns as f64 <= cfg.max_unassign_share * current_pairs as f64 {
+        return None;
+    }
+    Some(Blocked {
+        reason: format!(
+            "the plan unassigns {unassigns} of {current_pairs} current pairs ({:.0} %), more than plan.max_unassign_share = {} allows; an upstream outage (Webex listing no active users, Zoho counters at their limits) looks like this. Check the snapshot; a person must allow it before it is applied",
+            100.0 * unassigns as f64 / current_pairs.max(1) as f64,
+            cfg.max_unassign_share
+        ),
+        unassigns,
+        current_pairs,
+        max_share: cfg.max_unassign_share,
+    })
+}
+
+/// Put the plan together from the phases' results.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    snap: &Snapshot,
+    cfg: &PlanConfig,
+    prep: &Prepared,
+    opt: &Optimum,
+    current: &[BTreeSet<usize>],
+    before_inst: &Instance,
+    before: &Evaluation,
+    after: &Evaluation,
+    draft: Draft,
+    gate: Option<String>,
+    caps: Option<CapReport>,
+    blocked: Option<Blocked>,
+) -> Plan {
+    let inst = &prep.inst;
+    let Draft {
+        target,
+        mut changes,
+        mut deferred,
+        mut notes,
+    } = draft;
     let kept: usize = (0..prep.leads.len())
         .map(|j| target[j].intersection(&current[j]).count())
         .sum();
@@ -378,7 +600,7 @@ fn build(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Optimiz
                     .map(|&i| prep.agents[i].id.clone())
                     .collect(),
                 frozen: l.frozen,
-                default_assignee: if shortfall > 1e-9 {
+                default_assignee: if shortfall > FIGURE_NOISE {
                     prep.default_assignee.clone()
                 } else {
                     None
@@ -408,62 +630,46 @@ fn build(snap: &Snapshot, cfg: &PlanConfig) -> Result<(Plan, PlanStats), Optimiz
             leads_after: leads_after[i],
         })
         .collect();
+    let count = |action: Action| changes.iter().filter(|c| c.action == action).count();
     let summary = Summary {
         agents: snap.agents.iter().filter(|a| a.in_cms).count(),
         leads: prep.leads.len(),
-        assigns: changes
-            .iter()
-            .filter(|c| c.action == Action::Assign)
-            .count(),
-        unassigns: changes
-            .iter()
-            .filter(|c| c.action == Action::Unassign)
-            .count(),
+        assigns: count(Action::Assign),
+        unassigns: count(Action::Unassign),
         deferred: deferred.len(),
         kept,
     };
-    let plan = Plan {
+    let mut problems = snap.problems.clone();
+    problems.sort();
+    Plan {
         schema_version: PLAN_SCHEMA_VERSION,
-        snapshot_hash: String::new(), // filled in by `plan`
+        snapshot_hash: String::new(), // filled in by `plan_with`
         snapshot_fetched_at: snap.fetched_at.clone(),
-        config_digest: cfg.digest(),
-        solver: solver.clone(),
+        config_digest: cfg.digest_with(&prep.what_ifs),
+        solver: opt.solver.clone(),
         objectives: Objectives {
-            before: metrics(&before_inst, &before),
-            after: metrics(inst, &after),
+            before: metrics(before_inst, before),
+            after: metrics(inst, after),
             optimum: Metrics {
-                shortfall: round6(optimum.0),
-                peak_utilisation: optimum.1,
-                leads_uncovered: inst
-                    .demand
-                    .iter()
-                    .zip(&opt_carried)
-                    .filter(|(&d, &c)| (d as f64) - c > SHORT)
-                    .count(),
+                shortfall: round6(opt.shortfall),
+                peak_utilisation: opt.peak,
+                leads_uncovered: uncovered(&inst.demand, &opt.carried),
             },
+            churn: round6(opt.churn),
         },
         summary,
         gate,
+        blocked,
+        caps,
+        what_ifs: prep.what_ifs.clone(),
+        problems,
         changes,
         deferred,
         leads,
         agents,
         notes,
-    };
-    let stats = PlanStats {
-        solver,
-        pairs: inst.pairs.len(),
-        solve_time,
-        total_time: started.elapsed(),
-        started,
-        balance_iterations,
-    };
-    Ok((plan, stats))
+    }
 }
-
-/// A lead counts as short when it misses more than this many records
-/// (absorbs float noise from the LP path).
-const SHORT: f64 = 1e-6;
 
 /// Milliseconds since `t`, for phase logs.
 fn ms(t: Instant) -> f64 {
@@ -503,13 +709,13 @@ fn flow_of(inst: &Instance, flows: &[f64], i: usize, j: usize) -> f64 {
 
 /// Move the changes `pick` selects into `deferred` (tagged `by`), undoing
 /// each in `target`.
-fn defer(
-    prep: &Prepared,
-    changes: &mut Vec<Change>,
-    deferred: &mut Vec<Deferred>,
-    target: &mut [BTreeSet<usize>],
-    mut pick: impl FnMut(&Change) -> Option<String>,
-) {
+fn defer(prep: &Prepared, draft: &mut Draft, mut pick: impl FnMut(&Change) -> Option<String>) {
+    let Draft {
+        target,
+        changes,
+        deferred,
+        ..
+    } = draft;
     let mut kept = Vec::with_capacity(changes.len());
     for c in changes.drain(..) {
         match pick(&c) {
@@ -536,17 +742,10 @@ fn defer(
 /// `max_leads_per_agent`: drop an over-cap agent's least-loaded leads,
 /// new ones (never made: deferred) before current ones (unassigned).
 /// Pins, frozen agents and frozen leads are never touched.
-fn apply_lead_cap(
-    prep: &Prepared,
-    inst: &Instance,
-    flows: &[f64],
-    cap: usize,
-    target: &mut [BTreeSet<usize>],
-    changes: &mut Vec<Change>,
-    deferred: &mut Vec<Deferred>,
-) {
+fn apply_lead_cap(prep: &Prepared, flows: &[f64], cap: usize, draft: &mut Draft) {
+    let inst = &prep.inst;
     let mut leads_of: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (j, t) in target.iter().enumerate() {
+    for (j, t) in draft.target.iter().enumerate() {
         for &i in t {
             leads_of.entry(i).or_default().push(j);
         }
@@ -576,8 +775,8 @@ fn apply_lead_cap(
         let excess = js.len() - cap;
         for &(is_current, _, j) in removable.iter().take(excess) {
             if is_current {
-                target[j].remove(&i);
-                changes.push(change(
+                draft.target[j].remove(&i);
+                draft.changes.push(change(
                     prep,
                     j,
                     i,
@@ -591,7 +790,7 @@ fn apply_lead_cap(
         }
     }
     if !drop_new.is_empty() {
-        defer(prep, changes, deferred, target, |c| {
+        defer(prep, draft, |c| {
             let j = prep.lead_index(c.lead)?;
             let i = prep.agent_index(&c.agent)?;
             (c.action == Action::Assign && drop_new.contains(&(i, j)))
@@ -603,15 +802,9 @@ fn apply_lead_cap(
 /// A lead that had agents and would have none keeps (or gets) one eligible
 /// agent from its pool: the one with the most spare planned capacity. When
 /// its pool has none, the plan says so.
-fn keep_leads_staffed(
-    prep: &Prepared,
-    load: &[f64],
-    target: &mut [BTreeSet<usize>],
-    changes: &mut Vec<Change>,
-    notes: &mut Vec<String>,
-) {
+fn keep_leads_staffed(prep: &Prepared, load: &[f64], draft: &mut Draft) {
     for (j, lead) in prep.leads.iter().enumerate() {
-        if lead.frozen || lead.current.is_empty() || !target[j].is_empty() {
+        if lead.frozen || lead.current.is_empty() || !draft.target[j].is_empty() {
             continue;
         }
         let best = lead
@@ -629,10 +822,17 @@ fn keep_leads_staffed(
             });
         match best {
             Some(i) => {
-                target[j].insert(i);
-                changes.push(change(prep, j, i, Action::Assign, Reason::KeepsLeadStaffed, 0.0));
+                draft.target[j].insert(i);
+                draft.changes.push(change(
+                    prep,
+                    j,
+                    i,
+                    Action::Assign,
+                    Reason::KeepsLeadStaffed,
+                    0.0,
+                ));
             }
-            None => notes.push(format!(
+            None => draft.notes.push(format!(
                 "lead {} loses all {} of its agents: every one must go (inactive, at allowance or excluded) and its pool has no eligible agent",
                 lead.key,
                 lead.current.len()

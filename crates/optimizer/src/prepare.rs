@@ -21,7 +21,9 @@
 //! Frozen leads keep their mapping; their current pairs still carry flow.
 
 use crate::config::{PlanConfig, UnjoinedPolicy};
+use crate::limits::{MAX_RECORDS, MAX_TOTAL_RECORDS};
 use crate::stages::{Instance, Pair};
+use crate::whatif::{LeadRef, PairRef, WhatIfs};
 use crate::OptimizerError;
 use rebalancer_model::{Agent, AgentId, LeadKey, Reason, Snapshot};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -64,6 +66,9 @@ pub(crate) struct Prepared {
     /// Zoho's default assignee, if any agent is one.
     pub default_assignee: Option<AgentId>,
     pub notes: Vec<String>,
+    /// The what-ifs applied (config `set_allowance` and the caller's),
+    /// canonical (`plan.<key>: value`, leads as CAMPAIGN/LEAD), sorted.
+    pub what_ifs: Vec<String>,
     lead_by_key: BTreeMap<LeadKey, usize>,
 }
 
@@ -78,24 +83,15 @@ impl Prepared {
     }
 }
 
-fn parse_pair<'t>(key: &'static str, text: &'t str) -> Result<(AgentId, &'t str), OptimizerError> {
-    let (agent, lead) = text
-        .rsplit_once('@')
-        .ok_or_else(|| OptimizerError::BadName {
-            key,
-            detail: format!("`{text}` is not AGENT@CAMPAIGN/LEAD (e.g. anav_agent@501/1003)"),
-        })?;
-    Ok((AgentId::new(agent), lead))
-}
-
 /// Headroom of an agent after the `set_allowance` what-if.
-fn headroom(agent: &Agent, allowance: Option<i64>) -> Option<u64> {
+fn headroom(agent: &Agent, allowance: Option<u64>) -> Option<u64> {
     match allowance {
         None => agent.headroom,
         Some(allow) => {
             let mut rows = agent.thresholds.clone();
             for r in &mut rows {
-                r.backlog_allow_count = allow;
+                // At most MAX_RECORDS (parse_allowance): fits i64.
+                r.backlog_allow_count = allow as i64;
             }
             rows.iter().map(|r| r.headroom()).min()
         }
@@ -103,14 +99,14 @@ fn headroom(agent: &Agent, allowance: Option<i64>) -> Option<u64> {
 }
 
 /// Why an agent has no headroom, for the reason text.
-fn allowance_reason(agent: &Agent, allowance: Option<i64>) -> Reason {
+fn allowance_reason(agent: &Agent, allowance: Option<u64>) -> Reason {
     let tightest = agent
         .thresholds
         .iter()
         .map(|t| {
             let mut t = t.clone();
             if let Some(a) = allowance {
-                t.backlog_allow_count = a;
+                t.backlog_allow_count = a as i64;
             }
             t
         })
@@ -138,7 +134,67 @@ fn allowance_reason(agent: &Agent, allowance: Option<i64>) -> Reason {
     }
 }
 
-pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, OptimizerError> {
+/// Snapshot + config (+ what-ifs) → the prepared instance, in phases:
+/// check the config's numbers, resolve every name to an index ([`Rules`]),
+/// decide each agent's standing, lay out the leads, compute demand, check
+/// pins, and list the pairs the solver may use.
+pub(crate) fn prepare(
+    snap: &Snapshot,
+    cfg: &PlanConfig,
+    what_ifs: &WhatIfs,
+) -> Result<Prepared, OptimizerError> {
+    check_numbers(cfg)?;
+    let names = Names::new(snap);
+    let effective = WhatIfs::from_config(cfg)?.merged(what_ifs);
+    let rules = Rules::resolve(&names, cfg, &effective)?;
+    let (agents, mut notes) = standings(snap, cfg, &rules)?;
+    let mut leads = lay_out_leads(snap, &rules, &names);
+    let demands = demand(cfg, &rules, &agents, &leads)?;
+    if !effective.is_empty() {
+        // What would demand be without the what-ifs? Default demand is a
+        // share of all headroom: one what-if can move every lead's share.
+        let base = Rules::resolve(&names, cfg, &WhatIfs::default())?;
+        let (base_agents, _) = standings(snap, cfg, &base)?;
+        let base_demand = demand(cfg, &base, &base_agents, &leads)?;
+        notes.extend(demand_moved_note(
+            &rules,
+            &base,
+            &base_demand,
+            &demands,
+            &effective,
+        ));
+    }
+    for (lead, d) in leads.iter_mut().zip(&demands) {
+        lead.demand = *d;
+    }
+    let pins = check_pins(&rules, &agents, &leads)?;
+    let pairs = usable_pairs(&agents, &leads, &rules.excluded_pairs, &pins, &mut notes);
+    let default_assignee = snap
+        .agents
+        .iter()
+        .find(|a| a.default_assignee)
+        .map(|a| a.id.clone());
+    let inst = Instance {
+        capacity: agents.iter().map(|a| a.capacity).collect(),
+        demand: demands,
+        pairs,
+    };
+    let lead_by_key = leads.iter().enumerate().map(|(j, l)| (l.key, j)).collect();
+    Ok(Prepared {
+        lead_by_key,
+        agents,
+        leads,
+        inst,
+        excluded_pairs: rules.excluded_pairs,
+        pins,
+        default_assignee,
+        notes,
+        what_ifs: rules.what_ifs,
+    })
+}
+
+/// The config's plain numbers are in range.
+fn check_numbers(cfg: &PlanConfig) -> Result<(), OptimizerError> {
     if !(cfg.demand_share.is_finite() && cfg.demand_share >= 0.0) {
         return Err(OptimizerError::BadValue {
             key: "plan.demand_share",
@@ -151,36 +207,69 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
             detail: format!("{} must be a positive number", cfg.min_flow),
         });
     }
-    let known_agent = |key: &'static str, id: &str| -> Result<AgentId, OptimizerError> {
-        let id = AgentId::new(id);
-        match snap.agent(&id) {
-            Some(_) => Ok(id),
-            None => Err(OptimizerError::UnknownAgent { key, agent: id.0 }),
+    if !(cfg.max_unassign_share.is_finite() && (0.0..=1.0).contains(&cfg.max_unassign_share)) {
+        return Err(OptimizerError::BadValue {
+            key: "plan.max_unassign_share",
+            detail: format!(
+                "{} must be a share between 0 and 1 (0.25 = a quarter of the current pairs)",
+                cfg.max_unassign_share
+            ),
+        });
+    }
+    if cfg.unjoined_headroom > MAX_RECORDS as u64 {
+        return Err(OptimizerError::BadValue {
+            key: "plan.unjoined_headroom",
+            detail: format!(
+                "{} is above the limit of {MAX_RECORDS} records",
+                cfg.unjoined_headroom
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Name lookups against the snapshot.
+struct Names<'s> {
+    snap: &'s Snapshot,
+    lead_index: BTreeMap<LeadKey, usize>,
+}
+
+impl<'s> Names<'s> {
+    fn new(snap: &'s Snapshot) -> Self {
+        Names {
+            snap,
+            lead_index: snap.leads().enumerate().map(|(j, (k, _))| (k, j)).collect(),
         }
-    };
-    let lead_index: BTreeMap<LeadKey, usize> =
-        snap.leads().enumerate().map(|(i, (k, _))| (k, i)).collect();
+    }
+
+    /// Index of an agent (in `snap.agents` order) named under `key`.
+    fn agent(&self, key: &'static str, id: &AgentId) -> Result<usize, OptimizerError> {
+        self.snap
+            .agents
+            .binary_search_by(|a| a.id.cmp(id))
+            .map_err(|_| OptimizerError::UnknownAgent {
+                key,
+                agent: id.0.clone(),
+            })
+    }
+
     // ASSUMPTION: a lead may be named `CAMPAIGN/LEAD`, or just `LEAD` when
     // that lead id occurs in one campaign only (the issue's `--set-demand
     // LEAD=N` form); an ambiguous bare id is refused with the choices.
-    let known_lead = |key: &'static str, text: &str| -> Result<usize, OptimizerError> {
-        let text = text.trim();
+    fn lead(&self, key: &'static str, lead: LeadRef) -> Result<usize, OptimizerError> {
         let unknown = || OptimizerError::UnknownLead {
             key,
-            lead: text.to_owned(),
+            lead: lead.to_string(),
         };
-        if text.contains('/') {
-            let lead = text
-                .parse::<LeadKey>()
-                .map_err(|detail| OptimizerError::BadName { key, detail })?;
-            return lead_index.get(&lead).copied().ok_or_else(unknown);
-        }
-        let id: u64 = text.parse().map_err(|_| OptimizerError::BadName {
-            key,
-            detail: format!("`{text}` is not CAMPAIGN/LEAD or a lead id (e.g. 501/1003)"),
-        })?;
-        let matches: Vec<(&LeadKey, &usize)> =
-            lead_index.iter().filter(|(k, _)| k.lead_id == id).collect();
+        let id = match lead {
+            LeadRef::Key(k) => return self.lead_index.get(&k).copied().ok_or_else(unknown),
+            LeadRef::Bare(id) => id,
+        };
+        let matches: Vec<(&LeadKey, &usize)> = self
+            .lead_index
+            .iter()
+            .filter(|(k, _)| k.lead_id == id)
+            .collect();
         match matches.as_slice() {
             [] => Err(unknown()),
             [(_, &j)] => Ok(j),
@@ -195,91 +284,250 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
                 ),
             }),
         }
-    };
+    }
 
-    let frozen_agents: BTreeSet<AgentId> = cfg
-        .frozen_agents
-        .iter()
-        .map(|a| known_agent("plan.frozen_agents (--freeze-agent)", a))
-        .collect::<Result<_, _>>()?;
-    let excluded_agents: BTreeSet<AgentId> = cfg
-        .exclude_agents
-        .iter()
-        .map(|a| known_agent("plan.exclude_agents (--exclude-agent)", a))
-        .collect::<Result<_, _>>()?;
-    let mut allowance: BTreeMap<AgentId, i64> = BTreeMap::new();
-    for text in &cfg.set_allowance {
-        let bad = || OptimizerError::BadName {
-            key: "plan.set_allowance (--set-allowance)",
-            detail: format!(
-                "`{text}` is not AGENT=N with N a whole number ≥ 0 (e.g. anav_agent=20)"
+    fn lead_text(&self, key: &'static str, text: &str) -> Result<usize, OptimizerError> {
+        self.lead(key, LeadRef::parse(key, text)?)
+    }
+
+    fn key_of(&self, j: usize) -> LeadKey {
+        *self
+            .lead_index
+            .iter()
+            .find(|(_, &x)| x == j)
+            .map(|(k, _)| k)
+            .expect("lead indices come from the index")
+    }
+}
+
+/// The config's rules and the what-ifs, every name resolved to an index
+/// (agents in `snap.agents` order, leads in `Snapshot::leads` order).
+struct Rules {
+    frozen_agents: BTreeSet<usize>,
+    excluded_agents: BTreeSet<usize>,
+    allowance: BTreeMap<usize, u64>,
+    frozen_leads: BTreeSet<usize>,
+    /// Explicit demand per lead (config `demand`, then the what-ifs).
+    demand: BTreeMap<usize, i64>,
+    lead_weight: BTreeMap<usize, f64>,
+    campaign_weight: BTreeMap<u64, f64>,
+    excluded_pairs: BTreeSet<(usize, usize)>,
+    /// Pins with the agent's name as written, in name order.
+    pins: Vec<(usize, usize)>,
+    what_ifs: Vec<String>,
+}
+
+impl Rules {
+    fn resolve(names: &Names, cfg: &PlanConfig, w: &WhatIfs) -> Result<Rules, OptimizerError> {
+        let mut what_ifs = Vec::new();
+        let agents = |key: &'static str,
+                      config: &[String],
+                      extra: &BTreeSet<AgentId>,
+                      what_ifs: &mut Vec<String>|
+         -> Result<BTreeSet<usize>, OptimizerError> {
+            let mut out = BTreeSet::new();
+            for a in config {
+                out.insert(names.agent(key, &AgentId::new(a.trim()))?);
+            }
+            for a in extra {
+                out.insert(names.agent(key, a)?);
+                what_ifs.push(format!("{key}: {a}"));
+            }
+            Ok(out)
+        };
+        let frozen_agents = agents(
+            "plan.frozen_agents",
+            &cfg.frozen_agents,
+            &w.freeze_agents,
+            &mut what_ifs,
+        )?;
+        let excluded_agents = agents(
+            "plan.exclude_agents",
+            &cfg.exclude_agents,
+            &w.exclude_agents,
+            &mut what_ifs,
+        )?;
+        let mut allowance = BTreeMap::new();
+        for (a, &n) in &w.set_allowance {
+            allowance.insert(names.agent("plan.set_allowance", a)?, n);
+            what_ifs.push(format!("plan.set_allowance: {a}={n}"));
+        }
+        let mut frozen_leads = BTreeSet::new();
+        for l in &cfg.frozen_leads {
+            frozen_leads.insert(names.lead_text("plan.frozen_leads", l)?);
+        }
+        for &l in &w.freeze_leads {
+            let j = names.lead("plan.frozen_leads", l)?;
+            frozen_leads.insert(j);
+            what_ifs.push(format!("plan.frozen_leads: {}", names.key_of(j)));
+        }
+        let mut demand = BTreeMap::new();
+        let explicit = |lead: &str, d: u64| -> Result<i64, OptimizerError> {
+            if d > MAX_RECORDS as u64 {
+                return Err(OptimizerError::BadValue {
+                    key: "plan.demand",
+                    detail: format!(
+                        "lead {lead}: demand {d} is above the limit of {MAX_RECORDS} records"
+                    ),
+                });
+            }
+            Ok(d as i64)
+        };
+        for (l, &d) in &cfg.demand {
+            let j = names.lead_text("plan.demand", l)?;
+            demand.insert(j, explicit(l, d)?);
+        }
+        for (&l, &d) in &w.set_demand {
+            let j = names.lead("plan.demand", l)?;
+            let key = names.key_of(j);
+            demand.insert(j, explicit(&key.to_string(), d)?);
+            what_ifs.push(format!("plan.demand: {key}={d}"));
+        }
+        let mut lead_weight = BTreeMap::new();
+        for (l, &weight) in &cfg.lead_weights {
+            if !(weight.is_finite() && weight >= 0.0) {
+                return Err(OptimizerError::BadValue {
+                    key: "plan.lead_weights",
+                    detail: format!("weight {weight} for {l} must be a non-negative number"),
+                });
+            }
+            lead_weight.insert(names.lead_text("plan.lead_weights", l)?, weight);
+        }
+        let mut campaign_weight = BTreeMap::new();
+        for (c, &weight) in &cfg.campaign_weights {
+            let id: u64 = c.trim().parse().map_err(|_| OptimizerError::BadName {
+                key: "plan.campaign_weights",
+                detail: format!("`{c}` is not a campaign id"),
+            })?;
+            if !names.snap.campaigns.iter().any(|x| x.campaign_id == id) {
+                return Err(OptimizerError::UnknownLead {
+                    key: "plan.campaign_weights",
+                    lead: format!("campaign {id}"),
+                });
+            }
+            if !(weight.is_finite() && weight >= 0.0) {
+                return Err(OptimizerError::BadValue {
+                    key: "plan.campaign_weights",
+                    detail: format!(
+                        "weight {weight} for campaign {c} must be a non-negative number"
+                    ),
+                });
+            }
+            campaign_weight.insert(id, weight);
+        }
+        let pair = |key: &'static str, p: &PairRef| -> Result<(usize, usize), OptimizerError> {
+            Ok((names.agent(key, &p.agent)?, names.lead(key, p.lead)?))
+        };
+        let mut excluded_pairs = BTreeSet::new();
+        for text in &cfg.exclude_pairs {
+            excluded_pairs.insert(pair(
+                "plan.exclude_pairs",
+                &PairRef::parse("plan.exclude_pairs", text)?,
+            )?);
+        }
+        let mut pins = Vec::new();
+        for text in &cfg.pins {
+            pins.push(pair("plan.pins", &PairRef::parse("plan.pins", text)?)?);
+        }
+        for p in &w.pins {
+            let (i, j) = pair("plan.pins", p)?;
+            pins.push((i, j));
+            what_ifs.push(format!("plan.pins: {}@{}", p.agent, names.key_of(j)));
+        }
+        what_ifs.sort();
+        what_ifs.dedup();
+        Ok(Rules {
+            frozen_agents,
+            excluded_agents,
+            allowance,
+            frozen_leads,
+            demand,
+            lead_weight,
+            campaign_weight,
+            excluded_pairs,
+            pins,
+            what_ifs,
+        })
+    }
+}
+
+/// Each agent's standing and usable capacity (see the module doc for the
+/// precedence), with notes on frozen inactive agents. Headroom above
+/// [`MAX_RECORDS`] is an error naming the agent: a broken Zoho counter.
+fn standings(
+    snap: &Snapshot,
+    cfg: &PlanConfig,
+    rules: &Rules,
+) -> Result<(Vec<AgentInfo>, Vec<String>), OptimizerError> {
+    let mut notes = Vec::new();
+    let mut total: i64 = 0;
+    let mut agents = Vec::with_capacity(snap.agents.len());
+    for (i, a) in snap.agents.iter().enumerate() {
+        let allow = rules.allowance.get(&i).copied();
+        let room = match headroom(a, allow) {
+            Some(h) if h > MAX_RECORDS as u64 => {
+                return Err(OptimizerError::HeadroomOutOfRange {
+                    agent: a.id.0.clone(),
+                    headroom: h,
+                    limit: MAX_RECORDS,
+                })
+            }
+            room => room.map(|h| h as i64),
+        };
+        let active = a.is_active();
+        let inactive_detail = || match &a.webex {
+            None => "not in Webex Campaign".to_string(),
+            Some(w) => format!(
+                "user_status={}, role_status={}",
+                w.user_status.as_deref().unwrap_or("missing"),
+                w.role_status.as_deref().unwrap_or("missing")
             ),
         };
-        let (a, n) = text.rsplit_once('=').ok_or_else(bad)?;
-        let n: i64 = n.trim().parse().ok().filter(|n| *n >= 0).ok_or_else(bad)?;
-        allowance.insert(
-            known_agent("plan.set_allowance (--set-allowance)", a.trim())?,
-            n,
-        );
-    }
-    let frozen_leads: BTreeSet<usize> = cfg
-        .frozen_leads
-        .iter()
-        .map(|l| known_lead("plan.frozen_leads (--freeze-lead)", l))
-        .collect::<Result<_, _>>()?;
-
-    // --- Agents.
-    let mut notes = Vec::new();
-    let agents: Vec<AgentInfo> = snap
-        .agents
-        .iter()
-        .map(|a| {
-            let allow = allowance.get(&a.id).copied();
-            let room = headroom(a, allow);
-            let active = a.is_active();
-            let inactive_detail = || match &a.webex {
-                None => "not in Webex Campaign".to_string(),
-                Some(w) => format!(
-                    "user_status={}, role_status={}",
-                    w.user_status.as_deref().unwrap_or("missing"),
-                    w.role_status.as_deref().unwrap_or("missing")
-                ),
-            };
-            let (standing, capacity) = if frozen_agents.contains(&a.id) {
-                if !active {
-                    notes.push(format!(
-                        "agent {} is frozen by config although inactive in Webex ({}); its assignments stay",
-                        a.id,
-                        inactive_detail()
-                    ));
-                }
-                (Standing::Frozen, if active { room.unwrap_or(0) as i64 } else { 0 })
-            } else if excluded_agents.contains(&a.id) {
-                (Standing::Ineligible(Reason::Excluded), 0)
-            } else if !active {
-                (
-                    Standing::Ineligible(Reason::Inactive {
-                        detail: inactive_detail(),
-                    }),
-                    0,
-                )
-            } else {
-                match room {
-                    None if cfg.unjoined_policy == UnjoinedPolicy::Freeze => (Standing::Frozen, 0),
-                    None => (Standing::Eligible, cfg.unjoined_headroom as i64),
-                    Some(0) => (Standing::Ineligible(allowance_reason(a, allow)), 0),
-                    Some(h) => (Standing::Eligible, h as i64),
-                }
-            };
-            AgentInfo {
-                id: a.id.clone(),
-                standing,
-                capacity,
+        let (standing, capacity) = if rules.frozen_agents.contains(&i) {
+            if !active {
+                notes.push(format!(
+                    "agent {} is frozen by config although inactive in Webex ({}); its assignments stay",
+                    a.id,
+                    inactive_detail()
+                ));
             }
-        })
-        .collect();
+            (Standing::Frozen, if active { room.unwrap_or(0) } else { 0 })
+        } else if rules.excluded_agents.contains(&i) {
+            (Standing::Ineligible(Reason::Excluded), 0)
+        } else if !active {
+            let detail = inactive_detail();
+            (Standing::Ineligible(Reason::Inactive { detail }), 0)
+        } else {
+            match room {
+                None if cfg.unjoined_policy == UnjoinedPolicy::Freeze => (Standing::Frozen, 0),
+                // At most MAX_RECORDS (check_numbers).
+                None => (Standing::Eligible, cfg.unjoined_headroom as i64),
+                Some(0) => (Standing::Ineligible(allowance_reason(a, allow)), 0),
+                Some(h) => (Standing::Eligible, h),
+            }
+        };
+        total = total
+            .checked_add(capacity)
+            .filter(|&t| t <= MAX_TOTAL_RECORDS)
+            .ok_or(OptimizerError::TotalOutOfRange {
+                what: "the agents' headroom",
+                limit: MAX_TOTAL_RECORDS,
+            })?;
+        agents.push(AgentInfo {
+            id: a.id.clone(),
+            standing,
+            capacity,
+        });
+    }
+    Ok((agents, notes))
+}
+
+/// Leads in snapshot order with their current agents and pools as agent
+/// indices (demand is filled in later).
+fn lay_out_leads(snap: &Snapshot, rules: &Rules, names: &Names) -> Vec<LeadInfo> {
     // Hashing beats binary search on strings here: every pair looks up an id.
-    let by_id: HashMap<&str, usize> = agents
+    let by_id: HashMap<&str, usize> = snap
+        .agents
         .iter()
         .enumerate()
         .map(|(i, a)| (a.id.as_str(), i))
@@ -287,48 +535,10 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
     let index_of = |id: &AgentId| -> usize {
         *by_id
             .get(id.as_str())
-            .expect("snapshot leads only name known agents")
+            .expect("snapshot leads only name known agents (Snapshot::validate)")
     };
-
-    // --- Leads and demand.
-    let total_capacity: i64 = agents.iter().map(|a| a.capacity).sum();
-    let mut explicit: BTreeMap<usize, i64> = BTreeMap::new();
-    for (l, &d) in &cfg.demand {
-        let j = known_lead("plan.demand (--set-demand)", l)?;
-        explicit.insert(j, d as i64);
-    }
-    let mut lead_weight: BTreeMap<usize, f64> = BTreeMap::new();
-    for (l, &w) in &cfg.lead_weights {
-        if !(w.is_finite() && w >= 0.0) {
-            return Err(OptimizerError::BadValue {
-                key: "plan.lead_weights",
-                detail: format!("weight {w} for {l} must be a non-negative number"),
-            });
-        }
-        lead_weight.insert(known_lead("plan.lead_weights", l)?, w);
-    }
-    let mut campaign_weight: BTreeMap<u64, f64> = BTreeMap::new();
-    for (c, &w) in &cfg.campaign_weights {
-        let id: u64 = c.trim().parse().map_err(|_| OptimizerError::BadName {
-            key: "plan.campaign_weights",
-            detail: format!("`{c}` is not a campaign id"),
-        })?;
-        if !snap.campaigns.iter().any(|x| x.campaign_id == id) {
-            return Err(OptimizerError::UnknownLead {
-                key: "plan.campaign_weights",
-                lead: format!("campaign {id}"),
-            });
-        }
-        if !(w.is_finite() && w >= 0.0) {
-            return Err(OptimizerError::BadValue {
-                key: "plan.campaign_weights",
-                detail: format!("weight {w} for campaign {c} must be a non-negative number"),
-            });
-        }
-        campaign_weight.insert(id, w);
-    }
-    let mut leads: Vec<LeadInfo> = Vec::new();
-    for c in &snap.campaigns {
+    let mut leads: Vec<LeadInfo> = Vec::with_capacity(names.lead_index.len());
+    for c in &names.snap.campaigns {
         for l in &c.leads {
             let j = leads.len();
             let mut current: Vec<usize> = l.assigned.iter().map(index_of).collect();
@@ -347,53 +557,135 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
                     lead_id: l.lead_id,
                 },
                 process_id: c.process_id,
-                frozen: frozen_leads.contains(&j),
+                frozen: rules.frozen_leads.contains(&j),
                 demand: 0,
                 current,
                 pool,
             });
         }
     }
+    leads
+}
+
+/// Demand per lead: explicit where set, otherwise `demand_share` of all
+/// usable headroom split by weight; every figure and the total in range.
+fn demand(
+    cfg: &PlanConfig,
+    rules: &Rules,
+    agents: &[AgentInfo],
+    leads: &[LeadInfo],
+) -> Result<Vec<i64>, OptimizerError> {
+    // In range: standings checked the sum.
+    let total_capacity: i64 = agents.iter().map(|a| a.capacity).sum();
     let weights: Vec<f64> = leads
         .iter()
         .enumerate()
         .map(|(j, l)| {
-            lead_weight.get(&j).copied().unwrap_or(1.0)
-                * campaign_weight
+            rules.lead_weight.get(&j).copied().unwrap_or(1.0)
+                * rules
+                    .campaign_weight
                     .get(&l.key.campaign_id)
                     .copied()
                     .unwrap_or(1.0)
         })
         .collect();
     let weight_sum: f64 = (0..leads.len())
-        .filter(|j| !explicit.contains_key(j))
+        .filter(|j| !rules.demand.contains_key(j))
         .map(|j| weights[j])
         .sum();
-    for (j, lead) in leads.iter_mut().enumerate() {
-        lead.demand = match explicit.get(&j) {
+    let mut total: i64 = 0;
+    let mut out = Vec::with_capacity(leads.len());
+    for (j, lead) in leads.iter().enumerate() {
+        let d = match rules.demand.get(&j) {
             Some(&d) => d,
             None if weight_sum > 0.0 => {
-                (cfg.demand_share * total_capacity as f64 * weights[j] / weight_sum).round() as i64
+                let d =
+                    (cfg.demand_share * total_capacity as f64 * weights[j] / weight_sum).round();
+                if !(d.is_finite() && d <= MAX_RECORDS as f64) {
+                    return Err(OptimizerError::BadValue {
+                        key: "plan.demand_share",
+                        detail: format!(
+                            "lead {}: the default demand {d} is above the limit of {MAX_RECORDS} records",
+                            lead.key
+                        ),
+                    });
+                }
+                d as i64
             }
             None => 0,
         };
+        total = total
+            .checked_add(d)
+            .filter(|&t| t <= MAX_TOTAL_RECORDS)
+            .ok_or(OptimizerError::TotalOutOfRange {
+                what: "the leads' demand",
+                limit: MAX_TOTAL_RECORDS,
+            })?;
+        out.push(d);
     }
+    Ok(out)
+}
 
-    // --- Exclusions and pins.
-    let mut excluded_pairs = BTreeSet::new();
-    for text in &cfg.exclude_pairs {
-        let (a, l) = parse_pair("plan.exclude_pairs", text)?;
-        let i = index_of(&known_agent("plan.exclude_pairs", a.as_str())?);
-        excluded_pairs.insert((i, known_lead("plan.exclude_pairs", l)?));
+/// The note saying how the what-ifs moved the default demand of leads they
+/// do not name (compare demand with and without them), if they did.
+fn demand_moved_note(
+    rules: &Rules,
+    base: &Rules,
+    before: &[i64],
+    after: &[i64],
+    w: &WhatIfs,
+) -> Option<String> {
+    let moved: Vec<(i64, i64)> = (0..after.len())
+        .filter(|j| !rules.demand.contains_key(j) && !base.demand.contains_key(j))
+        .filter(|&j| before[j] != after[j])
+        .map(|j| (before[j], after[j]))
+        .collect();
+    if moved.is_empty() {
+        return None;
     }
+    let mut causes = Vec::new();
+    for (set, key) in [
+        (!w.set_allowance.is_empty(), "set_allowance"),
+        (!w.exclude_agents.is_empty(), "exclude_agents"),
+        (!w.freeze_agents.is_empty(), "frozen_agents"),
+        (!w.set_demand.is_empty(), "demand"),
+    ] {
+        if set {
+            causes.push(key);
+        }
+    }
+    let causes = if causes.is_empty() {
+        "the what-ifs".to_string()
+    } else {
+        causes.join(" and ")
+    };
+    let first = moved[0];
+    let how = if moved.iter().all(|&m| m == first) {
+        format!("{} → {} records each", first.0, first.1)
+    } else {
+        let (b, a) = moved.iter().fold((0i128, 0i128), |(b, a), m| {
+            (b + m.0 as i128, a + m.1 as i128)
+        });
+        format!("{b} → {a} records in all")
+    };
+    Some(format!(
+        "what-if {causes} changed the default demand of {} leads ({how}): default demand is plan.demand_share of all usable headroom",
+        moved.len()
+    ))
+}
+
+/// Every pin is feasible: the agent is in the lead's pool, may take it, and
+/// no other rule forbids the pair.
+fn check_pins(
+    rules: &Rules,
+    agents: &[AgentInfo],
+    leads: &[LeadInfo],
+) -> Result<BTreeSet<(usize, usize)>, OptimizerError> {
     let mut pins = BTreeSet::new();
-    for text in &cfg.pins {
-        let (a, l) = parse_pair("plan.pins (--pin)", text)?;
-        let i = index_of(&known_agent("plan.pins (--pin)", a.as_str())?);
-        let j = known_lead("plan.pins (--pin)", l)?;
+    for &(i, j) in &rules.pins {
         let lead = &leads[j];
         let fail = |why: String| OptimizerError::InfeasiblePin {
-            agent: a.0.clone(),
+            agent: agents[i].id.0.clone(),
             lead: lead.key.to_string(),
             why,
         };
@@ -402,7 +694,7 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
                 "the agent is not in the lead's pool in the CMS".into(),
             ));
         }
-        if excluded_pairs.contains(&(i, j)) {
+        if rules.excluded_pairs.contains(&(i, j)) {
             return Err(fail("the same pair is in plan.exclude_pairs".into()));
         }
         let is_current = lead.current.binary_search(&i).is_ok();
@@ -414,7 +706,7 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
             Standing::Frozen if is_current => {}
             Standing::Frozen => {
                 return Err(fail(
-                    "the agent is frozen (frozen_agents or unjoined with unjoined_policy = freeze)"
+                    "the agent is frozen (plan.frozen_agents, or unjoined with plan.unjoined_policy = \"freeze\")"
                         .into(),
                 ))
             }
@@ -422,8 +714,19 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
         }
         pins.insert((i, j));
     }
+    Ok(pins)
+}
 
-    // --- Pairs the solver may use.
+/// The pairs the solver may use: a frozen lead only its current pairs, a
+/// frozen agent only its current pairs, an eligible agent its pool minus
+/// excluded pairs; never an agent without capacity.
+fn usable_pairs(
+    agents: &[AgentInfo],
+    leads: &[LeadInfo],
+    excluded_pairs: &BTreeSet<(usize, usize)>,
+    pins: &BTreeSet<(usize, usize)>,
+    notes: &mut Vec<String>,
+) -> Vec<Pair> {
     let mut pairs = Vec::new();
     for (j, lead) in leads.iter().enumerate() {
         let candidates: &[usize] = if lead.frozen {
@@ -464,25 +767,5 @@ pub(crate) fn prepare(snap: &Snapshot, cfg: &PlanConfig) -> Result<Prepared, Opt
             }
         }
     }
-    let default_assignee = snap
-        .agents
-        .iter()
-        .find(|a| a.default_assignee)
-        .map(|a| a.id.clone());
-    let inst = Instance {
-        capacity: agents.iter().map(|a| a.capacity).collect(),
-        demand: leads.iter().map(|l| l.demand).collect(),
-        pairs,
-    };
-    let lead_by_key = leads.iter().enumerate().map(|(j, l)| (l.key, j)).collect();
-    Ok(Prepared {
-        lead_by_key,
-        agents,
-        leads,
-        inst,
-        excluded_pairs,
-        pins,
-        default_assignee,
-        notes,
-    })
+    pairs
 }

@@ -153,16 +153,20 @@ fn network(inst: &Instance, p: i64, q: i64, costs: bool) -> Result<crate::flow::
     let lay = Layout::new(inst);
     let mut b =
         NetworkBuilder::with_capacity(lay.nodes(), lay.agents + lay.leads + inst.pairs.len());
+    // Every flow value is at most the source's (and the sink's) total
+    // capacity; keeping both below UNLIMITED keeps every sum the flow
+    // algorithms form in range and no pair arc ever saturated.
+    let mut out_of_source: i64 = 0;
     for (i, &h) in inst.capacity.iter().enumerate() {
-        b.add(lay.source(), i, h.checked_mul(p).ok_or(Overflow)?, 0);
+        let cap = scaled(h, p)?;
+        out_of_source = checked_total(out_of_source, cap)?;
+        b.add(lay.source(), i, cap, 0);
     }
+    let mut into_sink: i64 = 0;
     for (j, &d) in inst.demand.iter().enumerate() {
-        b.add(
-            lay.agents + j,
-            lay.sink(),
-            d.checked_mul(q).ok_or(Overflow)?,
-            0,
-        );
+        let cap = scaled(d, q)?;
+        into_sink = checked_total(into_sink, cap)?;
+        b.add(lay.agents + j, lay.sink(), cap, 0);
     }
     for pair in &inst.pairs {
         // Pair arcs are uncapacitated, as in the LP: then no minimum cut
@@ -177,6 +181,28 @@ fn network(inst: &Instance, p: i64, q: i64, costs: bool) -> Result<crate::flow::
         );
     }
     Ok(b.build())
+}
+
+/// `value · factor` for a capacity; negative values are refused too (an
+/// instance is built from non-negative headroom and demand).
+fn scaled(value: i64, factor: i64) -> Result<i64, Overflow> {
+    if value < 0 {
+        return Err(Overflow);
+    }
+    value.checked_mul(factor).ok_or(Overflow)
+}
+
+/// `total + cap`, kept below [`UNLIMITED`].
+fn checked_total(total: i64, cap: i64) -> Result<i64, Overflow> {
+    total
+        .checked_add(cap)
+        .filter(|&t| t < UNLIMITED)
+        .ok_or(Overflow)
+}
+
+/// `Σ values`, kept below [`UNLIMITED`].
+fn checked_sum(values: &[i64]) -> Result<i64, Overflow> {
+    values.iter().try_fold(0, |t, &v| checked_total(t, v))
 }
 
 /// The stage solver for one instance.
@@ -208,7 +234,7 @@ impl<'a> Stages<'a> {
     /// such flow will do when only loads are wanted, which saves stage 3.
     pub fn balance_with_flows(&self, target: i64) -> Result<(Ratio, u32, Vec<i64>), Overflow> {
         let lay = Layout::new(self.inst);
-        let total: i64 = self.inst.capacity.iter().sum();
+        let total = checked_sum(&self.inst.capacity)?;
         if target == 0 || total == 0 {
             return Ok((Ratio::new(0, 1), 0, vec![0; self.inst.pairs.len()]));
         }
@@ -228,6 +254,7 @@ impl<'a> Stages<'a> {
             }
             // Minimum cut S: agents outside S are cut at u·h_i, leads inside
             // S at D_j. The next lower bound makes this cut carry `target`.
+            // (Sums of subsets of totals `network` checked: in range.)
             let side = source_side(&net, lay.source());
             let h_cut: i64 = (0..lay.agents)
                 .filter(|&i| !side[i])
@@ -265,7 +292,7 @@ impl<'a> Stages<'a> {
         let (peak, balance_iterations) = self.balance(max_flow)?;
         let (flow_scaled, flow, cost) = self.churn(peak)?;
         debug_assert_eq!(flow, max_flow * peak.den);
-        let demand: i64 = self.inst.demand.iter().sum();
+        let demand = checked_sum(&self.inst.demand)?;
         Ok(Solution {
             shortfall: demand - max_flow,
             max_flow,
@@ -311,6 +338,22 @@ mod tests {
         assert_eq!(s.flow(0), 1.5);
         assert_eq!(s.flow(1), 1.5);
         assert_eq!(s.new_pair_flow_scaled as f64 / s.peak.den as f64, 1.5);
+    }
+
+    #[test]
+    fn huge_capacities_are_an_overflow_error_not_a_wrap() {
+        let i = inst(
+            &[i64::MAX - 1, i64::MAX - 1],
+            &[i64::MAX],
+            &[(0, 0, true), (1, 0, false)],
+        );
+        assert_eq!(Stages::new(&i).solve(), Err(Overflow));
+        let i = inst(&[-5], &[3], &[(0, 0, true)]);
+        assert_eq!(Stages::new(&i).solve(), Err(Overflow));
+        // Sums near the limit but each arc fine: still refused, not wrapped.
+        let half = UNLIMITED / 2 + 1;
+        let i = inst(&[half, half], &[1], &[(0, 0, true)]);
+        assert_eq!(Stages::new(&i).shortfall(), Err(Overflow));
     }
 
     #[test]

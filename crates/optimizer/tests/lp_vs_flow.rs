@@ -1,7 +1,9 @@
 //! Cross-check: the exact network-flow stages against the good_lp model
-//! on random small instances and on the "uniform" benchmark family
-//! (/work/shared/bench-instances.md), with microlp and, behind the
-//! `coin_cbc` and `highs` features, with Clp/Cbc and HiGHS.
+//! on random small instances, on random instances up to 60 agents × 20
+//! leads, on the "uniform" benchmark family (/work/shared/bench-instances.md)
+//! and on the "skewed" family (`families.rs`), with microlp and, behind the
+//! `coin_cbc` and `highs` features, with Clp/Cbc and HiGHS. All three stage
+//! optima are compared: shortfall, peak utilisation and churn.
 
 use proptest::prelude::*;
 use rebalancer_optimizer::lp::{solve_lp, LpBackend, LpSolution};
@@ -140,6 +142,92 @@ fn instances() -> impl Strategy<Value = Instance> {
                 }
             })
     })
+}
+
+/// Random instances up to 60 agents × 20 leads, sparse like real pools
+/// (each agent eligible for a few leads), some capacities zero.
+fn larger_instances() -> impl Strategy<Value = Instance> {
+    (20usize..=60, 5usize..=20).prop_flat_map(|(agents, leads)| {
+        (
+            prop::collection::vec(0i64..50, agents),
+            prop::collection::vec(0i64..120, leads),
+            prop::collection::vec(
+                prop::collection::vec((0..leads as u32, any::<bool>()), 1..=5),
+                agents,
+            ),
+        )
+            .prop_map(move |(capacity, demand, eligible)| {
+                let mut seen = std::collections::BTreeSet::new();
+                let pairs = eligible
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, ls)| ls.iter().map(move |&(j, c)| (i as u32, j, c)))
+                    .filter(|&(i, j, _)| seen.insert((i, j)))
+                    .map(|(agent, lead, current)| Pair {
+                        agent,
+                        lead,
+                        current,
+                    })
+                    .collect();
+                Instance {
+                    capacity,
+                    demand,
+                    pairs,
+                }
+            })
+    })
+}
+
+/// Every LP backend compiled into this build, with its tolerance.
+fn backends() -> Vec<(LpBackend, Tolerance)> {
+    LpBackend::available()
+        .into_iter()
+        .map(|b| {
+            let tol = match b {
+                LpBackend::Microlp => MICROLP,
+                #[cfg(feature = "coin_cbc")]
+                LpBackend::CoinCbc => SIMPLEX,
+                #[cfg(feature = "highs")]
+                LpBackend::Highs => SIMPLEX,
+            };
+            (b, tol)
+        })
+        .collect()
+}
+
+proptest! {
+    // Few cases: each solves every backend on up to ~300 pairs.
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn every_backend_matches_flow_up_to_60_by_20(inst in larger_instances()) {
+        let flow = Stages::new(&inst).solve().expect("small instances fit in i64");
+        for (backend, tol) in backends() {
+            let lp = solve_lp(&inst, backend).expect("the LP is feasible");
+            check(&inst, &flow, &lp, tol)?;
+        }
+    }
+}
+
+/// The skewed family (hot leads, small pools), at 60 × 20 over a few seeds
+/// and at 120 × 40 with seed 5, the one of seeds 0..20 at either size where
+/// the balance stage needs a Newton step; with every backend.
+#[test]
+fn skewed_family_matches_flow() {
+    use rebalancer_optimizer::families::{generate, Family};
+    let mut newton_steps = 0;
+    for (agents, leads, seed) in [(60, 20, 1), (60, 20, 7), (60, 20, 42), (120, 40, 5)] {
+        let inst = generate(Family::Skewed, agents, leads, seed).to_instance();
+        let flow = Stages::new(&inst).solve().unwrap();
+        newton_steps = newton_steps.max(flow.balance_iterations);
+        for (backend, tol) in backends() {
+            let lp = solve_lp(&inst, backend).unwrap();
+            check(&inst, &flow, &lp, tol)
+                .unwrap_or_else(|e| panic!("seed {seed}, {backend:?}: {e}"));
+        }
+    }
+    // At least one instance makes the balance stage work.
+    assert!(newton_steps >= 2, "no instance needed a Newton step");
 }
 
 proptest! {
