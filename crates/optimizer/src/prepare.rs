@@ -312,7 +312,7 @@ struct Rules {
     lead_weight: BTreeMap<usize, f64>,
     campaign_weight: BTreeMap<u64, f64>,
     excluded_pairs: BTreeSet<(usize, usize)>,
-    /// Pins with the agent's name as written, in name order.
+    /// Pins as (agent, lead) indices: config pins, then the what-ifs.
     pins: Vec<(usize, usize)>,
     what_ifs: Vec<String>,
 }
