@@ -6,10 +6,13 @@
 //! Every error names the key (and the file when there is one) and says what
 //! to put there. Secrets stay `SecretString` from the moment they are read.
 
-use rebalancer_fetcher::{CampaignSpec, FetchOptions, IdentityMap};
+use rebalancer_fetcher::{
+    CampaignSpec, FetchOptions, FetchProgress, IdentityMap, DEFAULT_DEADLINE,
+    DEFAULT_MIN_WEBEX_COVERAGE,
+};
 use rebalancer_model::SnapshotSource;
 use rebalancer_optimizer::PlanConfig;
-use rebalancer_upstream::{CmsConfig, HttpSettings, WebexConfig, ZohoConfig};
+use rebalancer_upstream::{BaseUrl, CmsConfig, HttpSettings, WebexConfig, ZohoConfig};
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -342,6 +345,9 @@ impl Settings {
                 zoho_module: self.zoho.module.clone(),
                 threshold_ids: self.zoho.threshold_ids.clone(),
             },
+            deadline: DEFAULT_DEADLINE,
+            min_webex_coverage: DEFAULT_MIN_WEBEX_COVERAGE,
+            progress: FetchProgress::default(),
         })
     }
 }
@@ -384,24 +390,9 @@ const LIST_KEYS: &[&str] = &[
 ];
 
 /// A base URL is scheme + host (+ port, + optional path prefix), http or https,
-/// with no credentials, query or fragment.
-fn parse_base_url(value: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(value).map_err(|e| {
-        format!("is not a URL ({e}): {value:?}; write it like \"https://host:port\"")
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("must use http or https, not `{}`", url.scheme()));
-    }
-    if url.host_str().is_none() {
-        return Err(format!("has no host: {value:?}"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry credentials; use the username/password keys".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("must be scheme, host and port only (no query or fragment)".into());
-    }
-    Ok(url)
+/// with no credentials, query or fragment; plain http only to loopback.
+fn parse_base_url(value: &str) -> Result<BaseUrl, String> {
+    BaseUrl::parse(value).map_err(|e| e.to_string())
 }
 
 fn load_identity_file(path: &Path) -> Result<IdentityMap, SettingsError> {

@@ -124,10 +124,20 @@ async fn injected_500s_and_429s_are_retried_to_success() {
         },
         ..Default::default()
     });
-    let c = clients(&sb, &Knobs::default());
+    // Retry-After (1 s) is honoured when it is within the backoff cap.
+    let mut knobs = Knobs::default();
+    knobs.http.backoff_max = std::time::Duration::from_secs(2);
+    let c = clients(&sb, &knobs);
     let (snap, report) = rebalancer_fetcher::fetch(&c, &options(&sb)).await.unwrap();
-    assert!(report.retries >= 5, "retries: {}", report.retries);
-    assert_eq!(snap.leads().count(), report.leads_read);
+    // Exactly one retry per injected failure: 2 CMS + 1 Webex + 2 Zoho.
+    assert_eq!(report.retries, 5);
+    assert!(c.stats.retry_wait() >= std::time::Duration::from_secs(1));
+    let world = sb.world();
+    let configured: usize = world.campaigns.iter().map(|c| c.lead_ids.len()).sum();
+    assert_eq!(report.leads_read, configured);
+    assert_eq!(snap.leads().count(), configured);
+    let counts = sb.counts();
+    assert_eq!(counts.webex, 2);
     sb.shutdown().await;
 }
 
