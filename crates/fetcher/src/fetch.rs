@@ -330,3 +330,27 @@ fn now_rfc3339() -> String {
         })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn campaign_spec_deserialises_strictly() {
+        let spec: CampaignSpec =
+            serde_json::from_str(r#"{"process_id":1,"campaign_id":2,"lead_ids":[3,4]}"#).unwrap();
+        assert_eq!(
+            spec,
+            CampaignSpec {
+                process_id: 1,
+                campaign_id: 2,
+                lead_ids: vec![3, 4]
+            }
+        );
+        let err = serde_json::from_str::<CampaignSpec>(
+            r#"{"process_id":1,"campaign_id":2,"lead_ids":[],"leads":[1]}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field `leads`"), "{err}");
+    }
+}
