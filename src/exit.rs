@@ -21,7 +21,7 @@ use crate::settings::SettingsError;
 use rebalancer_fetcher::FetchError;
 use rebalancer_model::ModelError;
 use rebalancer_optimizer::OptimizerError;
-use rebalancer_upstream::UpstreamError;
+use rebalancer_upstream::{ErrorClass, UpstreamError};
 use std::process::ExitCode;
 
 pub const INTERNAL: u8 = 1;
@@ -51,29 +51,12 @@ pub fn usage_code(e: &clap::Error) -> u8 {
     }
 }
 
-fn upstream_code(e: &UpstreamError) -> u8 {
-    match e {
-        UpstreamError::Config { .. } => CONFIG,
-        UpstreamError::Unauthorized { .. }
-        | UpstreamError::Forbidden { .. }
-        | UpstreamError::TokenExpired { .. }
-        | UpstreamError::ZohoAuth { .. } => UPSTREAM_AUTH,
-        UpstreamError::Timeout { .. }
-        | UpstreamError::Transport { .. }
-        | UpstreamError::Server { .. }
-        | UpstreamError::Throttled { .. } => UPSTREAM_UNAVAILABLE,
-        UpstreamError::Zoho { code, .. }
-            if matches!(
-                code.as_str(),
-                "OAUTH_SCOPE_MISMATCH"
-                    | "AUTHENTICATION_FAILURE"
-                    | "INVALID_TOKEN"
-                    | "NO_PERMISSION"
-            ) =>
-        {
-            UPSTREAM_AUTH
-        }
-        _ => UPSTREAM_DATA,
+fn class_code(class: ErrorClass) -> u8 {
+    match class {
+        ErrorClass::Config => CONFIG,
+        ErrorClass::Auth => UPSTREAM_AUTH,
+        ErrorClass::Unavailable => UPSTREAM_UNAVAILABLE,
+        ErrorClass::Data => UPSTREAM_DATA,
     }
 }
 
@@ -102,10 +85,10 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
             };
         }
         if let Some(f) = cause.downcast_ref::<FetchError>() {
-            return f.upstream().map(upstream_code).unwrap_or(UPSTREAM_DATA);
+            return class_code(f.class());
         }
         if let Some(u) = cause.downcast_ref::<UpstreamError>() {
-            return upstream_code(u);
+            return class_code(u.class());
         }
     }
     INTERNAL

@@ -18,9 +18,10 @@ use rebalancer_model::{Snapshot, SnapshotSource};
 use rebalancer_optimizer::PlanConfig;
 use rebalancer_sandbox::{Sandbox, SandboxConfig};
 use rebalancer_upstream::{
-    CmsClient, CmsConfig, Stats, WebexClient, WebexConfig, ZohoClient, ZohoConfig,
+    BaseUrl, CmsClient, CmsConfig, Stats, WebexClient, WebexConfig, ZohoClient, ZohoConfig,
 };
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Sizes and seed of a generated sandbox world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +181,8 @@ fn sandbox_connection(
 ) -> anyhow::Result<(Clients, FetchOptions)> {
     let world = sb.world();
     let creds = sb.credentials();
-    let base = url::Url::parse(&sb.base_url()).context("the sandbox's own URL")?;
+    let base = BaseUrl::parse(&sb.base_url())
+        .map_err(|e| anyhow::anyhow!("the sandbox's own URL: {e}"))?;
     let http = settings::http_settings(&local.http, &None);
     let stats = Stats::default();
     let clients = Clients {
@@ -233,6 +235,9 @@ fn sandbox_connection(
         concurrency: local.fetch.concurrency,
         strict: local.fetch.strict,
         identity: Default::default(),
+        deadline: Duration::from_secs(local.fetch.deadline_secs),
+        min_webex_coverage: local.fetch.min_webex_coverage,
+        progress: Default::default(),
         source: SnapshotSource {
             description: description.to_owned(),
             cms_base_url: sb.base_url(),

@@ -25,6 +25,7 @@ impl FetchBar {
                 task: None,
             };
         }
+        let progress = options.progress.clone();
         let total = options
             .campaigns
             .iter()
@@ -41,6 +42,7 @@ impl FetchBar {
         let (b, stats) = (bar.clone(), stats.clone());
         let task = tokio::spawn(async move {
             loop {
+                b.set_position(progress.leads_done());
                 b.set_message(format!(
                     "{} requests, {} retries",
                     stats.requests(),

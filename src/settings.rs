@@ -14,10 +14,10 @@
 //! its value came from, and what to put there. Secrets stay `SecretString`
 //! from the moment they are read.
 
-use rebalancer_fetcher::{CampaignSpec, FetchOptions, IdentityMap};
+use rebalancer_fetcher::{CampaignSpec, FetchOptions, FetchProgress, IdentityMap};
 use rebalancer_model::SnapshotSource;
 use rebalancer_optimizer::PlanConfig;
-use rebalancer_upstream::{CmsConfig, HttpSettings, WebexConfig, ZohoConfig};
+use rebalancer_upstream::{BaseUrl, CmsConfig, HttpSettings, WebexConfig, ZohoConfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -467,7 +467,7 @@ pub struct Settings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CmsSettings {
-    pub base_url: String,
+    pub base_url: BaseUrl,
     pub username: String,
     pub password: SecretString,
     pub contact_center_id: u64,
@@ -479,7 +479,7 @@ pub struct CmsSettings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebexSettings {
-    pub base_url: String,
+    pub base_url: BaseUrl,
     pub api_key: SecretString,
     pub ca_file: Option<PathBuf>,
 }
@@ -487,8 +487,8 @@ pub struct WebexSettings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZohoSettings {
-    pub accounts_url: String,
-    pub api_domain: String,
+    pub accounts_url: BaseUrl,
+    pub api_domain: BaseUrl,
     pub client_id: String,
     pub client_secret: SecretString,
     pub refresh_token: SecretString,
@@ -508,6 +508,7 @@ pub struct HttpKeys {
     pub backoff_initial_ms: u64,
     pub backoff_max_ms: u64,
     pub max_body_bytes: usize,
+    pub allow_insecure: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -516,6 +517,8 @@ pub struct FetchKeys {
     pub concurrency: usize,
     pub strict: bool,
     pub identity_file: Option<PathBuf>,
+    pub deadline_secs: u64,
+    pub min_webex_coverage: f64,
 }
 
 /// The sections the embedded sandbox takes from the layers (it supplies
@@ -612,7 +615,9 @@ impl Checker<'_> {
             ("zoho.accounts_url", &s.zoho.accounts_url),
             ("zoho.api_domain", &s.zoho.api_domain),
         ] {
-            parse_base_url(value).map_err(|p| self.fail(key, p))?;
+            value
+                .require_secure(s.http.allow_insecure)
+                .map_err(|e| self.fail(key, e.problem()))?;
         }
         for (key, secret) in [
             ("cms.password", &s.cms.password),
@@ -728,6 +733,16 @@ impl Checker<'_> {
         if f.concurrency == 0 {
             return Err(self.fail("fetch.concurrency", "must be at least 1"));
         }
+        if f.deadline_secs == 0 {
+            return Err(self.fail("fetch.deadline_secs", "must be at least 1"));
+        }
+        let c = f.min_webex_coverage;
+        if !(c.is_finite() && (0.0..=1.0).contains(&c)) {
+            return Err(self.fail(
+                "fetch.min_webex_coverage",
+                format!("is {c}; it must be a share between 0 and 1 (the default is 0.5)"),
+            ));
+        }
         Ok(())
     }
 
@@ -779,7 +794,7 @@ impl Settings {
 
     pub fn cms_config(&self) -> CmsConfig {
         CmsConfig {
-            base_url: parse_base_url(&self.cms.base_url).expect("validated"),
+            base_url: self.cms.base_url.clone(),
             username: self.cms.username.clone(),
             password: self.cms.password.clone(),
             contact_center_id: self.cms.contact_center_id,
@@ -790,7 +805,7 @@ impl Settings {
 
     pub fn webex_config(&self) -> WebexConfig {
         WebexConfig {
-            base_url: parse_base_url(&self.webex.base_url).expect("validated"),
+            base_url: self.webex.base_url.clone(),
             api_key: self.webex.api_key.clone(),
             http: self.http_settings(&self.webex.ca_file),
         }
@@ -798,8 +813,8 @@ impl Settings {
 
     pub fn zoho_config(&self) -> ZohoConfig {
         ZohoConfig {
-            accounts_url: parse_base_url(&self.zoho.accounts_url).expect("validated"),
-            api_domain: parse_base_url(&self.zoho.api_domain).expect("validated"),
+            accounts_url: self.zoho.accounts_url.clone(),
+            api_domain: self.zoho.api_domain.clone(),
             client_id: self.zoho.client_id.clone(),
             client_secret: self.zoho.client_secret.clone(),
             refresh_token: self.zoho.refresh_token.clone(),
@@ -822,11 +837,14 @@ impl Settings {
             concurrency: self.fetch.concurrency,
             strict: self.fetch.strict,
             identity,
+            deadline: Duration::from_secs(self.fetch.deadline_secs),
+            min_webex_coverage: self.fetch.min_webex_coverage,
+            progress: FetchProgress::default(),
             source: SnapshotSource {
                 description: description.to_owned(),
-                cms_base_url: self.cms.base_url.clone(),
-                webex_base_url: self.webex.base_url.clone(),
-                zoho_api_domain: self.zoho.api_domain.clone(),
+                cms_base_url: self.cms.base_url.to_string(),
+                webex_base_url: self.webex.base_url.to_string(),
+                zoho_api_domain: self.zoho.api_domain.to_string(),
                 zoho_module: self.zoho.module.clone(),
                 threshold_ids: self.zoho.threshold_ids.clone(),
             },
@@ -844,29 +862,9 @@ pub fn http_settings(h: &HttpKeys, ca_file: &Option<PathBuf>) -> HttpSettings {
         backoff_max: Duration::from_millis(h.backoff_max_ms),
         max_body_bytes: h.max_body_bytes,
         ca_file: ca_file.clone(),
+        allow_insecure: h.allow_insecure,
         ..HttpSettings::default()
     }
-}
-
-/// A base URL is scheme + host (+ port, + optional path prefix), http or https,
-/// with no credentials, query or fragment.
-fn parse_base_url(value: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(value).map_err(|e| {
-        format!("is not a URL ({e}): {value:?}; write it like \"https://host:port\"")
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("must use http or https, not `{}`", url.scheme()));
-    }
-    if url.host_str().is_none() {
-        return Err(format!("has no host: {value:?}"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry credentials; use the username/password keys".into());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("must be scheme, host and port only (no query or fragment)".into());
-    }
-    Ok(url)
 }
 
 fn load_identity_file(path: &Path) -> Result<IdentityMap, SettingsError> {
@@ -1156,6 +1154,26 @@ threshold_ids = ["9"]
             ),
             (
                 "[webex]",
+                "[fetch]\ndeadline_secs = 0\n[webex]",
+                "fetch.deadline_secs",
+            ),
+            (
+                "[webex]",
+                "[fetch]\nmin_webex_coverage = 1.5\n[webex]",
+                "fetch.min_webex_coverage",
+            ),
+            (
+                "https://webex.example.com",
+                "http://webex.example.com",
+                "webex.base_url",
+            ),
+            (
+                "https://cms.example.com:8443",
+                "https://u:pw@cms.example.com",
+                "cms.base_url",
+            ),
+            (
+                "[webex]",
                 "[plan]\nmin_shortfall_gain = nan\n[webex]",
                 "plan.min_shortfall_gain",
             ),
@@ -1180,6 +1198,30 @@ threshold_ids = ["9"]
             let err = from_toml(&text, &[]).unwrap_err().to_string();
             assert!(err.contains(key) && err.contains("c.toml"), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn plain_http_needs_loopback_or_allow_insecure() {
+        let remote = MINIMAL.replace("https://webex.example.com", "http://webex.example.com");
+        let err = from_toml(&remote, &[]).unwrap_err().to_string();
+        assert!(err.contains("http.allow_insecure"), "{err}");
+        let allowed = from_toml(&remote, &[("REBALANCER_HTTP__ALLOW_INSECURE", "true")]).unwrap();
+        assert!(allowed.value.http.allow_insecure);
+        let local = MINIMAL.replace("https://webex.example.com", "http://127.0.0.1:8080");
+        assert!(from_toml(&local, &[]).is_ok());
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_masked_in_the_error() {
+        let text = MINIMAL.replace(
+            "https://cms.example.com:8443",
+            "https://u:hunter2@cms.example.com",
+        );
+        let err = from_toml(&text, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("cms.base_url") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 
     #[test]

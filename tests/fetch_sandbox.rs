@@ -1,12 +1,15 @@
 //! End-to-end fetch over real HTTP against the in-process sandbox: complete
-//! data, paging, token refresh, retries, and identity-join problems.
+//! data, paging, token refresh and expiry by time, retries, identity-join
+//! problems, the Webex coverage guard, the deadline and progress.
 
 mod common;
 
 use common::{clients, options, small_world, start, Knobs};
 use rebalancer_model::{AgentId, ProblemKind};
 use rebalancer_sandbox::{FaultSpec, Faults};
+use rebalancer_upstream::ErrorClass;
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_reads_every_lead_and_agent_exactly() {
@@ -124,10 +127,20 @@ async fn injected_500s_and_429s_are_retried_to_success() {
         },
         ..Default::default()
     });
-    let c = clients(&sb, &Knobs::default());
+    // Retry-After (1 s) is honoured when it is within the backoff cap.
+    let mut knobs = Knobs::default();
+    knobs.http.backoff_max = Duration::from_secs(2);
+    let c = clients(&sb, &knobs);
     let (snap, report) = rebalancer_fetcher::fetch(&c, &options(&sb)).await.unwrap();
-    assert!(report.retries >= 5, "retries: {}", report.retries);
-    assert_eq!(snap.leads().count(), report.leads_read);
+    // Exactly one retry per injected failure: 2 CMS + 1 Webex + 2 Zoho.
+    assert_eq!(report.retries, 5);
+    assert!(c.stats.retry_wait() >= Duration::from_secs(1));
+    let world = sb.world();
+    let configured: usize = world.campaigns.iter().map(|c| c.lead_ids.len()).sum();
+    assert_eq!(report.leads_read, configured);
+    assert_eq!(snap.leads().count(), configured);
+    let counts = sb.counts();
+    assert_eq!(counts.webex, 2);
     sb.shutdown().await;
 }
 
@@ -207,5 +220,123 @@ async fn missing_lead_is_a_problem_unless_strict() {
         ),
         "{err}"
     );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_webex_answer_is_an_outage_not_a_fact() {
+    let sb = start(small_world(7)).await;
+    let c = clients(&sb, &Knobs::default());
+    for null in [false, true] {
+        sb.set_faults(Faults {
+            webex: FaultSpec {
+                p_empty: 1.0,
+                empty_null: null,
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let err = rebalancer_fetcher::fetch(&c, &options(&sb))
+            .await
+            .unwrap_err();
+        match &err {
+            rebalancer_fetcher::FetchError::WebexCoverage {
+                known, cms_agents, ..
+            } => {
+                assert_eq!(*known, 0);
+                assert!(*cms_agents > 0);
+            }
+            other => panic!("expected WebexCoverage, got {other}"),
+        }
+        assert_eq!(err.class(), ErrorClass::Unavailable);
+        assert!(
+            err.to_string().contains("fetch.min_webex_coverage"),
+            "{err}"
+        );
+    }
+    // With the guard off, the same answer is taken at its word.
+    let mut opts = options(&sb);
+    opts.min_webex_coverage = 0.0;
+    let (snap, _) = rebalancer_fetcher::fetch(&c, &opts).await.unwrap();
+    assert!(snap.agents.iter().all(|a| a.webex.is_none()));
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_past_its_deadline_fails_naming_the_key() {
+    let sb = start(small_world(8)).await;
+    sb.set_faults(Faults {
+        webex: FaultSpec {
+            latency: Duration::from_secs(30),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let mut knobs = Knobs::default();
+    knobs.http.timeout = Duration::from_secs(60);
+    let mut opts = options(&sb);
+    opts.deadline = Duration::from_secs(2);
+    let err = rebalancer_fetcher::fetch(&clients(&sb, &knobs), &opts)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, rebalancer_fetcher::FetchError::Deadline { limit } if limit == opts.deadline),
+        "{err}"
+    );
+    assert_eq!(err.class(), ErrorClass::Unavailable);
+    assert!(
+        err.to_string().contains("2 s (fetch.deadline_secs)"),
+        "{err}"
+    );
+    // Dropped without a graceful shutdown: the slow Webex request is still
+    // sleeping in the sandbox.
+    drop(sb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoho_token_expiry_by_time() {
+    let sb = start(small_world(9)).await;
+    let c = clients(&sb, &Knobs::default());
+    let opts = options(&sb);
+    rebalancer_fetcher::fetch(&c, &opts).await.unwrap();
+    assert_eq!(sb.counts().zoho_token, 1);
+    // An hour passes for both sides: the client renews before using the
+    // token, so Zoho never has to refuse it.
+    sb.advance_clock(Duration::from_secs(3601));
+    c.zoho.advance_clock(Duration::from_secs(3601));
+    let zoho_before = sb.counts().zoho;
+    let (snap, _) = rebalancer_fetcher::fetch(&c, &opts).await.unwrap();
+    assert_eq!(sb.counts().zoho_token, 2, "renewed once, proactively");
+    assert_eq!(
+        sb.counts().zoho - zoho_before,
+        opts.threshold_ids.len() as u64,
+        "one page per threshold, no request refused for an expired token"
+    );
+    assert!(snap.agents.iter().any(|a| a.headroom.is_some()));
+    // Only the sandbox's hour passes: Zoho refuses the token (401) and the
+    // client refreshes exactly once.
+    sb.advance_clock(Duration::from_secs(3601));
+    let refreshes = c.zoho.token_refreshes();
+    rebalancer_fetcher::fetch(&c, &opts).await.unwrap();
+    assert_eq!(c.zoho.token_refreshes(), refreshes + 1);
+    assert_eq!(sb.counts().zoho_token, 3);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_counts_every_lead_threshold_and_webex() {
+    let sb = start(small_world(10)).await;
+    let opts = options(&sb);
+    let progress = opts.progress.clone();
+    assert_eq!((progress.leads_done(), progress.leads_total()), (0, 0));
+    let (_, report) = rebalancer_fetcher::fetch(&clients(&sb, &Knobs::default()), &opts)
+        .await
+        .unwrap();
+    let configured = report.leads_read + report.leads_missing;
+    assert_eq!(progress.leads_total(), configured as u64);
+    assert_eq!(progress.leads_done(), configured as u64);
+    assert_eq!(progress.thresholds_total(), opts.threshold_ids.len() as u64);
+    assert_eq!(progress.thresholds_done(), opts.threshold_ids.len() as u64);
+    assert!(progress.webex_done());
     sb.shutdown().await;
 }

@@ -1,5 +1,6 @@
 //! Each documented upstream failure, provoked for real against the sandbox,
-//! arrives as its typed error with a message that names the place and fix.
+//! arrives as its typed error and class, with a message that names the
+//! place and fix.
 
 mod common;
 
@@ -8,7 +9,7 @@ use common::{
 };
 use rebalancer_fetcher::FetchError;
 use rebalancer_sandbox::{FaultSpec, Faults, Sandbox};
-use rebalancer_upstream::UpstreamError;
+use rebalancer_upstream::{ErrorClass, UpstreamError};
 
 async fn fetch_err(
     sb: &Sandbox,
@@ -40,12 +41,13 @@ async fn wrong_credentials_are_unauthorized_per_api() {
         matches!(e.upstream(), Some(UpstreamError::Unauthorized { .. })),
         "{e}"
     );
-    assert!(!e.to_string().contains("nope"));
+    assert_eq!(e.class(), ErrorClass::Auth);
     let e = fetch_err(&sb, |_, _, w, _| w.api_key = "nope".to_string().into()).await;
     assert!(
         matches!(e, FetchError::Webex(UpstreamError::Unauthorized { .. })),
         "{e}"
     );
+    assert_eq!(e.class(), ErrorClass::Auth);
     let e = fetch_err(&sb, |_, _, _, z| {
         z.refresh_token = "nope".to_string().into()
     })
@@ -60,6 +62,7 @@ async fn wrong_credentials_are_unauthorized_per_api() {
         ),
         "{e}"
     );
+    assert_eq!(e.class(), ErrorClass::Auth);
     sb.shutdown().await;
 }
 
@@ -79,6 +82,7 @@ async fn webex_failure_codes_are_typed() {
         FetchError::Webex(UpstreamError::WebexFailure { code, .. }) => assert_eq!(code, "1010"),
         other => panic!("expected WebexFailure 1010, got {other}"),
     }
+    assert_eq!(e.class(), ErrorClass::Unavailable);
     sb.set_faults(Faults {
         webex: FaultSpec {
             fail_first: 100,
@@ -92,6 +96,7 @@ async fn webex_failure_codes_are_typed() {
         matches!(e, FetchError::Webex(UpstreamError::TokenExpired { .. })),
         "{e}"
     );
+    assert_eq!(e.class(), ErrorClass::Auth);
     sb.set_faults(Faults {
         webex: FaultSpec {
             fail_first: 100,
@@ -106,6 +111,7 @@ async fn webex_failure_codes_are_typed() {
         matches!(e, FetchError::Webex(UpstreamError::Throttled { .. })),
         "{e}"
     );
+    assert_eq!(e.class(), ErrorClass::Unavailable);
     sb.shutdown().await;
 }
 
@@ -131,6 +137,7 @@ async fn zoho_errors_are_typed_with_their_code() {
             } => assert_eq!(code, want),
             other => panic!("expected Zoho {want}, got {other}"),
         }
+        assert_eq!(e.class(), ErrorClass::Data);
     }
     let mut opts = options(&sb);
     opts.threshold_ids.push("123".into());
@@ -172,6 +179,7 @@ async fn malformed_body_names_the_endpoint_and_shows_bytes() {
         }
         _ => panic!("expected Malformed, got {e}"),
     }
+    assert_eq!(e.class(), ErrorClass::Data);
     let msg = e.to_string();
     assert!(msg.contains("lead"), "{msg}");
     sb.shutdown().await;
@@ -187,11 +195,24 @@ async fn persistent_5xx_gives_up_with_server_error() {
         },
         ..Default::default()
     });
-    let e = fetch_err(&sb, |_, _, _, _| {}).await;
+    // One lead at a time, so the requests of the failing lead can be counted.
+    let mut knobs = Knobs::default();
+    knobs.http.max_retries = 2;
+    let mut opts = options(&sb);
+    opts.concurrency = 1;
+    let c = common::clients(&sb, &knobs);
+    let e = rebalancer_fetcher::fetch(&c, &opts).await.unwrap_err();
     assert!(
-        matches!(e.upstream(), Some(UpstreamError::Server { .. })),
+        matches!(
+            e.upstream(),
+            Some(UpstreamError::Server { status: 500, .. })
+        ),
         "{e}"
     );
+    assert_eq!(e.class(), ErrorClass::Unavailable);
+    // Gave up after exactly max_retries retries of the first lead.
+    assert_eq!(c.stats.retries(), 2);
+    assert_eq!(sb.counts().cms_get, 3);
     sb.shutdown().await;
 }
 
@@ -213,5 +234,6 @@ async fn unknown_campaign_fails_the_fetch() {
         ),
         "{e}"
     );
+    assert_eq!(e.class(), ErrorClass::Data);
     sb.shutdown().await;
 }

@@ -3,11 +3,12 @@
 //! it over real HTTP, or a config file for driving the binary.
 #![allow(dead_code)]
 
-use rebalancer_fetcher::{CampaignSpec, Clients, FetchOptions, IdentityMap};
+use rebalancer_fetcher::{CampaignSpec, Clients, FetchOptions, FetchProgress, IdentityMap};
 use rebalancer_model::SnapshotSource;
 use rebalancer_sandbox::{Sandbox, SandboxConfig};
 use rebalancer_upstream::{
-    CmsClient, CmsConfig, HttpSettings, Stats, WebexClient, WebexConfig, ZohoClient, ZohoConfig,
+    BaseUrl, CmsClient, CmsConfig, HttpSettings, Stats, WebexClient, WebexConfig, ZohoClient,
+    ZohoConfig,
 };
 use std::time::Duration;
 
@@ -52,8 +53,8 @@ impl Default for Knobs {
     }
 }
 
-pub fn url(sb: &Sandbox) -> url::Url {
-    url::Url::parse(&sb.base_url()).unwrap()
+pub fn url(sb: &Sandbox) -> BaseUrl {
+    BaseUrl::parse(&sb.base_url()).unwrap()
 }
 
 pub fn cms_config(sb: &Sandbox, knobs: &Knobs) -> CmsConfig {
@@ -133,6 +134,9 @@ pub fn options(sb: &Sandbox) -> FetchOptions {
             zoho_module: world.module.clone(),
             threshold_ids: world.threshold_ids.clone(),
         },
+        deadline: rebalancer_fetcher::DEFAULT_DEADLINE,
+        min_webex_coverage: rebalancer_fetcher::DEFAULT_MIN_WEBEX_COVERAGE,
+        progress: FetchProgress::default(),
     }
 }
 

@@ -8,13 +8,23 @@
 //! A 404 on one lead is not a hard error unless `strict` is set: the lead is
 //! left out and listed as a problem. When *every* configured lead of a
 //! campaign answers 404, the campaign itself is wrong and the fetch fails.
+//!
+//! Two guards keep a sick upstream from producing a plausible but wrong
+//! snapshot: the whole fetch has a deadline (`FetchOptions::deadline`), and
+//! Webex must know at least `min_webex_coverage` of the CMS agents (an
+//! empty user list is an outage, not "everyone inactive"). Progress is
+//! published through [`FetchProgress`] for a progress bar.
 
 use crate::join::{join, IdentityMap, JoinInput, LeadMapping};
 use crate::FetchError;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use rebalancer_model::{Problem, ProblemKind, Snapshot, SnapshotSource, SNAPSHOT_SCHEMA_VERSION};
+use rebalancer_model::{
+    Agent, Problem, ProblemKind, Snapshot, SnapshotSource, SNAPSHOT_SCHEMA_VERSION,
+};
 use rebalancer_upstream::{CmsClient, Stats, WebexClient, ZohoClient};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The three upstream clients a fetch reads through.
@@ -27,14 +37,74 @@ pub struct Clients {
     pub stats: Stats,
 }
 
-/// One configured campaign and the leads to read in it (a
-/// `[[cms.campaigns]]` table of the config).
+/// One configured campaign and the leads to read in it (a `[[cms.campaigns]]`
+/// table of the settings deserialises into this directly).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignSpec {
     pub process_id: u64,
     pub campaign_id: u64,
     pub lead_ids: Vec<u64>,
+}
+
+/// Default of [`FetchOptions::deadline`] (the binary's `fetch.deadline_secs`).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Default of [`FetchOptions::min_webex_coverage`].
+pub const DEFAULT_MIN_WEBEX_COVERAGE: f64 = 0.5;
+
+/// Live progress of a fetch, shared by clones (cheap `Arc`ed atomics). The
+/// fetcher updates it as it goes; a CLI polls it to draw a progress bar.
+/// Requests, retries and retry waits live in `upstream::Stats`.
+#[derive(Debug, Clone, Default)]
+pub struct FetchProgress {
+    counters: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    leads_total: AtomicU64,
+    leads_done: AtomicU64,
+    thresholds_total: AtomicU64,
+    thresholds_done: AtomicU64,
+    webex_done: AtomicU64,
+}
+
+impl FetchProgress {
+    /// CMS leads to read in this fetch (set when the fetch starts).
+    pub fn leads_total(&self) -> u64 {
+        self.counters.leads_total.load(Ordering::Relaxed)
+    }
+
+    /// CMS leads read so far (404s included).
+    pub fn leads_done(&self) -> u64 {
+        self.counters.leads_done.load(Ordering::Relaxed)
+    }
+
+    /// Zoho thresholds to read.
+    pub fn thresholds_total(&self) -> u64 {
+        self.counters.thresholds_total.load(Ordering::Relaxed)
+    }
+
+    /// Zoho thresholds read so far (all pages).
+    pub fn thresholds_done(&self) -> u64 {
+        self.counters.thresholds_done.load(Ordering::Relaxed)
+    }
+
+    /// Whether the Webex user list has been read.
+    pub fn webex_done(&self) -> bool {
+        self.counters.webex_done.load(Ordering::Relaxed) > 0
+    }
+
+    fn start(&self, leads: usize, thresholds: usize) {
+        let c = &self.counters;
+        c.leads_total.store(leads as u64, Ordering::Relaxed);
+        c.thresholds_total
+            .store(thresholds as u64, Ordering::Relaxed);
+        c.leads_done.store(0, Ordering::Relaxed);
+        c.thresholds_done.store(0, Ordering::Relaxed);
+        c.webex_done.store(0, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +118,15 @@ pub struct FetchOptions {
     pub identity: IdentityMap,
     /// Written into the snapshot as is (must hold no secrets).
     pub source: SnapshotSource,
+    /// The whole fetch must finish within this (the binary's
+    /// `fetch.deadline_secs`, default [`DEFAULT_DEADLINE`]).
+    pub deadline: Duration,
+    /// Smallest share (0..=1) of the CMS agents Webex must know, else the
+    /// fetch fails (`fetch.min_webex_coverage`, default
+    /// [`DEFAULT_MIN_WEBEX_COVERAGE`]); 0 turns the guard off.
+    pub min_webex_coverage: f64,
+    /// Updated as the fetch goes; pass a clone and poll it.
+    pub progress: FetchProgress,
 }
 
 /// What the fetch cost.
@@ -61,14 +140,27 @@ pub struct FetchReport {
     pub leads_missing: usize,
 }
 
-/// Read everything and build the snapshot.
+/// Read everything and build the snapshot, within `opts.deadline`.
 pub async fn fetch(
+    clients: &Clients,
+    opts: &FetchOptions,
+) -> Result<(Snapshot, FetchReport), FetchError> {
+    match tokio::time::timeout(opts.deadline, fetch_unbounded(clients, opts)).await {
+        Ok(result) => result,
+        Err(_) => Err(FetchError::Deadline {
+            limit: opts.deadline,
+        }),
+    }
+}
+
+async fn fetch_unbounded(
     clients: &Clients,
     opts: &FetchOptions,
 ) -> Result<(Snapshot, FetchReport), FetchError> {
     let started = Instant::now();
     let requests_before = clients.stats.requests();
     let retries_before = clients.stats.retries();
+    let progress = &opts.progress;
 
     let jobs: Vec<(u64, u64, u64)> = opts
         .campaigns
@@ -79,13 +171,15 @@ pub async fn fetch(
                 .map(move |&l| (c.process_id, c.campaign_id, l))
         })
         .collect();
+    progress.start(jobs.len(), opts.threshold_ids.len());
     let leads = stream::iter(jobs)
         .map(|(process_id, campaign_id, lead_id)| async move {
-            match clients
+            let read = clients
                 .cms
                 .lead_users(process_id, campaign_id, lead_id)
-                .await
-            {
+                .await;
+            progress.counters.leads_done.fetch_add(1, Ordering::Relaxed);
+            match read {
                 Ok(u) => Ok((process_id, campaign_id, lead_id, Some(u))),
                 Err(e) if e.is_not_found() && !opts.strict => {
                     tracing::warn!(
@@ -109,10 +203,19 @@ pub async fn fetch(
         })
         .buffer_unordered(opts.concurrency.max(1))
         .try_collect::<Vec<_>>();
-    let webex = async { clients.webex.users().await.map_err(FetchError::Webex) };
+    let webex = async {
+        let users = clients.webex.users().await.map_err(FetchError::Webex);
+        progress.counters.webex_done.store(1, Ordering::Relaxed);
+        users
+    };
     let zoho = stream::iter(opts.threshold_ids.iter().cloned())
         .map(|threshold_id| async move {
-            match clients.zoho.threshold_users(&threshold_id).await {
+            let read = clients.zoho.threshold_users(&threshold_id).await;
+            progress
+                .counters
+                .thresholds_done
+                .fetch_add(1, Ordering::Relaxed);
+            match read {
                 Ok(rows) => Ok((threshold_id, rows)),
                 Err(source) => Err(FetchError::Zoho {
                     threshold_id,
@@ -172,6 +275,7 @@ pub async fn fetch(
         identity: &opts.identity,
     });
     problems.extend(join_problems);
+    check_webex_coverage(&agents, opts.min_webex_coverage)?;
     let mut snapshot = Snapshot {
         schema_version: SNAPSHOT_SCHEMA_VERSION,
         fetched_at: now_rfc3339(),
@@ -199,6 +303,23 @@ pub async fn fetch(
     Ok((snapshot, report))
 }
 
+/// Fails when Webex knows fewer than `min_share` of the CMS agents.
+fn check_webex_coverage(agents: &[Agent], min_share: f64) -> Result<(), FetchError> {
+    let cms_agents = agents.iter().filter(|a| a.in_cms).count();
+    let known = agents
+        .iter()
+        .filter(|a| a.in_cms && a.webex.is_some())
+        .count();
+    if cms_agents > 0 && (known as f64) < min_share * cms_agents as f64 {
+        return Err(FetchError::WebexCoverage {
+            known,
+            cms_agents,
+            min_share,
+        });
+    }
+    Ok(())
+}
+
 fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
@@ -208,4 +329,28 @@ fn now_rfc3339() -> String {
                 .ok()
         })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn campaign_spec_deserialises_strictly() {
+        let spec: CampaignSpec =
+            serde_json::from_str(r#"{"process_id":1,"campaign_id":2,"lead_ids":[3,4]}"#).unwrap();
+        assert_eq!(
+            spec,
+            CampaignSpec {
+                process_id: 1,
+                campaign_id: 2,
+                lead_ids: vec![3, 4]
+            }
+        );
+        let err = serde_json::from_str::<CampaignSpec>(
+            r#"{"process_id":1,"campaign_id":2,"lead_ids":[],"leads":[1]}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field `leads`"), "{err}");
+    }
 }

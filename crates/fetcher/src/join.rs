@@ -52,19 +52,9 @@ pub struct JoinInput<'a> {
     pub identity: &'a IdentityMap,
 }
 
-/// ASSUMPTION (the Webex contract lists `user_status`/`role_status` without
-/// values): a status counts as active when it reads `active` or `enabled`
-/// (any case, surrounding spaces ignored). A missing `role_status` does not
-/// make a user inactive; a missing `user_status` does.
-pub fn is_active_status(status: Option<&str>) -> bool {
-    status.is_some_and(|s| {
-        let s = s.trim();
-        s.eq_ignore_ascii_case("active") || s.eq_ignore_ascii_case("enabled")
-    })
-}
-
+/// A Webex user as the snapshot records it; what its status strings mean is
+/// decided in `upstream` ([`WebexUser::is_active`]), which knows the wire.
 fn webex_status(u: &WebexUser) -> WebexStatus {
-    let role_ok = u.role_status.is_none() || is_active_status(u.role_status.as_deref());
     WebexStatus {
         username: u.username.clone(),
         email: u.user_email.clone(),
@@ -72,7 +62,7 @@ fn webex_status(u: &WebexUser) -> WebexStatus {
         role_desc: u.role_desc.clone(),
         user_status: u.user_status.clone(),
         role_status: u.role_status.clone(),
-        active: is_active_status(u.user_status.as_deref()) && role_ok,
+        active: u.is_active(),
     }
 }
 
@@ -477,13 +467,5 @@ mod tests {
         assert_eq!(campaigns[0].leads[0].assigned, vec![AgentId::new("a")]);
         assert!(campaigns[0].leads[0].unassigned.is_empty());
         assert_eq!(kinds(&problems, "7/1"), [ProblemKind::InconsistentLead]);
-    }
-
-    #[test]
-    fn status_words_are_liberal() {
-        assert!(is_active_status(Some(" ACTIVE ")));
-        assert!(is_active_status(Some("enabled")));
-        assert!(!is_active_status(Some("Inactive")));
-        assert!(!is_active_status(None));
     }
 }

@@ -98,6 +98,14 @@ fn fault_response(fault: Fault) -> Response {
         Fault::Malformed => {
             malformed_response(r#"{"campaignLeadId":1,"assignedCampaignUserIds":[30"#)
         }
+        Fault::Empty { null } => {
+            let ids = if null { json!(null) } else { json!([]) };
+            Json(json!({
+                "assignedUserIds": ids, "unassignedUserIds": ids,
+                "assignedCampaignUserIds": ids, "unassignedCampaignUserIds": ids,
+            }))
+            .into_response()
+        }
         Fault::Status {
             status,
             retry_after,

@@ -1,5 +1,7 @@
 //! Fault injection per endpoint: latency, "fail the first N requests",
-//! random 500 / 429 (with `Retry-After`) and malformed 200 bodies.
+//! random 500 / 429 (with `Retry-After`), malformed 200 bodies, and 200s
+//! with an empty (or null) result, the way an upstream in trouble may
+//! answer "nothing" instead of an error.
 //!
 //! Decisions are made here; each API module turns a [`Fault`] into its own
 //! error body (see `cms::fault_response` and friends), because every upstream
@@ -29,7 +31,7 @@ pub struct Faults {
 }
 
 /// Faults for one endpoint. Applied in this order: latency, `fail_first`,
-/// then the probabilities (500, 429, malformed).
+/// then the probabilities (500, 429, malformed, empty).
 #[derive(Clone, Default, Debug)]
 pub struct FaultSpec {
     /// Probability of a 500 with the API's error body.
@@ -40,6 +42,13 @@ pub struct FaultSpec {
     pub retry_after_secs: u64,
     /// Probability of a 200 with a truncated JSON body.
     pub p_malformed: f64,
+    /// Probability of a 200 with an empty result: Webex `{"users":[]}`, CMS
+    /// empty lists, Zoho `restrict_to: []` without more records, a token
+    /// body with neither token nor error.
+    pub p_empty: f64,
+    /// With `p_empty`: the list is `null` instead of `[]` (Webex
+    /// `{"users":null}`, and so on).
+    pub empty_null: bool,
     /// Added to every request of the endpoint.
     pub latency: Duration,
     /// Deterministic alternative to probabilities, for tests: fail the first N
@@ -84,6 +93,8 @@ pub enum Fault {
     },
     /// Answer 200 with a truncated JSON body.
     Malformed,
+    /// Answer 200 with an empty result (`null` lists with `null`).
+    Empty { null: bool },
 }
 
 /// The live fault configuration with its counters and RNG.
@@ -140,6 +151,10 @@ impl FaultState {
             })
         } else if roll(spec.p_malformed) {
             Some(Fault::Malformed)
+        } else if roll(spec.p_empty) {
+            Some(Fault::Empty {
+                null: spec.empty_null,
+            })
         } else {
             None
         };
@@ -195,6 +210,24 @@ mod tests {
         assert_eq!(state.decide(Endpoint::CmsPut).1, None);
         assert_eq!(state.decide(Endpoint::CmsGet).1, expected);
         assert_eq!(state.decide(Endpoint::CmsGet).1, None);
+    }
+
+    #[test]
+    fn empty_answers() {
+        let faults = Faults {
+            webex: FaultSpec {
+                p_empty: 1.0,
+                empty_null: true,
+                ..FaultSpec::default()
+            },
+            ..Faults::default()
+        };
+        let mut state = FaultState::new(faults, ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(
+            state.decide(Endpoint::Webex).1,
+            Some(Fault::Empty { null: true })
+        );
+        assert_eq!(state.decide(Endpoint::Zoho).1, None);
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! URL. Each API has its own module ([`cms`], [`webex`], [`zoho`]) with its
 //! routes, auth rules ([`auth`]) and error bodies as the contracts in
 //! `shared/upstream-apis/` describe them. [`faults`] injects latency, 5xx,
-//! 429 with `Retry-After`, malformed bodies, or "fail the first N" per
-//! endpoint.
+//! 429 with `Retry-After`, malformed bodies, empty (or null) results, or
+//! "fail the first N" per endpoint. Token lifetimes run on a clock that
+//! tests can move ahead ([`Sandbox::advance_clock`]).
 //!
 //! **Architecture Invariant:** this crate depends on no other crate of the
 //! workspace; it defines its own wire structs, so a misreading of a contract
@@ -233,6 +234,13 @@ impl Sandbox {
     /// 401 INVALID_TOKEN).
     pub fn expire_tokens(&self) {
         self.shared.expire_tokens();
+    }
+
+    /// Moves the sandbox's token clock `by` ahead: issued Zoho access tokens
+    /// expire as if that much time had passed (`token_ttl` counts on this
+    /// clock), so token lifetimes are tested without waiting.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.advance_clock(by);
     }
 
     /// The current (assigned, unassigned) usernames of a lead, each sorted;

@@ -33,11 +33,21 @@ pub struct Mapping {
     pub unassigned: BTreeSet<usize>,
 }
 
-/// Issued Zoho access tokens and the RNG that makes them.
+/// Issued Zoho access tokens, the RNG that makes them, and how far the
+/// token clock runs ahead of the real one (see [`Shared::advance_clock`]).
 #[derive(Debug)]
 struct Tokens {
     expiry: HashMap<String, Instant>,
     rng: ChaCha8Rng,
+    ahead: Duration,
+}
+
+impl Tokens {
+    /// Now, by the token clock.
+    fn now(&self) -> Instant {
+        let now = Instant::now();
+        now.checked_add(self.ahead).unwrap_or(now)
+    }
 }
 
 /// Everything the handlers share.
@@ -87,6 +97,7 @@ impl Shared {
             tokens: Mutex::new(Tokens {
                 expiry: HashMap::new(),
                 rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x70CE_0000),
+                ahead: Duration::ZERO,
             }),
             counts: Default::default(),
         }
@@ -127,18 +138,24 @@ impl Shared {
             .map(|_| format!("{:02x}", tokens.rng.gen::<u8>()))
             .collect();
         let token = format!("1000.{hex}");
-        let now = Instant::now();
+        let now = tokens.now();
         tokens.expiry.retain(|_, e| *e > now);
-        tokens.expiry.insert(token.clone(), now + self.token_ttl);
+        let expiry = now.checked_add(self.token_ttl).unwrap_or(now);
+        tokens.expiry.insert(token.clone(), expiry);
         token
     }
 
     /// Whether an access token was issued and has not expired.
     pub fn token_valid(&self, token: &str) -> bool {
-        lock(&self.tokens)
-            .expiry
-            .get(token)
-            .is_some_and(|e| *e > Instant::now())
+        let tokens = lock(&self.tokens);
+        let now = tokens.now();
+        tokens.expiry.get(token).is_some_and(|e| *e > now)
+    }
+
+    /// Moves the token clock `by` ahead: tokens expire as if that much time
+    /// had passed (lifetimes can be tested without waiting).
+    pub fn advance_clock(&self, by: Duration) {
+        lock(&self.tokens).ahead += by;
     }
 
     /// Invalidate every issued access token.

@@ -88,6 +88,10 @@ fn error(status: u16, code: u16, message: &str, retry_after: Option<u64>) -> Res
 fn fault_response(fault: Fault) -> Response {
     match fault {
         Fault::Malformed => malformed_response(r#"{"users":[{"username":"agent0001","user_em"#),
+        Fault::Empty { null } => {
+            let users = if null { json!(null) } else { json!([]) };
+            Json(json!({ "users": users })).into_response()
+        }
         Fault::Status {
             status,
             retry_after,

@@ -88,6 +88,11 @@ fn error(status: u16, code: &str, message: &str, details: Value) -> Response {
 fn crm_fault_response(fault: Fault) -> Response {
     match fault {
         Fault::Malformed => malformed_response(r#"{"restrict_to":[{"backlog_allow_count":4,"defa"#),
+        Fault::Empty { null } => {
+            let users = if null { json!(null) } else { json!([]) };
+            Json(json!({"restrict_to": users, "info": {"count": 0, "more_records": false}}))
+                .into_response()
+        }
         Fault::Status {
             status,
             retry_after,
@@ -107,6 +112,14 @@ fn crm_fault_response(fault: Fault) -> Response {
 fn token_fault_response(fault: Fault) -> Response {
     match fault {
         Fault::Malformed => malformed_response(r#"{"access_token":"1000.3f"#),
+        Fault::Empty { null } => {
+            let body = if null {
+                json!({"access_token": null})
+            } else {
+                json!({})
+            };
+            Json(body).into_response()
+        }
         Fault::Status {
             status,
             retry_after,

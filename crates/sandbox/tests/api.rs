@@ -640,52 +640,80 @@ async fn zoho_token_flow_and_paging() {
 
 #[tokio::test]
 async fn zoho_token_lifetime() {
+    // Expiry by (the sandbox's) time, without a short lifetime or a sleep:
+    // the token clock is moved ahead.
     let sb = start(SandboxConfig {
-        token_ttl: Duration::from_millis(300),
+        token_ttl: Duration::from_secs(3600),
         ..SandboxConfig::default()
     })
     .await;
     let client = Client::new();
-    let c = sb.credentials().clone();
-    let (_, body) = json_of(
-        client
-            .post(format!("{}/oauth/v2/token", sb.base_url()))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("client_id", &c.zoho_client_id),
-                ("client_secret", &c.zoho_client_secret),
-                ("refresh_token", &c.zoho_refresh_token),
-            ])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let token = body["access_token"].as_str().unwrap().to_owned();
+    let token = zoho_token(&sb, &client).await;
     let url = restrict_to_url(&sb, "v8", &sb.world().threshold_ids[1], "module=Leads");
     let auth = format!("Zoho-oauthtoken {token}");
-    assert_eq!(
-        client
-            .get(&url)
-            .header("Authorization", &auth)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let status = |auth: String| {
+        let request = client.get(&url).header("Authorization", auth);
+        async move { json_of(request.send().await.unwrap()).await }
+    };
+    assert_eq!(status(auth.clone()).await.0, 200);
+    sb.advance_clock(Duration::from_secs(3599));
+    assert_eq!(status(auth.clone()).await.0, 200, "valid until its ttl");
+    sb.advance_clock(Duration::from_secs(2));
+    let (code, body) = status(auth.clone()).await;
+    assert_eq!(code, 401);
+    assert_eq!(body["code"], "INVALID_TOKEN");
+    // A token issued now lives its full ttl from now.
+    let fresh = zoho_token(&sb, &client).await;
+    assert_eq!(status(format!("Zoho-oauthtoken {fresh}")).await.0, 200);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn empty_answers_are_injected_per_endpoint() {
+    let sb = start(SandboxConfig::default()).await;
+    let client = Client::new();
+    let key = sb.credentials().webex_api_key.clone();
+    let url = format!("{}/campaignapi/resources/v3/users/", sb.base_url());
+    let (status, body) = json_of(client.get(&url).bearer_auth(&key).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(!body["users"].as_array().unwrap().is_empty());
+    for (null, want) in [
+        (false, json!({"users": []})),
+        (true, json!({"users": null})),
+    ] {
+        sb.set_faults(Faults {
+            webex: FaultSpec {
+                p_empty: 1.0,
+                empty_null: null,
+                ..FaultSpec::default()
+            },
+            ..Faults::default()
+        });
+        let (status, body) =
+            json_of(client.get(&url).bearer_auth(&key).send().await.unwrap()).await;
+        assert_eq!((status, body), (StatusCode::OK, want));
+    }
+    sb.set_faults(Faults {
+        cms_get: FaultSpec {
+            p_empty: 1.0,
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    let c = &sb.world().campaigns[0];
     let (status, body) = json_of(
-        client
-            .get(&url)
-            .header("Authorization", &auth)
-            .send()
-            .await
-            .unwrap(),
+        cms_auth(
+            &sb,
+            client.get(cms_get_url(&sb, c.campaign_id, c.lead_ids[0], 10, 0)),
+        )
+        .send()
+        .await
+        .unwrap(),
     )
     .await;
-    assert_eq!(status, 401);
-    assert_eq!(body["code"], "INVALID_TOKEN");
+    assert_eq!(status, 200);
+    assert_eq!(body["assignedUserIds"], json!([]));
+    assert_eq!(body["unassignedUserIds"], json!([]));
     sb.shutdown().await;
 }
 

@@ -11,21 +11,23 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use url::Url;
 
+use crate::base_url::BaseUrl;
 use crate::error::{Api, UpstreamError};
 use crate::http::{
-    body_prefix, endpoint_label, join_url, malformed, status_error, validate_base_url, Http,
+    body_prefix, check_base_url, endpoint_label, join_url, malformed, status_error, Http,
     HttpSettings, Replay, Reply, Stats,
 };
 use crate::lenient::{field, first_text, parse_json, string_like, u64_like};
 
-/// Upper bound on pages read for one lead, against servers that never stop.
-const MAX_PAGES: u32 = 100_000;
+/// Upper bound on pages read for one lead, against servers that never stop:
+/// going past it is an error, never a truncated list.
+pub(crate) const MAX_PAGES: u32 = 10_000;
 
 /// Settings of the CMS client.
 #[derive(Debug, Clone)]
 pub struct CmsConfig {
     /// Scheme, host and port, maybe with a path prefix.
-    pub base_url: Url,
+    pub base_url: BaseUrl,
     pub username: String,
     pub password: SecretString,
     pub contact_center_id: u64,
@@ -66,7 +68,7 @@ pub struct CmsClient {
 #[derive(Debug)]
 struct Inner {
     http: Http,
-    base_url: Url,
+    base_url: BaseUrl,
     username: String,
     password: SecretString,
     contact_center_id: u64,
@@ -76,7 +78,7 @@ struct Inner {
 impl CmsClient {
     /// Builds the client; fails on a bad base URL, page size or `ca_file`.
     pub fn new(cfg: CmsConfig, stats: Stats) -> Result<Self, UpstreamError> {
-        validate_base_url("cms.base_url", &cfg.base_url)?;
+        check_base_url("cms.base_url", &cfg.base_url, &cfg.http)?;
         if cfg.page_size == 0 {
             return Err(UpstreamError::config("cms.page_size", "must be at least 1"));
         }
@@ -101,8 +103,9 @@ impl CmsClient {
     /// advances by the longer of the two lists on that page; ids are
     /// de-duplicated, so this is also correct when the server pages the
     /// concatenation of both lists. Paging stops at a page with both lists
-    /// empty, or (with a warning) at a page that brought no new id, which
-    /// means the server ignores `offset`.
+    /// empty. A page that brings no new id (the server ignores `offset`, or
+    /// repeats itself) and more than [`MAX_PAGES`] pages are errors
+    /// (`PagingStalled`): a truncated pool would be planned as if complete.
     pub async fn lead_users(
         &self,
         process_id: u64,
@@ -155,16 +158,23 @@ impl CmsClient {
                 .len()
                 .max(page.unassigned_user_ids.len()) as u64;
             if merged.absorb(page) == 0 {
-                tracing::warn!(
+                return Err(UpstreamError::PagingStalled {
+                    api: Api::Cms,
                     endpoint,
-                    "CMS page brought no new user ids; assuming the server ignores offset and stopping"
-                );
-                return Ok(merged.finish(lead_id, campaign_id));
+                    detail: format!(
+                        "the page at offset {offset} brought no new user id (the server \
+                         ignores offset or repeats a page), so the lead's pool cannot be read \
+                         completely"
+                    ),
+                });
             }
             offset += step;
         }
-        tracing::warn!(lead_id, "CMS paging stopped after {MAX_PAGES} pages");
-        Ok(merged.finish(lead_id, campaign_id))
+        Err(UpstreamError::PagingStalled {
+            api: Api::Cms,
+            endpoint: endpoint_label("GET", &base),
+            detail: format!("lead {lead_id} still had more users after {MAX_PAGES} pages"),
+        })
     }
 
     /// PUT {base}/cms/configuration/voice/campaignLeadUserMapping; returns the

@@ -1,5 +1,7 @@
-//! The one error type of this crate, [`UpstreamError`], and [`Api`], the name
-//! of the upstream service a failure came from.
+//! The one error type of this crate, [`UpstreamError`]; [`Api`], the name
+//! of the upstream service a failure came from; and [`ErrorClass`], what
+//! kind of failure it is (for exit codes), decided here because only this
+//! crate knows what each API's status and error codes mean.
 //!
 //! Every message names the API, the endpoint (method and path, including the
 //! lead id / page / threshold id carried in the query or path) and what to do
@@ -9,6 +11,33 @@
 
 use std::fmt;
 use std::time::Duration;
+
+/// What kind of failure an error is; the binary maps classes to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// Credentials or permissions were refused (fix the keys or grants).
+    Auth,
+    /// The upstream answered something we cannot use (404, 400, malformed
+    /// or implausible data, paging that makes no progress).
+    Data,
+    /// The upstream was unreachable, too slow, throttled or failing (5xx);
+    /// running again later may succeed.
+    Unavailable,
+    /// Our configuration is wrong (bad URL, page size, CA file, a redirect
+    /// away from the configured base URL).
+    Config,
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorClass::Auth => "authentication or permission",
+            ErrorClass::Data => "unusable upstream data",
+            ErrorClass::Unavailable => "upstream unavailable",
+            ErrorClass::Config => "configuration",
+        })
+    }
+}
 
 /// Which upstream service a request went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +136,18 @@ pub enum UpstreamError {
         retry_after: Option<Duration>,
     },
 
+    /// HTTP 429 with a `Retry-After` longer than the backoff cap
+    /// (`HttpSettings::backoff_max`): we fail fast instead of sleeping.
+    #[error("{api} {endpoint}: throttled (HTTP 429) and asked to wait {header:?} (Retry-After, {wait}), longer than the backoff cap of {cap} (http.backoff_max_ms); not waiting; fix: run again after that time, or raise http.backoff_max_ms to wait it out", wait = human(*.wait), cap = human(*.cap))]
+    RetryAfterTooLong {
+        api: Api,
+        endpoint: String,
+        /// The header value as the server sent it.
+        header: String,
+        wait: Duration,
+        cap: Duration,
+    },
+
     /// Webex Campaign HTTP 498: the API key is invalid or expired.
     #[error("Webex Campaign {endpoint}: the API key is invalid or has expired (HTTP 498); fix: issue a new API key in Webex Campaign and set webex.api_key")]
     TokenExpired { endpoint: String },
@@ -141,14 +182,42 @@ pub enum UpstreamError {
     },
 
     /// No complete response within `HttpSettings::timeout` (or no connection
-    /// within `connect_timeout`).
-    #[error("{api} {endpoint}: no complete response within the timeout; fix: check that {key} is reachable and healthy, or raise the http timeout (for a write, read the state back before retrying: it may have been applied)", key = .api.base_url_key())]
-    Timeout { api: Api, endpoint: String },
+    /// within `connect_timeout`); `key` is the setting that holds the limit.
+    #[error("{api} {endpoint}: timed out after {limit} ({key}); fix: check that {base} is reachable and healthy, or raise {key} (for a write, read the state back before retrying: it may have been applied)", limit = human(*.limit), base = .api.base_url_key())]
+    Timeout {
+        api: Api,
+        endpoint: String,
+        limit: Duration,
+        key: &'static str,
+    },
 
     /// The request could not be sent or the response not received
-    /// (connection refused, DNS, TLS, reset).
-    #[error("{api} {endpoint}: transport failure: {detail}; fix: check {key} in the config and that the service is reachable from this host (DNS, firewall, proxy, TLS certificate / ca_file)", key = .api.base_url_key())]
+    /// (connection refused, DNS, TLS, reset). `origin` is scheme, host and
+    /// port; `detail` the cause chain (without the URL).
+    #[error("{api} {endpoint} on {origin}: transport failure: {detail}; fix: check {key} in the config and that the service is reachable from this host (DNS, firewall, proxy, TLS certificate / ca_file)", key = .api.base_url_key())]
     Transport {
+        api: Api,
+        endpoint: String,
+        origin: String,
+        detail: String,
+    },
+
+    /// A 3xx: redirects are never followed, so credentials never travel to a
+    /// host we were not given.
+    #[error("{api} {endpoint}: redirected (HTTP {status}) to {location}; redirects are not followed (credentials must not be replayed elsewhere); fix: set {key} to the final address of the API", key = .api.base_url_key())]
+    Redirected {
+        api: Api,
+        endpoint: String,
+        status: u16,
+        /// The `Location` header (scrubbed), or "(no Location header)".
+        location: String,
+    },
+
+    /// Paging made no progress (a page with no new id while the server says
+    /// there is more, or a page repeating the previous one), or went past
+    /// the page cap.
+    #[error("{api} {endpoint}: paging makes no progress: {detail}; fix: the {api} server does not page as documented; report it to its operators (no partial result is used)")]
+    PagingStalled {
         api: Api,
         endpoint: String,
         detail: String,
@@ -171,8 +240,7 @@ pub enum UpstreamError {
         limit: usize,
     },
 
-    /// Any other HTTP status (3xx redirects, 405, 409, ...). Redirects are not
-    /// followed, so credentials never travel to a host we were not given.
+    /// Any other HTTP status (405, 409, ...).
     #[error("{api} {endpoint}: unexpected HTTP status {status}: {detail}; fix: check {key} (scheme, host, port and path prefix)", key = .api.base_url_key())]
     UnexpectedStatus {
         api: Api,
@@ -197,6 +265,53 @@ impl UpstreamError {
             }
             UpstreamError::Zoho { status, .. } => *status >= 500,
             _ => false,
+        }
+    }
+
+    /// What kind of failure this is. Zoho codes OAUTH_SCOPE_MISMATCH,
+    /// AUTHENTICATION_FAILURE, INVALID_TOKEN and NO_PERMISSION and Webex
+    /// codes 430/498 are `Auth`; timeouts, transport failures, 5xx and
+    /// throttling `Unavailable`; bad settings and redirects `Config`; the
+    /// rest `Data`.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            UpstreamError::Config { .. } | UpstreamError::Redirected { .. } => ErrorClass::Config,
+            UpstreamError::Unauthorized { .. }
+            | UpstreamError::Forbidden { .. }
+            | UpstreamError::TokenExpired { .. } => ErrorClass::Auth,
+            UpstreamError::ZohoAuth { code, .. } => {
+                if code == "Access Denied" {
+                    // Zoho's wording for "too many token requests".
+                    ErrorClass::Unavailable
+                } else {
+                    ErrorClass::Auth
+                }
+            }
+            UpstreamError::Timeout { .. }
+            | UpstreamError::Transport { .. }
+            | UpstreamError::Server { .. }
+            | UpstreamError::Throttled { .. }
+            | UpstreamError::RetryAfterTooLong { .. } => ErrorClass::Unavailable,
+            UpstreamError::Zoho { status, code, .. } => match code.as_str() {
+                "OAUTH_SCOPE_MISMATCH"
+                | "AUTHENTICATION_FAILURE"
+                | "INVALID_TOKEN"
+                | "NO_PERMISSION" => ErrorClass::Auth,
+                "INTERNAL_ERROR" | "TOO_MANY_REQUESTS" => ErrorClass::Unavailable,
+                _ if *status >= 500 || *status == 429 => ErrorClass::Unavailable,
+                _ => ErrorClass::Data,
+            },
+            UpstreamError::WebexFailure { code, .. } => match code.as_str() {
+                "430" | "498" => ErrorClass::Auth,
+                "1010" | "1003" | "429" | "500" => ErrorClass::Unavailable,
+                _ => ErrorClass::Data,
+            },
+            UpstreamError::NotFound { .. }
+            | UpstreamError::BadRequest { .. }
+            | UpstreamError::Malformed { .. }
+            | UpstreamError::BodyTooLarge { .. }
+            | UpstreamError::PagingStalled { .. }
+            | UpstreamError::UnexpectedStatus { .. } => ErrorClass::Data,
         }
     }
 
@@ -231,8 +346,19 @@ fn code_suffix(code: &Option<String>) -> String {
 
 fn retry_after_suffix(retry_after: &Option<Duration>) -> String {
     match retry_after {
-        Some(d) => format!(" (last Retry-After: {} s)", d.as_secs()),
+        Some(d) => format!(" (last Retry-After: {})", human(*d)),
         None => String::new(),
+    }
+}
+
+/// "30 s", "1.5 s", "200 ms".
+pub(crate) fn human(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{} ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 

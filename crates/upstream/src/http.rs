@@ -1,8 +1,10 @@
 //! The HTTP machinery shared by the three clients: building a
-//! `reqwest::Client` (timeouts, TLS roots), joining URLs onto base URLs,
-//! reading bodies with a size cap, the retry loop with exponential backoff
-//! and `Retry-After`, request/retry counters, and the mapping of common HTTP
-//! statuses onto [`UpstreamError`].
+//! `reqwest::Client` (timeouts, TLS roots, no redirects), joining URLs onto
+//! base URLs, reading bodies with a size cap, the retry loop with
+//! exponential backoff and `Retry-After` (failing fast when the server asks
+//! for more than the backoff cap), request/retry counters, and the mapping
+//! of common HTTP statuses onto [`UpstreamError`]. Every text quoted from a
+//! body is scrubbed of token-like strings first.
 //!
 //! The API modules only build requests and interpret replies; everything
 //! about *sending* lives here.
@@ -17,10 +19,13 @@ use reqwest::StatusCode;
 use std::path::PathBuf;
 use url::Url;
 
+use crate::base_url::BaseUrl;
 use crate::error::{Api, UpstreamError};
+use crate::scrub::scrub;
 
-/// The longest wait a `Retry-After` header can impose on us.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Upper bound on a parsed `Retry-After` (a day); larger values are clamped
+/// so arithmetic on them never overflows.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 
 /// How many bytes of an unparseable body are quoted in errors.
 const BODY_PREFIX_BYTES: usize = 200;
@@ -45,6 +50,10 @@ pub struct HttpSettings {
     pub ca_file: Option<PathBuf>,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// Allow plain `http` base URLs to hosts that are not loopback (the
+    /// binary's `http.allow_insecure`). Off by default: credentials must not
+    /// cross a network in clear text by accident.
+    pub allow_insecure: bool,
 }
 
 impl Default for HttpSettings {
@@ -58,16 +67,18 @@ impl Default for HttpSettings {
             max_body_bytes: 64 * 1024 * 1024,
             ca_file: None,
             user_agent: concat!("rebalancer/", env!("CARGO_PKG_VERSION")).to_string(),
+            allow_insecure: false,
         }
     }
 }
 
-/// Shared counters of requests sent (every attempt) and retries.
-/// Cloning gives a handle on the same counters.
+/// Shared counters of requests sent (every attempt), retries and the time
+/// spent waiting before retries. Cloning gives a handle on the same counters.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
     requests: Arc<AtomicU64>,
     retries: Arc<AtomicU64>,
+    retry_wait_ms: Arc<AtomicU64>,
 }
 
 impl Stats {
@@ -79,6 +90,12 @@ impl Stats {
     /// Retries so far (attempts after a failed first attempt).
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
+    }
+
+    /// The sum of the delays chosen before retries (backoff or
+    /// `Retry-After`), as decided, not as measured.
+    pub fn retry_wait(&self) -> Duration {
+        Duration::from_millis(self.retry_wait_ms.load(Ordering::Relaxed))
     }
 }
 
@@ -106,6 +123,18 @@ pub(crate) struct Reply {
 struct Failure {
     error: UpstreamError,
     not_processed: bool,
+    /// The raw `Retry-After` header of the reply, if any.
+    retry_after_header: Option<String>,
+}
+
+impl Failure {
+    fn new(error: UpstreamError, not_processed: bool) -> Self {
+        Failure {
+            error,
+            not_processed,
+            retry_after_header: None,
+        }
+    }
 }
 
 /// A `reqwest::Client` plus the settings and counters of one upstream client.
@@ -169,7 +198,8 @@ impl Http {
     /// Sends the request built by `build` until `interpret` accepts the
     /// reply, a non-retryable error occurs, or `max_retries` retries are
     /// spent (then the last error is returned). `build` is called once per
-    /// attempt.
+    /// attempt. A `Retry-After` longer than `backoff_max` ends the loop at
+    /// once with `RetryAfterTooLong`.
     pub(crate) async fn execute<T>(
         &self,
         api: Api,
@@ -192,19 +222,38 @@ impl Http {
             };
             let allowed =
                 failure.error.is_retryable() && (replay == Replay::Safe || failure.not_processed);
-            if !allowed || retries >= self.settings.max_retries {
+            if !allowed {
+                return Err(failure.error);
+            }
+            let asked = failure.error.retry_after();
+            if let Some(wait) = asked.filter(|wait| *wait > self.settings.backoff_max) {
+                return Err(UpstreamError::RetryAfterTooLong {
+                    api,
+                    endpoint: endpoint.to_string(),
+                    header: failure
+                        .retry_after_header
+                        .map(|h| scrub(&h))
+                        .unwrap_or_default(),
+                    wait,
+                    cap: self.settings.backoff_max,
+                });
+            }
+            if retries >= self.settings.max_retries {
                 return Err(failure.error);
             }
             let mut delay = backoff.next().unwrap_or(self.settings.backoff_max);
-            if let Some(asked) = failure.error.retry_after() {
-                delay = delay.max(asked.min(MAX_RETRY_AFTER));
+            if let Some(asked) = asked {
+                delay = delay.max(asked);
             }
             retries += 1;
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(
+            self.stats
+                .retry_wait_ms
+                .fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
+            tracing::warn!(
                 %api,
                 endpoint,
-                retry = retries,
+                attempt = format_args!("{}/{}", retries + 1, self.settings.max_retries + 1),
                 delay_ms = delay.as_millis() as u64,
                 error = %failure.error,
                 "retrying upstream request"
@@ -231,15 +280,16 @@ impl Http {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "upstream request failed before a response"
                 );
-                return Err(Failure {
-                    not_processed: e.is_connect(),
-                    error: transport_error(api, endpoint, e),
-                });
+                let not_processed = e.is_connect();
+                return Err(Failure::new(
+                    self.transport_error(api, endpoint, e),
+                    not_processed,
+                ));
             }
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let body = read_capped(api, endpoint, response, self.settings.max_body_bytes).await;
+        let body = self.read_capped(api, endpoint, response).await;
         tracing::debug!(
             %api,
             endpoint,
@@ -247,10 +297,22 @@ impl Http {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "upstream request"
         );
-        let body = body.map_err(|error| Failure {
-            error,
-            not_processed: false,
-        })?;
+        let body = body.map_err(|error| Failure::new(error, false))?;
+        if status.is_redirection() {
+            let location = headers
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| "(no Location header)".to_string(), scrub);
+            return Err(Failure::new(
+                UpstreamError::Redirected {
+                    api,
+                    endpoint: endpoint.to_string(),
+                    status: status.as_u16(),
+                    location,
+                },
+                false,
+            ));
+        }
         let reply = Reply {
             status,
             headers,
@@ -259,61 +321,75 @@ impl Http {
         interpret(&reply).map_err(|error| Failure {
             error,
             not_processed: status == StatusCode::TOO_MANY_REQUESTS,
+            retry_after_header: reply
+                .headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(BODY_PREFIX_BYTES).collect()),
         })
     }
-}
 
-/// Reads the body chunk by chunk, refusing it as soon as it exceeds `limit`
-/// (and up front when `Content-Length` already says so).
-async fn read_capped(
-    api: Api,
-    endpoint: &str,
-    mut response: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, UpstreamError> {
-    let too_large = || UpstreamError::BodyTooLarge {
-        api,
-        endpoint: endpoint.to_string(),
-        limit,
-    };
-    let declared = response.content_length();
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
-    }
-    let initial = declared.map_or(0, |len| len as usize).min(1 << 20);
-    let mut body = Vec::with_capacity(initial);
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| transport_error(api, endpoint, e))?
-    {
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// Maps a reqwest failure to `Timeout` or `Transport`, naming the URL
-/// (which never carries secrets: base URLs with credentials are refused).
-fn transport_error(api: Api, endpoint: &str, e: reqwest::Error) -> UpstreamError {
-    if e.is_timeout() {
-        return UpstreamError::Timeout {
+    /// Reads the body chunk by chunk, refusing it as soon as it exceeds
+    /// `max_body_bytes` (and up front when `Content-Length` already says so).
+    async fn read_capped(
+        &self,
+        api: Api,
+        endpoint: &str,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let limit = self.settings.max_body_bytes;
+        let too_large = || UpstreamError::BodyTooLarge {
             api,
             endpoint: endpoint.to_string(),
+            limit,
         };
+        let declared = response.content_length();
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(too_large());
+        }
+        let initial = declared.map_or(0, |len| len as usize).min(1 << 20);
+        let mut body = Vec::with_capacity(initial);
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(api, endpoint, e))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
-    let url = e.url().map(|u| u.to_string());
-    let chain = error_chain(&e.without_url());
-    let detail = match url {
-        Some(url) => format!("{url}: {chain}"),
-        None => chain,
-    };
-    UpstreamError::Transport {
-        api,
-        endpoint: endpoint.to_string(),
-        detail,
+
+    /// Maps a reqwest failure to `Timeout` (naming the limit and its key) or
+    /// `Transport`. The URL is said once: the endpoint carries method, path
+    /// and query, `origin` the scheme, host and port; reqwest's own text is
+    /// taken without its URL.
+    fn transport_error(&self, api: Api, endpoint: &str, e: reqwest::Error) -> UpstreamError {
+        if e.is_timeout() {
+            let (limit, key) = if e.is_connect() {
+                (self.settings.connect_timeout, "http.connect_timeout_secs")
+            } else {
+                (self.settings.timeout, "http.timeout_secs")
+            };
+            return UpstreamError::Timeout {
+                api,
+                endpoint: endpoint.to_string(),
+                limit,
+                key,
+            };
+        }
+        let origin = e
+            .url()
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        UpstreamError::Transport {
+            api,
+            endpoint: endpoint.to_string(),
+            origin,
+            detail: error_chain(&e.without_url()),
+        }
     }
 }
 
@@ -329,38 +405,22 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Checks that a configured base URL can have API paths joined onto it.
-pub(crate) fn validate_base_url(what: &str, url: &Url) -> Result<(), UpstreamError> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(UpstreamError::config(
-            what,
-            format!("{url}: the scheme must be http or https"),
-        ));
-    }
-    if url.host().is_none() || url.cannot_be_a_base() {
-        return Err(UpstreamError::config(what, format!("{url}: no host")));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        // The URL itself is not echoed: it holds credentials.
-        return Err(UpstreamError::config(
-            what,
-            "credentials must not be part of the URL; use the username/password/key settings",
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(UpstreamError::config(
-            what,
-            format!("{url}: a base URL takes no query or fragment"),
-        ));
-    }
-    Ok(())
+/// Checks a client's base URL against the transport rule (plain http only
+/// to loopback unless `allow_insecure`).
+pub(crate) fn check_base_url(
+    key: &str,
+    url: &BaseUrl,
+    settings: &HttpSettings,
+) -> Result<(), UpstreamError> {
+    url.require_secure(settings.allow_insecure)
+        .map_err(|e| UpstreamError::config(key, e.to_string()))
 }
 
 /// `base` plus path `segments` (each percent-encoded), keeping any path
 /// prefix of `base` and never producing a double slash. An empty last
 /// segment gives a trailing slash.
-pub(crate) fn join_url(base: &Url, segments: &[&str]) -> Result<Url, UpstreamError> {
-    let mut url = base.clone();
+pub(crate) fn join_url(base: &BaseUrl, segments: &[&str]) -> Result<Url, UpstreamError> {
+    let mut url = base.url().clone();
     url.set_query(None);
     url.set_fragment(None);
     url.path_segments_mut()
@@ -382,7 +442,7 @@ pub(crate) fn endpoint_label(method: &str, url: &Url) -> String {
 pub(crate) fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     // Liberal: fractional seconds are not in RFC 9110 but cost nothing.
     if let Ok(secs) = value.parse::<f64>() {
@@ -393,14 +453,21 @@ pub(crate) fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<
         }
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
 }
 
-/// The first bytes of a body, lossy UTF-8, for error messages.
+/// The first bytes of a body, lossy UTF-8 and scrubbed of token-like
+/// strings, for error messages. Scrubbing looks a little past the cut so a
+/// token straddling it is still recognised.
 pub(crate) fn body_prefix(body: &[u8]) -> String {
-    let cut = body.len().min(BODY_PREFIX_BYTES);
-    let mut text = String::from_utf8_lossy(&body[..cut]).into_owned();
-    if body.len() > cut {
+    let look = body.len().min(BODY_PREFIX_BYTES * 2);
+    let scrubbed = scrub(&String::from_utf8_lossy(&body[..look]));
+    let mut text: String = scrubbed.chars().take(BODY_PREFIX_BYTES).collect();
+    if body.len() > BODY_PREFIX_BYTES {
         text.push('…');
     }
     text
@@ -427,6 +494,7 @@ pub(crate) fn status_error(
 ) -> UpstreamError {
     let endpoint = endpoint.to_string();
     let status = reply.status;
+    let message = scrub(&message);
     match status.as_u16() {
         400 => UpstreamError::BadRequest {
             api,
@@ -460,21 +528,12 @@ pub(crate) fn status_error(
             endpoint,
             status: status.as_u16(),
         },
-        _ => {
-            let mut detail = with_code(code, message);
-            if status.is_redirection() {
-                if let Some(location) = reply.headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
-                    detail =
-                        format!("redirected to {location} (redirects are not followed); {detail}");
-                }
-            }
-            UpstreamError::UnexpectedStatus {
-                api,
-                endpoint,
-                status: status.as_u16(),
-                detail,
-            }
-        }
+        _ => UpstreamError::UnexpectedStatus {
+            api,
+            endpoint,
+            status: status.as_u16(),
+            detail: with_code(code, message),
+        },
     }
 }
 
@@ -499,12 +558,12 @@ mod tests {
             "http://h:1/pre",
             "http://h:1/pre/",
         ] {
-            let base = Url::parse(base).unwrap();
+            let base = BaseUrl::parse_with(base, true).unwrap();
             let url = join_url(&base, &["a", "b c", ""]).unwrap();
             assert!(!url.path().contains("//"), "{url}");
             assert!(url.path().ends_with("/a/b%20c/"), "{url}");
         }
-        let base = Url::parse("https://h/pre/").unwrap();
+        let base = BaseUrl::parse("https://h/pre/").unwrap();
         assert_eq!(join_url(&base, &["x"]).unwrap().as_str(), "https://h/pre/x");
         // A hostile id cannot climb out of its segment.
         let url = join_url(&base, &["t", "../../admin?x"]).unwrap();
@@ -512,18 +571,27 @@ mod tests {
     }
 
     #[test]
-    fn base_urls_are_checked() {
-        let ok = Url::parse("http://localhost:8080/prefix").unwrap();
-        assert!(validate_base_url("cms.base_url", &ok).is_ok());
-        for bad in [
-            "ftp://h/",
-            "https://u:secretpw@h/",
-            "https://h/?a=b",
-            "mailto:x@y",
-        ] {
-            let err = validate_base_url("cms.base_url", &Url::parse(bad).unwrap()).unwrap_err();
-            assert!(!err.to_string().contains("secretpw"));
-        }
+    fn plain_http_to_a_remote_host_needs_allow_insecure() {
+        let remote = BaseUrl::parse_with("http://cms.internal:8080", true).unwrap();
+        let strict = HttpSettings::default();
+        let err = check_base_url("cms.base_url", &remote, &strict).unwrap_err();
+        assert!(matches!(err, UpstreamError::Config { .. }), "{err}");
+        assert!(err.to_string().contains("http.allow_insecure"), "{err}");
+        let lax = HttpSettings {
+            allow_insecure: true,
+            ..HttpSettings::default()
+        };
+        assert!(check_base_url("cms.base_url", &remote, &lax).is_ok());
+        let local = BaseUrl::parse("http://127.0.0.1:1").unwrap();
+        assert!(check_base_url("cms.base_url", &local, &strict).is_ok());
+    }
+
+    #[test]
+    fn body_prefix_is_scrubbed() {
+        let body = br#"{"error":"bad","access_token":"1000.abcdef0123456789abcdef"}"#;
+        let prefix = body_prefix(body);
+        assert!(!prefix.contains("abcdef0123"), "{prefix}");
+        assert!(prefix.contains("****"), "{prefix}");
     }
 
     #[test]

@@ -14,25 +14,31 @@
 //! in `Debug` output, logs or error messages.
 //!
 //! **API Boundary**: the clients, their configs, the value types they return,
-//! [`HttpSettings`], [`Stats`] and [`UpstreamError`].
+//! [`BaseUrl`], [`HttpSettings`], [`Stats`], [`UpstreamError`] and its
+//! [`ErrorClass`], and [`is_active_status`] (what Webex status strings mean).
 //!
 //! Every client shares the machinery in `http`: bounded body reads, retries
 //! with exponential backoff and jitter on 5xx / timeouts / connection errors
-//! / 429 (honouring `Retry-After`), and `tracing` debug events per request
-//! (method, path and query, status, elapsed; never headers).
+//! / 429 (honouring `Retry-After` up to the backoff cap, failing fast
+//! beyond it), no redirects, `tracing` debug events per request (method,
+//! path and query, status, elapsed; never headers) and a warning per retry.
+//! Text quoted from upstream bodies is scrubbed of token-like strings.
 
+mod base_url;
 mod cms;
 mod error;
 mod http;
 mod lenient;
+mod scrub;
 mod webex;
 mod zoho;
 
 #[cfg(test)]
 mod proptests;
 
+pub use base_url::{BaseUrl, BaseUrlError};
 pub use cms::{CmsClient, CmsConfig, LeadUsers, MappingUpdate};
-pub use error::{Api, UpstreamError};
+pub use error::{Api, ErrorClass, UpstreamError};
 pub use http::{HttpSettings, Stats};
-pub use webex::{WebexClient, WebexConfig, WebexUser};
+pub use webex::{is_active_status, WebexClient, WebexConfig, WebexUser};
 pub use zoho::{ThresholdUser, ZohoClient, ZohoConfig, ZohoUser};

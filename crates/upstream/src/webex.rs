@@ -1,19 +1,22 @@
 //! Client of Webex Campaign: the tenant's users and their roles and status
-//! (GET campaignapi/resources/v3/users/). Bearer API key.
+//! (GET campaignapi/resources/v3/users/). Bearer API key. What the status
+//! strings mean ([`is_active_status`], [`WebexUser::is_active`]) and what
+//! the failure codes mean (`UpstreamError::class`) is decided here, in the
+//! only crate that knows the wire format.
 
 use std::sync::Arc;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
-use url::Url;
-
+use crate::base_url::BaseUrl;
 use crate::error::{Api, UpstreamError};
 use crate::http::{
-    body_prefix, endpoint_label, join_url, malformed, status_error, validate_base_url, Http,
+    body_prefix, check_base_url, endpoint_label, join_url, malformed, status_error, Http,
     HttpSettings, Replay, Reply, Stats,
 };
 use crate::lenient::{field, first_text, parse_json, string_like};
+use crate::scrub::scrub;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 
 /// Keys under which the user list may be wrapped.
 const LIST_KEYS: [&str; 4] = ["users", "data", "result", "items"];
@@ -32,7 +35,7 @@ const MESSAGE_KEYS: [&str; 6] = [
 #[derive(Debug, Clone)]
 pub struct WebexConfig {
     /// The API domain of the tenant, maybe with a path prefix.
-    pub base_url: Url,
+    pub base_url: BaseUrl,
     pub api_key: SecretString,
     pub http: HttpSettings,
 }
@@ -52,6 +55,27 @@ pub struct WebexUser {
     pub user_last_name: Option<String>,
 }
 
+/// ASSUMPTION (the Webex contract lists `user_status`/`role_status` without
+/// values): a status counts as active when it reads `active` or `enabled`
+/// (any case, surrounding spaces ignored); anything else, or no status, is
+/// not active.
+pub fn is_active_status(status: Option<&str>) -> bool {
+    status.is_some_and(|s| {
+        let s = s.trim();
+        s.eq_ignore_ascii_case("active") || s.eq_ignore_ascii_case("enabled")
+    })
+}
+
+impl WebexUser {
+    /// Whether the user may work: `user_status` active, and `role_status`
+    /// active or missing (a missing role status does not make a user
+    /// inactive; a missing user status does).
+    pub fn is_active(&self) -> bool {
+        let role_ok = self.role_status.is_none() || is_active_status(self.role_status.as_deref());
+        is_active_status(self.user_status.as_deref()) && role_ok
+    }
+}
+
 /// Client of Webex Campaign. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct WebexClient {
@@ -61,14 +85,14 @@ pub struct WebexClient {
 #[derive(Debug)]
 struct Inner {
     http: Http,
-    base_url: Url,
+    base_url: BaseUrl,
     api_key: SecretString,
 }
 
 impl WebexClient {
     /// Builds the client; fails on a bad base URL or `ca_file`.
     pub fn new(cfg: WebexConfig, stats: Stats) -> Result<Self, UpstreamError> {
-        validate_base_url("webex.base_url", &cfg.base_url)?;
+        check_base_url("webex.base_url", &cfg.base_url, &cfg.http)?;
         let http = Http::new("webex", &cfg.http, stats)?;
         Ok(WebexClient {
             inner: Arc::new(Inner {
@@ -113,9 +137,10 @@ fn interpret(endpoint: &str, reply: &Reply) -> Result<Vec<WebexUser>, UpstreamEr
     if reply.status.is_success() {
         return match parse_users(&reply.body) {
             Ok(WebexBody::Users(users)) => Ok(users),
-            Ok(WebexBody::Failure { code, message }) => {
-                Err(UpstreamError::WebexFailure { code, message })
-            }
+            Ok(WebexBody::Failure { code, message }) => Err(UpstreamError::WebexFailure {
+                code,
+                message: scrub(&message),
+            }),
             Err(detail) => Err(malformed(Api::Webex, endpoint, detail, &reply.body)),
         };
     }
@@ -126,7 +151,7 @@ fn interpret(endpoint: &str, reply: &Reply) -> Result<Vec<WebexUser>, UpstreamEr
         }),
         405 | 499 => Err(UpstreamError::WebexFailure {
             code: code.unwrap_or_else(|| status.to_string()),
-            message,
+            message: scrub(&message),
         }),
         _ => Err(status_error(Api::Webex, endpoint, reply, code, message)),
     }
@@ -258,6 +283,24 @@ mod tests {
         assert_eq!(single[0].role_id.as_deref(), Some("3"));
         assert!(users("[]").is_empty());
         assert!(users(r#"{"users":null}"#).is_empty());
+    }
+
+    #[test]
+    fn status_strings() {
+        assert!(is_active_status(Some(" ACTIVE ")));
+        assert!(is_active_status(Some("enabled")));
+        assert!(!is_active_status(Some("Inactive")));
+        assert!(!is_active_status(None));
+        let mut u = WebexUser {
+            user_status: Some("Active".into()),
+            ..WebexUser::default()
+        };
+        assert!(u.is_active());
+        u.role_status = Some("Disabled".into());
+        assert!(!u.is_active());
+        u.role_status = None;
+        u.user_status = None;
+        assert!(!u.is_active());
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! (GET settings/automation/assignment_thresholds/{id}/restrict_to, all
 //! pages), with the OAuth refresh-token flow against the Zoho accounts
 //! server and one access token cached and shared by all clones.
+//!
+//! Numbers from Zoho are bounded: a count outside 0..=10^9 is refused with
+//! the user, the field and the value named. A token lifetime (`expires_in`)
+//! is clamped to 60 s..24 h, so neither a huge value (overflow) nor zero
+//! (a token per page) can hurt us.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,15 +20,24 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use url::Url;
 
+use crate::base_url::BaseUrl;
 use crate::error::{Api, UpstreamError};
 use crate::http::{
-    endpoint_label, join_url, malformed, status_error, validate_base_url, Http, HttpSettings,
-    Replay, Reply, Stats,
+    check_base_url, endpoint_label, join_url, malformed, status_error, Http, HttpSettings, Replay,
+    Reply, Stats,
 };
 use crate::lenient::{bool_like, field, first_text, i64_like, parse_json, string_like, u64_like};
+use crate::scrub::scrub;
 
-/// Upper bound on pages read for one threshold.
-const MAX_PAGES: u32 = 100_000;
+/// Upper bound on pages read for one threshold: going past it is an error.
+const MAX_PAGES: u32 = 10_000;
+
+/// Shortest and longest token lifetime believed (`expires_in` is clamped).
+const MIN_LIFETIME: Duration = Duration::from_secs(60);
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// Largest count (backlog, allowance, records) accepted from Zoho.
+pub(crate) const MAX_COUNT: i64 = 1_000_000_000;
 
 /// Access tokens are replaced this long before they expire.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
@@ -36,9 +50,9 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone)]
 pub struct ZohoConfig {
     /// Accounts server of the data center, e.g. https://accounts.zoho.com.
-    pub accounts_url: Url,
+    pub accounts_url: BaseUrl,
     /// API domain, e.g. https://www.zohoapis.com.
-    pub api_domain: Url,
+    pub api_domain: BaseUrl,
     pub client_id: String,
     pub client_secret: SecretString,
     pub refresh_token: SecretString,
@@ -82,7 +96,7 @@ pub struct ZohoClient {
 struct Inner {
     http: Http,
     token_url: Url,
-    api_domain: Url,
+    api_domain: BaseUrl,
     client_id: String,
     client_secret: SecretString,
     refresh_token: SecretString,
@@ -93,6 +107,9 @@ struct Inner {
     /// one refresh instead of stampeding the token endpoint.
     token: Mutex<Option<CachedToken>>,
     refreshes: AtomicU64,
+    /// How far this client's token clock runs ahead of the real one
+    /// ([`ZohoClient::advance_clock`]), in milliseconds.
+    clock_ahead_ms: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -107,8 +124,8 @@ impl ZohoClient {
     /// Builds the client; fails on a bad URL, version, module, page size or
     /// `ca_file`. No token is requested until the first call.
     pub fn new(cfg: ZohoConfig, stats: Stats) -> Result<Self, UpstreamError> {
-        validate_base_url("zoho.accounts_url", &cfg.accounts_url)?;
-        validate_base_url("zoho.api_domain", &cfg.api_domain)?;
+        check_base_url("zoho.accounts_url", &cfg.accounts_url, &cfg.http)?;
+        check_base_url("zoho.api_domain", &cfg.api_domain, &cfg.http)?;
         if cfg.per_page == 0 {
             return Err(UpstreamError::config("zoho.per_page", "must be at least 1"));
         }
@@ -135,6 +152,7 @@ impl ZohoClient {
                 per_page: cfg.per_page,
                 token: Mutex::new(None),
                 refreshes: AtomicU64::new(0),
+                clock_ahead_ms: AtomicU64::new(0),
             }),
         })
     }
@@ -142,7 +160,10 @@ impl ZohoClient {
     /// All pages of GET {api_domain}/crm/{version}/settings/automation/assignment_thresholds/{id}/restrict_to?module=&page=&per_page=
     ///
     /// Pages are read until `info.more_records` is false or missing (or a
-    /// 204 / empty page). Users are de-duplicated by id, first seen wins.
+    /// 204 / empty page). Users are de-duplicated by id, first seen wins. A
+    /// page that brings no new user while `more_records` is true, and more
+    /// than [`MAX_PAGES`] pages, are errors (`PagingStalled`), never a
+    /// partial list.
     pub async fn threshold_users(
         &self,
         threshold_id: &str,
@@ -150,23 +171,45 @@ impl ZohoClient {
         let mut users = Vec::new();
         let mut seen = HashSet::new();
         for page in 1..=MAX_PAGES {
-            let (batch, more) = self.page(threshold_id, page).await?;
-            let empty = batch.is_empty();
+            let (batch, more, endpoint) = self.page(threshold_id, page).await?;
+            let before = users.len();
             users.extend(batch.into_iter().filter(|u| seen.insert(u.user.id.clone())));
             if !more {
                 return Ok(users);
             }
-            if empty {
-                tracing::warn!(
-                    threshold_id,
-                    page,
-                    "Zoho said more_records but sent an empty page; stopping"
-                );
-                return Ok(users);
+            if users.len() == before {
+                return Err(UpstreamError::PagingStalled {
+                    api: Api::Zoho,
+                    endpoint,
+                    detail: format!(
+                        "page {page} of threshold {threshold_id} brought no new user but says \
+                         more_records: true"
+                    ),
+                });
             }
         }
-        tracing::warn!(threshold_id, "Zoho paging stopped after {MAX_PAGES} pages");
-        Ok(users)
+        Err(UpstreamError::PagingStalled {
+            api: Api::Zoho,
+            endpoint: format!("GET restrict_to of threshold {threshold_id}"),
+            detail: format!("still more_records after {MAX_PAGES} pages"),
+        })
+    }
+
+    /// Moves this client's token clock (shared by its clones) `by` ahead, as
+    /// if that much time had passed: a cached access token is renewed when
+    /// this clock says it is due. For tests of expiry by time, without
+    /// waiting or short-lived tokens.
+    pub fn advance_clock(&self, by: Duration) {
+        self.inner
+            .clock_ahead_ms
+            .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Now, by this client's token clock.
+    fn now(&self) -> Instant {
+        let ahead = Duration::from_millis(self.inner.clock_ahead_ms.load(Ordering::Relaxed));
+        let now = Instant::now();
+        now.checked_add(ahead).unwrap_or(now)
     }
 
     /// Number of access tokens obtained so far (for tests).
@@ -182,7 +225,7 @@ impl ZohoClient {
         &self,
         threshold_id: &str,
         page: u32,
-    ) -> Result<(Vec<ThresholdUser>, bool), UpstreamError> {
+    ) -> Result<(Vec<ThresholdUser>, bool, String), UpstreamError> {
         let inner = &self.inner;
         let mut url = join_url(
             &inner.api_domain,
@@ -202,14 +245,15 @@ impl ZohoClient {
             .append_pair("per_page", &inner.per_page.to_string());
         let endpoint = endpoint_label("GET", &url);
         let (token, generation) = self.access_token(None).await?;
-        match self.get_page(&url, &endpoint, &token).await {
+        let (users, more) = match self.get_page(&url, &endpoint, &token).await {
             Err(e) if token_rejected(&e) => {
                 tracing::debug!(endpoint, "Zoho rejected the access token; refreshing once");
                 let (token, _) = self.access_token(Some(generation)).await?;
-                self.get_page(&url, &endpoint, &token).await
+                self.get_page(&url, &endpoint, &token).await?
             }
-            other => other,
-        }
+            other => other?,
+        };
+        Ok((users, more, endpoint))
     }
 
     async fn get_page(
@@ -250,23 +294,18 @@ impl ZohoClient {
     ) -> Result<(SecretString, u64), UpstreamError> {
         let mut cached = self.inner.token.lock().await;
         if let Some(token) = cached.as_ref() {
-            let fresh = Instant::now() < token.renew_at;
+            let fresh = self.now() < token.renew_at;
             if fresh && rejected != Some(token.generation) {
                 return Ok((token.secret.clone(), token.generation));
             }
         }
         let (secret, lifetime) = self.fetch_token().await?;
         let generation = self.inner.refreshes.fetch_add(1, Ordering::Relaxed) + 1;
-        // Renew a minute early, or at half-life for short-lived tokens.
-        let early = if lifetime > EXPIRY_MARGIN * 2 {
-            lifetime - EXPIRY_MARGIN
-        } else {
-            lifetime / 2
-        };
+        let now = self.now();
         *cached = Some(CachedToken {
             secret: secret.clone(),
             generation,
-            renew_at: Instant::now() + early,
+            renew_at: now.checked_add(renew_after(lifetime)).unwrap_or(now),
         });
         Ok((secret, generation))
     }
@@ -301,10 +340,26 @@ impl ZohoClient {
             )
             .await?;
         tracing::debug!("obtained a Zoho access token");
-        let lifetime = token
-            .expires_in
-            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        let lifetime = token_lifetime(token.expires_in);
         Ok((token.access_token, lifetime))
+    }
+}
+
+/// The lifetime believed for a granted token: `expires_in` clamped to
+/// 60 s..24 h (one hour when absent).
+fn token_lifetime(expires_in: Option<u64>) -> Duration {
+    expires_in.map_or(DEFAULT_LIFETIME, |secs| {
+        Duration::from_secs(secs).clamp(MIN_LIFETIME, MAX_LIFETIME)
+    })
+}
+
+/// When to renew a token of `lifetime`: a minute early, or at half-life for
+/// short-lived ones.
+fn renew_after(lifetime: Duration) -> Duration {
+    if lifetime > EXPIRY_MARGIN * 2 {
+        lifetime - EXPIRY_MARGIN
+    } else {
+        lifetime / 2
     }
 }
 
@@ -342,6 +397,7 @@ fn interpret_page(
     let message = body
         .as_ref()
         .and_then(|v| first_text(v, &["message", "error"]))
+        .map(|m| scrub(&m))
         .unwrap_or_default();
     Err(match code {
         Some(code) => UpstreamError::Zoho {
@@ -396,16 +452,29 @@ fn parse_threshold_user(value: &Value) -> Result<ThresholdUser, String> {
     if !value.is_object() {
         return Err("not a JSON object".to_string());
     }
-    let count = |key: &str| -> Result<i64, String> {
-        field(value, key)
-            .ok_or_else(|| format!("`{key}` is missing"))
-            .and_then(|v| i64_like(v).ok_or_else(|| format!("`{key}` is not an integer")))
-    };
     let user = field(value, "user").ok_or("`user` is missing")?;
     if !user.is_object() {
         return Err("`user` is not an object".to_string());
     }
     let text = |v: &Value, key: &str| field(v, key).and_then(string_like);
+    let who = match (text(user, "id"), text(user, "email")) {
+        (Some(id), Some(email)) => format!("user {id} ({email})"),
+        (Some(id), None) => format!("user {id}"),
+        (None, Some(email)) => format!("user {email}"),
+        (None, None) => "a user without id".to_string(),
+    };
+    let count = |key: &str| -> Result<i64, String> {
+        let v = field(value, key).ok_or_else(|| format!("{who}: `{key}` is missing"))?;
+        let shown = || v.to_string().chars().take(40).collect::<String>();
+        let n =
+            i64_like(v).ok_or_else(|| format!("{who}: `{key}` = {} is not an integer", shown()))?;
+        if !(0..=MAX_COUNT).contains(&n) {
+            return Err(format!(
+                "{who}: `{key}` = {n} is outside the plausible range 0..={MAX_COUNT}"
+            ));
+        }
+        Ok(n)
+    };
     Ok(ThresholdUser {
         backlog_allow_count: count("backlog_allow_count")?,
         backlog_count: count("backlog_count")?,
@@ -439,7 +508,10 @@ fn interpret_token(endpoint: &str, reply: &Reply) -> Result<TokenGrant, Upstream
     let parsed = parse_token(&reply.body);
     if !reply.status.is_success() {
         return Err(match parsed {
-            Ok(TokenBody::Error { code, message }) => UpstreamError::ZohoAuth { code, message },
+            Ok(TokenBody::Error { code, message }) => UpstreamError::ZohoAuth {
+                code: scrub(&code),
+                message: scrub(&message),
+            },
             // Token bodies are never quoted: they may carry an access token.
             _ => UpstreamError::ZohoAuth {
                 code: format!("HTTP {status}"),
@@ -449,7 +521,10 @@ fn interpret_token(endpoint: &str, reply: &Reply) -> Result<TokenGrant, Upstream
     }
     match parsed {
         Ok(TokenBody::Grant(grant)) => Ok(grant),
-        Ok(TokenBody::Error { code, message }) => Err(UpstreamError::ZohoAuth { code, message }),
+        Ok(TokenBody::Error { code, message }) => Err(UpstreamError::ZohoAuth {
+            code: scrub(&code),
+            message: scrub(&message),
+        }),
         Err(detail) => Err(UpstreamError::Malformed {
             api: Api::ZohoAccounts,
             endpoint: endpoint.to_string(),
@@ -540,6 +615,52 @@ mod tests {
         assert_eq!(page.users[0].user.id, "42");
         assert!(parse_threshold_page(b"{}").unwrap().users.is_empty());
         assert!(parse_threshold_page(br#"{"restrict_to":[{"user":{"id":1}}]}"#).is_err());
+    }
+
+    #[test]
+    fn counts_are_bounded_and_named() {
+        let entry = |field: &str, value: &str| {
+            let body = format!(
+                r#"{{"restrict_to":[{{"backlog_allow_count":5,"backlog_count":1,
+                "record_allow_count":3,"record_assigned_count":0,"{field}":{value},
+                "user":{{"id":"77","email":"x@y.com"}}}}]}}"#
+            );
+            parse_threshold_page(body.as_bytes())
+        };
+        for (field, value) in [
+            ("backlog_count", "9223372036854775807"),
+            ("backlog_allow_count", "-1"),
+            ("record_allow_count", "1000000001"),
+            ("record_assigned_count", "\"9223372036854775806\""),
+        ] {
+            let err = entry(field, value).unwrap_err();
+            assert!(
+                err.contains("user 77 (x@y.com)") && err.contains(field) && err.contains("outside"),
+                "{err}"
+            );
+        }
+        let err = entry("backlog_count", "1e300").unwrap_err();
+        assert!(
+            err.contains("backlog_count") && err.contains("1e+300"),
+            "{err}"
+        );
+        assert_eq!(
+            entry("backlog_count", "1000000000").unwrap().users[0].backlog_count,
+            1_000_000_000
+        );
+    }
+
+    #[test]
+    fn token_lifetimes_are_clamped() {
+        assert_eq!(token_lifetime(None), DEFAULT_LIFETIME);
+        assert_eq!(token_lifetime(Some(0)), MIN_LIFETIME);
+        assert_eq!(token_lifetime(Some(u64::MAX)), MAX_LIFETIME);
+        assert_eq!(token_lifetime(Some(3600)), Duration::from_secs(3600));
+        assert_eq!(
+            renew_after(Duration::from_secs(3600)),
+            Duration::from_secs(3540)
+        );
+        assert_eq!(renew_after(MIN_LIFETIME), Duration::from_secs(30));
     }
 
     #[test]

@@ -1,18 +1,19 @@
-//! Wire-level tests of the three clients against wiremock servers: paging,
-//! error mapping, retries, token caching and refresh, body limits, and that
-//! secrets stay out of Debug output and error messages.
+//! Wire-level tests of the three clients against wiremock servers: paging
+//! (and paging that makes no progress), error mapping and classes, retries
+//! and `Retry-After` (both forms, and the cap), redirects, token caching,
+//! refresh and expiry by time, body limits, and that secrets stay out of
+//! Debug output and error messages.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use rebalancer_upstream::{
-    Api, CmsClient, CmsConfig, HttpSettings, MappingUpdate, Stats, UpstreamError, WebexClient,
-    WebexConfig, ZohoClient, ZohoConfig,
+    Api, BaseUrl, CmsClient, CmsConfig, ErrorClass, HttpSettings, MappingUpdate, Stats,
+    UpstreamError, WebexClient, WebexConfig, ZohoClient, ZohoConfig,
 };
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use url::Url;
 use wiremock::matchers::{
     basic_auth, bearer_token, body_json, body_string_contains, header, method, path, query_param,
 };
@@ -38,7 +39,7 @@ fn fast_http() -> HttpSettings {
 
 fn cms_config(base: &str) -> CmsConfig {
     CmsConfig {
-        base_url: Url::parse(base).unwrap(),
+        base_url: BaseUrl::parse(base).unwrap(),
         username: "cms-user".into(),
         password: SecretString::from(CMS_PASSWORD),
         contact_center_id: 9,
@@ -53,7 +54,7 @@ fn cms(server: &MockServer, stats: &Stats) -> CmsClient {
 
 fn webex_config(base: &str) -> WebexConfig {
     WebexConfig {
-        base_url: Url::parse(base).unwrap(),
+        base_url: BaseUrl::parse(base).unwrap(),
         api_key: SecretString::from(WEBEX_KEY),
         http: fast_http(),
     }
@@ -61,8 +62,8 @@ fn webex_config(base: &str) -> WebexConfig {
 
 fn zoho_config(base: &str) -> ZohoConfig {
     ZohoConfig {
-        accounts_url: Url::parse(base).unwrap(),
-        api_domain: Url::parse(base).unwrap(),
+        accounts_url: BaseUrl::parse(base).unwrap(),
+        api_domain: BaseUrl::parse(base).unwrap(),
         client_id: "1000.CLIENTID".into(),
         client_secret: SecretString::from(ZOHO_CLIENT_SECRET),
         refresh_token: SecretString::from(ZOHO_REFRESH),
@@ -137,7 +138,7 @@ async fn cms_merges_pages_when_the_server_caps_the_limit() {
 }
 
 #[tokio::test]
-async fn cms_stops_when_the_server_ignores_offset() {
+async fn cms_fails_when_the_server_ignores_offset() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(LEAD_PATH))
@@ -147,13 +148,46 @@ async fn cms_stops_when_the_server_ignores_offset() {
         .expect(2)
         .mount(&server)
         .await;
+    let err = cms(&server, &Stats::default())
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap_err();
+    match &err {
+        UpstreamError::PagingStalled { api, endpoint, .. } => {
+            assert_eq!(*api, Api::Cms);
+            assert!(endpoint.contains("offset=2"), "{endpoint}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(err.class(), ErrorClass::Data);
+    assert!(err.to_string().contains("no new user id"), "{err}");
+}
+
+#[tokio::test]
+async fn cms_missing_ids_default_to_the_ones_asked_for() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(LEAD_PATH))
+        .and(query_param("offset", "0"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "assignedUserIds": ["x", "y"], "unassignedUserIds": ["z"]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(LEAD_PATH))
+        .and(query_param("offset", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(1)
+        .mount(&server)
+        .await;
     let got = cms(&server, &Stats::default())
         .lead_users(1, 3, 7)
         .await
         .unwrap();
     assert_eq!(got.assigned_user_ids, ["x", "y"]);
     assert_eq!(got.unassigned_user_ids, ["z"]);
-    // Missing ids in the body default to the ones asked for.
     assert_eq!(
         (got.lead_id, got.campaign_id, got.campaign_lead_id),
         (7, 3, None)
@@ -177,6 +211,7 @@ async fn cms_404_conf_1001_is_not_found() {
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
     assert!(!err.is_retryable());
+    assert_eq!(err.class(), ErrorClass::Data);
     match &err {
         UpstreamError::NotFound {
             api, code, message, ..
@@ -210,11 +245,56 @@ async fn cms_401_is_unauthorized_without_leaking_the_password() {
         matches!(err, UpstreamError::Unauthorized { api: Api::Cms, .. }),
         "{err:?}"
     );
+    assert_eq!(err.class(), ErrorClass::Auth);
     let text = err.to_string();
     assert!(
         text.contains("cms.username") && !text.contains(CMS_PASSWORD),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn error_bodies_are_scrubbed_of_tokens() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "errorCode": "CONF-1000",
+            "errorMessage": "bad header Bearer sk-live-abc123 and {\"access_token\":\"1000.deadbeef\"}"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = cms(&server, &Stats::default())
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, UpstreamError::BadRequest { .. }), "{err:?}");
+    assert!(
+        !text.contains("sk-live-abc123") && !text.contains("1000.deadbeef"),
+        "{text}"
+    );
+    assert!(
+        text.contains("CONF-1000") && text.contains("****"),
+        "{text}"
+    );
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            "<html>session Zoho-oauthtoken 1000.aa11bb22cc33dd44ee55ff66 expired</html>",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = cms(&server, &Stats::default())
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstreamError::Malformed { .. }), "{err:?}");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("aa11bb22"), "{text}");
+    assert!(text.contains("session Zoho-oauthtoken ****"), "{text}");
 }
 
 #[tokio::test]
@@ -252,7 +332,9 @@ async fn cms_gives_up_after_max_retries_with_the_last_error() {
         matches!(err, UpstreamError::Server { status: 503, .. }),
         "{err:?}"
     );
+    assert_eq!(err.class(), ErrorClass::Unavailable);
     assert_eq!(stats.retries(), 3);
+    assert_eq!(stats.requests(), 4);
 }
 
 #[tokio::test]
@@ -356,6 +438,12 @@ async fn timeouts_retry_for_reads_but_not_for_the_put() {
         matches!(err, UpstreamError::Timeout { api: Api::Cms, .. }),
         "{err:?}"
     );
+    assert_eq!(err.class(), ErrorClass::Unavailable);
+    assert!(
+        err.to_string()
+            .contains("timed out after 200 ms (http.timeout_secs)"),
+        "{err}"
+    );
     assert_eq!(stats.retries(), 1);
     let update = MappingUpdate {
         lead_id: 2,
@@ -435,13 +523,75 @@ async fn connection_refused_is_a_transport_error_naming_the_url() {
         .await
         .unwrap_err();
     assert!(matches!(err, UpstreamError::Transport { .. }), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::Unavailable);
     let text = err.to_string();
     assert!(
         text.contains(&format!("127.0.0.1:{port}")) && text.contains("cms.base_url"),
         "{text}"
     );
     assert!(text.contains("/prefix/cms/configuration"), "{text}");
+    // The URL is said once, not again by reqwest's own message.
+    assert_eq!(
+        text.matches(&format!("127.0.0.1:{port}")).count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("/prefix/cms/configuration").count(),
+        1,
+        "{text}"
+    );
     assert_eq!(stats.retries(), 3);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    let server = MockServer::start().await;
+    let location = format!("{}/cms/login", elsewhere.uri());
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(302).insert_header("Location", location.as_str()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let stats = Stats::default();
+    let err = cms(&server, &stats).lead_users(1, 3, 7).await.unwrap_err();
+    match &err {
+        UpstreamError::Redirected {
+            status,
+            location: l,
+            ..
+        } => {
+            assert_eq!(*status, 302);
+            assert_eq!(l, &location);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(err.class(), ErrorClass::Config);
+    assert!(err.to_string().contains(&location), "{err}");
+    assert_eq!(stats.retries(), 0);
+
+    // Webex too: the bearer key never reaches the other host.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(301).insert_header("Location", location.as_str()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = webex(&server, &Stats::default(), 3)
+        .users()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::Redirected { status: 301, .. }),
+        "{err:?}"
+    );
+    assert!(elsewhere.received_requests().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -514,6 +664,7 @@ async fn webex_200_with_1010_is_a_failure() {
         other => panic!("unexpected {other:?}"),
     }
     assert!(err.is_retryable());
+    assert_eq!(err.class(), ErrorClass::Unavailable);
     assert!(err.to_string().contains("retry later"));
 }
 
@@ -530,6 +681,7 @@ async fn webex_498_is_token_expired() {
         .await
         .unwrap_err();
     assert!(matches!(err, UpstreamError::TokenExpired { .. }), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::Auth);
     assert!(err.to_string().contains("new API key"));
 }
 
@@ -582,15 +734,21 @@ async fn webex_429_honours_retry_after_then_succeeds() {
         .mount(&server)
         .await;
     let stats = Stats::default();
-    let started = Instant::now();
-    let users = webex(&server, &stats, 3).users().await.unwrap();
+    let mut cfg = webex_config(&server.uri());
+    cfg.http.backoff_max = Duration::from_secs(2);
+    let users = WebexClient::new(cfg, stats.clone())
+        .unwrap()
+        .users()
+        .await
+        .unwrap();
     assert_eq!(users[0].username, "u1");
     assert_eq!(stats.retries(), 1);
     assert_eq!(stats.requests(), 2);
+    // The wait decided before the retry honoured the server's second.
     assert!(
-        started.elapsed() >= Duration::from_millis(950),
+        stats.retry_wait() >= Duration::from_secs(1),
         "{:?}",
-        started.elapsed()
+        stats.retry_wait()
     );
 }
 
@@ -602,10 +760,8 @@ async fn webex_429_every_time_is_throttled() {
         .expect(2)
         .mount(&server)
         .await;
-    let err = webex(&server, &Stats::default(), 1)
-        .users()
-        .await
-        .unwrap_err();
+    let stats = Stats::default();
+    let err = webex(&server, &stats, 1).users().await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -615,6 +771,85 @@ async fn webex_429_every_time_is_throttled() {
             }
         ),
         "{err:?}"
+    );
+    assert_eq!(err.class(), ErrorClass::Unavailable);
+    assert_eq!((stats.requests(), stats.retries()), (2, 1));
+}
+
+#[tokio::test]
+async fn retry_after_above_the_backoff_cap_fails_fast() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "120"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let stats = Stats::default();
+    let err = webex(&server, &stats, 3).users().await.unwrap_err();
+    match &err {
+        UpstreamError::RetryAfterTooLong {
+            header, wait, cap, ..
+        } => {
+            assert_eq!(header, "120");
+            assert_eq!(*wait, Duration::from_secs(120));
+            assert_eq!(*cap, fast_http().backoff_max);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(err.class(), ErrorClass::Unavailable);
+    let text = err.to_string();
+    assert!(
+        text.contains("\"120\"") && text.contains("http.backoff_max_ms"),
+        "{text}"
+    );
+    assert_eq!((stats.requests(), stats.retries()), (1, 0));
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date() {
+    // A date far ahead is over the cap: fail fast, quoting the date.
+    let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", later.as_str()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = webex(&server, &Stats::default(), 3)
+        .users()
+        .await
+        .unwrap_err();
+    match &err {
+        UpstreamError::RetryAfterTooLong { header, wait, .. } => {
+            assert_eq!(header, &later);
+            assert!(*wait > Duration::from_secs(3000), "{wait:?}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains(&later), "{err}");
+
+    // A date already past means "now": retried at once, then success.
+    let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(60));
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", past.as_str()))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"username": "u1"}])))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let stats = Stats::default();
+    let users = webex(&server, &stats, 3).users().await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!((stats.requests(), stats.retries()), (2, 1));
+    assert!(
+        stats.retry_wait() <= fast_http().backoff_max,
+        "{:?}",
+        stats.retry_wait()
     );
 }
 
@@ -670,7 +905,7 @@ async fn zoho_reuses_one_token_across_pages() {
                 "restrict_to": [threshold_entry(&format!("u{page}"))],
                 "info": {"per_page": 200, "count": 1, "more_records": more}
             })))
-            .expect(1)
+            .expect(2)
             .mount(&server)
             .await;
     }
@@ -678,11 +913,14 @@ async fn zoho_reuses_one_token_across_pages() {
     let users = client.threshold_users("186207").await.unwrap();
     assert_eq!(users.len(), 2);
     assert_eq!(users[1].user.id, "u2");
-    // A clone shares the cached token.
-    client.clone().token_refreshes();
+    // A clone shares the cached token: reading again through it asks for
+    // no new token.
+    let again = client.clone().threshold_users("186207").await.unwrap();
+    assert_eq!(again, users);
     assert_eq!(client.token_refreshes(), 1);
     let requests = server.received_requests().await.unwrap();
     assert_eq!(token_requests(&requests), 1);
+    assert_eq!(requests.len(), 1 + 2 * 2);
     // Secrets travel in the form body, never in the URL.
     assert!(requests
         .iter()
@@ -863,6 +1101,207 @@ async fn zoho_concurrent_callers_share_one_token_request() {
     assert_eq!(client.token_refreshes(), 1);
 }
 
+/// Mounts a threshold with `pages` pages of one user each, accepting any
+/// access token.
+async fn mount_pages(server: &MockServer, pages: u32) {
+    for page in 1..=pages {
+        Mock::given(method("GET"))
+            .and(path(THRESHOLD_PATH))
+            .and(query_param("page", page.to_string()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "restrict_to": [threshold_entry(&format!("u{page}"))],
+                "info": {"more_records": page < pages}
+            })))
+            .mount(server)
+            .await;
+    }
+}
+
+async fn mount_token_expiring(server: &MockServer, expires_in: Value) {
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "tok", "token_type": "Bearer", "expires_in": expires_in}),
+        ))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn zoho_token_is_renewed_when_its_time_is_up() {
+    let server = MockServer::start().await;
+    mount_token_expiring(&server, json!(3600)).await;
+    mount_pages(&server, 2).await;
+    let client = zoho(&server);
+    assert_eq!(client.threshold_users("186207").await.unwrap().len(), 2);
+    // 50 minutes later the token is still good ...
+    client.clone().advance_clock(Duration::from_secs(3000));
+    client.threshold_users("186207").await.unwrap();
+    assert_eq!(client.token_refreshes(), 1);
+    // ... at 60 minutes (renewed a minute before expiry) it is replaced
+    // before use, without waiting for a 401.
+    client.advance_clock(Duration::from_secs(600));
+    client.threshold_users("186207").await.unwrap();
+    assert_eq!(client.token_refreshes(), 2);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(token_requests(&requests), 2);
+}
+
+#[tokio::test]
+async fn zoho_extreme_expires_in_is_clamped() {
+    // u64::MAX seconds must not overflow the clock.
+    let server = MockServer::start().await;
+    mount_token_expiring(&server, json!(u64::MAX)).await;
+    mount_pages(&server, 3).await;
+    let client = zoho(&server);
+    assert_eq!(client.threshold_users("186207").await.unwrap().len(), 3);
+    assert_eq!(client.token_refreshes(), 1);
+    // Clamped to a day: two days later it is renewed.
+    client.advance_clock(Duration::from_secs(2 * 86_400));
+    client.threshold_users("186207").await.unwrap();
+    assert_eq!(client.token_refreshes(), 2);
+
+    // 0 seconds must not mean a token per page: the floor is a minute.
+    let server = MockServer::start().await;
+    mount_token_expiring(&server, json!(0)).await;
+    mount_pages(&server, 3).await;
+    let client = zoho(&server);
+    assert_eq!(client.threshold_users("186207").await.unwrap().len(), 3);
+    client.threshold_users("186207").await.unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(token_requests(&requests), 1, "one token for six pages");
+    assert_eq!(client.token_refreshes(), 1);
+}
+
+#[tokio::test]
+async fn zoho_page_without_new_users_but_more_records_is_an_error() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok", None, 1).await;
+    Mock::given(method("GET"))
+        .and(path(THRESHOLD_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "restrict_to": [threshold_entry("u1")], "info": {"more_records": true}
+        })))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let err = zoho(&server).threshold_users("186207").await.unwrap_err();
+    match &err {
+        UpstreamError::PagingStalled { api, detail, .. } => {
+            assert_eq!(*api, Api::Zoho);
+            assert!(
+                detail.contains("page 2") && detail.contains("186207"),
+                "{detail}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(err.class(), ErrorClass::Data);
+
+    // An empty page that says there is more is no progress either.
+    let server = MockServer::start().await;
+    mount_token(&server, "tok", None, 1).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "restrict_to": [], "info": {"more_records": true}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = zoho(&server).threshold_users("186207").await.unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::PagingStalled { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn zoho_implausible_counts_are_refused_naming_user_and_field() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok", None, 1).await;
+    let mut entry = threshold_entry("1862079000000440001");
+    entry["backlog_count"] = json!(i64::MAX);
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "restrict_to": [entry], "info": {"more_records": false}
+        })))
+        .mount(&server)
+        .await;
+    let err = zoho(&server).threshold_users("186207").await.unwrap_err();
+    assert!(matches!(err, UpstreamError::Malformed { .. }), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::Data);
+    let text = err.to_string();
+    assert!(
+        text.contains("1862079000000440001")
+            && text.contains("backlog_count")
+            && text.contains(&i64::MAX.to_string()),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn zoho_429_is_retried_then_throttled() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok", None, 1).await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "0")
+                .set_body_json(json!({"code": "TOO_MANY_REQUESTS", "status": "error"})),
+        )
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "restrict_to": [threshold_entry("u1")], "info": {"more_records": false}
+        })))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let stats = Stats::default();
+    let client = ZohoClient::new(zoho_config(&server.uri()), stats.clone()).unwrap();
+    assert_eq!(client.threshold_users("186207").await.unwrap().len(), 1);
+    // One token request, three page attempts, two of them retries.
+    assert_eq!((stats.requests(), stats.retries()), (4, 2));
+
+    let server = MockServer::start().await;
+    mount_token(&server, "tok", None, 1).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429))
+        .expect(4)
+        .mount(&server)
+        .await;
+    let stats = Stats::default();
+    let client = ZohoClient::new(zoho_config(&server.uri()), stats.clone()).unwrap();
+    let err = client.threshold_users("186207").await.unwrap_err();
+    assert!(
+        matches!(err, UpstreamError::Throttled { api: Api::Zoho, .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.class(), ErrorClass::Unavailable);
+    assert_eq!(stats.retries(), u64::from(fast_http().max_retries));
+}
+
+#[tokio::test]
+async fn zoho_permission_codes_are_auth_class() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok", None, 1).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "code": "NO_PERMISSION", "details": {}, "message": "permission denied", "status": "error"
+        })))
+        .mount(&server)
+        .await;
+    let err = zoho(&server).threshold_users("186207").await.unwrap_err();
+    assert!(
+        matches!(&err, UpstreamError::Zoho { code, .. } if code == "NO_PERMISSION"),
+        "{err:?}"
+    );
+    assert_eq!(err.class(), ErrorClass::Auth);
+}
+
 // ---------------------------------------------------------------- secrets
 
 #[test]
@@ -891,18 +1330,20 @@ fn debug_output_never_shows_secrets() {
 
 #[test]
 fn bad_configs_are_refused() {
-    let mut cfg = cms_config("http://h");
+    let mut cfg = cms_config("http://127.0.0.1:9");
     cfg.page_size = 0;
-    assert!(matches!(
-        CmsClient::new(cfg, Stats::default()),
-        Err(UpstreamError::Config { .. })
-    ));
-    let cfg = webex_config("ftp://h/");
-    assert!(matches!(
-        WebexClient::new(cfg, Stats::default()),
-        Err(UpstreamError::Config { .. })
-    ));
-    let mut cfg = zoho_config("http://h");
+    let err = CmsClient::new(cfg, Stats::default()).unwrap_err();
+    assert!(matches!(err, UpstreamError::Config { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Config);
+    assert!(BaseUrl::parse("ftp://h/").is_err());
+    // Plain http to a remote host only with allow_insecure.
+    let mut cfg = webex_config("http://127.0.0.1:9");
+    cfg.base_url = BaseUrl::parse_with("http://webex.internal", true).unwrap();
+    let err = WebexClient::new(cfg.clone(), Stats::default()).unwrap_err();
+    assert!(err.to_string().contains("http.allow_insecure"), "{err}");
+    cfg.http.allow_insecure = true;
+    assert!(WebexClient::new(cfg, Stats::default()).is_ok());
+    let mut cfg = zoho_config("http://127.0.0.1:9");
     cfg.http.ca_file = Some(std::env::temp_dir().join("rebalancer-upstream-no-such-ca.pem"));
     let err = ZohoClient::new(cfg, Stats::default()).unwrap_err();
     assert!(err.to_string().contains("ca_file"), "{err}");
