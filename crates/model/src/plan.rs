@@ -161,7 +161,12 @@ pub enum Reason {
     BalancesLoad { before: f64, after: f64 },
     /// Carries this lead's work so that its current agents can cover
     /// shortfall on other leads.
-    FreesCapacity,
+    FreesCapacity {
+        /// The short lead the freed agents' time goes to (the one among
+        /// their optimum leads that gains the most coverage), when there is
+        /// one.
+        for_lead: Option<LeadKey>,
+    },
 }
 
 impl Reason {
@@ -182,7 +187,9 @@ impl Reason {
     pub fn is_optimisation(&self) -> bool {
         matches!(
             self,
-            Reason::CoversShortfall { .. } | Reason::BalancesLoad { .. } | Reason::FreesCapacity
+            Reason::CoversShortfall { .. }
+                | Reason::BalancesLoad { .. }
+                | Reason::FreesCapacity { .. }
         )
     }
 }
@@ -203,13 +210,19 @@ impl std::fmt::Display for Reason {
             Reason::CoversShortfall { shortfall_before } => {
                 write!(
                     f,
-                    "covers shortfall on the lead ({shortfall_before:.1} records short)"
+                    "covers shortfall on the lead ({shortfall_before:.0} records short)"
                 )
             }
             Reason::BalancesLoad { before, after } => {
-                write!(f, "balances load (u {before:.2} → {after:.2})")
+                write!(f, "balances load (u {before:.4} → {after:.4})")
             }
-            Reason::FreesCapacity => {
+            Reason::FreesCapacity {
+                for_lead: Some(lead),
+            } => write!(
+                f,
+                "frees capacity for {lead} (this lead's agents cover shortfall there)"
+            ),
+            Reason::FreesCapacity { for_lead: None } => {
                 f.write_str("frees the lead's agents to cover shortfall elsewhere")
             }
         }
@@ -367,7 +380,7 @@ mod tests {
         assert_eq!(back, p);
         assert_eq!(
             p.changes[1].reason.to_string(),
-            "balances load (u 1.00 → 0.50)"
+            "balances load (u 1.0000 → 0.5000)"
         );
         assert!(p.changes[0].reason.is_safety() && !p.changes[1].reason.is_safety());
     }

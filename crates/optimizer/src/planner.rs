@@ -396,6 +396,7 @@ fn optimisation_assigns(
             0.0
         }
     };
+    let mut optimum_leads = None;
     for (k, p) in inst.pairs.iter().enumerate() {
         let (i, j) = (p.agent as usize, p.lead as usize);
         if opt.flows[k] + FLOW_SLACK < cfg.min_flow
@@ -425,7 +426,9 @@ fn optimisation_assigns(
                     after: round6(now),
                 }
             } else {
-                Reason::FreesCapacity
+                Reason::FreesCapacity {
+                    for_lead: freed_for(prep, opt, before, &mut optimum_leads, j),
+                }
             }
         };
         draft.target[j].insert(i);
@@ -433,6 +436,41 @@ fn optimisation_assigns(
             .changes
             .push(change(prep, j, i, Action::Assign, reason, opt.flows[k]));
     }
+}
+
+/// For each agent, the leads it carries records on at the optimum.
+type OptimumLeads = Vec<Vec<usize>>;
+
+/// The short lead that an assign to lead `j` frees capacity for: among the
+/// leads that `j`'s current agents carry at the optimum and that were short
+/// before, the one whose coverage grows most (ties: the first lead). The
+/// per-agent index is built on first use: most plans never need it.
+fn freed_for(
+    prep: &Prepared,
+    opt: &Optimum,
+    before: &Evaluation,
+    index: &mut Option<OptimumLeads>,
+    j: usize,
+) -> Option<rebalancer_model::LeadKey> {
+    let inst = &prep.inst;
+    let index = index.get_or_insert_with(|| {
+        let mut leads = vec![Vec::new(); inst.capacity.len()];
+        for (k, p) in inst.pairs.iter().enumerate() {
+            if opt.flows[k] > FIGURE_NOISE {
+                leads[p.agent as usize].push(p.lead as usize);
+            }
+        }
+        leads
+    });
+    let short_before = |l: usize| inst.demand[l] as f64 - before.carried[l] > FIGURE_NOISE;
+    let gain = |l: usize| opt.carried[l] - before.carried[l];
+    prep.leads[j]
+        .current
+        .iter()
+        .flat_map(|&a| index[a].iter().copied())
+        .filter(|&l| l != j && short_before(l) && gain(l) > FIGURE_NOISE)
+        .max_by(|&a, &b| gain(a).total_cmp(&gain(b)).then(b.cmp(&a)))
+        .map(|l| prep.leads[l].key)
 }
 
 /// The dead band: when the plan gains less than both thresholds, every

@@ -291,3 +291,43 @@ fn same_snapshot_and_what_ifs_same_bytes() {
     let (b, _) = plan_with(&snap.clone(), &cfg, &w).unwrap();
     assert_eq!(a.to_json(), b.to_json());
 }
+
+#[test]
+fn freed_capacity_names_the_short_lead_it_helps() {
+    let snap = sandbox();
+    let (p, _) = plan(&snap, &PlanConfig::default()).unwrap();
+    let freeing: Vec<&Change> = p
+        .changes
+        .iter()
+        .filter(|c| matches!(c.reason, Reason::FreesCapacity { .. }))
+        .collect();
+    assert!(
+        !freeing.is_empty(),
+        "the sandbox world frees capacity somewhere"
+    );
+    let lead_plan = |k| p.leads.iter().find(|l| l.lead == k).unwrap();
+    for c in freeing {
+        let Reason::FreesCapacity {
+            for_lead: Some(helped),
+        } = c.reason
+        else {
+            panic!("{c:?} names no lead");
+        };
+        assert_ne!(helped, c.lead, "{c:?}");
+        // One of the freed lead's current agents serves the helped lead,
+        // and the helped lead is better covered than its current mapping
+        // could manage alone (it had shortfall before).
+        let freed = lead_plan(c.lead);
+        let target = &lead_plan(helped).target;
+        assert!(
+            freed.current.iter().any(|a| target.contains(a)),
+            "{c:?}: no agent of {} serves {helped}",
+            c.lead
+        );
+        assert!(
+            c.reason.to_string().contains(&helped.to_string()),
+            "{}",
+            c.reason
+        );
+    }
+}
