@@ -4,31 +4,13 @@
 
 mod common;
 
-use common::{config_toml, run_bin, small_world, start};
+use common::{config_toml, p, run_async as run, s, small_world, start};
 use rebalancer_model::{Plan, Reason, Snapshot};
 use rebalancer_sandbox::{Credentials, SandboxConfig};
 use std::path::{Path, PathBuf};
 
-async fn run(args: Vec<String>, env: Vec<(String, String)>) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        run_bin(&args, &env)
-    })
-    .await
-    .unwrap()
-}
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
 fn e(k: &str, v: &str) -> (String, String) {
     (k.to_owned(), v.to_owned())
-}
-
-fn p(path: &Path) -> String {
-    path.to_str().unwrap().to_owned()
 }
 
 async fn snapshot_file(dir: &Path, seed: &str) -> PathBuf {

@@ -4,27 +4,9 @@
 
 mod common;
 
-use common::{config_toml, run_bin, small_world, start};
+use common::{config_toml, p, run_async as run, s, small_world, start};
 use std::collections::BTreeSet;
 use std::path::Path;
-
-async fn run(args: Vec<String>, env: Vec<(String, String)>) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        run_bin(&args, &env)
-    })
-    .await
-    .unwrap()
-}
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-fn p(path: &Path) -> String {
-    path.to_str().unwrap().to_owned()
-}
 
 /// The codes README.md's exit-code table lists.
 fn readme_codes() -> BTreeSet<i32> {

@@ -6,27 +6,9 @@
 
 mod common;
 
-use common::run_bin;
+use common::{p, run_async as run, s};
 use rebalancer_model::{Action, Plan, Snapshot};
 use std::path::{Path, PathBuf};
-
-async fn run(args: Vec<String>, env: Vec<(String, String)>) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        run_bin(&args, &env)
-    })
-    .await
-    .unwrap()
-}
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-fn p(path: &Path) -> String {
-    path.to_str().unwrap().to_owned()
-}
 
 /// The world `plan --sandbox` plans, saved.
 async fn sandbox_snapshot(dir: &Path) -> PathBuf {

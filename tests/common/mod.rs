@@ -191,3 +191,25 @@ pub fn run_bin(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// [`run_bin`] on a blocking thread, for async tests: owned arguments and
+/// environment pairs.
+pub async fn run_async(args: Vec<String>, env: Vec<(String, String)>) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_bin(&args, &env)
+    })
+    .await
+    .expect("the binary's thread does not panic")
+}
+
+/// `&["a", "b"]` → owned arguments.
+pub fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A path as an argument.
+pub fn p(path: &std::path::Path) -> String {
+    path.to_str().expect("test paths are UTF-8").to_owned()
+}

@@ -506,13 +506,7 @@ fn standings(
                 Some(h) => (Standing::Eligible, h),
             }
         };
-        total = total
-            .checked_add(capacity)
-            .filter(|&t| t <= MAX_TOTAL_RECORDS)
-            .ok_or(OptimizerError::TotalOutOfRange {
-                what: "the agents' headroom",
-                limit: MAX_TOTAL_RECORDS,
-            })?;
+        total = add_to_total(total, capacity, "the agents' headroom")?;
         agents.push(AgentInfo {
             id: a.id.clone(),
             standing,
@@ -614,13 +608,7 @@ fn demand(
             }
             None => 0,
         };
-        total = total
-            .checked_add(d)
-            .filter(|&t| t <= MAX_TOTAL_RECORDS)
-            .ok_or(OptimizerError::TotalOutOfRange {
-                what: "the leads' demand",
-                limit: MAX_TOTAL_RECORDS,
-            })?;
+        total = add_to_total(total, d, "the leads' demand")?;
         out.push(d);
     }
     Ok(out)
@@ -768,4 +756,15 @@ fn usable_pairs(
         }
     }
     pairs
+}
+
+/// `total + x`, refused past [`MAX_TOTAL_RECORDS`] (`what` names the sum).
+fn add_to_total(total: i64, x: i64, what: &'static str) -> Result<i64, OptimizerError> {
+    total
+        .checked_add(x)
+        .filter(|&t| t <= MAX_TOTAL_RECORDS)
+        .ok_or(OptimizerError::TotalOutOfRange {
+            what,
+            limit: MAX_TOTAL_RECORDS,
+        })
 }
