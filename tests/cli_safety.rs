@@ -147,3 +147,41 @@ async fn absurd_numbers_are_errors_naming_the_value_never_a_plan() {
     );
     assert!(stdout.is_empty() && !out.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_webex_user_list_fails_the_fetch_and_writes_nothing() {
+    use rebalancer_sandbox::{FaultSpec, Faults, SandboxConfig};
+    for empty_null in [false, true] {
+        let sb = common::start(SandboxConfig {
+            faults: Faults {
+                webex: FaultSpec {
+                    p_empty: 1.0,
+                    empty_null,
+                    ..FaultSpec::default()
+                },
+                ..Faults::default()
+            },
+            ..common::small_world(61)
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(&cfg, common::config_toml(&sb)).unwrap();
+        let out = dir.path().join("snap.json");
+        let (code, stdout, stderr) = run(
+            s(&["fetch", "--config", &p(&cfg), "--out", &p(&out)]),
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            code, 7,
+            "an outage is 'unavailable' (null: {empty_null}): {stderr}"
+        );
+        assert!(
+            stderr.contains("fetch.min_webex_coverage") && stdout.is_empty(),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "a failed fetch left a snapshot");
+        sb.shutdown().await;
+    }
+}
