@@ -241,6 +241,7 @@ fn sandbox_connection(
         source: SnapshotSource {
             description: description.to_owned(),
             cms_base_url: sb.base_url(),
+            contact_center_id: Some(world.contact_center_id),
             webex_base_url: sb.base_url(),
             zoho_api_domain: sb.base_url(),
             zoho_module: world.module.clone(),

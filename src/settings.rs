@@ -843,6 +843,7 @@ impl Settings {
             source: SnapshotSource {
                 description: description.to_owned(),
                 cms_base_url: self.cms.base_url.to_string(),
+                contact_center_id: Some(self.cms.contact_center_id),
                 webex_base_url: self.webex.base_url.to_string(),
                 zoho_api_domain: self.zoho.api_domain.to_string(),
                 zoho_module: self.zoho.module.clone(),

@@ -129,6 +129,7 @@ pub fn options(sb: &Sandbox) -> FetchOptions {
         source: SnapshotSource {
             description: "test".into(),
             cms_base_url: sb.base_url(),
+            contact_center_id: Some(sb.world().contact_center_id),
             webex_base_url: sb.base_url(),
             zoho_api_domain: sb.base_url(),
             zoho_module: world.module.clone(),

@@ -28,6 +28,9 @@ pub struct Plan {
     pub config_digest: String,
     /// `flow` (exact network flow) or `lp-<backend>`.
     pub solver: String,
+    /// The system the plan's snapshot was read from: `apply` refuses a plan
+    /// made for another CMS or contact center than its config names.
+    pub system: TargetSystem,
     pub objectives: Objectives,
     pub summary: Summary,
     /// When set, the dead band held back every optimisation move; only
@@ -57,6 +60,17 @@ pub struct Plan {
     /// Notes an operator should read (frozen leads keeping inactive agents,
     /// leads that lose every agent, ...), sorted.
     pub notes: Vec<String>,
+}
+
+/// Which dialer CMS (and contact center) a plan was made for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSystem {
+    /// The CMS base URL of the snapshot (no credentials).
+    pub cms_base_url: String,
+    /// The contact center id in the CMS paths; `None` for snapshots that
+    /// did not record it (such a plan cannot be applied).
+    pub contact_center_id: Option<u64>,
 }
 
 /// Objective values of the current mapping and of the plan's target.
@@ -280,6 +294,12 @@ pub struct AgentPlan {
     /// Leads assigned now / after the plan.
     pub leads_before: usize,
     pub leads_after: usize,
+    /// The agent's Webex username, for re-checking at apply time that it is
+    /// still active (`None`: unknown to Webex).
+    pub webex_username: Option<String>,
+    /// The Zoho user the agent was joined to, for re-checking its
+    /// allowances at apply time (`None`: not joined).
+    pub zoho_user_id: Option<String>,
 }
 
 impl Plan {
@@ -326,6 +346,10 @@ mod tests {
             snapshot_fetched_at: "2026-11-23T12:00:00Z".into(),
             config_digest: "cd".repeat(32),
             solver: "flow".into(),
+            system: TargetSystem {
+                cms_base_url: "https://cms.example.com".into(),
+                contact_center_id: Some(7),
+            },
             objectives: Objectives {
                 before: m.clone(),
                 after: m.clone(),

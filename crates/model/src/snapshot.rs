@@ -37,6 +37,10 @@ pub struct SnapshotSource {
     /// A human description, e.g. `sandbox seed 7` or `live`.
     pub description: String,
     pub cms_base_url: String,
+    /// The CMS contact center id the leads were read under. Absent in
+    /// snapshots written before it was recorded.
+    #[serde(default)]
+    pub contact_center_id: Option<u64>,
     pub webex_base_url: String,
     pub zoho_api_domain: String,
     pub zoho_module: String,
@@ -350,6 +354,7 @@ mod tests {
             source: SnapshotSource {
                 description: "test".into(),
                 cms_base_url: "http://127.0.0.1:1".into(),
+                contact_center_id: Some(1),
                 webex_base_url: "http://127.0.0.1:1".into(),
                 zoho_api_domain: "http://127.0.0.1:1".into(),
                 zoho_module: "Leads".into(),

@@ -180,6 +180,7 @@ impl Generated {
             source: SnapshotSource {
                 description: "benchmark family".into(),
                 cms_base_url: String::new(),
+                contact_center_id: Some(1),
                 webex_base_url: String::new(),
                 zoho_api_domain: String::new(),
                 zoho_module: "Leads".into(),

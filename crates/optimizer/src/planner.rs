@@ -27,7 +27,7 @@ use crate::stages::{Instance, Pair, Stages};
 use crate::{OptimizerError, WhatIfs};
 use rebalancer_model::{
     Action, AgentPlan, Blocked, CapReport, Change, Deferred, LeadPlan, Metrics, Objectives, Plan,
-    Reason, Snapshot, Summary, PLAN_SCHEMA_VERSION,
+    Reason, Snapshot, Summary, TargetSystem, PLAN_SCHEMA_VERSION,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -659,7 +659,22 @@ fn assemble(
         .collect();
     let agents: Vec<AgentPlan> = in_pool
         .into_iter()
-        .map(|i| AgentPlan {
+        .map(|i| {
+            let id = &prep.agents[i].id;
+            let known = snap
+                .agents
+                .binary_search_by(|a| a.id.cmp(id))
+                .ok()
+                .map(|k| &snap.agents[k]);
+            (i, known)
+        })
+        .map(|(i, known)| AgentPlan {
+            webex_username: known
+                .and_then(|a| a.webex.as_ref())
+                .map(|w| w.username.clone()),
+            zoho_user_id: known
+                .and_then(|a| a.zoho.as_ref())
+                .map(|z| z.user_id.clone()),
             agent: prep.agents[i].id.clone(),
             headroom: prep.agents[i].capacity,
             load_before: round6(before.load[i]),
@@ -685,6 +700,10 @@ fn assemble(
         snapshot_fetched_at: snap.fetched_at.clone(),
         config_digest: cfg.digest_with(&prep.what_ifs),
         solver: opt.solver.clone(),
+        system: TargetSystem {
+            cms_base_url: snap.source.cms_base_url.clone(),
+            contact_center_id: snap.source.contact_center_id,
+        },
         objectives: Objectives {
             before: metrics(before_inst, before),
             after: metrics(inst, after),

@@ -55,6 +55,7 @@ fn snapshot(agents: &[AgentSpec], leads: &[LeadSpec]) -> Snapshot {
         source: SnapshotSource {
             description: "proptest".into(),
             cms_base_url: String::new(),
+            contact_center_id: Some(1),
             webex_base_url: String::new(),
             zoho_api_domain: String::new(),
             zoho_module: "Leads".into(),
