@@ -3,7 +3,7 @@
 //! This is the only place that sees clap types: it turns them into the plain
 //! option values each subcommand module takes.
 
-use crate::cmd::{bench, fetch, plan, sandbox};
+use crate::cmd::{apply, bench, fetch, history, plan, resume, rollback, sandbox, show};
 use crate::input::{Source, World};
 use crate::render::Format;
 use crate::{exit, logging};
@@ -48,6 +48,16 @@ pub enum Command {
     /// Solve the assignment and show what would change, and why (DRY RUN:
     /// nothing is written upstream).
     Plan(PlanArgs),
+    /// Write a plan to the CMS: rate-limited, journaled, resumable.
+    Apply(ApplyArgs),
+    /// Continue an interrupted or killed apply from the journal.
+    Resume(ResumeArgs),
+    /// Undo what a run changed, as its journal recorded it.
+    Rollback(RollbackArgs),
+    /// List the runs in the journal, newest first.
+    History(HistoryArgs),
+    /// Show one run's leads and PUTs.
+    Show(ShowArgs),
     /// Run the fake upstream APIs on 127.0.0.1 until interrupted.
     Sandbox(SandboxArgs),
     /// Time the whole plan on generated benchmark instances, one child
@@ -127,6 +137,100 @@ pub struct PlanArgs {
     /// What-if: force AGENT onto CAMPAIGN/LEAD (repeatable).
     #[arg(long, value_name = "AGENT@CAMPAIGN/LEAD")]
     pub pin: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["config", "sandbox"])))]
+pub struct ApplyArgs {
+    /// Configuration file: its credentials write to the CMS. Alone, apply
+    /// fetches, plans, shows the plan and asks before writing.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Apply this reviewed plan file (from `plan --out`) as is; needs
+    /// --config.
+    #[arg(long, value_name = "FILE", requires = "config")]
+    pub plan: Option<PathBuf>,
+    /// Fetch, plan and apply against an embedded sandbox (a demo).
+    #[arg(long, conflicts_with_all = ["config", "plan"])]
+    pub sandbox: bool,
+    #[command(flatten)]
+    pub world: WorldArgs,
+    /// Apply without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Apply even a plan the blast-radius guard (plan.max_unassign_share)
+    /// blocks.
+    #[arg(long)]
+    pub allow_mass_unassign: bool,
+    /// The journal file (overrides apply.journal).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Save the plan made before applying (without --plan).
+    #[arg(long, value_name = "FILE", conflicts_with = "plan")]
+    pub out: Option<PathBuf>,
+    /// The end-of-run summary as a table or JSON.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// The run to continue (default: the latest unfinished one).
+    pub run: Option<i64>,
+    /// Configuration file whose credentials write to the CMS.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The journal file (overrides apply.journal).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// As for apply.
+    #[arg(long)]
+    pub allow_mass_unassign: bool,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The run to undo (its resumes are undone with it).
+    pub run: i64,
+    /// Configuration file whose credentials write to the CMS.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The journal file (overrides apply.journal).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Most runs listed.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// A config file naming apply.journal.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The journal file (overrides apply.journal).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The run to show.
+    pub run: i64,
+    /// A config file naming apply.journal.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The journal file (overrides apply.journal).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
 }
 
 /// Sizes and seed of a generated sandbox world.
@@ -307,6 +411,23 @@ impl From<PlanArgs> for plan::Options {
     }
 }
 
+impl From<ApplyArgs> for apply::Options {
+    fn from(a: ApplyArgs) -> Self {
+        apply::Options {
+            source: match a.config {
+                Some(config) => Source::Live { config },
+                None => Source::Sandbox(world(&a.world)),
+            },
+            plan: a.plan,
+            yes: a.yes,
+            allow_mass_unassign: a.allow_mass_unassign,
+            journal: a.journal,
+            out: a.out,
+            format: format(a.format),
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -333,6 +454,38 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Fetch(args) => fetch::run(args.into(), &log).await,
             Command::Plan(args) => plan::run(args.into(), &log).await,
+            Command::Apply(args) => apply::run(args.into(), &log).await,
+            Command::Resume(a) => {
+                let opts = resume::Options {
+                    config: a.config,
+                    run: a.run,
+                    journal: a.journal,
+                    allow_mass_unassign: a.allow_mass_unassign,
+                    format: format(a.format),
+                };
+                resume::run(opts, &log).await
+            }
+            Command::Rollback(a) => {
+                let opts = rollback::Options {
+                    config: a.config,
+                    run: a.run,
+                    journal: a.journal,
+                    format: format(a.format),
+                };
+                rollback::run(opts, &log).await
+            }
+            Command::History(a) => history::run(history::Options {
+                config: a.config,
+                journal: a.journal,
+                limit: a.limit,
+                format: format(a.format),
+            }),
+            Command::Show(a) => show::run(show::Options {
+                config: a.config,
+                journal: a.journal,
+                run: a.run,
+                format: format(a.format),
+            }),
             Command::Sandbox(args) => {
                 sandbox::run(world(&args.world), args.port, args.write_config).await
             }

@@ -13,11 +13,15 @@
 //! | 8 | cannot write an output file |
 //! | 9 | the solver failed (LP backend error, numeric overflow) |
 //! | 10 | the plan is BLOCKED by a safety guard (`plan.max_unassign_share`) |
+//! | 11 | an apply was stopped by SIGINT/SIGTERM; `rebalancer resume` finishes it |
+//! | 12 | another apply holds the journal's lease |
+//! | 13 | an apply ended with failed PUTs or had to stop; see `rebalancer show RUN` |
 //!
 //! With `plan --detailed-exitcode`, 2 also means "changes pending" (as in
 //! terraform); usage errors print `error:` on stderr and nothing on stdout.
 
 use crate::settings::SettingsError;
+use rebalancer_applier::ApplyError;
 use rebalancer_fetcher::FetchError;
 use rebalancer_model::ModelError;
 use rebalancer_optimizer::OptimizerError;
@@ -34,8 +38,28 @@ pub const UPSTREAM_UNAVAILABLE: u8 = 7;
 pub const OUTPUT: u8 = 8;
 pub const SOLVER: u8 = 9;
 pub const BLOCKED: u8 = 10;
+pub const INTERRUPTED: u8 = 11;
+pub const JOURNAL_BUSY: u8 = 12;
+pub const APPLY_INCOMPLETE: u8 = 13;
 /// `plan --detailed-exitcode`: the plan has changes.
 pub const CHANGES_PENDING: u8 = 2;
+
+/// Why `apply` will not apply a plan it was given (before any write).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyRefused {
+    /// The plan is blocked by `plan.max_unassign_share` and
+    /// `--allow-mass-unassign` was not given.
+    #[error("{0}; pass --allow-mass-unassign if a person has checked it")]
+    Blocked(String),
+    /// The plan file does not fit this config (other system, too old, other
+    /// rules).
+    #[error("{0}")]
+    Mismatch(String),
+    /// Nobody could confirm (stdin is not a terminal and `--yes` was not
+    /// given).
+    #[error("{0}")]
+    NotConfirmed(String),
+}
 
 /// Bad command-line usage found after parsing (exit 2), e.g. a malformed
 /// what-if value.
@@ -66,6 +90,22 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
         return USAGE;
     }
     for cause in e.chain() {
+        if let Some(r) = cause.downcast_ref::<ApplyRefused>() {
+            return match r {
+                ApplyRefused::Blocked(_) => BLOCKED,
+                ApplyRefused::Mismatch(_) => INPUT,
+                ApplyRefused::NotConfirmed(_) => USAGE,
+            };
+        }
+        if let Some(a) = cause.downcast_ref::<ApplyError>() {
+            return match a {
+                ApplyError::LeaseHeld { .. } => JOURNAL_BUSY,
+                ApplyError::Blocked { .. } => BLOCKED,
+                ApplyError::Journal { .. } => OUTPUT,
+                ApplyError::Upstream(u) => class_code(u.class()),
+                _ => INPUT,
+            };
+        }
         if let Some(o) = cause.downcast_ref::<OptimizerError>() {
             return match o {
                 OptimizerError::Overflow | OptimizerError::Lp(_) => SOLVER,

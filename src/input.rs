@@ -11,14 +11,15 @@
 //! never applied to the sandbox: real credentials never meet it.
 
 use crate::progress;
-use crate::settings::{self, Env, Layers, LocalSettings};
+use crate::settings::{self, ApplyKeys, Env, Layers, LocalSettings};
 use anyhow::Context;
 use rebalancer_fetcher::{Clients, FetchOptions, FetchReport};
-use rebalancer_model::{Snapshot, SnapshotSource};
+use rebalancer_model::{Snapshot, SnapshotSource, TargetSystem};
 use rebalancer_optimizer::PlanConfig;
 use rebalancer_sandbox::{Sandbox, SandboxConfig};
 use rebalancer_upstream::{
-    BaseUrl, CmsClient, CmsConfig, Stats, WebexClient, WebexConfig, ZohoClient, ZohoConfig,
+    BaseUrl, CmsClient, CmsConfig, RequestBudget, Stats, WebexClient, WebexConfig, ZohoClient,
+    ZohoConfig,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -71,6 +72,25 @@ impl Connection {
         fetched.context("fetch failed; nothing was written")
     }
 
+    /// The clients an applier writes through (the CMS client carries the
+    /// write budget when connected for [`Purpose::Write`]).
+    pub fn upstreams(&self) -> rebalancer_applier::Upstreams {
+        rebalancer_applier::Upstreams {
+            cms: self.clients.cms.clone(),
+            webex: self.clients.webex.clone(),
+            zoho: self.clients.zoho.clone(),
+            threshold_ids: self.options.threshold_ids.clone(),
+        }
+    }
+
+    /// The system this connection writes to, as plans record it.
+    pub fn system(&self) -> TargetSystem {
+        TargetSystem {
+            cms_base_url: self.options.source.cms_base_url.clone(),
+            contact_center_id: self.options.source.contact_center_id,
+        }
+    }
+
     /// Stop the embedded sandbox, if there is one.
     pub async fn close(self) {
         if let Some(sb) = self.sandbox {
@@ -89,19 +109,36 @@ pub struct Input {
     pub report: Option<FetchReport>,
 }
 
+/// What the connection is for: a write connection gives the CMS client the
+/// `[apply]` budget (writes per second, reads in flight), shared by every
+/// request it makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Read,
+    Write,
+}
+
+/// A connection and the configuration that came with it.
+pub struct Connected {
+    pub connection: Connection,
+    pub plan: PlanConfig,
+    pub apply: ApplyKeys,
+    pub layers: Layers,
+}
+
 /// Connect to a live or sandbox source (no I/O beyond starting the
 /// sandbox). `Source::Snapshot` has nothing to connect to.
-pub async fn connect(
-    source: &Source,
-    env: &Env,
-) -> anyhow::Result<(Connection, PlanConfig, Layers)> {
+pub async fn connect(source: &Source, env: &Env, purpose: Purpose) -> anyhow::Result<Connected> {
+    let budget = |apply: &ApplyKeys| (purpose == Purpose::Write).then(|| apply.budget());
     match source {
         Source::Live { config } => {
             let loaded = settings::load(config, env)?;
             let s = loaded.value;
             let stats = Stats::default();
+            let mut cms = s.cms_config();
+            cms.http.budget = budget(&s.apply);
             let clients = Clients {
-                cms: CmsClient::new(s.cms_config(), stats.clone())?,
+                cms: CmsClient::new(cms, stats.clone())?,
                 webex: WebexClient::new(s.webex_config(), stats.clone())?,
                 zoho: ZohoClient::new(s.zoho_config(), stats.clone())?,
                 stats,
@@ -112,18 +149,30 @@ pub async fn connect(
                 options,
                 sandbox: None,
             };
-            Ok((connection, s.plan, loaded.layers))
+            Ok(Connected {
+                connection,
+                plan: s.plan,
+                apply: s.apply,
+                layers: loaded.layers,
+            })
         }
         Source::Sandbox(world) => {
             let loaded = settings::load_local(env)?;
             let sb = start_sandbox(world, 0).await?;
-            let (clients, options) = sandbox_connection(&sb, &loaded.value, &world.describe())?;
+            let local = loaded.value;
+            let (clients, options) =
+                sandbox_connection(&sb, &local, budget(&local.apply), &world.describe())?;
             let connection = Connection {
                 clients,
                 options,
                 sandbox: Some(sb),
             };
-            Ok((connection, loaded.value.plan, loaded.layers))
+            Ok(Connected {
+                connection,
+                plan: local.plan,
+                apply: local.apply,
+                layers: loaded.layers,
+            })
         }
         Source::Snapshot { path, .. } => anyhow::bail!(
             "{} is a saved snapshot: there is no upstream to connect to; use --config FILE",
@@ -146,14 +195,14 @@ pub async fn resolve(source: &Source, env: &Env, show_progress: bool) -> anyhow:
             })
         }
         Source::Live { .. } | Source::Sandbox(_) => {
-            let (connection, plan, layers) = connect(source, env).await?;
-            let fetched = connection.fetch(show_progress).await;
-            connection.close().await;
+            let c = connect(source, env, Purpose::Read).await?;
+            let fetched = c.connection.fetch(show_progress).await;
+            c.connection.close().await;
             let (snapshot, report) = fetched?;
             Ok(Input {
                 snapshot,
-                plan,
-                layers,
+                plan: c.plan,
+                layers: c.layers,
                 report: Some(report),
             })
         }
@@ -177,6 +226,7 @@ pub async fn start_sandbox(world: &World, port: u16) -> anyhow::Result<Sandbox> 
 fn sandbox_connection(
     sb: &Sandbox,
     local: &LocalSettings,
+    budget: Option<RequestBudget>,
     description: &str,
 ) -> anyhow::Result<(Clients, FetchOptions)> {
     let world = sb.world();
@@ -193,7 +243,10 @@ fn sandbox_connection(
                 password: creds.cms_password.clone().into(),
                 contact_center_id: world.contact_center_id,
                 page_size: 500,
-                http: http.clone(),
+                http: rebalancer_upstream::HttpSettings {
+                    budget,
+                    ..http.clone()
+                },
             },
             stats.clone(),
         )?,

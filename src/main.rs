@@ -5,6 +5,7 @@
 //! `cmd::*` runs one subcommand each, `render` draws what they print,
 //! `exit` maps errors to exit codes.
 
+mod applying;
 mod cli;
 mod cmd;
 mod exit;

@@ -17,7 +17,11 @@
 use rebalancer_fetcher::{CampaignSpec, FetchOptions, FetchProgress, IdentityMap};
 use rebalancer_model::SnapshotSource;
 use rebalancer_optimizer::PlanConfig;
-use rebalancer_upstream::{BaseUrl, CmsConfig, HttpSettings, WebexConfig, ZohoConfig};
+use rebalancer_applier::{ApplyConfig, OnDrift};
+use rebalancer_upstream::{
+    BaseUrl, CmsConfig, HttpSettings, RequestBudget, WebexConfig, ZohoConfig,
+};
+use std::num::NonZeroU32;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -34,7 +38,7 @@ pub const ENV_PREFIX: &str = "REBALANCER_";
 
 /// The sections a config may hold; an environment variable naming another
 /// section is a mistake worth reporting.
-const SECTIONS: &[&str] = &["cms", "webex", "zoho", "http", "fetch", "plan"];
+const SECTIONS: &[&str] = &["cms", "webex", "zoho", "http", "fetch", "plan", "apply"];
 
 /// Keys whose environment values are comma-separated lists. A one-item
 /// value (`REBALANCER_ZOHO__THRESHOLD_IDS=999`) is a one-item list.
@@ -462,6 +466,7 @@ pub struct Settings {
     pub http: HttpKeys,
     pub fetch: FetchKeys,
     pub plan: PlanConfig,
+    pub apply: ApplyKeys,
 }
 
 #[derive(Debug, Deserialize)]
@@ -521,6 +526,79 @@ pub struct FetchKeys {
     pub min_webex_coverage: f64,
 }
 
+/// `[apply]`: how plans are written to the CMS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyKeys {
+    pub journal: PathBuf,
+    pub puts_per_second: u32,
+    pub burst: u32,
+    pub concurrency: usize,
+    pub max_users_per_put: usize,
+    pub on_drift: OnDrift,
+    pub recheck_secs: u64,
+    pub lease_secs: u64,
+    pub max_plan_age_secs: u64,
+}
+
+impl ApplyKeys {
+    /// The write budget every CMS request of an apply draws on.
+    pub fn budget(&self) -> RequestBudget {
+        RequestBudget::new(
+            NonZeroU32::new(self.puts_per_second).unwrap_or(NonZeroU32::MIN),
+            NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN),
+            self.concurrency.max(1),
+        )
+    }
+
+    /// The applier's options; `allow_mass_unassign` comes from the command
+    /// line, `max_unassign_share` from `[plan]`.
+    pub fn apply_config(&self, plan: &PlanConfig, allow_mass_unassign: bool) -> ApplyConfig {
+        ApplyConfig {
+            max_users_per_put: self.max_users_per_put,
+            on_drift: self.on_drift,
+            recheck: Duration::from_secs(self.recheck_secs),
+            concurrency: self.concurrency,
+            lease_ttl: Duration::from_secs(self.lease_secs),
+            max_unassign_share: plan.max_unassign_share,
+            allow_mass_unassign,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ApplyOnly {
+    apply: ApplyKeys,
+}
+
+/// The journal to read: `flag` (`--journal`) if given, else `apply.journal`
+/// from the layers.
+pub fn journal_path(
+    flag: Option<PathBuf>,
+    config: Option<&Path>,
+    env: &Env,
+) -> Result<PathBuf, SettingsError> {
+    match flag {
+        Some(path) => Ok(path),
+        None => Ok(load_apply(config, env)?.value.journal),
+    }
+}
+
+/// `[apply]` only (for `history` and `show`, which need no credentials):
+/// defaults < `path` (when given) < `env`.
+pub fn load_apply(path: Option<&Path>, env: &Env) -> Result<Loaded<ApplyKeys>, SettingsError> {
+    let layered = Layered::build(path, env, &["apply"])?;
+    let only: ApplyOnly = layered.deserialize()?;
+    Checker {
+        layered: &layered,
+    }
+    .apply(&only.apply)?;
+    Ok(Loaded {
+        value: only.apply,
+        layers: layered.layers,
+    })
+}
+
 /// The sections the embedded sandbox takes from the layers (it supplies
 /// the connection sections itself).
 #[derive(Debug, Deserialize)]
@@ -528,6 +606,7 @@ pub struct LocalSettings {
     pub http: HttpKeys,
     pub fetch: FetchKeys,
     pub plan: PlanConfig,
+    pub apply: ApplyKeys,
 }
 
 #[derive(Deserialize)]
@@ -551,6 +630,7 @@ pub fn load(path: &Path, env: &Env) -> Result<Loaded<Settings>, SettingsError> {
     check.http(&settings.http)?;
     check.fetch(&settings.fetch)?;
     check.plan(&settings.plan)?;
+    check.apply(&settings.apply)?;
     Ok(Loaded {
         value: settings,
         layers: layered.layers,
@@ -569,15 +649,16 @@ pub fn load_plan(path: Option<&Path>, env: &Env) -> Result<Loaded<PlanConfig>, S
     })
 }
 
-/// `[http]`, `[fetch]` and `[plan]`, for the embedded sandbox: defaults <
+/// `[http]`, `[fetch]`, `[plan]` and `[apply]`, for the embedded sandbox: defaults <
 /// `env` (connection variables are ignored: the sandbox supplies those).
 pub fn load_local(env: &Env) -> Result<Loaded<LocalSettings>, SettingsError> {
-    let layered = Layered::build(None, env, &["http", "fetch", "plan"])?;
+    let layered = Layered::build(None, env, &["http", "fetch", "plan", "apply"])?;
     let local: LocalSettings = layered.deserialize()?;
     let check = Checker { layered: &layered };
     check.http(&local.http)?;
     check.fetch(&local.fetch)?;
     check.plan(&local.plan)?;
+    check.apply(&local.apply)?;
     let mut layers = layered.layers;
     layers.connection = Some("embedded sandbox".into());
     Ok(Loaded {
@@ -741,6 +822,28 @@ impl Checker<'_> {
             return Err(self.fail(
                 "fetch.min_webex_coverage",
                 format!("is {c}; it must be a share between 0 and 1 (the default is 0.5)"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn apply(&self, a: &ApplyKeys) -> Result<(), SettingsError> {
+        for (key, value) in [
+            ("apply.puts_per_second", a.puts_per_second as u64),
+            ("apply.burst", a.burst as u64),
+            ("apply.concurrency", a.concurrency as u64),
+            ("apply.max_users_per_put", a.max_users_per_put as u64),
+            ("apply.lease_secs", a.lease_secs),
+            ("apply.max_plan_age_secs", a.max_plan_age_secs),
+        ] {
+            if value == 0 {
+                return Err(self.fail(key, "must be at least 1"));
+            }
+        }
+        if a.journal.as_os_str().is_empty() {
+            return Err(self.fail(
+                "apply.journal",
+                "is empty; name the SQLite journal file, e.g. \"rebalancer-journal.sqlite\"",
             ));
         }
         Ok(())

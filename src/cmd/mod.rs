@@ -1,6 +1,11 @@
 //! One module per subcommand.
 
+pub mod apply;
 pub mod bench;
 pub mod fetch;
+pub mod history;
 pub mod plan;
+pub mod resume;
+pub mod rollback;
 pub mod sandbox;
+pub mod show;

@@ -65,6 +65,7 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
     let text = match opts.format {
         Format::Json => String::from_utf8_lossy(&plan.to_json()).into_owned(),
         Format::Table => render::plan::report(&PlanView {
+            heading: "DRY RUN: nothing was written upstream.",
             plan: &plan,
             snapshot: &snapshot,
             stats: &stats,

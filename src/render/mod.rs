@@ -4,8 +4,10 @@
 //! Numbers follow one convention: record counts as integers, utilisation
 //! with 4 decimals, times in ms.
 
+pub mod apply;
 pub mod bench;
 pub mod fetch;
+pub mod journal;
 pub mod plan;
 
 pub use plan::PlanView;

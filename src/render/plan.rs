@@ -16,6 +16,9 @@ const LEADS_SHOWN: usize = 15;
 
 /// Everything the plan report shows.
 pub struct PlanView<'a> {
+    /// The first line: what this plan is (a dry run, a plan about to be
+    /// applied).
+    pub heading: &'a str,
     pub plan: &'a Plan,
     pub snapshot: &'a Snapshot,
     pub stats: &'a PlanStats,
@@ -40,7 +43,7 @@ pub fn report(v: &PlanView) -> String {
 
 fn header(out: &mut String, v: &PlanView) {
     let (plan, stats) = (v.plan, v.stats);
-    let _ = writeln!(out, "DRY RUN: nothing was written upstream.");
+    let _ = writeln!(out, "{}", v.heading);
     let _ = writeln!(
         out,
         "Plan for snapshot {} ({}, fetched {}).",

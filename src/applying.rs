@@ -1,0 +1,99 @@
+//! What `apply`, `resume` and `rollback` share: connecting with the write
+//! budget, stopping cleanly on SIGINT/SIGTERM, the progress bar while a run
+//! goes on, and the exit code of a finished run.
+
+use crate::exit;
+use crate::input::{self, Connected, Purpose, Source};
+use crate::progress::ApplyBar;
+use crate::settings::Env;
+use rebalancer_applier::{ApplyConfig, Progress, RunOutcome, RunReport, Upstreams};
+use std::future::Future;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+/// A connection ready to write, with the applier's options.
+pub struct Session {
+    pub connected: Connected,
+    pub upstreams: Upstreams,
+    pub config: ApplyConfig,
+    pub journal: PathBuf,
+}
+
+/// Connect to `source` for writing. `journal` overrides `apply.journal`.
+pub async fn session(
+    source: &Source,
+    env: &Env,
+    journal: Option<PathBuf>,
+    allow_mass_unassign: bool,
+) -> anyhow::Result<Session> {
+    let connected = input::connect(source, env, Purpose::Write).await?;
+    let upstreams = connected.connection.upstreams();
+    let config = connected
+        .apply
+        .apply_config(&connected.plan, allow_mass_unassign);
+    let journal = journal.unwrap_or_else(|| connected.apply.journal.clone());
+    Ok(Session {
+        connected,
+        upstreams,
+        config,
+        journal,
+    })
+}
+
+/// A token cancelled by the first SIGINT or SIGTERM: the run finishes the
+/// PUT in flight, records where it stopped and ends as interrupted.
+pub fn stop_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::warn!("stopping: finishing the PUT in flight, then recording where the run stopped");
+        cancel.cancel();
+    });
+    token
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops a run cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Run `work` with a progress bar on a terminal.
+pub async fn with_progress<T>(
+    show: bool,
+    progress: &Progress,
+    work: impl Future<Output = T>,
+) -> T {
+    let bar = ApplyBar::start(show, progress);
+    let out = work.await;
+    bar.finish();
+    out
+}
+
+/// The exit code of a finished run: 0 when it completed (skipped leads
+/// are reported, not failures), 11 when a signal stopped it, 13 when some
+/// PUTs failed or the run had to stop.
+pub fn exit_code(report: &RunReport) -> u8 {
+    match report.outcome {
+        RunOutcome::Completed => 0,
+        RunOutcome::Interrupted => exit::INTERRUPTED,
+        _ => exit::APPLY_INCOMPLETE,
+    }
+}

@@ -1,0 +1,222 @@
+//! `rebalancer apply`: make a plan happen in the dialer CMS, at the
+//! configured rate, with every PUT journaled.
+//!
+//! Three ways in: `--plan FILE --config FILE` applies a reviewed plan with
+//! that config's credentials (refused before any write if it was made for
+//! another system, from a snapshot older than `apply.max_plan_age_secs`,
+//! under other planning rules, or is blocked); `--config FILE` alone
+//! fetches, plans, prints the plan and asks before applying (`--yes` skips
+//! the question); `--sandbox` does the same against the embedded sandbox.
+
+use crate::applying::{self, Session};
+use crate::exit::ApplyRefused;
+use crate::input::Source;
+use crate::logging::Log;
+use crate::render::{self, Format, PlanView};
+use crate::settings::{Env, Layers};
+use anyhow::Context;
+use rebalancer_applier::Progress;
+use rebalancer_model::{Plan, Snapshot};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What `apply` was asked to do.
+#[derive(Debug)]
+pub struct Options {
+    /// Where the credentials (and, without `plan`, the world) come from.
+    pub source: Source,
+    /// A reviewed plan file to apply as is.
+    pub plan: Option<PathBuf>,
+    /// Apply without asking.
+    pub yes: bool,
+    pub allow_mass_unassign: bool,
+    /// Overrides `apply.journal`.
+    pub journal: Option<PathBuf>,
+    /// Save the plan made before applying (without `plan`).
+    pub out: Option<PathBuf>,
+    pub format: Format,
+}
+
+pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
+    let env = Env::from_process();
+    let session = applying::session(
+        &opts.source,
+        &env,
+        opts.journal.clone(),
+        opts.allow_mass_unassign,
+    )
+    .await?;
+    let result = apply(&opts, &session, log).await;
+    session.connected.connection.close().await;
+    result
+}
+
+async fn apply(opts: &Options, session: &Session, log: &Log) -> anyhow::Result<u8> {
+    let plan = match &opts.plan {
+        Some(path) => {
+            let plan = Plan::load(path)?;
+            check_plan_file(&plan, session)?;
+            plan
+        }
+        None => {
+            let Some(plan) = plan_now(opts, session, log).await? else {
+                return Ok(0);
+            };
+            plan
+        }
+    };
+    if let Some(b) = &plan.blocked {
+        if !opts.allow_mass_unassign {
+            return Err(ApplyRefused::Blocked(format!("the plan is BLOCKED: {}", b.reason)).into());
+        }
+        tracing::warn!(reason = %b.reason, "applying a blocked plan: --allow-mass-unassign was given");
+    }
+    let progress = Progress::default();
+    let stop = applying::stop_on_signals();
+    let report = applying::with_progress(
+        log.interactive,
+        &progress,
+        rebalancer_applier::apply(
+            &session.journal,
+            &plan,
+            &session.upstreams,
+            &session.config,
+            stop,
+            &progress,
+        ),
+    )
+    .await?;
+    let text = match opts.format {
+        Format::Table => render::apply::report(&report, &session.journal),
+        Format::Json => render::apply::report_json(&report),
+    };
+    render::emit(&text)?;
+    Ok(applying::exit_code(&report))
+}
+
+/// A plan file must have been made for this system, recently, under the
+/// rules this config states.
+fn check_plan_file(plan: &Plan, session: &Session) -> anyhow::Result<()> {
+    let system = session.connected.connection.system();
+    if plan.system.contact_center_id.is_none() {
+        return Err(ApplyRefused::Mismatch(
+            "the plan does not record its contact center (it was made from an older snapshot); fetch and plan again".into(),
+        )
+        .into());
+    }
+    if plan.system != system {
+        return Err(ApplyRefused::Mismatch(format!(
+            "the plan was made for CMS {} (contact center {}), but the config names {} (contact center {}); apply it with the config of the system it was made for",
+            plan.system.cms_base_url,
+            show_id(plan.system.contact_center_id),
+            system.cms_base_url,
+            show_id(system.contact_center_id)
+        ))
+        .into());
+    }
+    let max_age = Duration::from_secs(session.connected.apply.max_plan_age_secs);
+    let fetched = time::OffsetDateTime::parse(
+        &plan.snapshot_fetched_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|e| {
+        ApplyRefused::Mismatch(format!(
+            "the plan's snapshot time `{}` is not RFC 3339 ({e}); plan again",
+            plan.snapshot_fetched_at
+        ))
+    })?;
+    let age = time::OffsetDateTime::now_utc() - fetched;
+    if age > max_age {
+        return Err(ApplyRefused::Mismatch(format!(
+            "the plan's snapshot was fetched {} ago, more than apply.max_plan_age_secs = {} s allows; fetch and plan again",
+            humanize(age),
+            max_age.as_secs()
+        ))
+        .into());
+    }
+    let digest = session.connected.plan.digest_with(&plan.what_ifs);
+    if digest != plan.config_digest {
+        return Err(ApplyRefused::Mismatch(
+            "the plan was made under other [plan] rules than this config states (config digests differ); plan again with this config, or apply with the config it was made with".into(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn show_id(id: Option<u64>) -> String {
+    id.map_or("unknown".into(), |i| i.to_string())
+}
+
+fn humanize(d: time::Duration) -> String {
+    let s = d.whole_seconds();
+    match s {
+        s if s >= 86_400 => format!("{} d", s / 86_400),
+        s if s >= 3_600 => format!("{} h", s / 3_600),
+        s if s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+/// Fetch, plan, show the plan and ask. `None` when the answer was no.
+async fn plan_now(opts: &Options, session: &Session, log: &Log) -> anyhow::Result<Option<Plan>> {
+    let (snapshot, _) = session.connected.connection.fetch(log.interactive).await?;
+    let cfg = session.connected.plan.clone();
+    let (plan, stats, snapshot) = tokio::task::spawn_blocking(move || {
+        rebalancer_optimizer::plan(&snapshot, &cfg).map(|(p, s)| (p, s, snapshot))
+    })
+    .await
+    .context("the planner stopped unexpectedly")??;
+    if let Some(out) = &opts.out {
+        plan.save(out)?;
+    }
+    if opts.format == Format::Table {
+        render::emit(&plan_text(&plan, &snapshot, &stats, &session.connected.layers))?;
+    }
+    if plan.changes.is_empty() {
+        render::emit("Nothing to apply.")?;
+        return Ok(None);
+    }
+    if opts.yes {
+        return Ok(Some(plan));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(ApplyRefused::NotConfirmed(
+            "apply asks before writing, and stdin is not a terminal; pass --yes to apply without asking".into(),
+        )
+        .into());
+    }
+    eprint!(
+        "Apply {} assigns and {} unassigns to the CMS? Type yes to go on: ",
+        plan.summary.assigns, plan.summary.unassigns
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("cannot read the answer from stdin")?;
+    if answer.trim().eq_ignore_ascii_case("yes") {
+        Ok(Some(plan))
+    } else {
+        render::emit("Not applied.")?;
+        Ok(None)
+    }
+}
+
+fn plan_text(
+    plan: &Plan,
+    snapshot: &Snapshot,
+    stats: &rebalancer_optimizer::PlanStats,
+    layers: &Layers,
+) -> String {
+    render::plan::report(&PlanView {
+        heading: "PLAN to apply (nothing is written before you confirm):",
+        plan,
+        snapshot,
+        stats,
+        layers,
+        all: false,
+    })
+}

@@ -1,0 +1,28 @@
+//! `rebalancer history`: the runs in the journal, newest first. Reads only
+//! the journal (`apply.journal`, or `--journal`): no credentials needed.
+
+use crate::render::{self, Format};
+use crate::settings::{self, Env};
+use std::path::PathBuf;
+
+/// What `history` was asked to do.
+#[derive(Debug)]
+pub struct Options {
+    /// A config file for `apply.journal` (optional).
+    pub config: Option<PathBuf>,
+    pub journal: Option<PathBuf>,
+    pub limit: usize,
+    pub format: Format,
+}
+
+pub fn run(opts: Options) -> anyhow::Result<u8> {
+    let journal =
+        settings::journal_path(opts.journal, opts.config.as_deref(), &Env::from_process())?;
+    let runs = rebalancer_applier::history(&journal, opts.limit)?;
+    let text = match opts.format {
+        Format::Table => render::journal::history(&runs, &journal),
+        Format::Json => render::journal::to_json(&runs),
+    };
+    render::emit(&text)?;
+    Ok(0)
+}

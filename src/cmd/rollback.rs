@@ -1,0 +1,52 @@
+//! `rebalancer rollback RUN`: apply the inverse of what a run (and the
+//! resumes that continued it) actually changed, as the journal recorded it,
+//! under the same rules as an apply: the same rate, drift checks, and never
+//! assigning an agent that is now inactive or over its allowance. What it
+//! cannot restore it lists.
+
+use crate::applying;
+use crate::input::Source;
+use crate::logging::Log;
+use crate::render::{self, Format};
+use crate::settings::Env;
+use rebalancer_applier::Progress;
+use std::path::PathBuf;
+
+/// What `rollback` was asked to do.
+#[derive(Debug)]
+pub struct Options {
+    pub config: PathBuf,
+    pub run: i64,
+    pub journal: Option<PathBuf>,
+    pub format: Format,
+}
+
+pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
+    let env = Env::from_process();
+    let source = Source::Live {
+        config: opts.config.clone(),
+    };
+    // Restoring what a run removed is never a mass unassign of its own
+    // making: the blast-radius guard applies to the inverse as to any plan.
+    let session = applying::session(&source, &env, opts.journal.clone(), false).await?;
+    let progress = Progress::default();
+    let report = applying::with_progress(
+        log.interactive,
+        &progress,
+        rebalancer_applier::rollback(
+            &session.journal,
+            opts.run,
+            &session.upstreams,
+            &session.config,
+            applying::stop_on_signals(),
+            &progress,
+        ),
+    )
+    .await?;
+    let text = match opts.format {
+        Format::Table => render::apply::report(&report, &session.journal),
+        Format::Json => render::apply::report_json(&report),
+    };
+    render::emit(&text)?;
+    Ok(applying::exit_code(&report))
+}

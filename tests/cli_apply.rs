@@ -1,0 +1,438 @@
+//! `rebalancer apply`, `resume`, `rollback`, `history` and `show` through
+//! the binary, against an in-process sandbox over real HTTP, with a real
+//! SQLite journal: a reviewed plan reaches its target; a plan for another
+//! system, a stale plan or one made under other rules is refused before any
+//! write; `kill -9` and SIGTERM mid-apply are finished by `resume` with
+//! nothing applied twice; `rollback` restores the original mapping; two
+//! applies on one journal cannot run at once; no secret reaches the journal
+//! or the output.
+
+mod common;
+
+use common::{config_toml, p, run_async as run, s, start};
+use rebalancer_model::Plan;
+use rebalancer_sandbox::{Sandbox, SandboxConfig};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The world `plan --sandbox` plans: 40 leads, about 100 changes, none
+/// blocked.
+fn world() -> SandboxConfig {
+    SandboxConfig {
+        seed: 7,
+        agents: 200,
+        leads: 40,
+        ..SandboxConfig::default()
+    }
+}
+
+struct Setup {
+    sb: Sandbox,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    plan_path: PathBuf,
+    plan: Plan,
+    journal: PathBuf,
+}
+
+/// A sandbox, its config, a reviewed plan of it and a journal path.
+async fn setup() -> Setup {
+    let sb = start(world()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, config_toml(&sb)).unwrap();
+    let plan_path = dir.path().join("plan.json");
+    let (code, _, stderr) = run(
+        s(&["plan", "--config", &p(&config), "--out", &p(&plan_path)]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let plan = Plan::load(&plan_path).unwrap();
+    assert!(plan.changes.len() > 20, "the world needs changes");
+    let journal = dir.path().join("journal.sqlite");
+    Setup {
+        sb,
+        dir,
+        config,
+        plan_path,
+        plan,
+        journal,
+    }
+}
+
+impl Setup {
+    fn apply_args(&self) -> Vec<String> {
+        s(&[
+            "apply",
+            "--plan",
+            &p(&self.plan_path),
+            "--config",
+            &p(&self.config),
+            "--journal",
+            &p(&self.journal),
+        ])
+    }
+
+    /// Every lead's assigned users in the sandbox now.
+    fn live(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.plan
+            .leads
+            .iter()
+            .map(|l| {
+                let (assigned, _) = self
+                    .sb
+                    .mapping(l.lead.campaign_id, l.lead.lead_id)
+                    .expect("the sandbox knows the plan's leads");
+                (l.lead.to_string(), assigned.into_iter().collect())
+            })
+            .collect()
+    }
+
+    fn target(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.plan
+            .leads
+            .iter()
+            .map(|l| {
+                (
+                    l.lead.to_string(),
+                    l.target.iter().map(|a| a.0.clone()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn original(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.plan
+            .leads
+            .iter()
+            .map(|l| {
+                (
+                    l.lead.to_string(),
+                    l.current.iter().map(|a| a.0.clone()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Start `apply` in the background at `rate` PUT/s.
+    fn spawn_apply(&self, rate: &str) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_rebalancer"))
+            .args(self.apply_args())
+            .env("REBALANCER_APPLY__PUTS_PER_SECOND", rate)
+            .env("REBALANCER_APPLY__BURST", "1")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts")
+    }
+
+    /// Wait until the sandbox has received at least `n` PUTs.
+    async fn wait_for_puts(&self, n: usize) {
+        for _ in 0..600 {
+            if self.sb.write_log().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the sandbox never saw {n} PUTs");
+    }
+
+    /// Each (lead, user, assign/unassign) the sandbox applied, with how
+    /// often it really changed the lead.
+    fn effective_changes(&self) -> BTreeMap<(u64, u64, String, bool), usize> {
+        let mut state: BTreeMap<(u64, u64), BTreeSet<String>> = self
+            .plan
+            .leads
+            .iter()
+            .map(|l| {
+                (
+                    (l.lead.campaign_id, l.lead.lead_id),
+                    l.current.iter().map(|a| a.0.clone()).collect(),
+                )
+            })
+            .collect();
+        let mut changes = BTreeMap::new();
+        for w in self.sb.write_log().into_iter().filter(|w| w.applied) {
+            let before = state.entry((w.campaign_id, w.lead_id)).or_default().clone();
+            let after: BTreeSet<String> = w.assigned_after.iter().cloned().collect();
+            for u in after.difference(&before) {
+                *changes
+                    .entry((w.campaign_id, w.lead_id, u.clone(), true))
+                    .or_default() += 1;
+            }
+            for u in before.difference(&after) {
+                *changes
+                    .entry((w.campaign_id, w.lead_id, u.clone(), false))
+                    .or_default() += 1;
+            }
+            state.insert((w.campaign_id, w.lead_id), after);
+        }
+        changes
+    }
+
+    async fn history(&self) -> serde_json::Value {
+        let (code, stdout, stderr) = run(
+            s(&["history", "--journal", &p(&self.journal), "--format", "json"]),
+            vec![],
+        )
+        .await;
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str(&stdout).expect("history --format json is JSON")
+    }
+}
+
+async fn wait_child(child: Child) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewed_plan_reaches_its_target_and_a_second_apply_changes_nothing() {
+    let t = setup().await;
+    let (code, stdout, stderr) = run(
+        t.apply_args(),
+        vec![("REBALANCER_APPLY__PUTS_PER_SECOND".into(), "100".into())],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}\n{stdout}");
+    assert!(stdout.contains("PUTs sent") && stdout.contains("write rate"), "{stdout}");
+    assert_eq!(t.live(), t.target(), "the CMS does not hold the plan's target");
+    for w in t.sb.write_log() {
+        assert!(
+            !(w.assigned.is_empty() && w.unassigned.is_empty()),
+            "an empty PUT: {w:?}"
+        );
+    }
+    let puts = t.sb.write_log().len();
+    // The same plan again: every lead is at its target, nothing is sent.
+    let (code, _, stderr) = run(
+        t.apply_args(),
+        vec![("REBALANCER_APPLY__PUTS_PER_SECOND".into(), "100".into())],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(t.sb.write_log().len(), puts, "a second apply wrote again");
+    let runs = t.history().await;
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
+    // `show` lists the first run's PUTs.
+    let first = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .min()
+        .unwrap();
+    let (code, stdout, stderr) = run(
+        s(&[
+            "show",
+            &first.to_string(),
+            "--journal",
+            &p(&t.journal),
+            "--format",
+            "json",
+        ]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let detail: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(detail["puts"].as_array().unwrap().len(), puts);
+    // No secret in the journal or the output.
+    let journal = std::fs::read(&t.journal).unwrap();
+    let creds = t.sb.credentials();
+    for secret in [&creds.cms_password, &creds.webex_api_key, &creds.zoho_refresh_token, &creds.zoho_client_secret] {
+        assert!(
+            !journal.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a secret is in the journal"
+        );
+        assert!(!stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()));
+    }
+    t.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_for_another_system_or_stale_or_under_other_rules_is_refused_before_any_write() {
+    let t = setup().await;
+    // Another system: a second sandbox's config.
+    let other = start(world()).await;
+    let other_cfg = t.dir.path().join("other.toml");
+    std::fs::write(&other_cfg, config_toml(&other)).unwrap();
+    let (code, _, stderr) = run(
+        s(&["apply", "--plan", &p(&t.plan_path), "--config", &p(&other_cfg), "--journal", &p(&t.journal)]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("was made for CMS"), "{stderr}");
+    // Stale: the snapshot was fetched two days ago.
+    let mut stale: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&t.plan_path).unwrap()).unwrap();
+    stale["snapshot_fetched_at"] = "2020-01-01T00:00:00Z".into();
+    let stale_path = t.dir.path().join("stale.json");
+    std::fs::write(&stale_path, stale.to_string()).unwrap();
+    let (code, _, stderr) = run(
+        s(&["apply", "--plan", &p(&stale_path), "--config", &p(&t.config), "--journal", &p(&t.journal)]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("apply.max_plan_age_secs"), "{stderr}");
+    // Other rules: the config's [plan] differs from the plan's.
+    let (code, _, stderr) = run(
+        t.apply_args(),
+        vec![("REBALANCER_PLAN__MIN_BALANCE_GAIN".into(), "0.5".into())],
+    )
+    .await;
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("config digests differ"), "{stderr}");
+    // Without --yes and without a terminal, apply --config refuses.
+    let (code, _, stderr) = run(
+        s(&["apply", "--config", &p(&t.config), "--journal", &p(&t.journal)]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert!(t.sb.write_log().is_empty() && other.write_log().is_empty(), "a refused apply wrote");
+    other.shutdown().await;
+    t.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_apply_then_resume_reaches_the_target_with_nothing_applied_twice() {
+    let t = setup().await;
+    let mut child = t.spawn_apply("4");
+    t.wait_for_puts(3).await;
+    child.kill().unwrap(); // SIGKILL: no chance to record anything more
+    let _ = wait_child(child).await;
+    let before_resume = t.sb.write_log().len();
+    assert!(before_resume < t.plan.leads.len(), "the apply finished before the kill");
+    let (code, stdout, stderr) = run(
+        s(&["resume", "--config", &p(&t.config), "--journal", &p(&t.journal)]),
+        vec![("REBALANCER_APPLY__PUTS_PER_SECOND".into(), "100".into())],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}\n{stdout}");
+    assert_eq!(t.live(), t.target());
+    for (change, n) in t.effective_changes() {
+        assert_eq!(n, 1, "{change:?} was applied {n} times");
+    }
+    let runs = t.history().await;
+    let kinds: BTreeSet<String> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, BTreeSet::from(["apply".into(), "resume".into()]), "{runs}");
+    t.sb.shutdown().await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_apply_exits_11_and_resume_finishes() {
+    let t = setup().await;
+    let child = t.spawn_apply("4");
+    t.wait_for_puts(3).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, stdout, stderr) = wait_child(child).await;
+    assert_eq!(code, 11, "{stderr}\n{stdout}");
+    assert!(stdout.contains("rebalancer resume"), "{stdout}");
+    let (code, _, stderr) = run(
+        s(&["resume", "--config", &p(&t.config), "--journal", &p(&t.journal)]),
+        vec![("REBALANCER_APPLY__PUTS_PER_SECOND".into(), "100".into())],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(t.live(), t.target());
+    for (change, n) in t.effective_changes() {
+        assert_eq!(n, 1, "{change:?} was applied {n} times");
+    }
+    t.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_applies_on_one_journal_cannot_run_at_once() {
+    let t = setup().await;
+    let mut first = t.spawn_apply("2");
+    t.wait_for_puts(1).await;
+    let (code, _, stderr) = run(t.apply_args(), vec![]).await;
+    assert_eq!(code, 12, "{stderr}");
+    assert!(stderr.contains(&format!(":{}", first.id())), "the holder is named: {stderr}");
+    first.kill().unwrap();
+    let _ = wait_child(first).await;
+    t.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_restores_the_original_mapping() {
+    let t = setup().await;
+    let fast = vec![("REBALANCER_APPLY__PUTS_PER_SECOND".to_owned(), "100".to_owned())];
+    let (code, _, stderr) = run(t.apply_args(), fast.clone()).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(t.live(), t.target());
+    let runs = t.history().await;
+    let id = runs[0]["id"].as_i64().unwrap();
+    let (code, stdout, stderr) = run(
+        s(&["rollback", &id.to_string(), "--config", &p(&t.config), "--journal", &p(&t.journal)]),
+        fast,
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}\n{stdout}");
+    // Agents the plan unassigned for being inactive or at their allowance
+    // cannot come back (rollback never assigns them); everything else is
+    // as it was.
+    let barred: BTreeSet<String> = t
+        .plan
+        .changes
+        .iter()
+        .filter(|c| c.reason.is_safety())
+        .map(|c| c.agent.0.clone())
+        .collect();
+    let strip = |m: BTreeMap<String, BTreeSet<String>>| -> BTreeMap<String, BTreeSet<String>> {
+        m.into_iter()
+            .map(|(k, v)| (k, v.into_iter().filter(|a| !barred.contains(a)).collect()))
+            .collect()
+    };
+    assert_eq!(strip(t.live()), strip(t.original()));
+    t.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_puts_end_the_run_with_code_13() {
+    use rebalancer_sandbox::{FaultSpec, Faults};
+    let t = setup().await;
+    t.sb.set_faults(Faults {
+        cms_put: FaultSpec {
+            fail_first: 10_000,
+            fail_status: 400,
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    let (code, stdout, stderr) = run(
+        t.apply_args(),
+        vec![("REBALANCER_APPLY__PUTS_PER_SECOND".into(), "100".into())],
+    )
+    .await;
+    assert_eq!(code, 13, "{stderr}\n{stdout}");
+    assert_eq!(t.live(), t.original(), "a refused PUT changed something");
+    t.sb.shutdown().await;
+}
