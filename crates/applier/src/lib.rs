@@ -32,9 +32,12 @@
 
 pub mod batch;
 mod error;
+mod executor;
 mod goal;
 mod journal;
+mod recheck;
 mod report;
+mod run;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,6 +51,7 @@ pub use report::{
     LeadRecord, LeadReport, LeadState, PutRecord, RunDetail, RunKind, RunOutcome, RunRecord,
     RunReport,
 };
+pub use run::{apply, history, resume, rollback, show};
 
 /// The clients a run uses; the binary builds them (with the write budget).
 #[derive(Clone, Debug)]

@@ -217,18 +217,6 @@ impl Journal {
         })
     }
 
-    /// Whether a resume of `run` already exists.
-    pub fn resumed_by(&self, run: i64) -> Result<Option<i64>, ApplyError> {
-        self.with("look for resumptions", |c| {
-            c.query_row(
-                "SELECT id FROM runs WHERE parent = ?1 AND kind = 'resume' ORDER BY id LIMIT 1",
-                [run],
-                |r| r.get(0),
-            )
-            .optional()
-        })
-    }
-
     /// `run`'s family: the first run of its chain (walking up through
     /// resumes) and every resume below it, in id order.
     pub fn family(&self, run: i64) -> Result<Vec<i64>, ApplyError> {
