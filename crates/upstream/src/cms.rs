@@ -180,10 +180,15 @@ impl CmsClient {
     /// PUT {base}/cms/configuration/voice/campaignLeadUserMapping; returns the
     /// echoed mapping.
     ///
-    /// Retried only when the CMS certainly did not process the request (429,
-    /// or no connection was made). A timeout or 5xx after the request went
-    /// out is returned as is: the change may have been applied, so the
-    /// applier reads the mapping back before trying again.
+    /// Retried (within `http.max_retries`) only when the CMS certainly did
+    /// not process the request: 429, or no connection was made. When the
+    /// write MAY have happened, the error is
+    /// [`UpstreamError::AmbiguousWrite`] (`is_ambiguous_write()`): a timeout
+    /// or transport failure after the request was sent, a 5xx, a 2xx with an
+    /// empty or malformed body, or a 2xx whose echo names another lead or
+    /// campaign. The caller reads the mapping back before trying again.
+    /// 400/404 (and 401/403) are definite refusals carrying the server's
+    /// message.
     pub async fn put_mapping(&self, update: &MappingUpdate) -> Result<LeadUsers, UpstreamError> {
         let inner = &self.inner;
         let url = join_url(
@@ -196,39 +201,19 @@ impl CmsClient {
             update.lead_id,
             update.campaign_id
         );
-        let echoed = inner
+        let page = inner
             .http
             .execute(
                 Api::Cms,
                 &endpoint,
-                Replay::OnlyIfNotProcessed,
+                Replay::Write,
                 || self.request(Method::PUT, url.clone()).json(update),
-                |reply| {
-                    // ASSUMPTION: a success with an empty body (e.g. 204)
-                    // means the update was applied as sent.
-                    if reply.status.is_success() && reply.body.iter().all(u8::is_ascii_whitespace) {
-                        return Ok(None);
-                    }
-                    interpret(&endpoint, reply).map(Some)
-                },
+                |reply| interpret_put(&endpoint, update, reply),
             )
             .await?;
-        Ok(match echoed {
-            Some(page) => {
-                let mut merged = Merger::default();
-                merged.absorb(page);
-                merged.finish(update.lead_id, update.campaign_id)
-            }
-            None => LeadUsers {
-                campaign_lead_id: None,
-                lead_id: update.lead_id,
-                campaign_id: update.campaign_id,
-                assigned_user_ids: update.assigned_user_ids.clone(),
-                unassigned_user_ids: update.unassigned_user_ids.clone(),
-                assigned_campaign_user_ids: Vec::new(),
-                unassigned_campaign_user_ids: Vec::new(),
-            },
-        })
+        let mut merged = Merger::default();
+        merged.absorb(page);
+        Ok(merged.finish(update.lead_id, update.campaign_id))
     }
 
     fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
@@ -251,6 +236,52 @@ fn interpret(endpoint: &str, reply: &Reply) -> Result<LeadUsersPage, UpstreamErr
     }
     let (code, message) = parse_error_body(&reply.body);
     Err(status_error(Api::Cms, endpoint, reply, code, message))
+}
+
+/// The reply to a PUT: the echo, a definite refusal, or `AmbiguousWrite`
+/// when a 2xx does not show that this very update was applied.
+///
+/// The contract promises an echo of the request; a success without one (an
+/// empty body, e.g. 204), with one we cannot parse, or with one naming
+/// another lead or campaign does not tell whether our change was applied.
+/// An echo that omits `leadId`/`campaignId` is taken as ours (see
+/// `Merger::finish`).
+fn interpret_put(
+    endpoint: &str,
+    update: &MappingUpdate,
+    reply: &Reply,
+) -> Result<LeadUsersPage, UpstreamError> {
+    if !reply.status.is_success() {
+        return interpret(endpoint, reply);
+    }
+    let ambiguous = |detail: String| UpstreamError::AmbiguousWrite {
+        api: Api::Cms,
+        endpoint: endpoint.to_string(),
+        detail,
+    };
+    let status = reply.status.as_u16();
+    if reply.body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ambiguous(format!(
+            "HTTP {status} with an empty body, where the contract promises an echo of the update"
+        )));
+    }
+    let page = parse_lead_users(&reply.body).map_err(|detail| {
+        ambiguous(format!(
+            "HTTP {status} with a body that could not be understood ({detail}); body starts with {:?}",
+            body_prefix(&reply.body)
+        ))
+    })?;
+    let mismatch = |what: &str, echoed: Option<u64>, sent: u64| {
+        echoed
+            .filter(|&echoed| echoed != sent)
+            .map(|echoed| format!("HTTP {status} echoing {what} {echoed}, not {sent} as sent"))
+    };
+    if let Some(detail) = mismatch("leadId", page.lead_id, update.lead_id)
+        .or_else(|| mismatch("campaignId", page.campaign_id, update.campaign_id))
+    {
+        return Err(ambiguous(detail));
+    }
+    Ok(page)
 }
 
 /// One page of a lead-user response (or the PUT echo), as sent.

@@ -173,6 +173,17 @@ pub enum UpstreamError {
         message: String,
     },
 
+    /// A write that may or may not have been applied: it was sent, and then
+    /// the answer was a timeout, a transport failure, a 5xx, an empty or
+    /// malformed 2xx, or a 2xx echoing another lead or campaign. Never
+    /// retried blindly: read the state back, then decide.
+    #[error("{api} {endpoint}: the write may or may not have been applied: {detail}; fix: read the state back before sending it again (the applier does this); if it keeps happening, check that {key} is the {api} API and that it is healthy", key = .api.base_url_key())]
+    AmbiguousWrite {
+        api: Api,
+        endpoint: String,
+        detail: String,
+    },
+
     /// HTTP 5xx (after retries, where retrying was allowed).
     #[error("{api} {endpoint}: server error (HTTP {status}); fix: the {api} service is failing, retry later and tell its operators if it persists")]
     Server {
@@ -253,7 +264,8 @@ pub enum UpstreamError {
 impl UpstreamError {
     /// Whether trying the same request again later may succeed: timeouts,
     /// transport failures, 5xx, 429, and Webex failure codes that mean "not
-    /// processed, try later".
+    /// processed, try later". An `AmbiguousWrite` is not: it may only be
+    /// sent again after reading the state back.
     pub fn is_retryable(&self) -> bool {
         match self {
             UpstreamError::Timeout { .. }
@@ -291,6 +303,7 @@ impl UpstreamError {
             | UpstreamError::Transport { .. }
             | UpstreamError::Server { .. }
             | UpstreamError::Throttled { .. }
+            | UpstreamError::AmbiguousWrite { .. }
             | UpstreamError::RetryAfterTooLong { .. } => ErrorClass::Unavailable,
             UpstreamError::Zoho { status, code, .. } => match code.as_str() {
                 "OAUTH_SCOPE_MISMATCH"
@@ -313,6 +326,15 @@ impl UpstreamError {
             | UpstreamError::PagingStalled { .. }
             | UpstreamError::UnexpectedStatus { .. } => ErrorClass::Data,
         }
+    }
+
+    /// Whether a write may have been applied although it failed (see
+    /// [`UpstreamError::AmbiguousWrite`]): the caller must read the state
+    /// back before sending it again. False for every definite outcome: a
+    /// refusal (400, 401, 403, 404), throttling (429) and a connection that
+    /// was never made, where the server certainly did nothing.
+    pub fn is_ambiguous_write(&self) -> bool {
+        matches!(self, UpstreamError::AmbiguousWrite { .. })
     }
 
     /// Whether the upstream said the object does not exist (CMS CONF-1001,

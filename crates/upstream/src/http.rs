@@ -6,17 +6,27 @@
 //! of common HTTP statuses onto [`UpstreamError`]. Every text quoted from a
 //! body is scrubbed of token-like strings first.
 //!
+//! [`RequestBudget`] is the rate limit shared by every request of the
+//! clients that carry it (through [`HttpSettings::budget`]): each attempt of
+//! a write (any method but GET, retries included) waits for a token of one
+//! `governor` limiter right before it is sent, and each GET holds a permit of
+//! one semaphore while it is in flight. Writes that fail after they were
+//! sent ([`Replay::Write`]) come back as `UpstreamError::AmbiguousWrite`.
+//!
 //! The API modules only build requests and interpret replies; everything
 //! about *sending* lives here.
 
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use std::path::PathBuf;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use crate::base_url::BaseUrl;
@@ -54,6 +64,9 @@ pub struct HttpSettings {
     /// binary's `http.allow_insecure`). Off by default: credentials must not
     /// cross a network in clear text by accident.
     pub allow_insecure: bool,
+    /// The request budget this client draws on; `None` (the default) is
+    /// unlimited. Give every client the same (cloned) budget to share it.
+    pub budget: Option<RequestBudget>,
 }
 
 impl Default for HttpSettings {
@@ -68,7 +81,98 @@ impl Default for HttpSettings {
             ca_file: None,
             user_agent: concat!("rebalancer/", env!("CARGO_PKG_VERSION")).to_string(),
             allow_insecure: false,
+            budget: None,
         }
+    }
+}
+
+/// Budgets shared by every request of the clients that carry it (clone =
+/// same budget).
+///
+/// Writes: a GCRA limiter (`governor`) emitting one token every
+/// `1 s / writes_per_second` into a bucket of `burst` tokens, so in any
+/// window of one second at most `writes_per_second + burst` writes start
+/// (`burst` at once, then the steady rate). Every attempt of a non-GET
+/// request, each retry included, takes a token right before it is sent.
+/// Reads: a semaphore of `read_concurrency` permits; a GET holds one from
+/// just before it is sent until its body is read (not while it waits to
+/// retry).
+#[derive(Clone)]
+pub struct RequestBudget {
+    writes: Arc<DefaultDirectRateLimiter>,
+    reads: Arc<Semaphore>,
+    sent: Arc<AtomicU64>,
+    writes_per_second: NonZeroU32,
+    burst: NonZeroU32,
+    read_concurrency: usize,
+}
+
+impl RequestBudget {
+    /// `writes_per_second` PUT/POST attempts per second with `burst` extra;
+    /// at most `read_concurrency` GETs in flight (0 is taken as 1, so reads
+    /// can never block forever).
+    pub fn new(
+        writes_per_second: NonZeroU32,
+        burst: NonZeroU32,
+        read_concurrency: usize,
+    ) -> RequestBudget {
+        // Quota::per_second(n) alone would allow a bucket of n tokens, i.e.
+        // 2n writes in one second; the bucket is `burst` tokens instead.
+        let quota = Quota::per_second(writes_per_second).allow_burst(burst);
+        let read_concurrency = read_concurrency.clamp(1, Semaphore::MAX_PERMITS);
+        RequestBudget {
+            writes: Arc::new(RateLimiter::direct(quota)),
+            reads: Arc::new(Semaphore::new(read_concurrency)),
+            sent: Arc::new(AtomicU64::new(0)),
+            writes_per_second,
+            burst,
+            read_concurrency,
+        }
+    }
+
+    /// Writes sent so far through this budget (every attempt counted).
+    pub fn writes(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// The steady write rate, per second.
+    pub fn writes_per_second(&self) -> NonZeroU32 {
+        self.writes_per_second
+    }
+
+    /// The writes allowed at once on top of the steady rate.
+    pub fn burst(&self) -> NonZeroU32 {
+        self.burst
+    }
+
+    /// The most GETs in flight at once.
+    pub fn read_concurrency(&self) -> usize {
+        self.read_concurrency
+    }
+
+    /// Waits until a request of `method` may be sent: a write token (and
+    /// counts the write), or a read permit, returned to be held while the
+    /// request is in flight.
+    async fn admit(&self, method: &Method) -> Option<OwnedSemaphorePermit> {
+        if method == Method::GET {
+            // The semaphore is never closed, so this always yields a permit.
+            self.reads.clone().acquire_owned().await.ok()
+        } else {
+            self.writes.until_ready().await;
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+impl std::fmt::Debug for RequestBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBudget")
+            .field("writes_per_second", &self.writes_per_second)
+            .field("burst", &self.burst)
+            .field("read_concurrency", &self.read_concurrency)
+            .field("writes", &self.writes())
+            .finish()
     }
 }
 
@@ -109,6 +213,10 @@ pub(crate) enum Replay {
     /// timeout or 5xx after the request went out is returned as is: the
     /// caller must read the state back before trying again.
     OnlyIfNotProcessed,
+    /// Writes of state (the CMS PUT): as `OnlyIfNotProcessed`, and a failure
+    /// after the request went out (timeout, transport failure, 5xx, a body
+    /// over the cap) is returned as `UpstreamError::AmbiguousWrite`.
+    Write,
 }
 
 /// A complete HTTP reply, body read within the size cap.
@@ -223,7 +331,7 @@ impl Http {
             let allowed =
                 failure.error.is_retryable() && (replay == Replay::Safe || failure.not_processed);
             if !allowed {
-                return Err(failure.error);
+                return Err(give_up(api, endpoint, replay, failure));
             }
             let asked = failure.error.retry_after();
             if let Some(wait) = asked.filter(|wait| *wait > self.settings.backoff_max) {
@@ -239,7 +347,7 @@ impl Http {
                 });
             }
             if retries >= self.settings.max_retries {
-                return Err(failure.error);
+                return Err(give_up(api, endpoint, replay, failure));
             }
             let mut delay = backoff.next().unwrap_or(self.settings.backoff_max);
             if let Some(asked) = asked {
@@ -269,9 +377,32 @@ impl Http {
         request: reqwest::RequestBuilder,
         interpret: &impl Fn(&Reply) -> Result<T, UpstreamError>,
     ) -> Result<T, Failure> {
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| {
+            // Nothing was sent: a request we cannot build is our bug, and
+            // retrying it would not help.
+            Failure::new(
+                UpstreamError::config(format!("{api} {endpoint} request"), error_chain(&e)),
+                true,
+            )
+        })?;
+        let permit = match &self.settings.budget {
+            Some(budget) => {
+                let waiting = Instant::now();
+                let permit = budget.admit(request.method()).await;
+                tracing::trace!(
+                    %api,
+                    endpoint,
+                    waited_ms = waiting.elapsed().as_millis() as u64,
+                    "request budget admitted"
+                );
+                permit
+            }
+            None => None,
+        };
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let response = match request.send().await {
+        let response = match client.execute(request).await {
             Ok(response) => response,
             Err(e) => {
                 tracing::debug!(
@@ -290,6 +421,7 @@ impl Http {
         let status = response.status();
         let headers = response.headers().clone();
         let body = self.read_capped(api, endpoint, response).await;
+        drop(permit);
         tracing::debug!(
             %api,
             endpoint,
@@ -390,6 +522,36 @@ impl Http {
             origin,
             detail: error_chain(&e.without_url()),
         }
+    }
+}
+
+/// The error to return when the retry loop stops on `failure`. For
+/// [`Replay::Write`], a failure after the request went out (the server may
+/// have applied it) becomes `AmbiguousWrite`; a failure where the server
+/// certainly did nothing (429, no connection) stays as it is, and so do
+/// errors already decided by the interpreter (4xx, `AmbiguousWrite`).
+fn give_up(api: Api, endpoint: &str, replay: Replay, failure: Failure) -> UpstreamError {
+    if replay != Replay::Write || failure.not_processed {
+        return failure.error;
+    }
+    let detail = match &failure.error {
+        UpstreamError::Timeout { limit, key, .. } => format!(
+            "no complete response within {} ({key})",
+            crate::error::human(*limit)
+        ),
+        UpstreamError::Transport { origin, detail, .. } => {
+            format!("transport failure after the request was sent to {origin}: {detail}")
+        }
+        UpstreamError::Server { status, .. } => format!("server error (HTTP {status})"),
+        UpstreamError::BodyTooLarge { limit, .. } => {
+            format!("the response was larger than the limit of {limit} bytes")
+        }
+        _ => return failure.error,
+    };
+    UpstreamError::AmbiguousWrite {
+        api,
+        endpoint: endpoint.to_string(),
+        detail,
     }
 }
 

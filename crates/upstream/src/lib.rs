@@ -14,7 +14,7 @@
 //! in `Debug` output, logs or error messages.
 //!
 //! **API Boundary**: the clients, their configs, the value types they return,
-//! [`BaseUrl`], [`HttpSettings`], [`Stats`], [`UpstreamError`] and its
+//! [`BaseUrl`], [`HttpSettings`], [`RequestBudget`], [`Stats`], [`UpstreamError`] and its
 //! [`ErrorClass`], and [`is_active_status`] (what Webex status strings mean).
 //!
 //! Every client shares the machinery in `http`: bounded body reads, retries
@@ -23,6 +23,10 @@
 //! beyond it), no redirects, `tracing` debug events per request (method,
 //! path and query, status, elapsed; never headers) and a warning per retry.
 //! Text quoted from upstream bodies is scrubbed of token-like strings.
+//! A [`RequestBudget`] in [`HttpSettings::budget`] rate-limits writes and
+//! caps reads in flight across every client and task sharing it; a CMS
+//! write that may have been applied despite failing is
+//! [`UpstreamError::AmbiguousWrite`].
 
 mod base_url;
 mod cms;
@@ -39,6 +43,6 @@ mod proptests;
 pub use base_url::{BaseUrl, BaseUrlError};
 pub use cms::{CmsClient, CmsConfig, LeadUsers, MappingUpdate};
 pub use error::{Api, ErrorClass, UpstreamError};
-pub use http::{HttpSettings, Stats};
+pub use http::{HttpSettings, RequestBudget, Stats};
 pub use webex::{is_active_status, WebexClient, WebexConfig, WebexUser};
 pub use zoho::{ThresholdUser, ZohoClient, ZohoConfig, ZohoUser};

@@ -1,0 +1,492 @@
+//! One lead, from its live mapping to its last PUT: the drift decision, the
+//! re-checks, the PUT sequence, each PUT journaled before and after it is
+//! sent, and the read-back after an ambiguous failure.
+//!
+//! A stop request is honoured between PUTs, never during one. Errors
+//! returned are fatal to the whole run (journal, credentials, lost lease);
+//! everything else about a lead ends in its [`LeadReport`].
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rebalancer_model::LeadKey;
+use rebalancer_upstream::{CmsClient, ErrorClass, LeadUsers, MappingUpdate, UpstreamError};
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{after, batches, keep_staffed, remaining, PutBatch};
+use crate::error::ApplyError;
+use crate::goal::{decide, Decision, DriftRule, LeadGoal};
+use crate::journal::{Journal, Lease, PutOutcome};
+use crate::recheck::{Rechecker, Verdict};
+use crate::report::{LeadReport, LeadState};
+use crate::{ApplyConfig, Progress};
+
+/// Rounds of "read back, send what is still missing" after ambiguous
+/// failures, per lead.
+pub const MAX_ROUNDS: u32 = 4;
+
+/// Counters of a run, shared by its workers.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub puts_sent: AtomicU64,
+    pub puts_retried: AtomicU64,
+    pub moves: AtomicU64,
+    pub skipped_recheck: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// What every lead of a run shares.
+pub struct Ctx {
+    pub cms: CmsClient,
+    pub journal: Arc<Journal>,
+    pub lease: Arc<Lease>,
+    pub recheck: Rechecker,
+    pub cfg: ApplyConfig,
+    pub run: i64,
+    pub rule: DriftRule,
+    /// The caller's stop request.
+    pub stop: CancellationToken,
+    /// Set when another lead hit a fatal error.
+    pub halt: CancellationToken,
+    pub progress: Progress,
+    pub counters: Counters,
+    /// A PUT is not started with less than this left on the lease.
+    pub lease_margin: Duration,
+}
+
+/// How a lead ended, and whether a PUT was sent for it.
+pub struct LeadEnd {
+    pub report: LeadReport,
+    pub touched: bool,
+}
+
+/// Reads a lead's assigned set.
+pub async fn read_live(
+    cms: &CmsClient,
+    lead: LeadKey,
+    process_id: u64,
+) -> Result<BTreeSet<String>, UpstreamError> {
+    let users = cms
+        .lead_users(process_id, lead.campaign_id, lead.lead_id)
+        .await?;
+    Ok(users.assigned_user_ids.into_iter().collect())
+}
+
+/// Whether a failed PUT may nevertheless have been applied.
+///
+/// Until `UpstreamError::is_ambiguous_write` exists: a timeout, 5xx,
+/// transport failure or unreadable 2xx body after the request was sent.
+pub fn is_ambiguous(e: &UpstreamError) -> bool {
+    matches!(
+        e,
+        UpstreamError::Timeout { .. }
+            | UpstreamError::Server { .. }
+            | UpstreamError::Transport { .. }
+            | UpstreamError::Malformed { .. }
+            | UpstreamError::BodyTooLarge { .. }
+    )
+}
+
+/// The HTTP status an error carries, for the journal.
+pub fn status_of(e: &UpstreamError) -> Option<u16> {
+    match e {
+        UpstreamError::Unauthorized { .. } => Some(401),
+        UpstreamError::Forbidden { .. } => Some(403),
+        UpstreamError::NotFound { .. } => Some(404),
+        UpstreamError::BadRequest { .. } => Some(400),
+        UpstreamError::Throttled { .. } | UpstreamError::RetryAfterTooLong { .. } => Some(429),
+        UpstreamError::Server { status, .. }
+        | UpstreamError::Redirected { status, .. }
+        | UpstreamError::UnexpectedStatus { status, .. } => Some(*status),
+        UpstreamError::Malformed { .. } | UpstreamError::BodyTooLarge { .. } => Some(200),
+        _ => None,
+    }
+}
+
+fn is_fatal(e: &UpstreamError) -> bool {
+    e.class() == ErrorClass::Auth
+}
+
+fn echo_json(echo: &LeadUsers) -> String {
+    serde_json::json!({
+        "leadId": echo.lead_id,
+        "campaignId": echo.campaign_id,
+        "assignedUserIds": echo.assigned_user_ids,
+        "unassignedUserIds": echo.unassigned_user_ids,
+    })
+    .to_string()
+}
+
+fn list(ids: &BTreeSet<String>) -> String {
+    ids.iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Ctx {
+    fn stopping(&self) -> bool {
+        self.stop.is_cancelled() || self.halt.is_cancelled()
+    }
+
+    fn end(
+        &self,
+        goal: &LeadGoal,
+        state: LeadState,
+        detail: String,
+        touched: bool,
+    ) -> Result<LeadEnd, ApplyError> {
+        self.journal
+            .set_lead(self.run, goal.lead, state, &detail, None)?;
+        match state {
+            LeadState::Drifted | LeadState::Failed | LeadState::Skipped => {
+                tracing::warn!(lead = %goal.lead, state = %state, %detail, "lead not applied as planned")
+            }
+            _ => tracing::debug!(lead = %goal.lead, state = %state, %detail, "lead handled"),
+        }
+        if state == LeadState::Failed {
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if state != LeadState::Pending {
+            self.progress.lead_done();
+        }
+        Ok(LeadEnd {
+            report: LeadReport {
+                lead: goal.lead,
+                state,
+                detail,
+            },
+            touched,
+        })
+    }
+
+    /// Applies one lead. `Ok(None)` when a stop came before it started.
+    pub async fn run_lead(&self, goal: &LeadGoal) -> Result<Option<LeadEnd>, ApplyError> {
+        if self.stopping() {
+            return Ok(None);
+        }
+        let live = match read_live(&self.cms, goal.lead, goal.process_id).await {
+            Ok(live) => live,
+            Err(e) if is_fatal(&e) => return Err(e.into()),
+            Err(e) => {
+                return self
+                    .end(
+                        goal,
+                        LeadState::Failed,
+                        format!("cannot read the lead: {e}"),
+                        false,
+                    )
+                    .map(Some)
+            }
+        };
+        let (rebased, assign, unassign) = match decide(goal, &live, self.rule, self.cfg.on_drift) {
+            Decision::Unchanged => {
+                return self
+                    .end(
+                        goal,
+                        LeadState::Unchanged,
+                        "already as planned".into(),
+                        false,
+                    )
+                    .map(Some)
+            }
+            Decision::Drifted(detail) => {
+                return self.end(goal, LeadState::Drifted, detail, false).map(Some)
+            }
+            Decision::Proceed {
+                rebased,
+                assign,
+                unassign,
+            } => (rebased, assign, unassign),
+        };
+        let (assign, unassign, notes) = self.recheck(goal, &live, assign, unassign).await?;
+        if assign.is_empty() && unassign.is_empty() {
+            return self
+                .end(goal, LeadState::Skipped, notes.join("; "), false)
+                .map(Some);
+        }
+        self.journal.set_lead(
+            self.run,
+            goal.lead,
+            LeadState::Pending,
+            "in progress",
+            Some(&live),
+        )?;
+        self.send_all(goal, live, &assign, &unassign, rebased, notes)
+            .await
+            .map(Some)
+    }
+
+    /// Drops the assigns the re-checks refuse and, if that would leave a
+    /// staffed lead empty, holds back one unassign. Returns what to send and
+    /// a note per change held back.
+    async fn recheck(
+        &self,
+        goal: &LeadGoal,
+        live: &BTreeSet<String>,
+        assign: BTreeSet<String>,
+        unassign: BTreeSet<String>,
+    ) -> Result<(BTreeSet<String>, BTreeSet<String>, Vec<String>), ApplyError> {
+        let mut notes = Vec::new();
+        let mut kept_assigns = BTreeSet::new();
+        for agent in assign {
+            match self.recheck.check(&agent).await? {
+                Verdict::Eligible => {
+                    kept_assigns.insert(agent);
+                }
+                Verdict::Ineligible(why) => {
+                    tracing::warn!(lead = %goal.lead, %agent, %why, "assign skipped by the re-check");
+                    self.counters
+                        .skipped_recheck
+                        .fetch_add(1, Ordering::Relaxed);
+                    notes.push(format!("not assigning {agent}: {why}"));
+                }
+            }
+        }
+        let ends_empty = live
+            .iter()
+            .chain(&kept_assigns)
+            .all(|a| unassign.contains(a));
+        let mut eligible = BTreeSet::new();
+        if ends_empty && !live.is_empty() && !goal.target.is_empty() {
+            for agent in &unassign {
+                if self.recheck.check(agent).await? == Verdict::Eligible {
+                    eligible.insert(agent.clone());
+                    break;
+                }
+            }
+        }
+        let (unassign, kept) = keep_staffed(
+            live,
+            &kept_assigns,
+            &unassign,
+            goal.target.is_empty(),
+            |a| eligible.contains(a),
+        );
+        if let Some(agent) = kept {
+            self.counters
+                .skipped_recheck
+                .fetch_add(1, Ordering::Relaxed);
+            notes.push(format!(
+                "keeping {agent} so that the lead is not left without agents (its planned replacements were skipped)"
+            ));
+        }
+        Ok((kept_assigns, unassign, notes))
+    }
+
+    /// Sends the lead's PUTs, reading back after ambiguous failures.
+    async fn send_all(
+        &self,
+        goal: &LeadGoal,
+        mut live: BTreeSet<String>,
+        assign: &BTreeSet<String>,
+        unassign: &BTreeSet<String>,
+        rebased: bool,
+        mut notes: Vec<String>,
+    ) -> Result<LeadEnd, ApplyError> {
+        let mut seq = 0u32;
+        let mut sent = 0u32;
+        for round in 0..MAX_ROUNDS {
+            let (todo_a, todo_u) = remaining(assign, unassign, &live);
+            let puts = batches(&todo_a, &todo_u, self.cfg.max_users_per_put);
+            if puts.is_empty() {
+                break;
+            }
+            let mut ambiguous = false;
+            for put in &puts {
+                if self.stopping() {
+                    let detail = format!("interrupted after {sent} PUT(s); `resume` finishes it");
+                    return self.end(goal, LeadState::Pending, detail, sent > 0);
+                }
+                if !self.lease.valid_for(self.lease_margin) {
+                    return Err(ApplyError::LeaseLost);
+                }
+                seq += 1;
+                sent += 1;
+                match self.send(goal, seq, put, round > 0).await? {
+                    Sent::Applied => live = after(&live, put),
+                    Sent::Refused(message) => {
+                        notes.push(message);
+                        return self.end(goal, LeadState::Failed, notes.join("; "), true);
+                    }
+                    Sent::Ambiguous(read_back) => {
+                        match read_back {
+                            Some(now) => live = now,
+                            None => {
+                                notes.push("a PUT's outcome is unknown and the lead could not be read back; `resume` resolves it".into());
+                                return self.end(goal, LeadState::Failed, notes.join("; "), true);
+                            }
+                        }
+                        ambiguous = true;
+                        break;
+                    }
+                }
+            }
+            if !ambiguous {
+                break;
+            }
+        }
+        let (todo_a, todo_u) = remaining(assign, unassign, &live);
+        if !todo_a.is_empty() || !todo_u.is_empty() {
+            notes.push(format!(
+                "still not applied after {MAX_ROUNDS} rounds of ambiguous failures: assign [{}], unassign [{}]",
+                list(&todo_a),
+                list(&todo_u)
+            ));
+            return self.end(goal, LeadState::Failed, notes.join("; "), true);
+        }
+        let mut detail = format!(
+            "{sent} PUT(s): assigned [{}], unassigned [{}]",
+            list(assign),
+            list(unassign)
+        );
+        if rebased {
+            detail.insert_str(0, "rebased on the drifted live mapping; ");
+        }
+        for n in notes {
+            detail.push_str("; ");
+            detail.push_str(&n);
+        }
+        let state = if rebased {
+            LeadState::Rebased
+        } else {
+            LeadState::Done
+        };
+        self.end(goal, state, detail, true)
+    }
+
+    /// One PUT: journaled (pending) before, sent, journaled after.
+    async fn send(
+        &self,
+        goal: &LeadGoal,
+        seq: u32,
+        put: &PutBatch,
+        retry: bool,
+    ) -> Result<Sent, ApplyError> {
+        let update = MappingUpdate {
+            lead_id: goal.lead.lead_id,
+            campaign_id: goal.lead.campaign_id,
+            assigned_user_ids: put.assign.clone(),
+            unassigned_user_ids: put.unassign.clone(),
+        };
+        debug_assert!(!put.is_empty(), "never an empty PUT");
+        let body = serde_json::to_string(&update).expect("a mapping update serialises");
+        let row = self.journal.put_pending(self.run, goal.lead, seq, &body)?;
+        self.progress.put_sent();
+        self.counters.puts_sent.fetch_add(1, Ordering::Relaxed);
+        if retry {
+            self.counters.puts_retried.fetch_add(1, Ordering::Relaxed);
+        }
+        let message = match self.cms.put_mapping(&update).await {
+            Ok(echo)
+                if echo.lead_id != goal.lead.lead_id
+                    || echo.campaign_id != goal.lead.campaign_id =>
+            {
+                format!(
+                    "the CMS echoed lead {}/{} for a PUT of lead {}",
+                    echo.campaign_id, echo.lead_id, goal.lead
+                )
+            }
+            Ok(echo) => {
+                self.journal.put_done(
+                    row,
+                    PutOutcome {
+                        state: "applied",
+                        applied: Some(true),
+                        status: Some(200),
+                        echo: Some(&echo_json(&echo)),
+                        message: None,
+                    },
+                )?;
+                self.counters
+                    .moves
+                    .fetch_add(put.len() as u64, Ordering::Relaxed);
+                return Ok(Sent::Applied);
+            }
+            Err(e) if is_ambiguous(&e) => e.to_string(),
+            Err(e) => {
+                self.progress.put_failed();
+                let message = e.to_string();
+                self.journal.put_done(
+                    row,
+                    PutOutcome {
+                        state: "failed",
+                        applied: Some(false),
+                        status: status_of(&e),
+                        echo: None,
+                        message: Some(&message),
+                    },
+                )?;
+                if is_fatal(&e) {
+                    return Err(e.into());
+                }
+                return Ok(Sent::Refused(format!("PUT {seq} refused: {message}")));
+            }
+        };
+        self.ambiguous(goal, row, put, &message).await
+    }
+
+    /// Resolves an ambiguous PUT by reading the lead back.
+    async fn ambiguous(
+        &self,
+        goal: &LeadGoal,
+        row: i64,
+        put: &PutBatch,
+        message: &str,
+    ) -> Result<Sent, ApplyError> {
+        tracing::warn!(lead = %goal.lead, %message, "PUT outcome unknown; reading the lead back");
+        self.progress.put_failed();
+        self.journal.put_done(
+            row,
+            PutOutcome {
+                state: "ambiguous",
+                applied: None,
+                status: None,
+                echo: None,
+                message: Some(message),
+            },
+        )?;
+        let live = match read_live(&self.cms, goal.lead, goal.process_id).await {
+            Ok(live) => live,
+            Err(e) if is_fatal(&e) => return Err(e.into()),
+            Err(_) => return Ok(Sent::Ambiguous(None)),
+        };
+        let applied = put_took_effect(put, &live);
+        let note = if applied {
+            "read back: applied"
+        } else {
+            "read back: not applied"
+        };
+        self.journal.put_done(
+            row,
+            PutOutcome {
+                state: "resolved",
+                applied: Some(applied),
+                status: None,
+                echo: None,
+                message: Some(&format!("{message}; {note}")),
+            },
+        )?;
+        if applied {
+            self.counters
+                .moves
+                .fetch_add(put.len() as u64, Ordering::Relaxed);
+        }
+        Ok(Sent::Ambiguous(Some(live)))
+    }
+}
+
+/// Whether the live mapping shows a PUT's effect.
+pub fn put_took_effect(put: &PutBatch, live: &BTreeSet<String>) -> bool {
+    put.assign.iter().all(|a| live.contains(a)) && put.unassign.iter().all(|u| !live.contains(u))
+}
+
+enum Sent {
+    Applied,
+    /// Refused by the CMS (the message says why); the lead stops.
+    Refused(String),
+    /// Unknown outcome; the lead as read back (None: could not be read).
+    Ambiguous(Option<BTreeSet<String>>),
+}

@@ -1,0 +1,99 @@
+//! The journal's schema and its numbered migrations. The version lives in
+//! `PRAGMA user_version`: 0 is an empty file, N means the first N entries of
+//! [`MIGRATIONS`] were applied, each in its own transaction together with
+//! the version bump, so a crash mid-migration leaves the previous version.
+//! A file newer than this build is refused, never downgraded.
+
+use rusqlite::Connection;
+
+/// Migration N+1 takes a journal from version N to N+1. Append only.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: runs, leads, puts and the lease.
+    r#"
+    CREATE TABLE runs (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind          TEXT    NOT NULL,
+        parent        INTEGER REFERENCES runs(id),
+        plan_hash     TEXT    NOT NULL,
+        snapshot_hash TEXT    NOT NULL,
+        config_digest TEXT    NOT NULL,
+        plan_json     BLOB    NOT NULL,
+        started_at    TEXT    NOT NULL,
+        ended_at      TEXT,
+        outcome       TEXT    NOT NULL,
+        puts_sent     INTEGER NOT NULL DEFAULT 0,
+        failed        INTEGER NOT NULL DEFAULT 0,
+        moves_made    INTEGER NOT NULL DEFAULT 0,
+        holder        TEXT    NOT NULL
+    );
+    CREATE TABLE leads (
+        run         INTEGER NOT NULL REFERENCES runs(id),
+        campaign_id INTEGER NOT NULL,
+        lead_id     INTEGER NOT NULL,
+        state       TEXT    NOT NULL,
+        detail      TEXT    NOT NULL,
+        PRIMARY KEY (run, campaign_id, lead_id)
+    );
+    CREATE TABLE puts (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        run         INTEGER NOT NULL REFERENCES runs(id),
+        campaign_id INTEGER NOT NULL,
+        lead_id     INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,
+        body        TEXT    NOT NULL,
+        state       TEXT    NOT NULL,
+        status      INTEGER,
+        echo        TEXT,
+        message     TEXT,
+        sent_at     TEXT    NOT NULL,
+        done_at     TEXT
+    );
+    CREATE TABLE lease (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        holder     TEXT    NOT NULL,
+        host       TEXT    NOT NULL,
+        pid        INTEGER NOT NULL,
+        expires_at TEXT    NOT NULL
+    );
+    "#,
+    // 2: whether a put took effect (rollback needs it), each lead's mapping
+    // before its first PUT, a lease token (two appliers in one process share
+    // host:pid) with a numeric expiry, and an index for per-run reads. A
+    // version-1 lease row has no token and is dropped (it cannot be renewed).
+    r#"
+    ALTER TABLE puts ADD COLUMN applied INTEGER;
+    UPDATE puts SET applied = 1 WHERE state = 'applied';
+    UPDATE puts SET applied = 0 WHERE state = 'failed';
+    ALTER TABLE leads ADD COLUMN before TEXT;
+    DELETE FROM lease;
+    ALTER TABLE lease ADD COLUMN token TEXT NOT NULL DEFAULT '';
+    ALTER TABLE lease ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX puts_by_run ON puts (run, campaign_id, lead_id, seq);
+    "#,
+];
+
+/// The version this build writes.
+pub const VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the file to [`VERSION`]; refuses newer files.
+pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let found: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| format!("cannot read the schema version: {e}"))?;
+    if found > VERSION {
+        return Err(format!(
+            "the journal is at schema version {found}, newer than this rebalancer knows ({VERSION}); use the newer rebalancer, or another journal file"
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let to = i + 1;
+        let tx = conn
+            .transaction()
+            .map_err(|e| format!("cannot start migration {to}: {e}"))?;
+        tx.execute_batch(sql)
+            .and_then(|_| tx.pragma_update(None, "user_version", to as u32))
+            .and_then(|_| tx.commit())
+            .map_err(|e| format!("migration to schema version {to} failed: {e}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! Applies a [`Plan`] to the dialer CMS, safely.
+//!
+//! [`apply`] takes the journal's lease, re-reads every lead of the plan and
+//! refuses a mass unassign the plan did not foresee (the live blast
+//! radius), then works through the leads with bounded concurrency. For each
+//! lead it re-reads the mapping just before the first PUT (drift: skip or
+//! rebase), re-checks each agent to assign against Webex (still active) and
+//! Zoho (still under its allowances), and sends one PUT carrying the lead's
+//! assigns and unassigns, or several of at most `max_users_per_put` ids,
+//! assigns first, so that a lead that had agents never has none. Every PUT
+//! is journaled before it is sent and after it answers; an ambiguous
+//! failure (the write may have been applied) is read back before anything
+//! is sent again. Afterwards every touched lead is read back and compared
+//! with the plan (`verify_mismatches`).
+//!
+//! [`resume`] continues an interrupted or killed run from the journal by
+//! diffing each remaining lead's live mapping against the plan; [`rollback`]
+//! undoes what a run (and its resumptions) applied, under the same rules;
+//! [`history`] and [`show`] read the journal.
+//!
+//! The write rate is not set here: whoever builds the clients gives the CMS
+//! client its request budget (`HttpSettings::budget`), shared by every
+//! writer.
+//!
+//! **Architecture Invariant:** depends only on `model` and `upstream` among
+//! the workspace's crates; knows no URL or wire format and no solver.
+//! **Architecture Invariant:** nothing is sent that was not journaled first;
+//! no PUT is empty; an inactive or over-allowance agent is never assigned.
+//! **API Boundary:** the functions above, [`Upstreams`], [`ApplyConfig`],
+//! [`OnDrift`], [`Progress`], the report and record types, [`ApplyError`],
+//! and the pure [`batch`] planning of a lead's PUTs.
+
+pub mod batch;
+mod error;
+mod executor;
+mod goal;
+mod journal;
+mod recheck;
+mod report;
+mod run;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rebalancer_upstream::{CmsClient, WebexClient, ZohoClient};
+
+pub use error::ApplyError;
+pub use rebalancer_model::{LeadKey, Plan};
+pub use report::{
+    LeadRecord, LeadReport, LeadState, PutRecord, RunDetail, RunKind, RunOutcome, RunRecord,
+    RunReport,
+};
+pub use run::{apply, history, resume, rollback, show};
+
+/// The clients a run uses; the binary builds them (with the write budget).
+#[derive(Clone, Debug)]
+pub struct Upstreams {
+    pub cms: CmsClient,
+    pub webex: WebexClient,
+    pub zoho: ZohoClient,
+    /// The Zoho assignment thresholds whose allowances are re-checked
+    /// (`zoho.threshold_ids`).
+    pub threshold_ids: Vec<String>,
+}
+
+/// What to do with a lead whose live mapping drifted since the snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDrift {
+    /// Leave it alone and report it `Drifted`.
+    Skip,
+    /// Send only the plan's assigns still missing and unassigns still
+    /// present; never remove an agent the plan did not name.
+    Rebase,
+}
+
+/// The `[apply]` settings of a run.
+#[derive(Clone, Debug)]
+pub struct ApplyConfig {
+    /// `apply.max_users_per_put` (default 50): ids per PUT, both lists together.
+    pub max_users_per_put: usize,
+    /// `apply.on_drift` (default skip).
+    pub on_drift: OnDrift,
+    /// `apply.recheck_secs` (default 60): Webex and Zoho re-reads are cached
+    /// at most this long.
+    pub recheck: Duration,
+    /// `apply.concurrency` (default 4): leads in flight.
+    pub concurrency: usize,
+    /// `apply.lease_secs` (default 60): the journal lease, renewed every
+    /// third of it.
+    pub lease_ttl: Duration,
+    /// `plan.max_unassign_share`, re-checked against the live mapping.
+    pub max_unassign_share: f64,
+    /// `--allow-mass-unassign`.
+    pub allow_mass_unassign: bool,
+}
+
+impl Default for ApplyConfig {
+    fn default() -> Self {
+        ApplyConfig {
+            max_users_per_put: 50,
+            on_drift: OnDrift::Skip,
+            recheck: Duration::from_secs(60),
+            concurrency: 4,
+            lease_ttl: Duration::from_secs(60),
+            max_unassign_share: 0.5,
+            allow_mass_unassign: false,
+        }
+    }
+}
+
+/// Live counters of a run, for a progress bar. Clones share the counters.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    inner: Arc<ProgressInner>,
+}
+
+#[derive(Debug, Default)]
+struct ProgressInner {
+    leads_total: AtomicU64,
+    leads_done: AtomicU64,
+    puts_sent: AtomicU64,
+    puts_failed: AtomicU64,
+}
+
+impl Progress {
+    /// Leads the run will look at.
+    pub fn leads_total(&self) -> u64 {
+        self.inner.leads_total.load(Ordering::Relaxed)
+    }
+    /// Leads finished (whatever their state).
+    pub fn leads_done(&self) -> u64 {
+        self.inner.leads_done.load(Ordering::Relaxed)
+    }
+    /// PUTs sent.
+    pub fn puts_sent(&self) -> u64 {
+        self.inner.puts_sent.load(Ordering::Relaxed)
+    }
+    /// PUTs refused or left ambiguous.
+    pub fn puts_failed(&self) -> u64 {
+        self.inner.puts_failed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_total(&self, n: u64) {
+        self.inner.leads_total.store(n, Ordering::Relaxed);
+    }
+    pub(crate) fn lead_done(&self) {
+        self.inner.leads_done.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn put_sent(&self) {
+        self.inner.puts_sent.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn put_failed(&self) {
+        self.inner.puts_failed.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,280 @@
+//! What a run tells its caller and what the journal shows later: the
+//! [`RunReport`] of one `apply` / `resume` / `rollback`, and the records
+//! `history` and `show` read back ([`RunRecord`], [`LeadRecord`],
+//! [`PutRecord`], [`RunDetail`]). Plain data: rendering is the binary's job.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rebalancer_model::LeadKey;
+use serde::{Deserialize, Serialize};
+
+/// What started a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// A plan applied for the first time.
+    Apply,
+    /// The continuation of an interrupted or killed run (`parent`).
+    Resume,
+    /// The inverse of what a run and its resumptions changed (`parent`).
+    Rollback,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Every lead was handled; none failed.
+    Completed,
+    /// Every lead was handled; some PUTs were refused (see the leads).
+    CompletedWithFailures,
+    /// Stopped on request between PUTs; resumable.
+    Interrupted,
+    /// Stopped by a fatal error (credentials refused, journal unwritable,
+    /// lease lost).
+    Failed,
+    /// Not ended: in progress, or its process was killed (resumable).
+    Running,
+}
+
+/// Where one lead ended up in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadState {
+    /// Every PUT the lead needed was applied.
+    Done,
+    /// The live mapping already was what the plan wants; nothing sent.
+    Unchanged,
+    /// The live mapping differed from the plan's snapshot
+    /// (`apply.on_drift = "skip"`): left alone.
+    Drifted,
+    /// The live mapping had drifted (`apply.on_drift = "rebase"`): only the
+    /// plan's assigns still missing and unassigns still present were sent.
+    Rebased,
+    /// A PUT was refused (400/404, throttled past the retries, ...) or the
+    /// lead could not be read; the detail says why.
+    Failed,
+    /// Every change of the lead was held back by the re-checks (inactive or
+    /// over-allowance agents, keeping the lead staffed).
+    Skipped,
+    /// Started but not finished (interrupted between two PUTs of the lead,
+    /// or the process was killed); `resume` picks it up.
+    Pending,
+}
+
+impl LeadState {
+    /// States `resume` does not revisit.
+    pub fn is_final(self) -> bool {
+        !matches!(self, LeadState::Pending | LeadState::Failed)
+    }
+}
+
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The snake_case name, as in JSON and in the journal.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    other => Err(format!("unknown {} `{other}`", stringify!($ty))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(RunKind { Apply => "apply", Resume => "resume", Rollback => "rollback" });
+text_enum!(RunOutcome {
+    Completed => "completed",
+    CompletedWithFailures => "completed_with_failures",
+    Interrupted => "interrupted",
+    Failed => "failed",
+    Running => "running",
+});
+text_enum!(LeadState {
+    Done => "done",
+    Unchanged => "unchanged",
+    Drifted => "drifted",
+    Rebased => "rebased",
+    Failed => "failed",
+    Skipped => "skipped",
+    Pending => "pending",
+});
+
+/// One lead's outcome in a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeadReport {
+    pub lead: LeadKey,
+    pub state: LeadState,
+    /// What was sent or why not (drift, re-check skips, the server's
+    /// message), for a person.
+    pub detail: String,
+}
+
+/// What one `apply`, `resume` or `rollback` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// The run's id in the journal.
+    pub run: i64,
+    pub kind: RunKind,
+    pub outcome: RunOutcome,
+    /// PUTs sent (each counted once, whatever the transport retried).
+    pub puts_sent: u64,
+    /// PUTs sent again after an ambiguous failure was read back.
+    pub puts_retried: u64,
+    /// Leads left alone because their live mapping had drifted.
+    pub skipped_drift: usize,
+    /// Assigns (and unassigns held back to keep a lead staffed) the
+    /// re-checks skipped.
+    pub skipped_recheck: usize,
+    /// Leads that failed.
+    pub failed: usize,
+    /// Agent assignments changed (an assign or unassign applied).
+    pub moves_made: usize,
+    /// Wall time of the run, reads and verification included.
+    pub elapsed: Duration,
+    /// Touched leads whose mapping, read back after the run, differs from
+    /// the plan's target.
+    pub verify_mismatches: Vec<LeadKey>,
+    /// Every lead the run looked at, in lead order.
+    pub leads: Vec<LeadReport>,
+}
+
+impl RunReport {
+    /// PUTs per second over the whole run (0 when nothing was sent).
+    pub fn effective_rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if self.puts_sent == 0 || secs <= 0.0 {
+            0.0
+        } else {
+            self.puts_sent as f64 / secs
+        }
+    }
+}
+
+/// One run as the journal holds it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub kind: RunKind,
+    /// The run a resume continues or a rollback undoes.
+    pub parent: Option<i64>,
+    /// SHA-256 of the plan's canonical JSON.
+    pub plan_hash: String,
+    pub snapshot_hash: String,
+    /// The plan's `config_digest` (of the planning config).
+    pub config_digest: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub outcome: RunOutcome,
+    pub puts_sent: u64,
+    pub failed: u64,
+    pub moves_made: u64,
+    /// `host:pid` of the process that ran it.
+    pub holder: String,
+}
+
+/// One lead of a run as the journal holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeadRecord {
+    pub lead: LeadKey,
+    pub state: LeadState,
+    pub detail: String,
+}
+
+/// One PUT as the journal holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PutRecord {
+    pub id: i64,
+    pub lead: LeadKey,
+    /// 1, 2, ... within the lead and run.
+    pub seq: u32,
+    /// The JSON body sent (ids only; never a credential).
+    pub body: String,
+    /// `pending` (recorded, outcome unknown), `applied`, `failed`,
+    /// `ambiguous` (may or may not have been applied; being read back) or
+    /// `resolved` (read back: see `applied`).
+    pub state: String,
+    /// Whether the CMS holds the change: `Some(true)` for applied (or read
+    /// back as applied), `Some(false)` for refused or read back as not
+    /// applied, `None` while unknown.
+    pub applied: Option<bool>,
+    pub status: Option<u16>,
+    /// The echo the CMS answered (ids only).
+    pub echo: Option<String>,
+    /// The server's error message, or how an ambiguity was resolved.
+    pub message: Option<String>,
+    pub sent_at: String,
+    pub done_at: Option<String>,
+}
+
+/// A run with its leads and PUTs (`show`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunDetail {
+    pub run: RunRecord,
+    pub leads: Vec<LeadRecord>,
+    pub puts: Vec<PutRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for k in [RunKind::Apply, RunKind::Resume, RunKind::Rollback] {
+            assert_eq!(k.as_str().parse::<RunKind>().unwrap(), k);
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
+        }
+        for o in [
+            RunOutcome::Completed,
+            RunOutcome::CompletedWithFailures,
+            RunOutcome::Interrupted,
+            RunOutcome::Failed,
+            RunOutcome::Running,
+        ] {
+            assert_eq!(o.as_str().parse::<RunOutcome>().unwrap(), o);
+            assert_eq!(serde_json::to_string(&o).unwrap(), format!("\"{o}\""));
+        }
+        assert_eq!(
+            serde_json::to_string(&LeadState::Drifted).unwrap(),
+            "\"drifted\""
+        );
+        assert!("bogus".parse::<LeadState>().is_err());
+    }
+
+    #[test]
+    fn effective_rate_is_puts_over_time() {
+        let mut r = RunReport {
+            run: 1,
+            kind: RunKind::Apply,
+            outcome: RunOutcome::Completed,
+            puts_sent: 20,
+            puts_retried: 0,
+            skipped_drift: 0,
+            skipped_recheck: 0,
+            failed: 0,
+            moves_made: 0,
+            elapsed: Duration::from_secs(4),
+            verify_mismatches: vec![],
+            leads: vec![],
+        };
+        assert!((r.effective_rate() - 5.0).abs() < 1e-9);
+        r.puts_sent = 0;
+        assert_eq!(r.effective_rate(), 0.0);
+    }
+}

@@ -1,0 +1,647 @@
+//! The runs: [`apply`], [`resume`] and [`rollback`] as phases (take the
+//! lease, work out each lead's goal, check the live blast radius, work
+//! through the leads with bounded concurrency, verify, record the end), and
+//! [`history`] / [`show`] over the journal.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rebalancer_model::{LeadKey, Plan};
+use rebalancer_upstream::{CmsClient, ErrorClass};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::PutBatch;
+use crate::error::ApplyError;
+use crate::executor::{put_took_effect, read_live, Counters, Ctx, LeadEnd};
+use crate::goal::{decide, goals_from_plan, Decision, DriftRule, LeadGoal};
+use crate::journal::{Journal, Lease, NewRun, PutOutcome};
+use crate::recheck::Rechecker;
+use crate::report::{LeadState, RunDetail, RunKind, RunOutcome, RunRecord, RunReport};
+use crate::{ApplyConfig, Progress, Upstreams};
+
+/// Applies `plan`; see the crate documentation.
+pub async fn apply(
+    journal: &Path,
+    plan: &Plan,
+    up: &Upstreams,
+    cfg: &ApplyConfig,
+    stop: CancellationToken,
+    progress: &Progress,
+) -> Result<RunReport, ApplyError> {
+    check_config(cfg)?;
+    if plan.system.contact_center_id.is_none() {
+        return Err(ApplyError::InvalidPlan(
+            "its snapshot did not record the CMS contact center id".into(),
+        ));
+    }
+    let goals = goals_from_plan(plan)?;
+    let held = Held::take(Journal::open(journal)?, cfg)?;
+    if !cfg.allow_mass_unassign {
+        if let Some(b) = &plan.blocked {
+            return Err(ApplyError::Blocked {
+                unassigns: b.unassigns,
+                current_pairs: b.current_pairs,
+                max_share: b.max_share,
+            });
+        }
+    }
+    blast_radius(plan, &goals, DriftRule::Exact, &up.cms, cfg).await?;
+    let start = Start {
+        kind: RunKind::Apply,
+        parent: None,
+        plan,
+        rule: DriftRule::Exact,
+    };
+    execute(&held, start, goals, up, cfg, stop, progress).await
+}
+
+/// Continues an interrupted or killed run (the latest unfinished one when
+/// `run` is `None`) by diffing each remaining lead's live mapping against
+/// the plan. Safe to repeat.
+pub async fn resume(
+    journal: &Path,
+    run: Option<i64>,
+    up: &Upstreams,
+    cfg: &ApplyConfig,
+    stop: CancellationToken,
+    progress: &Progress,
+) -> Result<RunReport, ApplyError> {
+    check_config(cfg)?;
+    let Some(j) = Journal::open_existing(journal)? else {
+        return Err(run.map_or(ApplyError::NothingToResume, ApplyError::NoSuchRun));
+    };
+    let id = match run {
+        Some(id) => id,
+        None => j.latest_unfinished()?.ok_or(ApplyError::NothingToResume)?,
+    };
+    let record = j.run(id)?.ok_or(ApplyError::NoSuchRun(id))?;
+    if !matches!(
+        record.outcome,
+        RunOutcome::Interrupted | RunOutcome::Running
+    ) {
+        return Err(ApplyError::NotResumable {
+            run: id,
+            outcome: record.outcome,
+        });
+    }
+    let held = Held::take(j, cfg)?;
+    let j = &held.journal;
+    let family = j.family(id)?;
+    let root = j.run(family[0])?.ok_or(ApplyError::NoSuchRun(family[0]))?;
+    let plan = j.plan_of(id)?;
+    let all = match (root.kind, root.parent) {
+        (RunKind::Rollback, Some(undone)) => rollback_goals(j, undone, &plan)?,
+        _ => goals_from_plan(&plan)?,
+    };
+    resolve_pending(j, &family, &plan, &up.cms).await?;
+    let history = j.lead_history(&family)?;
+    let goals: Vec<LeadGoal> = all
+        .into_iter()
+        .filter(|g| history.get(&g.lead).is_none_or(|(s, _)| !s.is_final()))
+        .collect();
+    blast_radius(&plan, &goals, DriftRule::OnPath, &up.cms, cfg).await?;
+    let start = Start {
+        kind: RunKind::Resume,
+        parent: Some(id),
+        plan: &plan,
+        rule: DriftRule::OnPath,
+    };
+    execute(&held, start, goals, up, cfg, stop, progress).await
+}
+
+/// Undoes what `run` and its resumptions applied, as journaled, under the
+/// same rules as an apply; what cannot be restored is in the report.
+pub async fn rollback(
+    journal: &Path,
+    run: i64,
+    up: &Upstreams,
+    cfg: &ApplyConfig,
+    stop: CancellationToken,
+    progress: &Progress,
+) -> Result<RunReport, ApplyError> {
+    check_config(cfg)?;
+    let j = Journal::open_existing(journal)?.ok_or(ApplyError::NoSuchRun(run))?;
+    j.run(run)?.ok_or(ApplyError::NoSuchRun(run))?;
+    let held = Held::take(j, cfg)?;
+    let j = &held.journal;
+    let family = j.family(run)?;
+    let root = family[0];
+    let plan = j.plan_of(root)?;
+    resolve_pending(j, &family, &plan, &up.cms).await?;
+    let goals = rollback_goals(j, root, &plan)?;
+    if goals.is_empty() {
+        return Err(ApplyError::NotRollbackable {
+            run,
+            reason: "it applied no change (nothing to undo)".into(),
+        });
+    }
+    blast_radius(&plan, &goals, DriftRule::Exact, &up.cms, cfg).await?;
+    let start = Start {
+        kind: RunKind::Rollback,
+        parent: Some(root),
+        plan: &plan,
+        rule: DriftRule::Exact,
+    };
+    execute(&held, start, goals, up, cfg, stop, progress).await
+}
+
+/// The newest runs first; empty when the journal does not exist yet.
+pub fn history(journal: &Path, limit: usize) -> Result<Vec<RunRecord>, ApplyError> {
+    match Journal::open_existing(journal)? {
+        Some(j) => j.runs(limit),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// One run with its leads and PUTs.
+pub fn show(journal: &Path, run: i64) -> Result<RunDetail, ApplyError> {
+    let j = Journal::open_existing(journal)?.ok_or(ApplyError::NoSuchRun(run))?;
+    let record = j.run(run)?.ok_or(ApplyError::NoSuchRun(run))?;
+    Ok(RunDetail {
+        run: record,
+        leads: j.leads(run)?,
+        puts: j.puts(&[run])?,
+    })
+}
+
+fn check_config(cfg: &ApplyConfig) -> Result<(), ApplyError> {
+    let bad = |key, detail: &str| {
+        Err(ApplyError::InvalidConfig {
+            key,
+            detail: detail.to_string(),
+        })
+    };
+    if cfg.max_users_per_put == 0 {
+        return bad("apply.max_users_per_put", "must be at least 1");
+    }
+    if cfg.concurrency == 0 {
+        return bad("apply.concurrency", "must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&cfg.max_unassign_share) {
+        return bad("plan.max_unassign_share", "must be between 0 and 1");
+    }
+    if cfg.lease_ttl < Duration::from_secs(1) {
+        return bad("apply.lease_secs", "must be at least 1");
+    }
+    Ok(())
+}
+
+/// The journal with its lease held and renewed; released on drop.
+struct Held {
+    journal: Arc<Journal>,
+    lease: Arc<Lease>,
+    renewer: CancellationToken,
+}
+
+impl Held {
+    fn take(journal: Journal, cfg: &ApplyConfig) -> Result<Held, ApplyError> {
+        let journal = Arc::new(journal);
+        let lease = Arc::new(journal.acquire_lease(cfg.lease_ttl)?);
+        let renewer = CancellationToken::new();
+        let (j, l, done, ttl) = (
+            journal.clone(),
+            lease.clone(),
+            renewer.clone(),
+            cfg.lease_ttl,
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = done.cancelled() => break,
+                    _ = tokio::time::sleep(ttl / 3) => {}
+                }
+                match j.renew_lease(&l, ttl) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::error!(
+                            "the journal lease was taken over; this run stops before its next PUT"
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not renew the journal lease; trying again")
+                    }
+                }
+            }
+        });
+        Ok(Held {
+            journal,
+            lease,
+            renewer,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.renewer.cancel();
+        if let Err(e) = self.journal.release_lease(&self.lease) {
+            tracing::warn!(error = %e, "could not release the journal lease; it expires by itself");
+        }
+    }
+}
+
+/// Runs `f` over `items`, at most `n` at a time; results in item order.
+async fn bounded<T, R, F, Fut>(items: Vec<T>, n: usize, f: F) -> Vec<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+{
+    let total = items.len();
+    let queue = Arc::new(Mutex::new(
+        items.into_iter().enumerate().collect::<VecDeque<_>>(),
+    ));
+    let f = Arc::new(f);
+    let mut set = JoinSet::new();
+    for _ in 0..n.clamp(1, total.max(1)) {
+        let (queue, f) = (queue.clone(), f.clone());
+        set.spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                let Some((i, item)) = next else { break };
+                out.push((i, f(item).await));
+            }
+            out
+        });
+    }
+    let mut all = Vec::with_capacity(total);
+    while let Some(done) = set.join_next().await {
+        all.extend(done.expect("a worker never panics"));
+    }
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Re-reads every lead of the plan and refuses the run when the unassigns
+/// it would really make exceed `max_unassign_share` of the live pairs.
+async fn blast_radius(
+    plan: &Plan,
+    goals: &[LeadGoal],
+    rule: DriftRule,
+    cms: &CmsClient,
+    cfg: &ApplyConfig,
+) -> Result<(), ApplyError> {
+    if cfg.allow_mass_unassign || goals.iter().all(|g| g.unassign.is_empty()) {
+        return Ok(());
+    }
+    let leads: Vec<(LeadKey, u64, usize)> = plan
+        .leads
+        .iter()
+        .map(|l| (l.lead, l.process_id, l.current.len()))
+        .collect();
+    let cms2 = cms.clone();
+    let reads = bounded(leads.clone(), cfg.concurrency, move |(lead, process, _)| {
+        let cms = cms2.clone();
+        async move { read_live(&cms, lead, process).await }
+    })
+    .await;
+    let mut live: BTreeMap<LeadKey, BTreeSet<String>> = BTreeMap::new();
+    let mut current_pairs = 0;
+    for ((lead, _, planned), read) in leads.into_iter().zip(reads) {
+        match read {
+            Ok(set) => {
+                current_pairs += set.len();
+                live.insert(lead, set);
+            }
+            Err(e) if e.class() == ErrorClass::Auth => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(%lead, error = %e, "cannot read the lead for the blast-radius check; counting its planned mapping");
+                current_pairs += planned;
+            }
+        }
+    }
+    let unassigns: usize = goals
+        .iter()
+        .map(|g| {
+            let Some(now) = live.get(&g.lead) else {
+                return g.unassign.len();
+            };
+            match decide(g, now, rule, cfg.on_drift) {
+                Decision::Proceed { unassign, .. } => unassign.len(),
+                _ => 0,
+            }
+        })
+        .sum();
+    if unassigns as f64 > cfg.max_unassign_share * current_pairs as f64 {
+        return Err(ApplyError::Blocked {
+            unassigns,
+            current_pairs,
+            max_share: cfg.max_unassign_share,
+        });
+    }
+    Ok(())
+}
+
+/// Resolves the PUTs of `runs` whose outcome is unknown (pending or
+/// ambiguous) by reading their lead back.
+async fn resolve_pending(
+    j: &Journal,
+    runs: &[i64],
+    plan: &Plan,
+    cms: &CmsClient,
+) -> Result<(), ApplyError> {
+    let process: BTreeMap<LeadKey, u64> =
+        plan.leads.iter().map(|l| (l.lead, l.process_id)).collect();
+    for put in j.puts(runs)? {
+        if put.state != "pending" && put.state != "ambiguous" {
+            continue;
+        }
+        let batch = body_batch(&put.body).map_err(|e| ApplyError::journal(j.path(), e))?;
+        let Some(&process_id) = process.get(&put.lead) else {
+            return Err(ApplyError::journal(
+                j.path(),
+                format!(
+                    "PUT {} names lead {}, which is not in the run's plan",
+                    put.id, put.lead
+                ),
+            ));
+        };
+        let live = read_live(cms, put.lead, process_id).await?;
+        let applied = put_took_effect(&batch, &live);
+        tracing::info!(lead = %put.lead, put = put.id, applied, "resolved a PUT whose outcome was unknown");
+        let message = if applied {
+            "resolved by reading the lead back: applied"
+        } else {
+            "resolved by reading the lead back: not applied"
+        };
+        j.put_done(
+            put.id,
+            PutOutcome {
+                state: "resolved",
+                applied: Some(applied),
+                status: None,
+                echo: None,
+                message: Some(message),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The assign and unassign lists of a journaled PUT body.
+fn body_batch(body: &str) -> Result<PutBatch, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body {
+        assigned_user_ids: Vec<String>,
+        unassigned_user_ids: Vec<String>,
+    }
+    let b: Body =
+        serde_json::from_str(body).map_err(|e| format!("a PUT body does not parse: {e}"))?;
+    Ok(PutBatch {
+        assign: b.assigned_user_ids,
+        unassign: b.unassigned_user_ids,
+    })
+}
+
+/// The inverse of what the run `root` and its resumptions applied: per
+/// lead, unassign who they added and assign who they removed. The drift
+/// reference is the mapping they left; the target the one they found.
+fn rollback_goals(j: &Journal, root: i64, plan: &Plan) -> Result<Vec<LeadGoal>, ApplyError> {
+    let family = j.family(root)?;
+    let history = j.lead_history(&family)?;
+    let leads: BTreeMap<LeadKey, &rebalancer_model::LeadPlan> =
+        plan.leads.iter().map(|l| (l.lead, l)).collect();
+    let mut net: BTreeMap<LeadKey, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    for put in j.puts(&family)? {
+        if put.applied != Some(true) {
+            continue;
+        }
+        let batch = body_batch(&put.body).map_err(|e| ApplyError::journal(j.path(), e))?;
+        let (added, removed) = net.entry(put.lead).or_default();
+        for a in batch.assign {
+            if !removed.remove(&a) {
+                added.insert(a);
+            }
+        }
+        for u in batch.unassign {
+            if !added.remove(&u) {
+                removed.insert(u);
+            }
+        }
+    }
+    let mut goals = Vec::new();
+    for (lead, (added, removed)) in net {
+        if added.is_empty() && removed.is_empty() {
+            continue;
+        }
+        let lp = leads.get(&lead).ok_or_else(|| {
+            ApplyError::journal(
+                j.path(),
+                format!("lead {lead} was changed but is not in the run's plan"),
+            )
+        })?;
+        let before: BTreeSet<String> = match history.get(&lead).and_then(|(_, b)| b.clone()) {
+            Some(b) => b,
+            None => lp.current.iter().map(|a| a.0.clone()).collect(),
+        };
+        let mut left: BTreeSet<String> = before.union(&added).cloned().collect();
+        left.retain(|a| !removed.contains(a));
+        let mut target: BTreeSet<String> = left.difference(&added).cloned().collect();
+        target.extend(removed.iter().cloned());
+        goals.push(LeadGoal {
+            lead,
+            process_id: lp.process_id,
+            current: left,
+            target,
+            assign: removed,
+            unassign: added,
+        });
+    }
+    Ok(goals)
+}
+
+/// What a run is.
+struct Start<'a> {
+    kind: RunKind,
+    parent: Option<i64>,
+    plan: &'a Plan,
+    rule: DriftRule,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Records the run, works through the goals, verifies, records the end.
+async fn execute(
+    held: &Held,
+    start: Start<'_>,
+    goals: Vec<LeadGoal>,
+    up: &Upstreams,
+    cfg: &ApplyConfig,
+    stop: CancellationToken,
+    progress: &Progress,
+) -> Result<RunReport, ApplyError> {
+    let began = Instant::now();
+    let plan_json = start.plan.to_json();
+    let plan_hash = sha256_hex(&plan_json);
+    let journal = held.journal.clone();
+    let run = journal.start_run(NewRun {
+        kind: start.kind,
+        parent: start.parent,
+        plan: start.plan,
+        plan_json: &plan_json,
+        plan_hash: &plan_hash,
+        holder: &held.lease.holder,
+    })?;
+    tracing::info!(run, kind = %start.kind, leads = goals.len(), "run started");
+    progress.set_total(goals.len() as u64);
+    let ctx = Arc::new(Ctx {
+        cms: up.cms.clone(),
+        journal: journal.clone(),
+        lease: held.lease.clone(),
+        recheck: Rechecker::new(
+            up.webex.clone(),
+            up.zoho.clone(),
+            up.threshold_ids.clone(),
+            cfg.recheck,
+            start.plan,
+        ),
+        cfg: cfg.clone(),
+        run,
+        rule: start.rule,
+        stop: stop.clone(),
+        halt: CancellationToken::new(),
+        progress: progress.clone(),
+        counters: Counters::default(),
+        lease_margin: (cfg.lease_ttl / 4).min(Duration::from_secs(1)),
+    });
+    let targets: BTreeMap<LeadKey, (u64, BTreeSet<String>)> = goals
+        .iter()
+        .map(|g| (g.lead, (g.process_id, g.target.clone())))
+        .collect();
+    let total = goals.len();
+    let c2 = ctx.clone();
+    let results = bounded(goals, cfg.concurrency, move |goal| {
+        let ctx = c2.clone();
+        async move {
+            if ctx.halt.is_cancelled() {
+                return Ok(None);
+            }
+            let end = ctx.run_lead(&goal).await;
+            if end.is_err() {
+                ctx.halt.cancel();
+            } else {
+                let c = &ctx.counters;
+                let counted = ctx.journal.count_run(
+                    ctx.run,
+                    c.puts_sent.load(Ordering::Relaxed),
+                    c.failed.load(Ordering::Relaxed),
+                    c.moves.load(Ordering::Relaxed),
+                );
+                if let Err(e) = counted {
+                    ctx.halt.cancel();
+                    return Err(e);
+                }
+            }
+            end
+        }
+    })
+    .await;
+    let c = &ctx.counters;
+    let counts = || {
+        (
+            c.puts_sent.load(Ordering::Relaxed),
+            c.failed.load(Ordering::Relaxed),
+            c.moves.load(Ordering::Relaxed),
+        )
+    };
+    let mut ends: Vec<LeadEnd> = Vec::new();
+    let mut fatal = None;
+    for r in results {
+        match r {
+            Ok(Some(end)) => ends.push(end),
+            Ok(None) => {}
+            Err(e) => fatal = fatal.or(Some(e)),
+        }
+    }
+    if let Some(e) = fatal {
+        let (sent, failed, moves) = counts();
+        tracing::error!(run, error = %e, "run failed");
+        if let Err(je) = journal.end_run(run, RunOutcome::Failed, sent, failed, moves) {
+            tracing::error!(error = %je, "could not record the run's failure");
+        }
+        return Err(e);
+    }
+    let unfinished =
+        ends.len() < total || ends.iter().any(|e| e.report.state == LeadState::Pending);
+    let verify: Vec<(LeadKey, u64, BTreeSet<String>)> = ends
+        .iter()
+        .filter(|e| e.touched && matches!(e.report.state, LeadState::Done | LeadState::Rebased))
+        .map(|e| {
+            let (process, target) = targets[&e.report.lead].clone();
+            (e.report.lead, process, target)
+        })
+        .collect();
+    let verify_mismatches = verify_leads(&up.cms, verify, cfg.concurrency).await;
+    let (sent, failed, moves) = counts();
+    let outcome = if unfinished && stop.is_cancelled() {
+        RunOutcome::Interrupted
+    } else if failed > 0 {
+        RunOutcome::CompletedWithFailures
+    } else {
+        RunOutcome::Completed
+    };
+    journal.end_run(run, outcome, sent, failed, moves)?;
+    let mut leads: Vec<_> = ends.into_iter().map(|e| e.report).collect();
+    leads.sort_by_key(|l| l.lead);
+    let report = RunReport {
+        run,
+        kind: start.kind,
+        outcome,
+        puts_sent: sent,
+        puts_retried: c.puts_retried.load(Ordering::Relaxed),
+        skipped_drift: leads
+            .iter()
+            .filter(|l| l.state == LeadState::Drifted)
+            .count(),
+        skipped_recheck: c.skipped_recheck.load(Ordering::Relaxed) as usize,
+        failed: failed as usize,
+        moves_made: moves as usize,
+        elapsed: began.elapsed(),
+        verify_mismatches,
+        leads,
+    };
+    tracing::info!(run, outcome = %outcome, puts = sent, moves, failed, "run ended");
+    Ok(report)
+}
+
+/// Reads the touched leads back; the ones that differ from their target.
+async fn verify_leads(
+    cms: &CmsClient,
+    leads: Vec<(LeadKey, u64, BTreeSet<String>)>,
+    n: usize,
+) -> Vec<LeadKey> {
+    let cms = cms.clone();
+    let checked = bounded(leads, n, move |(lead, process, target)| {
+        let cms = cms.clone();
+        async move {
+            match read_live(&cms, lead, process).await {
+                Ok(live) if live == target => None,
+                Ok(live) => {
+                    tracing::warn!(%lead, ?live, ?target, "verify: the lead differs from the plan's target");
+                    Some(lead)
+                }
+                Err(e) => {
+                    tracing::warn!(%lead, error = %e, "verify: cannot read the lead back");
+                    Some(lead)
+                }
+            }
+        }
+    })
+    .await;
+    checked.into_iter().flatten().collect()
+}
