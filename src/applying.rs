@@ -47,7 +47,9 @@ pub fn stop_on_signals() -> CancellationToken {
     let cancel = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::warn!("stopping: finishing the PUT in flight, then recording where the run stopped");
+        tracing::warn!(
+            "stopping: finishing the PUT in flight, then recording where the run stopped"
+        );
         cancel.cancel();
     });
     token
@@ -76,11 +78,7 @@ async fn wait_for_signal() {
 }
 
 /// Run `work` with a progress bar on a terminal.
-pub async fn with_progress<T>(
-    show: bool,
-    progress: &Progress,
-    work: impl Future<Output = T>,
-) -> T {
+pub async fn with_progress<T>(show: bool, progress: &Progress, work: impl Future<Output = T>) -> T {
     let bar = ApplyBar::start(show, progress);
     let out = work.await;
     bar.finish();

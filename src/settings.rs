@@ -14,19 +14,19 @@
 //! its value came from, and what to put there. Secrets stay `SecretString`
 //! from the moment they are read.
 
+use rebalancer_applier::{ApplyConfig, OnDrift};
 use rebalancer_fetcher::{CampaignSpec, FetchOptions, FetchProgress, IdentityMap};
 use rebalancer_model::SnapshotSource;
 use rebalancer_optimizer::PlanConfig;
-use rebalancer_applier::{ApplyConfig, OnDrift};
 use rebalancer_upstream::{
     BaseUrl, CmsConfig, HttpSettings, RequestBudget, WebexConfig, ZohoConfig,
 };
-use std::num::NonZeroU32;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -589,10 +589,7 @@ pub fn journal_path(
 pub fn load_apply(path: Option<&Path>, env: &Env) -> Result<Loaded<ApplyKeys>, SettingsError> {
     let layered = Layered::build(path, env, &["apply"])?;
     let only: ApplyOnly = layered.deserialize()?;
-    Checker {
-        layered: &layered,
-    }
-    .apply(&only.apply)?;
+    Checker { layered: &layered }.apply(&only.apply)?;
     Ok(Loaded {
         value: only.apply,
         layers: layered.layers,

@@ -137,6 +137,7 @@ async fn every_documented_exit_code_has_its_cause() {
     .await;
     assert_eq!(code, 2, "changes pending: {stderr}");
     seen.extend(plan_level_codes(dir.path(), &snap).await);
+    seen.extend(apply_codes());
     let mut documented = readme_codes();
     documented.remove(&1);
     let missing: Vec<_> = documented.difference(&seen).collect();
@@ -161,4 +162,37 @@ async fn plan_level_codes(dir: &Path, snap: &Path) -> BTreeSet<i32> {
     let (code, _, stderr) = run(s(&["plan", "--snapshot", &p(&outage)]), vec![]).await;
     assert_eq!(code, 10, "a blocked plan: {stderr}");
     BTreeSet::from([code, 9])
+}
+
+/// 11, 12 and 13 need an apply in flight (a signal, a second apply, refused
+/// PUTs); `tests/cli_apply.rs` produces each with the binary. This checks
+/// those tests still exist and assert the code.
+fn apply_codes() -> BTreeSet<i32> {
+    let source = include_str!("cli_apply.rs");
+    [
+        (
+            11,
+            "async fn sigterm_mid_apply_exits_11_and_resume_finishes",
+            "assert_eq!(code, 11",
+        ),
+        (
+            12,
+            "async fn two_applies_on_one_journal_cannot_run_at_once",
+            "assert_eq!(code, 12",
+        ),
+        (
+            13,
+            "async fn refused_puts_end_the_run_with_code_13",
+            "assert_eq!(code, 13",
+        ),
+    ]
+    .into_iter()
+    .map(|(code, test, assertion)| {
+        assert!(
+            source.contains(test) && source.contains(assertion),
+            "tests/cli_apply.rs lost its case for exit code {code}"
+        );
+        code
+    })
+    .collect()
 }

@@ -172,7 +172,12 @@ async fn plan_now(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
         plan.save(out)?;
     }
     if opts.format == Format::Table {
-        render::emit(&plan_text(&plan, &snapshot, &stats, &session.connected.layers))?;
+        render::emit(&plan_text(
+            &plan,
+            &snapshot,
+            &stats,
+            &session.connected.layers,
+        ))?;
     }
     if plan.changes.is_empty() {
         render::emit("Nothing to apply.")?;

@@ -29,8 +29,13 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
     let source = Source::Live {
         config: opts.config.clone(),
     };
-    let session =
-        applying::session(&source, &env, opts.journal.clone(), opts.allow_mass_unassign).await?;
+    let session = applying::session(
+        &source,
+        &env,
+        opts.journal.clone(),
+        opts.allow_mass_unassign,
+    )
+    .await?;
     let progress = Progress::default();
     let report = applying::with_progress(
         log.interactive,

@@ -26,9 +26,12 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
     let source = Source::Live {
         config: opts.config.clone(),
     };
-    // Restoring what a run removed is never a mass unassign of its own
-    // making: the blast-radius guard applies to the inverse as to any plan.
-    let session = applying::session(&source, &env, opts.journal.clone(), false).await?;
+    // The blast-radius guard protects against plans computed from a broken
+    // upstream (everyone inactive); a rollback's unassigns are exactly the
+    // assigns the run recorded, not derived from fetched data, so the guard
+    // does not apply. The re-checks still do: nobody inactive or over an
+    // allowance is assigned back.
+    let session = applying::session(&source, &env, opts.journal.clone(), true).await?;
     let progress = Progress::default();
     let report = applying::with_progress(
         log.interactive,

@@ -76,7 +76,9 @@ pub fn run_detail(d: &RunDetail) -> String {
         let _ = writeln!(out, "No PUTs.");
     } else {
         let mut t = table();
-        t.set_header(vec!["PUT", "lead", "seq", "state", "status", "sent", "body", "message"]);
+        t.set_header(vec![
+            "PUT", "lead", "seq", "state", "status", "sent", "body", "message",
+        ]);
         for p in &d.puts {
             t.add_row(vec![
                 right(p.id),
