@@ -74,21 +74,6 @@ pub async fn read_live(
     Ok(users.assigned_user_ids.into_iter().collect())
 }
 
-/// Whether a failed PUT may nevertheless have been applied.
-///
-/// Until `UpstreamError::is_ambiguous_write` exists: a timeout, 5xx,
-/// transport failure or unreadable 2xx body after the request was sent.
-pub fn is_ambiguous(e: &UpstreamError) -> bool {
-    matches!(
-        e,
-        UpstreamError::Timeout { .. }
-            | UpstreamError::Server { .. }
-            | UpstreamError::Transport { .. }
-            | UpstreamError::Malformed { .. }
-            | UpstreamError::BodyTooLarge { .. }
-    )
-}
-
 /// The HTTP status an error carries, for the journal.
 pub fn status_of(e: &UpstreamError) -> Option<u16> {
     match e {
@@ -405,7 +390,7 @@ impl Ctx {
                     .fetch_add(put.len() as u64, Ordering::Relaxed);
                 return Ok(Sent::Applied);
             }
-            Err(e) if is_ambiguous(&e) => e.to_string(),
+            Err(e) if e.is_ambiguous_write() => e.to_string(),
             Err(e) => {
                 self.progress.put_failed();
                 let message = e.to_string();

@@ -35,6 +35,10 @@ pub struct Journal {
     conn: Mutex<Connection>,
 }
 
+/// Per lead: its latest state over some runs, and the assigned set read
+/// before its first PUT in the earliest of them.
+pub type LeadHistory = BTreeMap<LeadKey, (LeadState, Option<BTreeSet<String>>)>;
+
 /// The fields of a new run row.
 pub struct NewRun<'a> {
     pub kind: RunKind,
@@ -284,11 +288,8 @@ impl Journal {
     }
 
     /// The latest state of each lead over `runs`, and the earliest `before`.
-    pub fn lead_history(
-        &self,
-        runs: &[i64],
-    ) -> Result<BTreeMap<LeadKey, (LeadState, Option<BTreeSet<String>>)>, ApplyError> {
-        let mut out: BTreeMap<LeadKey, (LeadState, Option<BTreeSet<String>>)> = BTreeMap::new();
+    pub fn lead_history(&self, runs: &[i64]) -> Result<LeadHistory, ApplyError> {
+        let mut out = LeadHistory::new();
         for &run in runs {
             let rows: Vec<(LeadKey, String, Option<String>)> =
                 self.with("read lead states", |c| {
