@@ -9,6 +9,10 @@
 //! `*CampaignUserIds`. A client pages until both lists come back shorter
 //! than the limit. Lists are in username order.
 //!
+//! PUT: every user named must be a CMS user in the lead's pool (its assigned
+//! and unassigned users), else 400, so pools never change. Every PUT
+//! received is logged as a [`WriteRecord`], faulted and refused ones too.
+//!
 //! Error-body ASSUMPTION: the contract shows only the 404 body
 //! (`CONF-1001`); 400, 401 and 500 use the same shape with invented codes
 //! `CONF-1000`, `AUTH-1001` and `CONF-5000`. `limit` must be at least 1.
@@ -26,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth;
-use crate::faults::{json_response, malformed_response, Endpoint, Fault};
-use crate::state::Shared;
+use crate::faults::{json_response, malformed_response, AfterApply, Endpoint, Fault};
+use crate::state::{Shared, WriteRecord};
 
 /// The CMS routes.
 pub fn routes() -> Router<Arc<Shared>> {
@@ -227,26 +231,75 @@ async fn put_mapping(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(rejected) = admit(&shared, Endpoint::CmsPut, &headers).await {
-        return rejected;
+    let at = shared.elapsed();
+    let change = serde_json::from_slice::<MappingChange>(&body).map_err(|e| e.to_string());
+    let (response, assigned_after) = put_answer(&shared, &headers, &change).await;
+    let sent = change.as_ref().ok();
+    shared.log_write(WriteRecord {
+        at,
+        campaign_id: sent.map_or(0, |c| c.campaign_id),
+        lead_id: sent.map_or(0, |c| c.lead_id),
+        assigned: sent
+            .map(|c| c.assigned_user_ids.clone())
+            .unwrap_or_default(),
+        unassigned: sent
+            .map(|c| c.unassigned_user_ids.clone())
+            .unwrap_or_default(),
+        applied: assigned_after.is_some(),
+        assigned_after: assigned_after.unwrap_or_default(),
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+/// The answer to one PUT and, when the change was applied, the lead's
+/// assigned usernames (sorted) right after it.
+///
+/// Order: faults decided before the change (latency, `fail_first`, 500,
+/// 429, malformed, empty: nothing is applied), Basic auth, the body (400),
+/// the lead (404), the users (400: unknown, not a CMS user, outside the
+/// lead's pool, or in both lists), then the change, then an after-apply
+/// fault if one was drawn.
+async fn put_answer(
+    shared: &Shared,
+    headers: &HeaderMap,
+    change: &Result<MappingChange, String>,
+) -> (Response, Option<Vec<String>>) {
+    let (fault, after_apply) = shared.before_write(Endpoint::CmsPut).await;
+    if let Some(fault) = fault {
+        return (fault_response(fault), None);
     }
-    let change: MappingChange = match serde_json::from_slice(&body) {
+    let c = &shared.credentials;
+    if !auth::basic(headers, &c.cms_username, &c.cms_password) {
+        return (unauthorized(), None);
+    }
+    let change = match change {
         Ok(change) => change,
-        Err(e) => return bad_request(&format!("Invalid request body: {e}")),
+        Err(e) => return (bad_request(&format!("Invalid request body: {e}")), None),
     };
     let world = &shared.world;
     let Some(lead) = world.lead(change.campaign_id, change.lead_id) else {
-        return not_found();
+        return (not_found(), None);
     };
-    // Every id must be a CMS user of the contact center, and in one list only.
+    // Every id must be a CMS user of the contact center in the lead's pool,
+    // and in one list only.
+    let pool = world.pool(lead);
     let resolve = |names: &[String]| -> Result<Vec<usize>, String> {
         names
             .iter()
             .map(|name| {
-                world
+                let u = world
                     .user_by_name(name)
                     .filter(|&u| world.users[u].campaign_user_id.is_some())
-                    .ok_or_else(|| format!("Invalid user id '{name}'"))
+                    .ok_or_else(|| format!("Invalid user id '{name}'"))?;
+                if pool.contains(&u) {
+                    Ok(u)
+                } else {
+                    Err(format!(
+                        "User id '{name}' is not a user of lead {} in campaign {}",
+                        change.lead_id, change.campaign_id
+                    ))
+                }
             })
             .collect()
     };
@@ -255,15 +308,14 @@ async fn put_mapping(
         resolve(&change.unassigned_user_ids),
     ) {
         (Ok(a), Ok(u)) => (a, u),
-        (Err(e), _) | (_, Err(e)) => return bad_request(&e),
+        (Err(e), _) | (_, Err(e)) => return (bad_request(&e), None),
     };
     if let Some(both) = assign.iter().find(|u| unassign.contains(u)) {
         let name = &world.users[*both].username;
-        return bad_request(&format!(
-            "User id '{name}' is in both assignedUserIds and unassignedUserIds"
-        ));
+        let message = format!("User id '{name}' is in both assignedUserIds and unassignedUserIds");
+        return (bad_request(&message), None);
     }
-    shared.with_mapping(lead, |m| {
+    let assigned_after = shared.with_mapping(lead, |m| {
         for &u in &assign {
             m.unassigned.remove(&u);
             m.assigned.insert(u);
@@ -272,6 +324,13 @@ async fn put_mapping(
             m.assigned.remove(&u);
             m.unassigned.insert(u);
         }
+        let mut names: Vec<String> = m
+            .assigned
+            .iter()
+            .map(|&u| world.users[u].username.clone())
+            .collect();
+        names.sort();
+        names
     });
     tracing::debug!(
         campaign = change.campaign_id,
@@ -280,8 +339,18 @@ async fn put_mapping(
         unassigned = unassign.len(),
         "cms mapping changed"
     );
-    let mut echo = lead_user(&shared, lead, &assign, &unassign);
-    echo.assigned_user_ids = change.assigned_user_ids;
-    echo.unassigned_user_ids = change.unassigned_user_ids;
-    Json(echo).into_response()
+    let response = match after_apply {
+        Some(AfterApply::Status500) => fault_response(Fault::Status {
+            status: 500,
+            retry_after: None,
+        }),
+        Some(AfterApply::Malformed) => fault_response(Fault::Malformed),
+        None => {
+            let mut echo = lead_user(shared, lead, &assign, &unassign);
+            echo.assigned_user_ids = change.assigned_user_ids.clone();
+            echo.unassigned_user_ids = change.unassigned_user_ids.clone();
+            Json(echo).into_response()
+        }
+    };
+    (response, Some(assigned_after))
 }

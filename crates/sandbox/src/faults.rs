@@ -3,6 +3,12 @@
 //! with an empty (or null) result, the way an upstream in trouble may
 //! answer "nothing" instead of an error.
 //!
+//! Two faults only make sense for a write (the CMS PUT): apply the change
+//! and THEN answer 500 ([`FaultSpec::p_500_after_apply`]) or a malformed 200
+//! ([`FaultSpec::p_malformed_after_apply`]), the ambiguous outcomes an
+//! applier must read back after. They are [`AfterApply`] decisions, rolled
+//! only for requests that no other fault hit.
+//!
 //! Decisions are made here; each API module turns a [`Fault`] into its own
 //! error body (see `cms::fault_response` and friends), because every upstream
 //! words its errors differently. Faults run before normal handling, so a
@@ -31,7 +37,8 @@ pub struct Faults {
 }
 
 /// Faults for one endpoint. Applied in this order: latency, `fail_first`,
-/// then the probabilities (500, 429, malformed, empty).
+/// then the probabilities (500, 429, malformed, empty), then (CMS PUT only)
+/// the after-apply ones (500 after apply, malformed after apply).
 #[derive(Clone, Default, Debug)]
 pub struct FaultSpec {
     /// Probability of a 500 with the API's error body.
@@ -58,6 +65,12 @@ pub struct FaultSpec {
     /// the "request was not processed" (code 1010) body and 498 the expired
     /// token body.
     pub fail_status: u16,
+    /// CMS PUT only: probability that the change is applied and the answer
+    /// is then a 500 with the CMS error body.
+    pub p_500_after_apply: f64,
+    /// CMS PUT only: probability that the change is applied and the answer
+    /// is then a 200 with a truncated JSON body.
+    pub p_malformed_after_apply: f64,
 }
 
 /// Which endpoint a request is for.
@@ -95,6 +108,15 @@ pub enum Fault {
     Malformed,
     /// Answer 200 with an empty result (`null` lists with `null`).
     Empty { null: bool },
+}
+
+/// A decision to answer a write badly after applying it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterApply {
+    /// Apply, then answer 500.
+    Status500,
+    /// Apply, then answer 200 with a truncated JSON body.
+    Malformed,
 }
 
 /// The live fault configuration with its counters and RNG.
@@ -159,6 +181,22 @@ impl FaultState {
             None
         };
         (spec.latency, fault)
+    }
+
+    /// Whether a write that no [`Fault`] hit is to be answered badly after
+    /// it is applied. Rolls nothing when both probabilities are 0, so the
+    /// random sequence of other faults is unchanged.
+    pub fn decide_after_apply(&mut self, endpoint: Endpoint) -> Option<AfterApply> {
+        let spec = endpoint.spec(&self.faults);
+        let (p_500, p_malformed) = (spec.p_500_after_apply, spec.p_malformed_after_apply);
+        let mut roll = |p: f64| p > 0.0 && self.rng.gen_bool(p.min(1.0));
+        if roll(p_500) {
+            Some(AfterApply::Status500)
+        } else if roll(p_malformed) {
+            Some(AfterApply::Malformed)
+        } else {
+            None
+        }
     }
 }
 
@@ -228,6 +266,26 @@ mod tests {
             Some(Fault::Empty { null: true })
         );
         assert_eq!(state.decide(Endpoint::Zoho).1, None);
+    }
+
+    #[test]
+    fn after_apply_faults_only_when_no_other_fault() {
+        let faults = Faults {
+            cms_put: FaultSpec {
+                fail_first: 1,
+                p_malformed_after_apply: 1.0,
+                ..FaultSpec::default()
+            },
+            ..Faults::default()
+        };
+        let mut state = FaultState::new(faults, ChaCha8Rng::seed_from_u64(1));
+        assert!(state.decide(Endpoint::CmsPut).1.is_some());
+        assert_eq!(state.decide(Endpoint::CmsPut).1, None);
+        assert_eq!(
+            state.decide_after_apply(Endpoint::CmsPut),
+            Some(AfterApply::Malformed)
+        );
+        assert_eq!(state.decide_after_apply(Endpoint::CmsGet), None);
     }
 
     #[test]

@@ -189,6 +189,13 @@ impl World {
             .map(|i| &self.campaigns[i])
     }
 
+    /// A lead's pool: every user it lists, assigned or not (it never changes:
+    /// the CMS refuses changes naming users outside it).
+    pub fn pool(&self, lead: usize) -> BTreeSet<usize> {
+        let l = &self.leads[lead];
+        l.assigned.iter().chain(&l.unassigned).copied().collect()
+    }
+
     /// The user with this username.
     pub fn user_by_name(&self, username: &str) -> Option<usize> {
         self.username_index.get(username).copied()

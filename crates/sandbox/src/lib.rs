@@ -9,8 +9,15 @@
 //! routes, auth rules ([`auth`]) and error bodies as the contracts in
 //! `shared/upstream-apis/` describe them. [`faults`] injects latency, 5xx,
 //! 429 with `Retry-After`, malformed bodies, empty (or null) results, or
-//! "fail the first N" per endpoint. Token lifetimes run on a clock that
+//! "fail the first N" per endpoint, and for the CMS PUT a 500 or a malformed
+//! 200 *after* applying the change. Token lifetimes run on a clock that
 //! tests can move ahead ([`Sandbox::advance_clock`]).
+//!
+//! For an applier's tests: every CMS PUT is logged ([`Sandbox::write_log`],
+//! with arrival time, what was sent, the status answered and the lead's
+//! assigned users after it), and the world can be changed under a running
+//! client ([`Sandbox::set_lead_users`], [`Sandbox::set_webex_active`],
+//! [`Sandbox::set_zoho_counts`]).
 //!
 //! **Architecture Invariant:** this crate depends on no other crate of the
 //! workspace; it defines its own wire structs, so a misreading of a contract
@@ -21,6 +28,7 @@
 
 pub mod auth;
 pub mod cms;
+pub mod error;
 pub mod faults;
 pub mod generate;
 pub mod state;
@@ -34,8 +42,9 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use error::SandboxError;
 pub use faults::{FaultSpec, Faults};
-pub use state::RequestCounts;
+pub use state::{RequestCounts, WriteRecord};
 
 use state::Shared;
 
@@ -220,9 +229,46 @@ impl Sandbox {
         self.shared.world.info()
     }
 
-    /// Every generated user (agents, then supervisors) as the three systems see it.
+    /// Every generated user (agents, then supervisors) as the three systems
+    /// see it now (`active` and `headroom` reflect [`Sandbox::set_webex_active`]
+    /// and [`Sandbox::set_zoho_counts`]).
     pub fn world_users(&self) -> Vec<UserInfo> {
-        self.shared.world.user_infos()
+        self.shared.user_infos()
+    }
+
+    /// Every CMS PUT received so far (faulted and refused ones included), in
+    /// arrival order.
+    pub fn write_log(&self) -> Vec<WriteRecord> {
+        self.shared.write_log()
+    }
+
+    /// Forgets the PUTs logged so far.
+    pub fn clear_write_log(&self) {
+        self.shared.clear_write_log();
+    }
+
+    /// Someone else changes a lead: exactly `assigned` become its assigned
+    /// users, the rest of its pool unassigned. Every name must be in the
+    /// lead's pool.
+    pub fn set_lead_users(
+        &self,
+        campaign_id: u64,
+        lead_id: u64,
+        assigned: &[&str],
+    ) -> Result<(), SandboxError> {
+        self.shared.set_lead_users(campaign_id, lead_id, assigned)
+    }
+
+    /// Sets a Webex user's `user_status` to Active (`true`) or Inactive.
+    pub fn set_webex_active(&self, username: &str, active: bool) -> Result<(), SandboxError> {
+        self.shared.set_webex_active(username, active)
+    }
+
+    /// Sets a Zoho user's `backlog_count` in every threshold it is in (e.g.
+    /// to its `backlog_allow_count` or above, to put it at its allowance).
+    /// `who` is the Zoho user id, the email (any case) or the username.
+    pub fn set_zoho_counts(&self, who: &str, backlog_count: u64) -> Result<(), SandboxError> {
+        self.shared.set_zoho_counts(who, backlog_count)
     }
 
     /// Replace the faults of every endpoint; resets the `fail_first` counters.

@@ -1,6 +1,7 @@
 //! The live state shared by every handler: the generated world, the mutable
-//! lead mappings (behind a lock), issued Zoho tokens, faults and request
-//! counters.
+//! lead mappings (behind a lock), the changes tests make to the world's
+//! Webex statuses and Zoho counts ([`Overrides`]), issued Zoho tokens,
+//! faults, request counters and the log of CMS writes ([`WriteRecord`]).
 //!
 //! Locks are `std::sync::Mutex`es held only for short, non-async sections.
 
@@ -12,9 +13,61 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::faults::{Endpoint, Fault, FaultState, Faults};
-use crate::generate::World;
-use crate::{Credentials, SandboxConfig};
+use crate::error::SandboxError;
+use crate::faults::{AfterApply, Endpoint, Fault, FaultState, Faults};
+use crate::generate::{User, World, ZohoEntry};
+use crate::{Credentials, SandboxConfig, UserInfo};
+
+/// One CMS PUT as the sandbox received and answered it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteRecord {
+    /// When it arrived (before any injected latency), since the sandbox
+    /// started, on the monotonic clock.
+    pub at: Duration,
+    /// As sent; 0 when the body could not be read.
+    pub campaign_id: u64,
+    /// As sent; 0 when the body could not be read.
+    pub lead_id: u64,
+    /// `assignedUserIds` as sent.
+    pub assigned: Vec<String>,
+    /// `unassignedUserIds` as sent.
+    pub unassigned: Vec<String>,
+    /// The lead's assigned users (sorted) right after this PUT was applied;
+    /// empty when it was not applied.
+    pub assigned_after: Vec<String>,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// Whether the change was applied (also when the answer was then a
+    /// fault: see `FaultSpec::p_500_after_apply`).
+    pub applied: bool,
+}
+
+/// What tests changed in the generated world, by user index.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    webex_active: HashMap<usize, bool>,
+    backlog_count: HashMap<usize, u64>,
+}
+
+impl Overrides {
+    /// Whether user `u` is active in Webex (false when not a Webex user).
+    pub fn active(&self, u: usize, user: &User) -> bool {
+        match (&user.webex, self.webex_active.get(&u)) {
+            (None, _) => false,
+            (Some(_), Some(&active)) => active,
+            (Some(w), None) => w.active,
+        }
+    }
+
+    /// User `u`'s Zoho entry with the counts tests set.
+    pub fn zoho(&self, u: usize, user: &User) -> Option<ZohoEntry> {
+        let mut entry = user.zoho.clone()?;
+        if let Some(&backlog) = self.backlog_count.get(&u) {
+            entry.backlog_count = backlog;
+        }
+        Some(entry)
+    }
+}
 
 /// Requests seen per endpoint, including faulted and rejected ones.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,6 +117,9 @@ pub struct Shared {
     faults: Mutex<FaultState>,
     tokens: Mutex<Tokens>,
     counts: [AtomicU64; 5],
+    started: Instant,
+    writes: Mutex<Vec<WriteRecord>>,
+    overrides: Mutex<Overrides>,
 }
 
 /// Lock a mutex, recovering from poisoning (a panicking handler must not
@@ -100,7 +156,139 @@ impl Shared {
                 ahead: Duration::ZERO,
             }),
             counts: Default::default(),
+            started: Instant::now(),
+            writes: Mutex::new(Vec::new()),
+            overrides: Mutex::new(Overrides::default()),
         }
+    }
+
+    /// Time since the sandbox started (monotonic).
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// As [`Shared::before`], for a write: also says whether the write, if
+    /// no fault hit it, is to be answered badly after it is applied.
+    pub async fn before_write(&self, endpoint: Endpoint) -> (Option<Fault>, Option<AfterApply>) {
+        let fault = self.before(endpoint).await;
+        if fault.is_some() {
+            return (fault, None);
+        }
+        let after = lock(&self.faults).decide_after_apply(endpoint);
+        if let Some(after) = after {
+            tracing::debug!(?endpoint, ?after, "injecting fault after apply");
+        }
+        (None, after)
+    }
+
+    /// Appends to the write log.
+    pub fn log_write(&self, record: WriteRecord) {
+        lock(&self.writes).push(record);
+    }
+
+    /// Every CMS PUT received so far, in arrival order.
+    pub fn write_log(&self) -> Vec<WriteRecord> {
+        let mut log = lock(&self.writes).clone();
+        log.sort_by_key(|r| r.at);
+        log
+    }
+
+    /// Empties the write log.
+    pub fn clear_write_log(&self) {
+        lock(&self.writes).clear();
+    }
+
+    /// A copy of the changes tests made to the world.
+    pub fn overrides(&self) -> Overrides {
+        lock(&self.overrides).clone()
+    }
+
+    /// Every user as the three systems see it now (with the overrides).
+    pub fn user_infos(&self) -> Vec<UserInfo> {
+        let overrides = self.overrides();
+        let mut infos = self.world.user_infos();
+        for (u, info) in infos.iter_mut().enumerate() {
+            let user = &self.world.users[u];
+            info.active = overrides.active(u, user);
+            info.headroom = overrides.zoho(u, user).map_or(0, |z| z.headroom());
+        }
+        infos
+    }
+
+    /// Someone else sets a lead's assigned users: exactly `assigned` (each
+    /// in the lead's pool) become assigned, the rest of the pool unassigned.
+    pub fn set_lead_users(
+        &self,
+        campaign_id: u64,
+        lead_id: u64,
+        assigned: &[&str],
+    ) -> Result<(), SandboxError> {
+        let lead = self
+            .world
+            .lead(campaign_id, lead_id)
+            .ok_or(SandboxError::UnknownLead {
+                campaign_id,
+                lead_id,
+            })?;
+        let pool = self.world.pool(lead);
+        let wanted = assigned
+            .iter()
+            .map(|name| {
+                self.world
+                    .user_by_name(name)
+                    .filter(|u| pool.contains(u))
+                    .ok_or_else(|| SandboxError::NotInPool {
+                        username: (*name).to_owned(),
+                        campaign_id,
+                        lead_id,
+                    })
+            })
+            .collect::<Result<BTreeSet<usize>, _>>()?;
+        self.with_mapping(lead, |m| {
+            m.unassigned = pool.difference(&wanted).copied().collect();
+            m.assigned = wanted;
+        });
+        tracing::debug!(campaign_id, lead_id, "lead users set by a test");
+        Ok(())
+    }
+
+    /// Sets a Webex user's status to Active or Inactive.
+    pub fn set_webex_active(&self, username: &str, active: bool) -> Result<(), SandboxError> {
+        let u = self
+            .world
+            .user_by_name(username)
+            .ok_or_else(|| SandboxError::UnknownUser {
+                who: username.to_owned(),
+            })?;
+        if self.world.users[u].webex.is_none() {
+            return Err(SandboxError::NotInWebex {
+                username: username.to_owned(),
+            });
+        }
+        lock(&self.overrides).webex_active.insert(u, active);
+        Ok(())
+    }
+
+    /// Sets a Zoho user's `backlog_count` (in every threshold it is in); the
+    /// user is named by Zoho user id, email (any case) or username.
+    pub fn set_zoho_counts(&self, who: &str, backlog_count: u64) -> Result<(), SandboxError> {
+        let world = &self.world;
+        let u = world
+            .users
+            .iter()
+            .position(|user| user.zoho.as_ref().is_some_and(|z| z.user_id == who))
+            .or_else(|| world.user_by_email(who))
+            .or_else(|| world.user_by_name(who))
+            .ok_or_else(|| SandboxError::UnknownUser {
+                who: who.to_owned(),
+            })?;
+        if world.users[u].zoho.is_none() {
+            return Err(SandboxError::NotInZoho {
+                who: who.to_owned(),
+            });
+        }
+        lock(&self.overrides).backlog_count.insert(u, backlog_count);
+        Ok(())
     }
 
     /// Count the request, wait the injected latency, and say whether it must fail.

@@ -54,7 +54,9 @@ struct Users<'a> {
     users: Vec<WireUser<'a>>,
 }
 
-fn wire(user: &User) -> Option<WireUser<'_>> {
+/// A user as Webex reports it, with `active` as it is now (tests may have
+/// changed it).
+fn wire(user: &User, active: bool) -> Option<WireUser<'_>> {
     let w = user.webex.as_ref()?;
     Some(WireUser {
         username: &user.username,
@@ -62,7 +64,7 @@ fn wire(user: &User) -> Option<WireUser<'_>> {
         display_name: format!("{} {}", user.first_name, user.last_name),
         role_id: w.role_id,
         role_desc: w.role_desc,
-        user_status: if w.active { "Active" } else { "Inactive" },
+        user_status: if active { "Active" } else { "Inactive" },
         role_status: "Active",
         user_last_login_date: &w.last_login,
         user_groups: &w.groups,
@@ -139,6 +141,8 @@ async fn users(
     }
     let params = crate::params(query.as_deref().map(str::as_bytes));
     let world = &shared.world;
+    let overrides = shared.overrides();
+    let wire_user = |u: usize| wire(&world.users[u], overrides.active(u, &world.users[u]));
     let body = match params
         .get("username")
         .map(|s| s.trim())
@@ -149,14 +153,11 @@ async fn users(
                 .user_by_name(wanted)
                 .or_else(|| world.user_by_email(wanted));
             Users {
-                users: found
-                    .and_then(|u| wire(&world.users[u]))
-                    .into_iter()
-                    .collect(),
+                users: found.and_then(wire_user).into_iter().collect(),
             }
         }
         None => Users {
-            users: world.users.iter().filter_map(wire).collect(),
+            users: (0..world.users.len()).filter_map(wire_user).collect(),
         },
     };
     tracing::debug!(users = body.users.len(), "webex users");

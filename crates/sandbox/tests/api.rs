@@ -309,20 +309,46 @@ async fn cms_put_changes_state() {
     let (assigned, unassigned) = sb.mapping(campaign, lead).unwrap();
     let to_assign = unassigned[0].clone();
     let to_unassign = assigned[0].clone();
-    // An agent from outside the pool joins it.
     let pool: BTreeSet<_> = assigned.iter().chain(&unassigned).cloned().collect();
+    let put_url = format!(
+        "{}/cms/configuration/voice/campaignLeadUserMapping",
+        sb.base_url()
+    );
+    // A CMS agent from outside the pool can be neither assigned nor
+    // unassigned: 400, and nothing changes.
     let outsider = sb
         .world_users()
         .into_iter()
         .find(|u| u.in_cms && !pool.contains(&u.username))
         .unwrap()
         .username;
-    let body = json!({"leadId": lead, "campaignId": campaign,
-        "assignedUserIds": [to_assign, outsider], "unassignedUserIds": [to_unassign]});
-    let put_url = format!(
-        "{}/cms/configuration/voice/campaignLeadUserMapping",
-        sb.base_url()
+    for body in [
+        json!({"leadId": lead, "campaignId": campaign,
+            "assignedUserIds": [to_assign, outsider], "unassignedUserIds": [to_unassign]}),
+        json!({"leadId": lead, "campaignId": campaign,
+            "assignedUserIds": [], "unassignedUserIds": [outsider]}),
+    ] {
+        let (status, resp) = json_of(
+            cms_auth(&sb, client.put(&put_url))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 400, "{resp}");
+        assert_eq!(resp["errorCode"], "CONF-1000");
+        assert!(
+            resp["errorMessage"].as_str().unwrap().contains(&outsider),
+            "{resp}"
+        );
+    }
+    assert_eq!(
+        sb.mapping(campaign, lead).unwrap(),
+        (assigned.clone(), unassigned.clone())
     );
+    let body = json!({"leadId": lead, "campaignId": campaign,
+        "assignedUserIds": [to_assign], "unassignedUserIds": [to_unassign]});
     for _ in 0..2 {
         // Idempotent: the second PUT gives the same answer and state.
         let (status, resp) = json_of(
@@ -336,18 +362,18 @@ async fn cms_put_changes_state() {
         assert_eq!(status, 200, "{resp}");
         assert_eq!(resp["leadId"], lead);
         assert_eq!(resp["campaignId"], campaign);
-        assert_eq!(resp["assignedUserIds"], json!([to_assign, outsider]));
+        assert_eq!(resp["assignedUserIds"], json!([to_assign]));
         assert_eq!(resp["unassignedUserIds"], json!([to_unassign]));
-        assert_eq!(resp["assignedCampaignUserIds"].as_array().unwrap().len(), 2);
+        assert_eq!(resp["assignedCampaignUserIds"].as_array().unwrap().len(), 1);
         assert_eq!(
             resp["unassignedCampaignUserIds"].as_array().unwrap().len(),
             1
         );
     }
     let (a, u) = sb.mapping(campaign, lead).unwrap();
-    assert!(a.contains(&to_assign) && a.contains(&outsider) && !a.contains(&to_unassign));
+    assert!(a.contains(&to_assign) && !a.contains(&to_unassign));
     assert!(u.contains(&to_unassign) && !u.contains(&to_assign));
-    assert_eq!(a.len() + u.len(), pool.len() + 1);
+    assert_eq!(a.len() + u.len(), pool.len(), "the pool never changes");
 
     let (status, got) = json_of(
         cms_auth(&sb, client.get(cms_get_url(&sb, campaign, lead, 500, 0)))
@@ -966,5 +992,385 @@ async fn large_world_starts_and_serves() {
         .unwrap();
     let (_, body) = json_of(resp).await;
     assert!(body["users"].as_array().unwrap().len() > 19_000);
+    sb.shutdown().await;
+}
+
+// ------------------------------------------------- support for applier tests
+
+const PUT_PATH: &str = "/cms/configuration/voice/campaignLeadUserMapping";
+
+/// A lead with both assigned and unassigned users in its pool.
+fn mixed_lead(sb: &Sandbox) -> (u64, u64, Vec<String>, Vec<String>) {
+    for c in sb.world().campaigns {
+        for l in c.lead_ids {
+            let (a, u) = sb.mapping(c.campaign_id, l).unwrap();
+            if a.len() >= 2 && u.len() >= 2 {
+                return (c.campaign_id, l, a, u);
+            }
+        }
+    }
+    panic!("no lead with two assigned and two unassigned users");
+}
+
+/// PUTs `body`; the status and the raw body text.
+async fn put(sb: &Sandbox, client: &Client, body: &Value) -> (u16, String) {
+    let resp = cms_auth(sb, client.put(format!("{}{PUT_PATH}", sb.base_url())))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn write_log_records_every_put() {
+    let sb = start(SandboxConfig::default()).await;
+    let client = Client::new();
+    let (campaign, lead, assigned, unassigned) = mixed_lead(&sb);
+    assert!(sb.write_log().is_empty());
+
+    // Applied.
+    let body = json!({"leadId": lead, "campaignId": campaign,
+        "assignedUserIds": [unassigned[0]], "unassignedUserIds": [assigned[0]]});
+    assert_eq!(put(&sb, &client, &body).await.0, 200);
+    let after_first = sb.mapping(campaign, lead).unwrap().0;
+    // Refused: a user outside the CMS.
+    let refused = json!({"leadId": lead, "campaignId": campaign,
+        "assignedUserIds": ["ghost_agent"], "unassignedUserIds": []});
+    assert_eq!(put(&sb, &client, &refused).await.0, 400);
+    // Unauthenticated.
+    let resp = client
+        .put(format!("{}{PUT_PATH}", sb.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // Faulted before applying.
+    sb.set_faults(Faults {
+        cms_put: FaultSpec {
+            fail_first: 1,
+            fail_status: 503,
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    assert_eq!(put(&sb, &client, &body).await.0, 503);
+    // A body that is not a mapping change.
+    let resp = cms_auth(&sb, client.put(format!("{}{PUT_PATH}", sb.base_url())))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+
+    let log = sb.write_log();
+    assert_eq!(log.len(), 5);
+    assert_eq!(sb.counts().cms_put, 5);
+    assert!(log.windows(2).all(|w| w[0].at <= w[1].at));
+    let first = &log[0];
+    assert_eq!((first.campaign_id, first.lead_id), (campaign, lead));
+    assert_eq!(first.assigned, [unassigned[0].clone()]);
+    assert_eq!(first.unassigned, [assigned[0].clone()]);
+    assert_eq!((first.status, first.applied), (200, true));
+    assert_eq!(first.assigned_after, after_first);
+    assert!(first.assigned_after.contains(&unassigned[0]));
+    assert!(!first.assigned_after.contains(&assigned[0]));
+    let statuses: Vec<(u16, bool)> = log.iter().map(|r| (r.status, r.applied)).collect();
+    assert_eq!(
+        statuses,
+        [
+            (200, true),
+            (400, false),
+            (401, false),
+            (503, false),
+            (400, false)
+        ]
+    );
+    assert_eq!(log[1].assigned, ["ghost_agent"]);
+    assert!(log[1..].iter().all(|r| r.assigned_after.is_empty()));
+    assert_eq!((log[4].campaign_id, log[4].lead_id), (0, 0));
+    sb.clear_write_log();
+    assert!(sb.write_log().is_empty());
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn put_faults_after_apply_change_state_then_fail() {
+    let sb = start(SandboxConfig::default()).await;
+    let client = Client::new();
+    let (campaign, lead, assigned, unassigned) = mixed_lead(&sb);
+
+    sb.set_faults(Faults {
+        cms_put: FaultSpec {
+            p_500_after_apply: 1.0,
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    let body = json!({"leadId": lead, "campaignId": campaign,
+        "assignedUserIds": [unassigned[0]], "unassignedUserIds": []});
+    let (status, text) = put(&sb, &client, &body).await;
+    assert_eq!(status, 500);
+    let error: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(error["statusCode"], 500);
+    let now = sb.mapping(campaign, lead).unwrap().0;
+    assert!(now.contains(&unassigned[0]), "applied before the 500");
+
+    sb.set_faults(Faults {
+        cms_put: FaultSpec {
+            p_malformed_after_apply: 1.0,
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    let body = json!({"leadId": lead, "campaignId": campaign,
+        "assignedUserIds": [], "unassignedUserIds": [assigned[0]]});
+    let (status, text) = put(&sb, &client, &body).await;
+    assert_eq!(status, 200);
+    assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+    let now = sb.mapping(campaign, lead).unwrap().0;
+    assert!(
+        !now.contains(&assigned[0]),
+        "applied before the malformed 200"
+    );
+
+    let log = sb.write_log();
+    assert_eq!(
+        log.iter()
+            .map(|r| (r.status, r.applied))
+            .collect::<Vec<_>>(),
+        [(500, true), (200, true)]
+    );
+    assert!(log[0].assigned_after.contains(&unassigned[0]));
+    assert_eq!(log[1].assigned_after, now);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn put_faults_before_apply_change_nothing() {
+    let sb = start(SandboxConfig::default()).await;
+    let client = Client::new();
+    let (campaign, lead, _, unassigned) = mixed_lead(&sb);
+    let before = sb.mapping(campaign, lead).unwrap();
+    let body = json!({"leadId": lead, "campaignId": campaign,
+        "assignedUserIds": [unassigned[0]], "unassignedUserIds": []});
+    for (spec, want) in [
+        (
+            FaultSpec {
+                p_500: 1.0,
+                ..FaultSpec::default()
+            },
+            500,
+        ),
+        (
+            FaultSpec {
+                p_429: 1.0,
+                retry_after_secs: 2,
+                ..FaultSpec::default()
+            },
+            429,
+        ),
+    ] {
+        sb.set_faults(Faults {
+            cms_put: spec,
+            ..Faults::default()
+        });
+        let resp = cms_auth(&sb, client.put(format!("{}{PUT_PATH}", sb.base_url())))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), want);
+        if want == 429 {
+            assert_eq!(resp.headers()["retry-after"], "2");
+        }
+        assert_eq!(sb.mapping(campaign, lead).unwrap(), before);
+    }
+    // Latency delays the PUT, which then applies.
+    sb.set_faults(Faults {
+        cms_put: FaultSpec {
+            latency: Duration::from_millis(300),
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    assert_eq!(put(&sb, &client, &body).await.0, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(sb
+        .mapping(campaign, lead)
+        .unwrap()
+        .0
+        .contains(&unassigned[0]));
+    let log = sb.write_log();
+    assert_eq!(
+        log.iter()
+            .map(|r| (r.status, r.applied))
+            .collect::<Vec<_>>(),
+        [(500, false), (429, false), (200, true)]
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn set_lead_users_is_seen_by_get_and_put() {
+    let sb = start(SandboxConfig::default()).await;
+    let client = Client::new();
+    let (campaign, lead, assigned, unassigned) = mixed_lead(&sb);
+    let pool = sorted(assigned.iter().chain(&unassigned).cloned().collect());
+    // Someone else assigns exactly these two.
+    let now = [unassigned[0].as_str(), assigned[1].as_str()];
+    sb.set_lead_users(campaign, lead, &now).unwrap();
+    let (a, u) = sb.mapping(campaign, lead).unwrap();
+    assert_eq!(a, sorted(now.iter().map(|s| s.to_string()).collect()));
+    let expected_unassigned: Vec<String> =
+        pool.iter().filter(|n| !a.contains(n)).cloned().collect();
+    assert_eq!(u, expected_unassigned);
+    let (status, got) = json_of(
+        cms_auth(&sb, client.get(cms_get_url(&sb, campaign, lead, 500, 0)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let got_a: Vec<String> = serde_json::from_value(got["assignedUserIds"].clone()).unwrap();
+    assert_eq!(sorted(got_a), a);
+    // Nobody assigned.
+    sb.set_lead_users(campaign, lead, &[]).unwrap();
+    assert_eq!(sb.mapping(campaign, lead).unwrap(), (vec![], pool.clone()));
+    // Refusals change nothing.
+    let err = sb
+        .set_lead_users(campaign, lead, &[assigned[0].as_str(), "ghost_agent"])
+        .unwrap_err();
+    assert!(err.to_string().contains("ghost_agent"), "{err}");
+    assert!(sb.set_lead_users(campaign, 999_999, &[]).is_err());
+    assert_eq!(sb.mapping(campaign, lead).unwrap(), (vec![], pool));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn set_webex_active_is_seen_by_the_users_endpoint() {
+    let sb = start(SandboxConfig::default()).await;
+    let client = Client::new();
+    let users = sb.world_users();
+    let on = users
+        .iter()
+        .find(|u| u.in_cms && u.active)
+        .unwrap()
+        .username
+        .clone();
+    let off = users
+        .iter()
+        .find(|u| u.in_cms && u.in_webex && !u.active)
+        .unwrap()
+        .username
+        .clone();
+    sb.set_webex_active(&on, false).unwrap();
+    sb.set_webex_active(&off, true).unwrap();
+    let key = sb.credentials().webex_api_key.clone();
+    let url = format!("{}/campaignapi/resources/v3/users/", sb.base_url());
+    let (_, body) = json_of(client.get(&url).bearer_auth(&key).send().await.unwrap()).await;
+    let status_of = |name: &str| {
+        body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == name)
+            .unwrap()["user_status"]
+            .clone()
+    };
+    assert_eq!(status_of(&on), "Inactive");
+    assert_eq!(status_of(&off), "Active");
+    let (_, one) = json_of(
+        client
+            .get(format!("{url}?username={on}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(one["users"][0]["user_status"], "Inactive");
+    let now = sb.world_users();
+    assert!(!now.iter().find(|u| u.username == on).unwrap().active);
+    assert!(now.iter().find(|u| u.username == off).unwrap().active);
+    let missing = users.iter().find(|u| u.in_cms && !u.in_webex).unwrap();
+    assert!(sb.set_webex_active(&missing.username, true).is_err());
+    assert!(sb.set_webex_active("nobody_at_all", true).is_err());
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn set_zoho_counts_puts_an_agent_at_its_allowance() {
+    let sb = start(SandboxConfig::default()).await;
+    let client = Client::new();
+    let users = sb.world_users();
+    let agent = users
+        .iter()
+        .find(|u| u.in_cms && u.in_zoho && u.headroom > 0)
+        .unwrap()
+        .clone();
+    let threshold = agent.threshold_ids[0].clone();
+    let token = zoho_token(&sb, &client).await;
+    let entry_of = |body: &Value| {
+        body["restrict_to"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["user"]["email"] == agent.email.as_str())
+            .cloned()
+            .unwrap()
+    };
+    let url = restrict_to_url(&sb, "v8", &threshold, "module=Leads&per_page=200");
+    let fetch = || async {
+        let mut all = Vec::new();
+        for page in 1.. {
+            let resp = client
+                .get(format!("{url}&page={page}"))
+                .header("Authorization", format!("Zoho-oauthtoken {token}"))
+                .send()
+                .await
+                .unwrap();
+            if resp.status() == 204 {
+                break;
+            }
+            let (_, body) = json_of(resp).await;
+            let more = body["info"]["more_records"] == true;
+            all.extend(body["restrict_to"].as_array().unwrap().clone());
+            if !more {
+                break;
+            }
+        }
+        json!({ "restrict_to": all })
+    };
+    let before = entry_of(&fetch().await);
+    let allowance = before["backlog_allow_count"].as_u64().unwrap();
+    // By email in another case.
+    sb.set_zoho_counts(&agent.email.to_uppercase(), allowance + 3)
+        .unwrap();
+    let after = entry_of(&fetch().await);
+    assert_eq!(after["backlog_count"], allowance + 3);
+    assert_eq!(after["record_allow_count"], before["record_allow_count"]);
+    let info = sb
+        .world_users()
+        .into_iter()
+        .find(|u| u.username == agent.username)
+        .unwrap();
+    assert_eq!(info.headroom, 0);
+    // By Zoho user id, back under the allowance.
+    sb.set_zoho_counts(agent.zoho_user_id.as_deref().unwrap(), 0)
+        .unwrap();
+    assert_eq!(entry_of(&fetch().await)["backlog_count"], 0);
+    assert!(sb.set_zoho_counts("nobody@example.invalid", 1).is_err());
+    let outside = users.iter().find(|u| u.in_cms && !u.in_zoho).unwrap();
+    assert!(sb.set_zoho_counts(&outside.username, 1).is_err());
     sb.shutdown().await;
 }
