@@ -492,7 +492,8 @@ async fn execute(
     let run = journal.start_run(NewRun {
         kind: start.kind,
         parent: start.parent,
-        plan: start.plan,
+        snapshot_hash: &start.plan.snapshot_hash,
+        config_digest: &start.plan.config_digest,
         plan_json: &plan_json,
         plan_hash: &plan_hash,
         holder: &held.lease.holder,

@@ -43,7 +43,8 @@ pub type LeadHistory = BTreeMap<LeadKey, (LeadState, Option<BTreeSet<String>>)>;
 pub struct NewRun<'a> {
     pub kind: RunKind,
     pub parent: Option<i64>,
-    pub plan: &'a Plan,
+    pub snapshot_hash: &'a str,
+    pub config_digest: &'a str,
     pub plan_json: &'a [u8],
     pub plan_hash: &'a str,
     pub holder: &'a str,
@@ -122,8 +123,8 @@ impl Journal {
                     run.kind.as_str(),
                     run.parent,
                     run.plan_hash,
-                    run.plan.snapshot_hash,
-                    run.plan.config_digest,
+                    run.snapshot_hash,
+                    run.config_digest,
                     run.plan_json,
                     now(),
                     RunOutcome::Running.as_str(),
@@ -519,5 +520,62 @@ mod tests {
         assert!(!a.renew_lease(&la, Duration::from_secs(5)).unwrap());
         b.release_lease(&lb).unwrap();
         a.acquire_lease(Duration::from_secs(5)).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod measure {
+    use super::*;
+    use crate::report::RunKind;
+
+    /// `cargo test -p rebalancer-applier --lib measure -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn journal_cost_per_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("m.sqlite")).unwrap();
+        let run = j
+            .start_run(NewRun {
+                kind: RunKind::Apply,
+                parent: None,
+                snapshot_hash: "s",
+                config_digest: "c",
+                plan_json: b"{}",
+                plan_hash: "h",
+                holder: "h:1",
+            })
+            .unwrap();
+        let lead = LeadKey {
+            campaign_id: 1,
+            lead_id: 2,
+        };
+        let n = 500;
+        let t = std::time::Instant::now();
+        for seq in 0..n {
+            let id = j
+                .put_pending(
+                    run,
+                    lead,
+                    seq,
+                    r#"{"leadId":2,"campaignId":1,"assignedUserIds":["a"],"unassignedUserIds":[]}"#,
+                )
+                .unwrap();
+            j.put_done(
+                id,
+                PutOutcome {
+                    state: "applied",
+                    applied: Some(true),
+                    status: Some(200),
+                    echo: Some("{}"),
+                    message: None,
+                },
+            )
+            .unwrap();
+        }
+        let per = t.elapsed().as_secs_f64() * 1000.0 / n as f64;
+        eprintln!(
+            "journal: {per:.3} ms per PUT (insert + update, two synchronous=FULL commits) in {}",
+            dir.path().display()
+        );
     }
 }
