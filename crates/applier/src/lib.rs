@@ -51,7 +51,7 @@ pub use report::{
     LeadRecord, LeadReport, LeadState, PutRecord, RunDetail, RunKind, RunOutcome, RunRecord,
     RunReport,
 };
-pub use run::{apply, history, resume, rollback, show};
+pub use run::{apply, check_plan_age, history, resume, rollback, show};
 
 /// The clients a run uses; the binary builds them (with the write budget).
 #[derive(Clone, Debug)]

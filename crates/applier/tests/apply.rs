@@ -634,3 +634,34 @@ async fn refused_credentials_stop_the_run() {
     );
     assert_eq!(sb.counts().cms_put, 0);
 }
+
+#[tokio::test]
+async fn plans_older_than_the_limit_are_refused() {
+    let sb = sandbox(7, 60, 6).await;
+    let mut plan = rebalance(&sb, 1);
+    plan.snapshot_fetched_at = "2026-11-30T10:00:00Z".into();
+    let at = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let hour = Duration::from_secs(3600);
+    rebalancer_applier::check_plan_age(&plan, hour, at("2026-11-30T10:59:00Z")).unwrap();
+    let e =
+        rebalancer_applier::check_plan_age(&plan, hour, at("2026-11-30T11:01:00Z")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ApplyError::PlanTooOld {
+                age_secs: 3660,
+                max_secs: 3600,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("apply.max_plan_age_secs"));
+    plan.snapshot_fetched_at = "yesterday".into();
+    assert!(matches!(
+        rebalancer_applier::check_plan_age(&plan, hour, at("2026-11-30T11:01:00Z")),
+        Err(ApplyError::InvalidPlan(_))
+    ));
+}
