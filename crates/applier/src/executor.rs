@@ -475,3 +475,129 @@ enum Sent {
     /// Unknown outcome; the lead as read back (None: could not be read).
     Ambiguous(Option<BTreeSet<String>>),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::NewRun;
+    use crate::report::RunKind;
+    use rebalancer_sandbox::{Sandbox, SandboxConfig};
+    use rebalancer_upstream::{
+        BaseUrl, CmsConfig, HttpSettings, Stats, WebexClient, WebexConfig, ZohoClient, ZohoConfig,
+    };
+
+    /// A journal that cannot be written stops the lead before its PUT: the
+    /// CMS sees nothing the journal could not record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_journal_write_failure_stops_before_the_put() {
+        let sb = Sandbox::start(
+            SandboxConfig {
+                agents: 60,
+                leads: 6,
+                ..SandboxConfig::default()
+            },
+            0,
+        )
+        .await
+        .unwrap();
+        let world = sb.world();
+        let creds = sb.credentials();
+        let base = BaseUrl::parse(&sb.base_url()).unwrap();
+        let cms = rebalancer_upstream::CmsClient::new(
+            CmsConfig {
+                base_url: base.clone(),
+                username: creds.cms_username.clone(),
+                password: creds.cms_password.clone().into(),
+                contact_center_id: world.contact_center_id,
+                page_size: 500,
+                http: HttpSettings::default(),
+            },
+            Stats::default(),
+        )
+        .unwrap();
+        let webex = WebexClient::new(
+            WebexConfig {
+                base_url: base.clone(),
+                api_key: creds.webex_api_key.clone().into(),
+                http: HttpSettings::default(),
+            },
+            Stats::default(),
+        )
+        .unwrap();
+        let zoho = ZohoClient::new(
+            ZohoConfig {
+                accounts_url: base.clone(),
+                api_domain: base,
+                client_id: creds.zoho_client_id.clone(),
+                client_secret: creds.zoho_client_secret.clone().into(),
+                refresh_token: creds.zoho_refresh_token.clone().into(),
+                api_version: "v8".into(),
+                module: world.module.clone(),
+                per_page: 200,
+                http: HttpSettings::default(),
+            },
+            Stats::default(),
+        )
+        .unwrap();
+        // A lead with an agent to unassign (no re-check needed for that).
+        let c = &world.campaigns[0];
+        let (lead, current) = c
+            .lead_ids
+            .iter()
+            .map(|&l| {
+                (
+                    LeadKey {
+                        campaign_id: c.campaign_id,
+                        lead_id: l,
+                    },
+                    sb.mapping(c.campaign_id, l).unwrap().0,
+                )
+            })
+            .find(|(_, a)| a.len() >= 2)
+            .expect("a lead with two agents");
+        let goal = LeadGoal {
+            lead,
+            process_id: c.process_id,
+            current: current.iter().cloned().collect(),
+            target: current[1..].iter().cloned().collect(),
+            assign: BTreeSet::new(),
+            unassign: [current[0].clone()].into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
+        let lease = Arc::new(journal.acquire_lease(Duration::from_secs(30)).unwrap());
+        let run = journal
+            .start_run(NewRun {
+                kind: RunKind::Apply,
+                parent: None,
+                snapshot_hash: "s",
+                config_digest: "c",
+                plan_json: b"{}",
+                plan_hash: "p",
+                holder: "h:1",
+            })
+            .unwrap();
+        journal.break_for_test();
+        let ctx = Ctx {
+            cms,
+            journal,
+            lease,
+            recheck: Rechecker::empty(webex, zoho, Duration::from_secs(60)),
+            cfg: ApplyConfig::default(),
+            run,
+            rule: DriftRule::Exact,
+            stop: CancellationToken::new(),
+            halt: CancellationToken::new(),
+            progress: Progress::default(),
+            counters: Counters::default(),
+            lease_margin: Duration::from_secs(1),
+        };
+        let e = ctx
+            .run_lead(&goal)
+            .await
+            .err()
+            .expect("the journal failure stops the lead");
+        assert!(matches!(e, ApplyError::Journal { .. }), "{e}");
+        assert_eq!(sb.counts().cms_put, 0, "no PUT it could not record");
+    }
+}

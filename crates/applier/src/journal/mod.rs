@@ -112,6 +112,14 @@ impl Journal {
         f(&mut conn).map_err(|e| ApplyError::journal(&self.path, format!("cannot {what}: {e}")))
     }
 
+    /// Makes every later write fail (tests of the write-failure path).
+    #[cfg(test)]
+    pub fn break_for_test(&self) {
+        self.conn()
+            .execute_batch("PRAGMA query_only = ON")
+            .expect("query_only");
+    }
+
     // ---- runs
 
     pub fn start_run(&self, run: NewRun<'_>) -> Result<i64, ApplyError> {
