@@ -23,9 +23,14 @@ use crate::recheck::{Rechecker, Verdict};
 use crate::report::{LeadReport, LeadState};
 use crate::{ApplyConfig, Progress};
 
-/// Rounds of "read back, send what is still missing" after ambiguous
-/// failures, per lead.
-pub const MAX_ROUNDS: u32 = 4;
+/// Ambiguous failures in a row, per lead, whose read-back shows no
+/// progress, before the lead is given up as failed (`resume` may finish
+/// it later). A failure that turns out applied is progress.
+pub const MAX_STALLED_ROUNDS: u32 = 6;
+
+/// Rounds of "read back, send what is still missing" per lead, whatever the
+/// progress: a hard bound.
+pub const MAX_ROUNDS: u32 = 64;
 
 /// Counters of a run, shared by its workers.
 #[derive(Debug, Default)]
@@ -273,8 +278,10 @@ impl Ctx {
     ) -> Result<LeadEnd, ApplyError> {
         let mut seq = 0u32;
         let mut sent = 0u32;
+        let mut stalled = 0u32;
         for round in 0..MAX_ROUNDS {
             let (todo_a, todo_u) = remaining(assign, unassign, &live);
+            let left = todo_a.len() + todo_u.len();
             let puts = batches(&todo_a, &todo_u, self.cfg.max_users_per_put);
             if puts.is_empty() {
                 break;
@@ -312,11 +319,20 @@ impl Ctx {
             if !ambiguous {
                 break;
             }
+            let (todo_a, todo_u) = remaining(assign, unassign, &live);
+            if todo_a.len() + todo_u.len() < left {
+                stalled = 0;
+            } else {
+                stalled += 1;
+                if stalled >= MAX_STALLED_ROUNDS {
+                    break;
+                }
+            }
         }
         let (todo_a, todo_u) = remaining(assign, unassign, &live);
         if !todo_a.is_empty() || !todo_u.is_empty() {
             notes.push(format!(
-                "still not applied after {MAX_ROUNDS} rounds of ambiguous failures: assign [{}], unassign [{}]",
+                "still not applied after {stalled} ambiguous failures in a row ({sent} PUTs): assign [{}], unassign [{}]; `resume` or a new apply may finish it",
                 list(&todo_a),
                 list(&todo_u)
             ));
