@@ -99,10 +99,12 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
         }
         if let Some(a) = cause.downcast_ref::<ApplyError>() {
             return match a {
-                ApplyError::LeaseHeld { .. } => JOURNAL_BUSY,
+                ApplyError::LeaseHeld { .. } | ApplyError::LeaseLost => JOURNAL_BUSY,
                 ApplyError::Blocked { .. } => BLOCKED,
                 ApplyError::Journal { .. } => OUTPUT,
+                ApplyError::InvalidConfig { .. } => CONFIG,
                 ApplyError::Upstream(u) => class_code(u.class()),
+                // The plan or the run asked for cannot be used.
                 _ => INPUT,
             };
         }

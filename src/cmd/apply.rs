@@ -115,26 +115,11 @@ fn check_plan_file(plan: &Plan, session: &Session) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let max_age = Duration::from_secs(session.connected.apply.max_plan_age_secs);
-    let fetched = time::OffsetDateTime::parse(
-        &plan.snapshot_fetched_at,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_err(|e| {
-        ApplyRefused::Mismatch(format!(
-            "the plan's snapshot time `{}` is not RFC 3339 ({e}); plan again",
-            plan.snapshot_fetched_at
-        ))
-    })?;
-    let age = time::OffsetDateTime::now_utc() - fetched;
-    if age > max_age {
-        return Err(ApplyRefused::Mismatch(format!(
-            "the plan's snapshot was fetched {} ago, more than apply.max_plan_age_secs = {} s allows; fetch and plan again",
-            humanize(age),
-            max_age.as_secs()
-        ))
-        .into());
-    }
+    rebalancer_applier::check_plan_age(
+        plan,
+        Duration::from_secs(session.connected.apply.max_plan_age_secs),
+        time::OffsetDateTime::now_utc(),
+    )?;
     let digest = session.connected.plan.digest_with(&plan.what_ifs);
     if digest != plan.config_digest {
         return Err(ApplyRefused::Mismatch(
@@ -147,16 +132,6 @@ fn check_plan_file(plan: &Plan, session: &Session) -> anyhow::Result<()> {
 
 fn show_id(id: Option<u64>) -> String {
     id.map_or("unknown".into(), |i| i.to_string())
-}
-
-fn humanize(d: time::Duration) -> String {
-    let s = d.whole_seconds();
-    match s {
-        s if s >= 86_400 => format!("{} d", s / 86_400),
-        s if s >= 3_600 => format!("{} h", s / 3_600),
-        s if s >= 60 => format!("{} min", s / 60),
-        s => format!("{s} s"),
-    }
 }
 
 /// Fetch, plan, show the plan and ask. `None` when the answer was no.

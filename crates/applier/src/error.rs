@@ -38,6 +38,14 @@ pub enum ApplyError {
     #[error("the plan cannot be applied: {0}; fix: make the plan again with `rebalancer plan`")]
     InvalidPlan(String),
 
+    /// The plan's snapshot is older than `apply.max_plan_age_secs`.
+    #[error("the plan was made from a snapshot fetched at {fetched_at}, {age_secs} s ago, more than apply.max_plan_age_secs = {max_secs}; fix: fetch and plan again")]
+    PlanTooOld {
+        fetched_at: String,
+        age_secs: u64,
+        max_secs: u64,
+    },
+
     /// A setting of `ApplyConfig` is out of range.
     #[error("invalid setting {key}: {detail}")]
     InvalidConfig { key: &'static str, detail: String },

@@ -23,9 +23,14 @@ use crate::recheck::{Rechecker, Verdict};
 use crate::report::{LeadReport, LeadState};
 use crate::{ApplyConfig, Progress};
 
-/// Rounds of "read back, send what is still missing" after ambiguous
-/// failures, per lead.
-pub const MAX_ROUNDS: u32 = 4;
+/// Ambiguous failures in a row, per lead, whose read-back shows no
+/// progress, before the lead is given up as failed (`resume` may finish
+/// it later). A failure that turns out applied is progress.
+pub const MAX_STALLED_ROUNDS: u32 = 6;
+
+/// Rounds of "read back, send what is still missing" per lead, whatever the
+/// progress: a hard bound.
+pub const MAX_ROUNDS: u32 = 64;
 
 /// Counters of a run, shared by its workers.
 #[derive(Debug, Default)]
@@ -72,21 +77,6 @@ pub async fn read_live(
         .lead_users(process_id, lead.campaign_id, lead.lead_id)
         .await?;
     Ok(users.assigned_user_ids.into_iter().collect())
-}
-
-/// Whether a failed PUT may nevertheless have been applied.
-///
-/// Until `UpstreamError::is_ambiguous_write` exists: a timeout, 5xx,
-/// transport failure or unreadable 2xx body after the request was sent.
-pub fn is_ambiguous(e: &UpstreamError) -> bool {
-    matches!(
-        e,
-        UpstreamError::Timeout { .. }
-            | UpstreamError::Server { .. }
-            | UpstreamError::Transport { .. }
-            | UpstreamError::Malformed { .. }
-            | UpstreamError::BodyTooLarge { .. }
-    )
 }
 
 /// The HTTP status an error carries, for the journal.
@@ -288,8 +278,10 @@ impl Ctx {
     ) -> Result<LeadEnd, ApplyError> {
         let mut seq = 0u32;
         let mut sent = 0u32;
+        let mut stalled = 0u32;
         for round in 0..MAX_ROUNDS {
             let (todo_a, todo_u) = remaining(assign, unassign, &live);
+            let left = todo_a.len() + todo_u.len();
             let puts = batches(&todo_a, &todo_u, self.cfg.max_users_per_put);
             if puts.is_empty() {
                 break;
@@ -327,11 +319,20 @@ impl Ctx {
             if !ambiguous {
                 break;
             }
+            let (todo_a, todo_u) = remaining(assign, unassign, &live);
+            if todo_a.len() + todo_u.len() < left {
+                stalled = 0;
+            } else {
+                stalled += 1;
+                if stalled >= MAX_STALLED_ROUNDS {
+                    break;
+                }
+            }
         }
         let (todo_a, todo_u) = remaining(assign, unassign, &live);
         if !todo_a.is_empty() || !todo_u.is_empty() {
             notes.push(format!(
-                "still not applied after {MAX_ROUNDS} rounds of ambiguous failures: assign [{}], unassign [{}]",
+                "still not applied after {stalled} ambiguous failures in a row ({sent} PUTs): assign [{}], unassign [{}]; `resume` or a new apply may finish it",
                 list(&todo_a),
                 list(&todo_u)
             ));
@@ -405,7 +406,7 @@ impl Ctx {
                     .fetch_add(put.len() as u64, Ordering::Relaxed);
                 return Ok(Sent::Applied);
             }
-            Err(e) if is_ambiguous(&e) => e.to_string(),
+            Err(e) if e.is_ambiguous_write() => e.to_string(),
             Err(e) => {
                 self.progress.put_failed();
                 let message = e.to_string();
@@ -489,4 +490,130 @@ enum Sent {
     Refused(String),
     /// Unknown outcome; the lead as read back (None: could not be read).
     Ambiguous(Option<BTreeSet<String>>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::NewRun;
+    use crate::report::RunKind;
+    use rebalancer_sandbox::{Sandbox, SandboxConfig};
+    use rebalancer_upstream::{
+        BaseUrl, CmsConfig, HttpSettings, Stats, WebexClient, WebexConfig, ZohoClient, ZohoConfig,
+    };
+
+    /// A journal that cannot be written stops the lead before its PUT: the
+    /// CMS sees nothing the journal could not record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_journal_write_failure_stops_before_the_put() {
+        let sb = Sandbox::start(
+            SandboxConfig {
+                agents: 60,
+                leads: 6,
+                ..SandboxConfig::default()
+            },
+            0,
+        )
+        .await
+        .unwrap();
+        let world = sb.world();
+        let creds = sb.credentials();
+        let base = BaseUrl::parse(&sb.base_url()).unwrap();
+        let cms = rebalancer_upstream::CmsClient::new(
+            CmsConfig {
+                base_url: base.clone(),
+                username: creds.cms_username.clone(),
+                password: creds.cms_password.clone().into(),
+                contact_center_id: world.contact_center_id,
+                page_size: 500,
+                http: HttpSettings::default(),
+            },
+            Stats::default(),
+        )
+        .unwrap();
+        let webex = WebexClient::new(
+            WebexConfig {
+                base_url: base.clone(),
+                api_key: creds.webex_api_key.clone().into(),
+                http: HttpSettings::default(),
+            },
+            Stats::default(),
+        )
+        .unwrap();
+        let zoho = ZohoClient::new(
+            ZohoConfig {
+                accounts_url: base.clone(),
+                api_domain: base,
+                client_id: creds.zoho_client_id.clone(),
+                client_secret: creds.zoho_client_secret.clone().into(),
+                refresh_token: creds.zoho_refresh_token.clone().into(),
+                api_version: "v8".into(),
+                module: world.module.clone(),
+                per_page: 200,
+                http: HttpSettings::default(),
+            },
+            Stats::default(),
+        )
+        .unwrap();
+        // A lead with an agent to unassign (no re-check needed for that).
+        let c = &world.campaigns[0];
+        let (lead, current) = c
+            .lead_ids
+            .iter()
+            .map(|&l| {
+                (
+                    LeadKey {
+                        campaign_id: c.campaign_id,
+                        lead_id: l,
+                    },
+                    sb.mapping(c.campaign_id, l).unwrap().0,
+                )
+            })
+            .find(|(_, a)| a.len() >= 2)
+            .expect("a lead with two agents");
+        let goal = LeadGoal {
+            lead,
+            process_id: c.process_id,
+            current: current.iter().cloned().collect(),
+            target: current[1..].iter().cloned().collect(),
+            assign: BTreeSet::new(),
+            unassign: [current[0].clone()].into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
+        let lease = Arc::new(journal.acquire_lease(Duration::from_secs(30)).unwrap());
+        let run = journal
+            .start_run(NewRun {
+                kind: RunKind::Apply,
+                parent: None,
+                snapshot_hash: "s",
+                config_digest: "c",
+                plan_json: b"{}",
+                plan_hash: "p",
+                holder: "h:1",
+            })
+            .unwrap();
+        journal.break_for_test();
+        let ctx = Ctx {
+            cms,
+            journal,
+            lease,
+            recheck: Rechecker::empty(webex, zoho, Duration::from_secs(60)),
+            cfg: ApplyConfig::default(),
+            run,
+            rule: DriftRule::Exact,
+            stop: CancellationToken::new(),
+            halt: CancellationToken::new(),
+            progress: Progress::default(),
+            counters: Counters::default(),
+            lease_margin: Duration::from_secs(1),
+        };
+        let e = ctx
+            .run_lead(&goal)
+            .await
+            .err()
+            .expect("the journal failure stops the lead");
+        assert!(matches!(e, ApplyError::Journal { .. }), "{e}");
+        assert_eq!(sb.counts().cms_put, 0, "no PUT it could not record");
+    }
 }

@@ -16,7 +16,8 @@
 //! [`resume`] continues an interrupted or killed run from the journal by
 //! diffing each remaining lead's live mapping against the plan; [`rollback`]
 //! undoes what a run (and its resumptions) applied, under the same rules;
-//! [`history`] and [`show`] read the journal.
+//! [`history`] and [`show`] read the journal; [`check_plan_age`] refuses a
+//! plan made from a stale snapshot (`apply.max_plan_age_secs`).
 //!
 //! The write rate is not set here: whoever builds the clients gives the CMS
 //! client its request budget (`HttpSettings::budget`), shared by every
@@ -51,7 +52,7 @@ pub use report::{
     LeadRecord, LeadReport, LeadState, PutRecord, RunDetail, RunKind, RunOutcome, RunRecord,
     RunReport,
 };
-pub use run::{apply, history, resume, rollback, show};
+pub use run::{apply, check_plan_age, history, resume, rollback, show};
 
 /// The clients a run uses; the binary builds them (with the write budget).
 #[derive(Clone, Debug)]

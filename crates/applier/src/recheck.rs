@@ -69,6 +69,20 @@ impl Rechecker {
         }
     }
 
+    /// A checker that knows no agent (every assign is refused).
+    #[cfg(test)]
+    pub fn empty(webex: WebexClient, zoho: ZohoClient, ttl: Duration) -> Self {
+        Rechecker {
+            webex,
+            zoho,
+            threshold_ids: Vec::new(),
+            ttl,
+            agents: HashMap::new(),
+            webex_cache: Mutex::new(None),
+            zoho_cache: Mutex::new(None),
+        }
+    }
+
     /// Re-checks one agent. `Err` only for refused credentials.
     pub async fn check(&self, agent: &str) -> Result<Verdict, UpstreamError> {
         let Some((webex_name, zoho_id)) = self.agents.get(agent) else {

@@ -42,6 +42,12 @@ pub async fn apply(
     }
     let goals = goals_from_plan(plan)?;
     let held = Held::take(Journal::open(journal)?, cfg)?;
+    if let Some(unfinished) = held.journal.latest_unfinished()? {
+        tracing::warn!(
+            run = unfinished,
+            "an earlier run was interrupted or killed and not resumed; its half-applied leads will count as drifted (`resume` finishes it instead)"
+        );
+    }
     if !cfg.allow_mass_unassign {
         if let Some(b) = &plan.blocked {
             return Err(ApplyError::Blocked {
@@ -149,6 +155,35 @@ pub async fn rollback(
         rule: DriftRule::Exact,
     };
     execute(&held, start, goals, up, cfg, stop, progress).await
+}
+
+/// Refuses a plan whose snapshot was fetched more than `max_age` before
+/// `now` (`apply.max_plan_age_secs`); the binary calls it before `apply`.
+/// A fetch time that does not parse as RFC 3339 is refused too.
+pub fn check_plan_age(
+    plan: &Plan,
+    max_age: Duration,
+    now: time::OffsetDateTime,
+) -> Result<(), ApplyError> {
+    let fetched = time::OffsetDateTime::parse(
+        &plan.snapshot_fetched_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|e| {
+        ApplyError::InvalidPlan(format!(
+            "its snapshot_fetched_at `{}` is not an RFC 3339 time: {e}",
+            plan.snapshot_fetched_at
+        ))
+    })?;
+    let age = (now - fetched).whole_seconds().max(0) as u64;
+    if age > max_age.as_secs() {
+        return Err(ApplyError::PlanTooOld {
+            fetched_at: plan.snapshot_fetched_at.clone(),
+            age_secs: age,
+            max_secs: max_age.as_secs(),
+        });
+    }
+    Ok(())
 }
 
 /// The newest runs first; empty when the journal does not exist yet.
@@ -492,7 +527,8 @@ async fn execute(
     let run = journal.start_run(NewRun {
         kind: start.kind,
         parent: start.parent,
-        plan: start.plan,
+        snapshot_hash: &start.plan.snapshot_hash,
+        config_digest: &start.plan.config_digest,
         plan_json: &plan_json,
         plan_hash: &plan_hash,
         holder: &held.lease.holder,

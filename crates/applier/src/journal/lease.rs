@@ -2,7 +2,11 @@
 //! until when. Taken in a `BEGIN IMMEDIATE` transaction (so two processes
 //! cannot both see it free), renewed while the run goes on, released at the
 //! end. An expired lease may be taken over: its holder stopped renewing it,
-//! so it is dead or stuck, and checks its own expiry before every PUT.
+//! so it is dead or stuck, and checks its own expiry before every PUT. A
+//! lease whose holder ran on this host and whose process is gone (killed,
+//! crashed) is taken over at once: `resume` after `kill -9` need not wait
+//! for the expiry. (Linux only, through `/proc`; elsewhere the expiry
+//! decides. A reused pid only makes us wait for the expiry.)
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -44,6 +48,17 @@ fn host() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// Whether process `pid` of this host has ended.
+#[cfg(target_os = "linux")]
+fn process_gone(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_gone(_pid: u32) -> bool {
+    false
+}
+
 impl Lease {
     /// Whether the lease is still ours by our clock, with `margin` to spare.
     pub fn valid_for(&self, margin: Duration) -> bool {
@@ -66,16 +81,24 @@ impl Journal {
         let expires = now_ms() + ttl.as_millis() as i64;
         let held = self.with("take the lease", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let current: Option<(String, i64)> = tx
-                .query_row("SELECT holder, expires_ms FROM lease WHERE id = 1", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+            let current: Option<(String, i64, String, i64)> = tx
+                .query_row(
+                    "SELECT holder, expires_ms, host, pid FROM lease WHERE id = 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
                 .optional()?;
-            if let Some((other, until)) = current {
-                if until > now_ms() {
+            if let Some((other, until, other_host, other_pid)) = current {
+                let gone = other_host == host
+                    && u32::try_from(other_pid).is_ok_and(|p| p != pid && process_gone(p));
+                if until > now_ms() && !gone {
                     return Ok(Some((other, until)));
                 }
-                tracing::warn!(holder = %other, expired_at = %render_ms(until), "taking over an expired journal lease");
+                if gone {
+                    tracing::warn!(holder = %other, "taking over the journal lease of a process that is gone");
+                } else {
+                    tracing::warn!(holder = %other, expired_at = %render_ms(until), "taking over an expired journal lease");
+                }
             }
             tx.execute(
                 "INSERT INTO lease (id, holder, host, pid, expires_at, token, expires_ms) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)

@@ -1,0 +1,667 @@
+//! The applier against the sandbox over real HTTP, with real SQLite
+//! journals in temporary directories: a plan reaches its target and a
+//! second apply changes nothing; drift is skipped or rebased; re-checks
+//! never assign an inactive or over-allowance agent; the live blast radius
+//! blocks before any PUT; a stop then `resume` reaches the target without
+//! applying anything twice; `rollback` restores the original mapping; one
+//! applier per journal; no secret in the journal.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::*;
+use rebalancer_applier::{
+    apply, history, resume, rollback, show, ApplyError, LeadState, OnDrift, Progress, RunKind,
+    RunOutcome,
+};
+use rebalancer_model::Blocked;
+use rebalancer_upstream::{MappingUpdate, UpstreamError};
+use tokio_util::sync::CancellationToken;
+
+fn no_stop() -> CancellationToken {
+    CancellationToken::new()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_reaches_its_target_and_a_second_apply_changes_nothing() {
+    let sb = sandbox(7, 200, 40).await;
+    let up = upstreams(&sb, http(None));
+    let plan = rebalance(&sb, 2);
+    assert!(
+        plan.changes.len() > 40,
+        "a plan with work: {}",
+        plan.changes.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let journal = journal_path(dir.path());
+    std::fs::write(&journal, b"").unwrap(); // an empty file is migrated
+    let progress = Progress::default();
+    let report = apply(&journal, &plan, &up, &config(), no_stop(), &progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, RunOutcome::Completed, "{report:#?}");
+    assert_eq!(report.kind, RunKind::Apply);
+    assert!(report.verify_mismatches.is_empty());
+    assert_eq!(state(&sb), targets(&plan));
+    assert_eq!(report.moves_made, plan.changes.len());
+    assert_eq!(progress.puts_sent(), report.puts_sent);
+    assert_eq!(progress.leads_done(), progress.leads_total());
+    // One PUT per lead with changes (all fit in 50 ids).
+    let changed: BTreeSet<_> = plan.changes.iter().map(|c| c.lead).collect();
+    assert_eq!(report.puts_sent as usize, changed.len());
+    assert_eq!(sb.counts().cms_put, report.puts_sent);
+
+    let again = apply(
+        &journal,
+        &plan,
+        &up,
+        &config(),
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.puts_sent, 0);
+    assert_eq!(again.moves_made, 0);
+    assert!(again.leads.iter().all(|l| l.state == LeadState::Unchanged));
+
+    let runs = history(&journal, 10).unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].id, again.run);
+    assert_eq!(runs[1].outcome, RunOutcome::Completed);
+    assert_eq!(runs[1].puts_sent, report.puts_sent);
+    let detail = show(&journal, report.run).unwrap();
+    assert_eq!(detail.puts.len() as u64, report.puts_sent);
+    assert!(detail
+        .puts
+        .iter()
+        .all(|p| p.state == "applied" && p.applied == Some(true)));
+    assert!(detail.puts.iter().all(|p| p.body.contains("\"leadId\"")));
+    assert!(matches!(
+        show(&journal, 999),
+        Err(ApplyError::NoSuchRun(999))
+    ));
+
+    // No credential anywhere in the journal's files.
+    let bytes = journal_bytes(&journal);
+    let creds = sb.credentials();
+    for secret in [
+        &creds.cms_password,
+        &creds.webex_api_key,
+        &creds.zoho_client_secret,
+        &creds.zoho_refresh_token,
+    ] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a secret is in the journal"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_changes_are_chunked_and_still_reach_the_target() {
+    let sb = sandbox(11, 120, 12).await;
+    let up = upstreams(&sb, http(None));
+    let plan = rebalance(&sb, 6);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = rebalancer_applier::ApplyConfig {
+        max_users_per_put: 2,
+        ..config()
+    };
+    let report = apply(
+        &journal_path(dir.path()),
+        &plan,
+        &up,
+        &cfg,
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, RunOutcome::Completed);
+    assert_eq!(state(&sb), targets(&plan));
+    let detail = show(&journal_path(dir.path()), report.run).unwrap();
+    let mut seen_unassign: BTreeMap<_, bool> = BTreeMap::new();
+    for p in &detail.puts {
+        let body: serde_json::Value = serde_json::from_str(&p.body).unwrap();
+        let (a, u) = (
+            body["assignedUserIds"].as_array().unwrap().len(),
+            body["unassignedUserIds"].as_array().unwrap().len(),
+        );
+        assert!(a + u >= 1 && a + u <= 2, "PUT of {} ids", a + u);
+        let seen = seen_unassign.entry(p.lead).or_default();
+        assert!(
+            !(*seen && a > 0),
+            "an assign after an unassign on {}",
+            p.lead
+        );
+        *seen |= u > 0;
+    }
+    assert!(report.puts_sent as usize > plan.changes.len() / 2);
+}
+
+/// Another writer changes a lead between plan and apply.
+async fn drift(
+    up: &rebalancer_applier::Upstreams,
+    lead: rebalancer_model::LeadKey,
+    add: &str,
+    remove: &str,
+) {
+    up.cms
+        .put_mapping(&MappingUpdate {
+            lead_id: lead.lead_id,
+            campaign_id: lead.campaign_id,
+            assigned_user_ids: vec![add.to_string()],
+            unassigned_user_ids: vec![remove.to_string()],
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drifted_leads_are_skipped_or_rebased() {
+    let sb = sandbox(7, 200, 40).await;
+    let up = upstreams(&sb, http(None));
+    let plan = rebalance(&sb, 2);
+    let users = users(&sb);
+    // A lead the plan changes, that keeps an agent the plan does not touch.
+    let lp = plan
+        .leads
+        .iter()
+        .find(|l| {
+            l.current != l.target
+                && l.current.iter().any(|a| l.target.contains(a))
+                && pool(&sb, l.lead).iter().any(|u| {
+                    !l.current.iter().any(|c| &c.0 == u) && !l.target.iter().any(|t| &t.0 == u)
+                })
+        })
+        .expect("a lead to drift");
+    let lead = lp.lead;
+    let kept = lp
+        .current
+        .iter()
+        .find(|a| lp.target.contains(a))
+        .unwrap()
+        .0
+        .clone();
+    let stranger = pool(&sb, lead)
+        .into_iter()
+        .find(|u| !lp.current.iter().any(|c| &c.0 == u) && !lp.target.iter().any(|t| &t.0 == u))
+        .unwrap();
+    drift(&up, lead, &stranger, &kept).await;
+    let drifted = assigned(&sb, lead);
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal = journal_path(dir.path());
+    let report = apply(
+        &journal,
+        &plan,
+        &up,
+        &config(),
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.skipped_drift, 1);
+    let lr = report.leads.iter().find(|l| l.lead == lead).unwrap();
+    assert_eq!(lr.state, LeadState::Drifted);
+    assert!(lr.detail.contains(&stranger), "{}", lr.detail);
+    assert_eq!(assigned(&sb, lead), drifted, "a skipped lead is left alone");
+    assert_eq!(report.verify_mismatches, vec![]);
+
+    let cfg = rebalancer_applier::ApplyConfig {
+        on_drift: OnDrift::Rebase,
+        ..config()
+    };
+    let report = apply(&journal, &plan, &up, &cfg, no_stop(), &Progress::default())
+        .await
+        .unwrap();
+    let lr = report.leads.iter().find(|l| l.lead == lead).unwrap();
+    assert_eq!(lr.state, LeadState::Rebased, "{}", lr.detail);
+    let now = assigned(&sb, lead);
+    assert!(
+        now.contains(&stranger),
+        "rebase never removes an agent the plan did not name"
+    );
+    assert!(
+        !now.contains(&kept),
+        "rebase does not restore what someone else removed"
+    );
+    for c in plan.changes.iter().filter(|c| c.lead == lead) {
+        let eligible_now = users.get(c.agent.as_str()).is_some_and(eligible);
+        match c.action {
+            rebalancer_model::Action::Assign if eligible_now => {
+                assert!(now.contains(c.agent.as_str()))
+            }
+            rebalancer_model::Action::Unassign => assert!(!now.contains(c.agent.as_str())),
+            _ => {}
+        }
+    }
+    // The rebased lead differs from the plan's target, so verify names it.
+    assert_eq!(report.verify_mismatches, vec![lead]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inactive_and_over_allowance_agents_are_never_assigned() {
+    let sb = sandbox(7, 200, 40).await;
+    let up = upstreams(&sb, http(None));
+    let users = users(&sb);
+    let current = state(&sb);
+    // On each lead, try to assign every pool member not assigned: eligible
+    // or not (the plan is "stale": it believes they all may work).
+    let mut targets = BTreeMap::new();
+    let mut bad = 0;
+    for (lead, cur) in &current {
+        let mut t = cur.clone();
+        for u in pool(&sb, *lead).difference(cur) {
+            if !may_be_assigned(&users[u]) {
+                bad += 1;
+            }
+            t.insert(u.clone());
+        }
+        targets.insert(*lead, t);
+    }
+    assert!(bad > 5, "the world has ineligible pool members: {bad}");
+    let plan = plan_from(&sb, &current, &targets);
+    let dir = tempfile::tempdir().unwrap();
+    let report = apply(
+        &journal_path(dir.path()),
+        &plan,
+        &up,
+        &config(),
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.skipped_recheck, bad);
+    for (lead, now) in state(&sb) {
+        for a in now.difference(&current[&lead]) {
+            assert!(
+                may_be_assigned(&users[a]),
+                "{a} was assigned to {lead} but may not work"
+            );
+        }
+    }
+    let detail = report
+        .leads
+        .iter()
+        .map(|l| l.detail.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        detail.contains("inactive in Webex now") || detail.contains("unknown to Webex"),
+        "{detail}"
+    );
+    assert!(detail.contains("Zoho allowance"), "{detail}");
+    // Those leads differ from the (stale) target: verify says so.
+    assert!(!report.verify_mismatches.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_whose_replacements_are_refused_keeps_an_agent() {
+    let sb = sandbox(7, 200, 40).await;
+    let up = upstreams(&sb, http(None));
+    let users = users(&sb);
+    let current = state(&sb);
+    // A lead with agents and an ineligible pool member: the plan swaps all
+    // its agents for that one.
+    let (lead, bad) = current
+        .iter()
+        .filter(|(_, cur)| !cur.is_empty())
+        .find_map(|(lead, cur)| {
+            pool(&sb, *lead)
+                .difference(cur)
+                .find(|u| !may_be_assigned(&users[*u]))
+                .map(|u| (*lead, u.clone()))
+        })
+        .expect("a lead with an ineligible pool member");
+    let mut targets = current.clone();
+    targets.insert(lead, [bad.clone()].into());
+    let plan = plan_from(&sb, &current, &targets);
+    let dir = tempfile::tempdir().unwrap();
+    let report = apply(
+        &journal_path(dir.path()),
+        &plan,
+        &up,
+        &config(),
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    let now = assigned(&sb, lead);
+    assert!(!now.contains(&bad));
+    assert!(!now.is_empty(), "the lead kept an agent");
+    let lr = &report.leads[0];
+    assert!(lr.detail.contains("keeping"), "{}", lr.detail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_blast_radius_blocks_before_any_put() {
+    let sb = sandbox(7, 200, 40).await;
+    let up = upstreams(&sb, http(None));
+    let current = state(&sb);
+    // Unassign all but one agent everywhere.
+    let targets: BTreeMap<_, _> = current
+        .iter()
+        .map(|(l, c)| (*l, c.iter().take(1).cloned().collect::<BTreeSet<_>>()))
+        .collect();
+    let mut plan = plan_from(&sb, &current, &targets);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = journal_path(dir.path());
+    let cfg = rebalancer_applier::ApplyConfig {
+        max_unassign_share: 0.2,
+        ..config()
+    };
+    match apply(&journal, &plan, &up, &cfg, no_stop(), &Progress::default()).await {
+        Err(e @ ApplyError::Blocked { .. }) => {
+            let s = e.to_string();
+            assert!(
+                s.contains("plan.max_unassign_share") && s.contains("--allow-mass-unassign"),
+                "{s}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sb.counts().cms_put, 0);
+    // A plan the planner blocked is refused too, whatever the live share.
+    plan.blocked = Some(Blocked {
+        reason: "plan.max_unassign_share".into(),
+        unassigns: 9,
+        current_pairs: 10,
+        max_share: 0.5,
+    });
+    assert!(matches!(
+        apply(
+            &journal,
+            &plan,
+            &up,
+            &config(),
+            no_stop(),
+            &Progress::default()
+        )
+        .await,
+        Err(ApplyError::Blocked { unassigns: 9, .. })
+    ));
+    assert_eq!(sb.counts().cms_put, 0);
+    assert!(history(&journal, 10).unwrap().is_empty());
+    // A person allows it.
+    let allowed = rebalancer_applier::ApplyConfig {
+        allow_mass_unassign: true,
+        ..cfg
+    };
+    let report = apply(
+        &journal,
+        &plan,
+        &up,
+        &allowed,
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, RunOutcome::Completed);
+    assert_eq!(state(&sb), targets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
+    let sb = sandbox(7, 200, 40).await;
+    let up = upstreams(&sb, http(Some(budget(25, 1))));
+    let plan = rebalance(&sb, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = journal_path(dir.path());
+    let stop = CancellationToken::new();
+    let progress = Progress::default();
+    let (p, s) = (progress.clone(), stop.clone());
+    let watcher = tokio::spawn(async move {
+        while p.puts_sent() < 8 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        s.cancel();
+    });
+    let first = apply(&journal, &plan, &up, &config(), stop, &progress)
+        .await
+        .unwrap();
+    watcher.await.unwrap();
+    assert_eq!(first.outcome, RunOutcome::Interrupted);
+    assert!(first.puts_sent >= 8 && (first.puts_sent as usize) < plan.leads.len());
+    assert_ne!(state(&sb), targets(&plan));
+    assert!(matches!(
+        rollback(
+            &journal,
+            12345,
+            &up,
+            &config(),
+            no_stop(),
+            &Progress::default()
+        )
+        .await,
+        Err(ApplyError::NoSuchRun(12345))
+    ));
+
+    let second = resume(
+        &journal,
+        None,
+        &up,
+        &config(),
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.kind, RunKind::Resume);
+    assert_eq!(second.outcome, RunOutcome::Completed, "{second:#?}");
+    assert_eq!(state(&sb), targets(&plan));
+    assert!(second.verify_mismatches.is_empty());
+    // Every PUT the CMS saw is in the journal, and no lead got its change twice.
+    let runs = history(&journal, 10).unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].parent, Some(first.run));
+    assert_eq!(runs[1].outcome, RunOutcome::Interrupted);
+    let puts: Vec<_> = [first.run, second.run]
+        .iter()
+        .flat_map(|r| show(&journal, *r).unwrap().puts)
+        .collect();
+    assert_eq!(sb.counts().cms_put as usize, puts.len());
+    let mut per_lead: BTreeMap<_, usize> = BTreeMap::new();
+    for p in &puts {
+        *per_lead.entry(p.lead).or_default() += 1;
+    }
+    assert!(per_lead.values().all(|&n| n == 1), "{per_lead:?}");
+    assert_eq!(first.moves_made + second.moves_made, plan.changes.len());
+    // Nothing left to resume.
+    assert!(matches!(
+        resume(
+            &journal,
+            None,
+            &up,
+            &config(),
+            no_stop(),
+            &Progress::default()
+        )
+        .await,
+        Err(ApplyError::NothingToResume)
+    ));
+    assert!(matches!(
+        resume(
+            &journal,
+            Some(second.run),
+            &up,
+            &config(),
+            no_stop(),
+            &Progress::default()
+        )
+        .await,
+        Err(ApplyError::NotResumable {
+            outcome: RunOutcome::Completed,
+            ..
+        })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_restores_the_original_mapping() {
+    let sb = sandbox(7, 200, 40).await;
+    let up = upstreams(&sb, http(None));
+    let original = state(&sb);
+    let plan = rebalance(&sb, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = journal_path(dir.path());
+    let run = apply(
+        &journal,
+        &plan,
+        &up,
+        &config(),
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(state(&sb), targets(&plan));
+    let back = rollback(
+        &journal,
+        run.run,
+        &up,
+        &config(),
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(back.kind, RunKind::Rollback);
+    // The plan only removed ineligible agents and one eligible agent here
+    // and there: an agent that may not work is not assigned back.
+    let users = users(&sb);
+    let now = state(&sb);
+    for (lead, before) in &original {
+        let restorable: BTreeSet<_> = before
+            .iter()
+            .filter(|a| may_be_assigned(&users[*a]) || targets(&plan)[lead].contains(*a))
+            .cloned()
+            .collect();
+        if restorable.is_empty() && !before.is_empty() {
+            // Nothing of the original may come back: the lead keeps one of
+            // the agents the run gave it rather than going empty.
+            assert_eq!(now[lead].len(), 1, "lead {lead}");
+            assert!(now[lead].is_subset(&targets(&plan)[lead]));
+        } else {
+            assert_eq!(now[lead], restorable, "lead {lead}");
+        }
+    }
+    assert!(
+        back.skipped_recheck
+            >= plan
+                .changes
+                .iter()
+                .filter(|c| c.action == rebalancer_model::Action::Unassign
+                    && !may_be_assigned(&users[c.agent.as_str()]))
+                .count()
+    );
+    let runs = history(&journal, 10).unwrap();
+    assert_eq!(runs[0].kind, RunKind::Rollback);
+    assert_eq!(runs[0].parent, Some(run.run));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_applies_on_one_journal_one_gets_lease_held() {
+    let sb = sandbox(7, 200, 40).await;
+    let up = upstreams(&sb, http(Some(budget(10, 1))));
+    let plan = rebalance(&sb, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = journal_path(dir.path());
+    let cfg = config();
+    let progress = Progress::default();
+    let (a, b) = tokio::join!(
+        apply(&journal, &plan, &up, &cfg, no_stop(), &progress),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            apply(&journal, &plan, &up, &cfg, no_stop(), &Progress::default()).await
+        }
+    );
+    assert_eq!(a.unwrap().outcome, RunOutcome::Completed);
+    match b {
+        Err(ApplyError::LeaseHeld { holder, .. }) => {
+            assert!(
+                holder.ends_with(&format!(":{}", std::process::id())),
+                "{holder}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Released at the end: the next apply takes it.
+    apply(&journal, &plan, &up, &cfg, no_stop(), &Progress::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_stop_the_run() {
+    let sb = sandbox(7, 60, 6).await;
+    let mut up = upstreams(&sb, http(None));
+    let plan = rebalance(&sb, 2);
+    let world = sb.world();
+    up.cms = rebalancer_upstream::CmsClient::new(
+        rebalancer_upstream::CmsConfig {
+            base_url: rebalancer_upstream::BaseUrl::parse(&sb.base_url()).unwrap(),
+            username: "nobody".into(),
+            password: "wrong".to_string().into(),
+            contact_center_id: world.contact_center_id,
+            page_size: 500,
+            http: http(None),
+        },
+        Default::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let e = apply(
+        &journal_path(dir.path()),
+        &plan,
+        &up,
+        &config(),
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, ApplyError::Upstream(UpstreamError::Unauthorized { .. })),
+        "{e}"
+    );
+    assert_eq!(sb.counts().cms_put, 0);
+}
+
+#[tokio::test]
+async fn plans_older_than_the_limit_are_refused() {
+    let sb = sandbox(7, 60, 6).await;
+    let mut plan = rebalance(&sb, 1);
+    plan.snapshot_fetched_at = "2026-11-30T10:00:00Z".into();
+    let at = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let hour = Duration::from_secs(3600);
+    rebalancer_applier::check_plan_age(&plan, hour, at("2026-11-30T10:59:00Z")).unwrap();
+    let e =
+        rebalancer_applier::check_plan_age(&plan, hour, at("2026-11-30T11:01:00Z")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ApplyError::PlanTooOld {
+                age_secs: 3660,
+                max_secs: 3600,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("apply.max_plan_age_secs"));
+    plan.snapshot_fetched_at = "yesterday".into();
+    assert!(matches!(
+        rebalancer_applier::check_plan_age(&plan, hour, at("2026-11-30T11:01:00Z")),
+        Err(ApplyError::InvalidPlan(_))
+    ));
+}
