@@ -28,9 +28,10 @@ pub async fn session(
 ) -> anyhow::Result<Session> {
     let connected = input::connect(source, env, Purpose::Write).await?;
     let upstreams = connected.connection.upstreams();
-    let config = connected
-        .apply
-        .apply_config(&connected.plan, allow_mass_unassign);
+    let config =
+        connected
+            .apply
+            .apply_config(&connected.plan, &connected.http, allow_mass_unassign);
     let journal = journal.unwrap_or_else(|| connected.apply.journal.clone());
     Ok(Session {
         connected,

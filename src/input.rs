@@ -11,7 +11,7 @@
 //! never applied to the sandbox: real credentials never meet it.
 
 use crate::progress;
-use crate::settings::{self, ApplyKeys, Env, Layers, LocalSettings};
+use crate::settings::{self, ApplyKeys, Env, HttpKeys, Layers, LocalSettings};
 use anyhow::Context;
 use rebalancer_fetcher::{Clients, FetchOptions, FetchReport};
 use rebalancer_model::{Snapshot, SnapshotSource, TargetSystem};
@@ -123,6 +123,7 @@ pub struct Connected {
     pub connection: Connection,
     pub plan: PlanConfig,
     pub apply: ApplyKeys,
+    pub http: HttpKeys,
     pub layers: Layers,
 }
 
@@ -153,6 +154,7 @@ pub async fn connect(source: &Source, env: &Env, purpose: Purpose) -> anyhow::Re
                 connection,
                 plan: s.plan,
                 apply: s.apply,
+                http: s.http,
                 layers: loaded.layers,
             })
         }
@@ -171,6 +173,7 @@ pub async fn connect(source: &Source, env: &Env, purpose: Purpose) -> anyhow::Re
                 connection,
                 plan: local.plan,
                 apply: local.apply,
+                http: local.http,
                 layers: loaded.layers,
             })
         }

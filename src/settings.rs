@@ -14,7 +14,7 @@
 //! its value came from, and what to put there. Secrets stay `SecretString`
 //! from the moment they are read.
 
-use rebalancer_applier::{ApplyConfig, OnDrift};
+use rebalancer_applier::{ApplyConfig, OnDrift, RetryPolicy};
 use rebalancer_fetcher::{CampaignSpec, FetchOptions, FetchProgress, IdentityMap};
 use rebalancer_model::SnapshotSource;
 use rebalancer_optimizer::PlanConfig;
@@ -552,8 +552,14 @@ impl ApplyKeys {
     }
 
     /// The applier's options; `allow_mass_unassign` comes from the command
-    /// line, `max_unassign_share` from `[plan]`.
-    pub fn apply_config(&self, plan: &PlanConfig, allow_mass_unassign: bool) -> ApplyConfig {
+    /// line, `max_unassign_share` from `[plan]`, the retry policy after an
+    /// ambiguous write from `[http]`.
+    pub fn apply_config(
+        &self,
+        plan: &PlanConfig,
+        http: &HttpKeys,
+        allow_mass_unassign: bool,
+    ) -> ApplyConfig {
         ApplyConfig {
             max_users_per_put: self.max_users_per_put,
             on_drift: self.on_drift,
@@ -562,6 +568,11 @@ impl ApplyKeys {
             lease_ttl: Duration::from_secs(self.lease_secs),
             max_unassign_share: plan.max_unassign_share,
             allow_mass_unassign,
+            retry: RetryPolicy {
+                retries: http.max_retries,
+                backoff_initial: Duration::from_millis(http.backoff_initial_ms),
+                backoff_max: Duration::from_millis(http.backoff_max_ms),
+            },
         }
     }
 }

@@ -23,11 +23,6 @@ use crate::recheck::{Rechecker, Verdict};
 use crate::report::{LeadReport, LeadState};
 use crate::{ApplyConfig, Progress};
 
-/// Ambiguous failures in a row, per lead, whose read-back shows no
-/// progress, before the lead is given up as failed (`resume` may finish
-/// it later). A failure that turns out applied is progress.
-pub const MAX_STALLED_ROUNDS: u32 = 6;
-
 /// Rounds of "read back, send what is still missing" per lead, whatever the
 /// progress: a hard bound.
 pub const MAX_ROUNDS: u32 = 64;
@@ -319,14 +314,25 @@ impl Ctx {
             if !ambiguous {
                 break;
             }
+            // Ambiguous failures in a row whose read-back shows no progress
+            // give the lead up as failed after `retry.retries` (`resume`
+            // may finish it later); a failure that turns out applied is
+            // progress. Each round waits a backoff with jitter first.
             let (todo_a, todo_u) = remaining(assign, unassign, &live);
+            let delay = self.cfg.retry.delay(stalled, jitter());
             if todo_a.len() + todo_u.len() < left {
                 stalled = 0;
             } else {
                 stalled += 1;
-                if stalled >= MAX_STALLED_ROUNDS {
+                if stalled > self.cfg.retry.retries {
                     break;
                 }
+            }
+            tracing::debug!(lead = %goal.lead, ms = delay.as_millis() as u64, "backing off after an ambiguous write");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.stop.cancelled() => {}
+                _ = self.halt.cancelled() => {}
             }
         }
         let (todo_a, todo_u) = remaining(assign, unassign, &live);
@@ -490,6 +496,16 @@ enum Sent {
     Refused(String),
     /// Unknown outcome; the lead as read back (None: could not be read).
     Ambiguous(Option<BTreeSet<String>>),
+}
+
+/// A jitter factor in [0, 1) from the clock's nanoseconds: spreading
+/// retries needs no cryptographic randomness.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    f64::from(nanos % 1_000_000) / 1_000_000.0
 }
 
 #[cfg(test)]

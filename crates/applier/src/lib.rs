@@ -95,6 +95,45 @@ pub struct ApplyConfig {
     pub max_unassign_share: f64,
     /// `--allow-mass-unassign`.
     pub allow_mass_unassign: bool,
+    /// Retry policy after an ambiguous write (`http.max_retries`,
+    /// `http.backoff_initial_ms`, `http.backoff_max_ms`): the lead is read
+    /// back and what is still missing is sent again after a backoff with
+    /// jitter, until `retries` rounds in a row make no progress.
+    pub retry: RetryPolicy,
+}
+
+/// How ambiguous writes are retried: exponential backoff with jitter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Rounds in a row without progress before the lead is given up.
+    pub retries: u32,
+    /// First delay; doubles per round without progress.
+    pub backoff_initial: Duration,
+    /// Longest delay (before jitter).
+    pub backoff_max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 4,
+            backoff_initial: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before round `n` (0-based) of retries without progress:
+    /// `initial · 2^n`, capped, then scaled by a jitter factor in [0.5, 1.0]
+    /// (`jitter` in [0, 1)).
+    pub fn delay(&self, n: u32, jitter: f64) -> Duration {
+        let base = self
+            .backoff_initial
+            .saturating_mul(1u32.checked_shl(n.min(30)).unwrap_or(u32::MAX))
+            .min(self.backoff_max);
+        base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    }
 }
 
 impl Default for ApplyConfig {
@@ -107,6 +146,7 @@ impl Default for ApplyConfig {
             lease_ttl: Duration::from_secs(60),
             max_unassign_share: 0.5,
             allow_mass_unassign: false,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -154,5 +194,29 @@ impl Progress {
     }
     pub(crate) fn put_failed(&self) {
         self.inner.puts_failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_are_capped_and_jittered_down_only() {
+        let p = RetryPolicy {
+            retries: 4,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1000),
+        };
+        assert_eq!(p.delay(0, 1.0), Duration::from_millis(100));
+        assert_eq!(p.delay(1, 1.0), Duration::from_millis(200));
+        assert_eq!(p.delay(3, 1.0), Duration::from_millis(800));
+        assert_eq!(p.delay(4, 1.0), Duration::from_millis(1000));
+        assert_eq!(p.delay(200, 1.0), Duration::from_millis(1000));
+        assert_eq!(p.delay(1, 0.0), Duration::from_millis(100));
+        assert!(
+            p.delay(2, 0.5) >= Duration::from_millis(200)
+                && p.delay(2, 0.5) <= Duration::from_millis(400)
+        );
     }
 }

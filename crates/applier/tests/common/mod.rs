@@ -10,7 +10,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rebalancer_applier::{ApplyConfig, OnDrift, Upstreams};
+use rebalancer_applier::{ApplyConfig, OnDrift, RetryPolicy, Upstreams};
 use rebalancer_model::{
     Action, AgentId, AgentPlan, Change, LeadKey, LeadPlan, Metrics, Objectives, Plan, Reason,
     Summary, TargetSystem, PLAN_SCHEMA_VERSION,
@@ -107,6 +107,11 @@ pub fn config() -> ApplyConfig {
         lease_ttl: Duration::from_secs(30),
         max_unassign_share: 1.0,
         allow_mass_unassign: false,
+        retry: RetryPolicy {
+            retries: 6,
+            backoff_initial: Duration::from_millis(5),
+            backoff_max: Duration::from_millis(50),
+        },
     }
 }
 
