@@ -4,7 +4,8 @@
 
 use crate::exit;
 use crate::input::{self, Connected, Purpose, Source};
-use crate::progress::ApplyBar;
+use crate::progress::Bar;
+use crate::render::{self, Format};
 use crate::settings::Env;
 use rebalancer_applier::{ApplyConfig, Progress, RunOutcome, RunReport, Upstreams};
 use std::future::Future;
@@ -80,16 +81,26 @@ async fn wait_for_signal() {
 
 /// Run `work` with a progress bar on a terminal.
 pub async fn with_progress<T>(show: bool, progress: &Progress, work: impl Future<Output = T>) -> T {
-    let bar = ApplyBar::start(show, progress);
+    let bar = Bar::apply(show, progress);
     let out = work.await;
     bar.finish();
     out
 }
 
+/// Print a finished run's summary and return its exit code.
+pub fn report(report: &RunReport, journal: &std::path::Path, format: Format) -> anyhow::Result<u8> {
+    let text = match format {
+        Format::Table => render::apply::report(report, journal),
+        Format::Json => render::apply::report_json(report),
+    };
+    render::emit(&text)?;
+    Ok(exit_code(report))
+}
+
 /// The exit code of a finished run: 0 when it completed (skipped leads
 /// are reported, not failures), 11 when a signal stopped it, 13 when some
 /// PUTs failed or the run had to stop.
-pub fn exit_code(report: &RunReport) -> u8 {
+fn exit_code(report: &RunReport) -> u8 {
     match report.outcome {
         RunOutcome::Completed => 0,
         RunOutcome::Interrupted => exit::INTERRUPTED,

@@ -66,7 +66,7 @@ pub struct Connection {
 impl Connection {
     /// Read everything into a snapshot, with a progress bar on a terminal.
     pub async fn fetch(&self, show_progress: bool) -> anyhow::Result<(Snapshot, FetchReport)> {
-        let bar = progress::FetchBar::start(show_progress, &self.clients.stats, &self.options);
+        let bar = progress::Bar::fetch(show_progress, &self.clients.stats, &self.options);
         let fetched = rebalancer_fetcher::fetch(&self.clients, &self.options).await;
         bar.finish();
         fetched.context("fetch failed; nothing was written")

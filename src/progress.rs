@@ -10,104 +10,74 @@ use rebalancer_fetcher::FetchOptions;
 use rebalancer_upstream::Stats;
 use std::time::Duration;
 
-/// How often the bar re-reads the counters.
+/// How often a bar re-reads its counters.
 const TICK: Duration = Duration::from_millis(120);
 
-/// A fetch's progress bar; a no-op when not shown.
-pub struct FetchBar {
+/// A progress bar redrawn from shared counters until finished; a no-op when
+/// not shown.
+pub struct Bar {
     bar: Option<ProgressBar>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl FetchBar {
-    pub fn start(show: bool, stats: &Stats, options: &FetchOptions) -> FetchBar {
-        if !show {
-            return FetchBar {
-                bar: None,
-                task: None,
-            };
-        }
-        let progress = options.progress.clone();
+impl Bar {
+    /// A fetch: leads read of total, requests and retries.
+    pub fn fetch(show: bool, stats: &Stats, options: &FetchOptions) -> Bar {
+        let (progress, stats) = (options.progress.clone(), stats.clone());
         let total = options
             .campaigns
             .iter()
             .map(|c| c.lead_ids.len() as u64)
             .sum();
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} fetching: leads {pos}/{len} {wide_bar} {msg} [{elapsed}]",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        );
-        let (b, stats) = (bar.clone(), stats.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                b.set_position(progress.leads_done());
-                b.set_message(format!(
-                    "{} requests, {} retries",
-                    stats.requests(),
-                    stats.retries()
-                ));
-                b.tick();
-                tokio::time::sleep(TICK).await;
-            }
-        });
-        FetchBar {
-            bar: Some(bar),
-            task: Some(task),
-        }
+        Bar::start(show, "fetching", move |b| {
+            b.set_length(total);
+            b.set_position(progress.leads_done());
+            b.set_message(format!(
+                "{} requests, {} retries",
+                stats.requests(),
+                stats.retries()
+            ));
+        })
     }
 
-    /// Stop updating and clear the bar.
-    pub fn finish(self) {
-        if let Some(task) = self.task {
-            task.abort();
-        }
-        if let Some(bar) = self.bar {
-            bar.finish_and_clear();
-        }
+    /// An apply, resume or rollback: leads done of total, PUTs.
+    pub fn apply(show: bool, progress: &Progress) -> Bar {
+        let progress = progress.clone();
+        Bar::start(show, "applying", move |b| {
+            b.set_length(progress.leads_total());
+            b.set_position(progress.leads_done());
+            b.set_message(format!(
+                "{} PUTs, {} failed",
+                progress.puts_sent(),
+                progress.puts_failed()
+            ));
+        })
     }
-}
 
-/// An apply's progress bar; a no-op when not shown.
-pub struct ApplyBar {
-    bar: Option<ProgressBar>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl ApplyBar {
-    pub fn start(show: bool, progress: &Progress) -> ApplyBar {
+    fn start(show: bool, what: &str, mut update: impl FnMut(&ProgressBar) + Send + 'static) -> Bar {
         if !show {
-            return ApplyBar {
+            return Bar {
                 bar: None,
                 task: None,
             };
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} applying: leads {pos}/{len} {wide_bar} {msg} [{elapsed}]",
-            )
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} {what}: leads {{pos}}/{{len}} {{wide_bar}} {{msg}} [{{elapsed}}]"
+            ))
             .expect("a valid template")
             .progress_chars("=> "),
         );
-        let (b, progress) = (bar.clone(), progress.clone());
+        let b = bar.clone();
         let task = tokio::spawn(async move {
             loop {
-                b.set_length(progress.leads_total());
-                b.set_position(progress.leads_done());
-                b.set_message(format!(
-                    "{} PUTs, {} failed",
-                    progress.puts_sent(),
-                    progress.puts_failed()
-                ));
+                update(&b);
                 b.tick();
                 tokio::time::sleep(TICK).await;
             }
         });
-        ApplyBar {
+        Bar {
             bar: Some(bar),
             task: Some(task),
         }

@@ -87,12 +87,7 @@ async fn apply(opts: &Options, session: &Session, log: &Log) -> anyhow::Result<u
         ),
     )
     .await?;
-    let text = match opts.format {
-        Format::Table => render::apply::report(&report, &session.journal),
-        Format::Json => render::apply::report_json(&report),
-    };
-    render::emit(&text)?;
-    Ok(applying::exit_code(&report))
+    applying::report(&report, &session.journal, opts.format)
 }
 
 /// A plan file must have been made for this system, recently, under the

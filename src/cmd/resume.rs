@@ -7,7 +7,7 @@
 use crate::applying;
 use crate::input::Source;
 use crate::logging::Log;
-use crate::render::{self, Format};
+use crate::render::Format;
 use crate::settings::Env;
 use rebalancer_applier::Progress;
 use std::path::PathBuf;
@@ -50,10 +50,5 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
         ),
     )
     .await?;
-    let text = match opts.format {
-        Format::Table => render::apply::report(&report, &session.journal),
-        Format::Json => render::apply::report_json(&report),
-    };
-    render::emit(&text)?;
-    Ok(applying::exit_code(&report))
+    applying::report(&report, &session.journal, opts.format)
 }
