@@ -49,10 +49,10 @@ use rebalancer_upstream::{CmsClient, WebexClient, ZohoClient};
 pub use error::ApplyError;
 pub use rebalancer_model::{LeadKey, Plan};
 pub use report::{
-    LeadRecord, LeadReport, LeadState, PutRecord, RunDetail, RunKind, RunOutcome, RunRecord,
+    CycleRecord, LeadRecord, LeadReport, LeadState, PutRecord, RunDetail, RunKind, RunOutcome, RunRecord,
     RunReport,
 };
-pub use run::{apply, check_plan_age, history, resume, rollback, show};
+pub use run::{apply, check_plan_age, cycles, history, record_cycle, resume, rollback, show};
 
 /// The clients a run uses; the binary builds them (with the write budget).
 #[derive(Clone, Debug)]

@@ -278,3 +278,34 @@ mod tests {
         assert_eq!(r.effective_rate(), 0.0);
     }
 }
+
+/// One cycle of `rebalancer run`, as the journal records it.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CycleRecord {
+    /// Set by the journal.
+    pub id: i64,
+    pub started_at: String,
+    pub ended_at: String,
+    /// `apply` or `dry_run`.
+    pub mode: String,
+    /// `applied`, `applied_with_failures`, `interrupted`, `no_changes`,
+    /// `planned` (dry run), `blocked`, `skipped` (another replica held the
+    /// journal) or `failed`.
+    pub outcome: String,
+    /// The apply run the cycle made, if any.
+    pub run: Option<i64>,
+    pub snapshot_hash: Option<String>,
+    pub plan_hash: Option<String>,
+    pub assigns: usize,
+    pub unassigns: usize,
+    /// Changes gates and caps deferred.
+    pub deferred: usize,
+    /// Of those, held back by the flap guard.
+    pub held_back: usize,
+    pub shortfall_before: Option<f64>,
+    pub shortfall_after: Option<f64>,
+    pub peak_before: Option<f64>,
+    pub peak_after: Option<f64>,
+    /// What happened, for people (the error of a failed cycle).
+    pub detail: String,
+}

@@ -22,7 +22,10 @@ use crate::executor::{put_took_effect, read_live, Counters, Ctx, LeadEnd};
 use crate::goal::{decide, goals_from_plan, Decision, DriftRule, LeadGoal};
 use crate::journal::{Journal, Lease, NewRun, PutOutcome};
 use crate::recheck::Rechecker;
-use crate::report::{LeadState, RunDetail, RunKind, RunOutcome, RunRecord, RunReport};
+use crate::journal::holder;
+use crate::report::{
+    CycleRecord, LeadState, RunDetail, RunKind, RunOutcome, RunRecord, RunReport,
+};
 use crate::{ApplyConfig, Progress, Upstreams};
 
 /// Applies `plan`; see the crate documentation.
@@ -190,6 +193,21 @@ pub fn check_plan_age(
 pub fn history(journal: &Path, limit: usize) -> Result<Vec<RunRecord>, ApplyError> {
     match Journal::open_existing(journal)? {
         Some(j) => j.runs(limit),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Records one cycle of `rebalancer run` (creating the journal if needed);
+/// returns its id. `holder` is `host:pid` of the recording process.
+pub fn record_cycle(journal: &Path, cycle: &CycleRecord) -> Result<i64, ApplyError> {
+    Journal::open(journal)?.record_cycle(cycle, &holder())
+}
+
+/// The latest `limit` cycles, newest first (none when the journal does not
+/// exist).
+pub fn cycles(journal: &Path, limit: usize) -> Result<Vec<CycleRecord>, ApplyError> {
+    match Journal::open_existing(journal)? {
+        Some(j) => j.cycles(limit),
         None => Ok(Vec::new()),
     }
 }

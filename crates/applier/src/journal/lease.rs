@@ -39,7 +39,7 @@ fn render_ms(ms: i64) -> String {
         .unwrap_or_else(|_| ms.to_string())
 }
 
-fn host() -> String {
+pub(crate) fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

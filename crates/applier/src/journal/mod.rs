@@ -24,9 +24,16 @@ use rebalancer_model::{LeadKey, Plan};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::error::ApplyError;
-use crate::report::{LeadRecord, LeadState, PutRecord, RunKind, RunOutcome, RunRecord};
+use crate::report::{
+    CycleRecord, LeadRecord, LeadState, PutRecord, RunKind, RunOutcome, RunRecord,
+};
 
 pub use lease::Lease;
+
+/// `host:pid` of this process, as leases and cycles name it.
+pub fn holder() -> String {
+    format!("{}:{}", lease::host(), std::process::id())
+}
 
 /// An open journal. Calls are serialised on one connection.
 #[derive(Debug)]
@@ -427,6 +434,74 @@ fn lead_key(r: &Row<'_>, at: usize) -> rusqlite::Result<LeadKey> {
 }
 
 /// Now, RFC 3339 UTC.
+impl Journal {
+    /// Appends a cycle row; returns its id.
+    pub fn record_cycle(&self, c: &CycleRecord, holder: &str) -> Result<i64, ApplyError> {
+        self.with("record the cycle", |conn| {
+            conn.execute(
+                "INSERT INTO cycles (started_at, ended_at, mode, outcome, run, snapshot_hash, plan_hash,
+                   assigns, unassigns, deferred, held_back, shortfall_before, shortfall_after,
+                   peak_before, peak_after, detail, holder)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                params![
+                    c.started_at,
+                    c.ended_at,
+                    c.mode,
+                    c.outcome,
+                    c.run,
+                    c.snapshot_hash,
+                    c.plan_hash,
+                    c.assigns as i64,
+                    c.unassigns as i64,
+                    c.deferred as i64,
+                    c.held_back as i64,
+                    c.shortfall_before,
+                    c.shortfall_after,
+                    c.peak_before,
+                    c.peak_after,
+                    c.detail,
+                    holder,
+                ],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    /// The latest `limit` cycles, newest first.
+    pub fn cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, ApplyError> {
+        self.with("read the cycles", |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, started_at, ended_at, mode, outcome, run, snapshot_hash, plan_hash,
+                   assigns, unassigns, deferred, held_back, shortfall_before, shortfall_after,
+                   peak_before, peak_after, detail
+                 FROM cycles ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                Ok(CycleRecord {
+                    id: r.get(0)?,
+                    started_at: r.get(1)?,
+                    ended_at: r.get(2)?,
+                    mode: r.get(3)?,
+                    outcome: r.get(4)?,
+                    run: r.get(5)?,
+                    snapshot_hash: r.get(6)?,
+                    plan_hash: r.get(7)?,
+                    assigns: r.get::<_, i64>(8)? as usize,
+                    unassigns: r.get::<_, i64>(9)? as usize,
+                    deferred: r.get::<_, i64>(10)? as usize,
+                    held_back: r.get::<_, i64>(11)? as usize,
+                    shortfall_before: r.get(12)?,
+                    shortfall_after: r.get(13)?,
+                    peak_before: r.get(14)?,
+                    peak_after: r.get(15)?,
+                    detail: r.get(16)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
 pub fn now() -> String {
     format_time(time::OffsetDateTime::now_utc())
 }
@@ -495,6 +570,47 @@ mod tests {
         assert_eq!(puts[0].applied, Some(true));
         // The version-1 lease (no token) is gone: the lease is free.
         j.acquire_lease(Duration::from_secs(5)).unwrap();
+    }
+
+    #[test]
+    fn a_version_2_journal_gains_cycles_and_records_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.sqlite");
+        {
+            let mut c = Connection::open(&path).unwrap();
+            for (i, sql) in schema::MIGRATIONS[..2].iter().enumerate() {
+                let tx = c.transaction().unwrap();
+                tx.execute_batch(sql).unwrap();
+                tx.pragma_update(None, "user_version", i as u32 + 1).unwrap();
+                tx.commit().unwrap();
+            }
+        }
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(version(&path), schema::VERSION);
+        assert!(j.cycles(5).unwrap().is_empty());
+        let cycle = CycleRecord {
+            started_at: "2026-01-01T00:00:00Z".into(),
+            ended_at: "2026-01-01T00:00:03Z".into(),
+            mode: "dry_run".into(),
+            outcome: "planned".into(),
+            assigns: 3,
+            held_back: 1,
+            shortfall_before: Some(10.0),
+            detail: "3 assigns planned".into(),
+            ..CycleRecord::default()
+        };
+        let first = j.record_cycle(&cycle, "h:1").unwrap();
+        let second = j.record_cycle(&cycle, "h:1").unwrap();
+        let read = j.cycles(5).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].id, second, "newest first");
+        assert_eq!(
+            read[1],
+            CycleRecord {
+                id: first,
+                ..cycle
+            }
+        );
     }
 
     #[test]

@@ -70,6 +70,31 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE lease ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX puts_by_run ON puts (run, campaign_id, lead_id, seq);
     "#,
+    // 3: the cycles of `rebalancer run`: one row per scheduled cycle, also
+    // those that wrote nothing (dry run, no changes, blocked, skipped
+    // because another replica held the lease), with the run it made if any.
+    r#"
+    CREATE TABLE cycles (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at       TEXT    NOT NULL,
+        ended_at         TEXT    NOT NULL,
+        mode             TEXT    NOT NULL,
+        outcome          TEXT    NOT NULL,
+        run              INTEGER REFERENCES runs(id),
+        snapshot_hash    TEXT,
+        plan_hash        TEXT,
+        assigns          INTEGER NOT NULL DEFAULT 0,
+        unassigns        INTEGER NOT NULL DEFAULT 0,
+        deferred         INTEGER NOT NULL DEFAULT 0,
+        held_back        INTEGER NOT NULL DEFAULT 0,
+        shortfall_before REAL,
+        shortfall_after  REAL,
+        peak_before      REAL,
+        peak_after       REAL,
+        detail           TEXT    NOT NULL,
+        holder           TEXT    NOT NULL
+    );
+    "#,
 ];
 
 /// The version this build writes.
