@@ -3,7 +3,7 @@
 //! This is the only place that sees clap types: it turns them into the plain
 //! option values each subcommand module takes.
 
-use crate::cmd::{apply, bench, fetch, history, plan, resume, rollback, sandbox, show};
+use crate::cmd::{apply, bench, fetch, history, plan, resume, rollback, run, sandbox, show};
 use crate::input::{Source, World};
 use crate::render::Format;
 use crate::{exit, logging};
@@ -52,6 +52,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Continue an interrupted or killed apply from the journal.
     Resume(ResumeArgs),
+    /// Rebalance on a schedule: fetch, plan, gates, apply, record, again.
+    Run(RunArgs),
     /// Undo what a run changed, as its journal recorded it.
     Rollback(RollbackArgs),
     /// List the runs in the journal, newest first.
@@ -169,6 +171,39 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "plan")]
     pub out: Option<PathBuf>,
     /// The end-of-run summary as a table or JSON.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["config", "sandbox"])))]
+pub struct RunArgs {
+    /// Configuration file (credentials, [run] schedule, [apply] journal).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run the loop against an embedded sandbox (a demo).
+    #[arg(long, conflicts_with = "config")]
+    pub sandbox: bool,
+    #[command(flatten)]
+    pub world: WorldArgs,
+    /// Start a cycle this often (e.g. 15m); overrides run.every/run.cron.
+    #[arg(long, value_name = "DURATION", conflicts_with = "cron")]
+    pub every: Option<String>,
+    /// Start cycles at the times of this cron expression (in
+    /// run.timezone); overrides run.every/run.cron.
+    #[arg(long, value_name = "EXPR")]
+    pub cron: Option<String>,
+    /// Run one cycle and exit with its code (for systemd timers and
+    /// Kubernetes CronJobs).
+    #[arg(long, conflicts_with_all = ["every", "cron"])]
+    pub once: bool,
+    /// Plan and record each cycle, never write upstream.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The journal file (overrides apply.journal).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// One line per cycle, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
 }
@@ -455,6 +490,21 @@ pub fn main() -> ExitCode {
             Command::Fetch(args) => fetch::run(args.into(), &log).await,
             Command::Plan(args) => plan::run(args.into(), &log).await,
             Command::Apply(args) => apply::run(args.into(), &log).await,
+            Command::Run(a) => {
+                let opts = run::Options {
+                    source: match a.config {
+                        Some(config) => Source::Live { config },
+                        None => Source::Sandbox(world(&a.world)),
+                    },
+                    every: a.every,
+                    cron: a.cron,
+                    once: a.once,
+                    dry_run: a.dry_run,
+                    journal: a.journal,
+                    format: format(a.format),
+                };
+                run::run(opts, &log).await
+            }
             Command::Resume(a) => {
                 let opts = resume::Options {
                     config: a.config,

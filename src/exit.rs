@@ -20,6 +20,7 @@
 //! With `plan --detailed-exitcode`, 2 also means "changes pending" (as in
 //! terraform); usage errors print `error:` on stderr and nothing on stdout.
 
+use crate::schedule::ScheduleError;
 use crate::settings::SettingsError;
 use rebalancer_applier::ApplyError;
 use rebalancer_fetcher::FetchError;
@@ -90,6 +91,9 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
         return USAGE;
     }
     for cause in e.chain() {
+        if cause.downcast_ref::<ScheduleError>().is_some() {
+            return CONFIG;
+        }
         if let Some(r) = cause.downcast_ref::<ApplyRefused>() {
             return match r {
                 ApplyRefused::Blocked(_) => BLOCKED,

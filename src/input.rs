@@ -11,7 +11,7 @@
 //! never applied to the sandbox: real credentials never meet it.
 
 use crate::progress;
-use crate::settings::{self, ApplyKeys, Env, HttpKeys, Layers, LocalSettings};
+use crate::settings::{self, ApplyKeys, Env, HttpKeys, Layers, LocalSettings, RunKeys};
 use anyhow::Context;
 use rebalancer_fetcher::{Clients, FetchOptions, FetchReport};
 use rebalancer_model::{Snapshot, SnapshotSource, TargetSystem};
@@ -124,6 +124,7 @@ pub struct Connected {
     pub plan: PlanConfig,
     pub apply: ApplyKeys,
     pub http: HttpKeys,
+    pub run: RunKeys,
     pub layers: Layers,
 }
 
@@ -155,6 +156,7 @@ pub async fn connect(source: &Source, env: &Env, purpose: Purpose) -> anyhow::Re
                 plan: s.plan,
                 apply: s.apply,
                 http: s.http,
+                run: s.run,
                 layers: loaded.layers,
             })
         }
@@ -174,6 +176,7 @@ pub async fn connect(source: &Source, env: &Env, purpose: Purpose) -> anyhow::Re
                 plan: local.plan,
                 apply: local.apply,
                 http: local.http,
+                run: local.run,
                 layers: loaded.layers,
             })
         }

@@ -13,6 +13,7 @@ mod input;
 mod logging;
 mod progress;
 mod render;
+mod schedule;
 mod settings;
 
 fn main() -> std::process::ExitCode {

@@ -38,7 +38,9 @@ pub const ENV_PREFIX: &str = "REBALANCER_";
 
 /// The sections a config may hold; an environment variable naming another
 /// section is a mistake worth reporting.
-const SECTIONS: &[&str] = &["cms", "webex", "zoho", "http", "fetch", "plan", "apply"];
+const SECTIONS: &[&str] = &[
+    "cms", "webex", "zoho", "http", "fetch", "plan", "apply", "run",
+];
 
 /// Keys whose environment values are comma-separated lists. A one-item
 /// value (`REBALANCER_ZOHO__THRESHOLD_IDS=999`) is a one-item list.
@@ -467,6 +469,7 @@ pub struct Settings {
     pub fetch: FetchKeys,
     pub plan: PlanConfig,
     pub apply: ApplyKeys,
+    pub run: RunKeys,
 }
 
 #[derive(Debug, Deserialize)]
@@ -577,6 +580,18 @@ impl ApplyKeys {
     }
 }
 
+/// `[run]`: the schedule of `rebalancer run` and its flap guard. Strings
+/// here are checked when `run` starts (see `schedule.rs`), where the flags
+/// that override them are known.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunKeys {
+    pub every: String,
+    pub cron: String,
+    pub timezone: String,
+    pub min_move_interval: String,
+}
+
 #[derive(Deserialize)]
 struct ApplyOnly {
     apply: ApplyKeys,
@@ -615,6 +630,7 @@ pub struct LocalSettings {
     pub fetch: FetchKeys,
     pub plan: PlanConfig,
     pub apply: ApplyKeys,
+    pub run: RunKeys,
 }
 
 #[derive(Deserialize)]
@@ -660,7 +676,7 @@ pub fn load_plan(path: Option<&Path>, env: &Env) -> Result<Loaded<PlanConfig>, S
 /// `[http]`, `[fetch]`, `[plan]` and `[apply]`, for the embedded sandbox: defaults <
 /// `env` (connection variables are ignored: the sandbox supplies those).
 pub fn load_local(env: &Env) -> Result<Loaded<LocalSettings>, SettingsError> {
-    let layered = Layered::build(None, env, &["http", "fetch", "plan", "apply"])?;
+    let layered = Layered::build(None, env, &["http", "fetch", "plan", "apply", "run"])?;
     let local: LocalSettings = layered.deserialize()?;
     let check = Checker { layered: &layered };
     check.http(&local.http)?;

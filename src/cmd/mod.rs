@@ -7,5 +7,6 @@ pub mod history;
 pub mod plan;
 pub mod resume;
 pub mod rollback;
+pub mod run;
 pub mod sandbox;
 pub mod show;

@@ -52,7 +52,9 @@ pub use report::{
     CycleRecord, LeadRecord, LeadReport, LeadState, PutRecord, RunDetail, RunKind, RunOutcome, RunRecord,
     RunReport,
 };
-pub use run::{apply, check_plan_age, cycles, history, record_cycle, resume, rollback, show};
+pub use run::{
+    apply, check_plan_age, cycles, history, prepare_journal, record_cycle, resume, rollback, show,
+};
 
 /// The clients a run uses; the binary builds them (with the write budget).
 #[derive(Clone, Debug)]

@@ -197,6 +197,12 @@ pub fn history(journal: &Path, limit: usize) -> Result<Vec<RunRecord>, ApplyErro
     }
 }
 
+/// Opens (creating and migrating if needed) the journal at `journal`: a
+/// start-up check that it can be written, before any cycle.
+pub fn prepare_journal(journal: &Path) -> Result<(), ApplyError> {
+    Journal::open(journal).map(|_| ())
+}
+
 /// Records one cycle of `rebalancer run` (creating the journal if needed);
 /// returns its id. `holder` is `host:pid` of the recording process.
 pub fn record_cycle(journal: &Path, cycle: &CycleRecord) -> Result<i64, ApplyError> {

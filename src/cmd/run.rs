@@ -1,0 +1,290 @@
+//! `rebalancer run`: rebalance on a schedule. Each cycle fetches, plans
+//! (with the flap guard: what the journal says moved within
+//! `run.min_move_interval` is held back), checks the gates (a blocked plan
+//! is not applied), applies through the journal (or, with `--dry-run`,
+//! only plans) and records the cycle in the journal. A cycle that overruns
+//! is never overlapped; SIGINT/SIGTERM ends the loop after the PUT in
+//! flight, the run recorded as interrupted. `--once` runs one cycle, for an
+//! external scheduler (systemd timer, Kubernetes CronJob).
+//!
+//! Several replicas may share one journal: the journal's lease lets one
+//! apply at a time; a cycle that finds it held is recorded as skipped.
+
+use crate::applying::{self, Session};
+use crate::exit;
+use crate::input::Source;
+use crate::logging::Log;
+use crate::render::{self, Format};
+use crate::schedule::{Schedule, ScheduleError};
+use crate::settings::{Env, RunKeys};
+use anyhow::Context;
+use chrono::Utc;
+use rebalancer_applier::{ApplyError, CycleRecord, Progress, RunOutcome};
+use rebalancer_model::Plan;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What `run` was asked to do.
+#[derive(Debug)]
+pub struct Options {
+    pub source: Source,
+    /// `--every`, over `run.every`.
+    pub every: Option<String>,
+    /// `--cron`, over `run.cron`.
+    pub cron: Option<String>,
+    /// One cycle, then exit with its code.
+    pub once: bool,
+    /// Plan and record, never write.
+    pub dry_run: bool,
+    pub journal: Option<PathBuf>,
+    pub format: Format,
+}
+
+/// The schedule from the flags, else `[run]`; `None` with `--once`.
+fn schedule(opts: &Options, keys: &RunKeys) -> Result<Option<Schedule>, ScheduleError> {
+    let given = |s: &str| !s.trim().is_empty();
+    let parsed = match (&opts.every, &opts.cron) {
+        (Some(e), _) => Some(Schedule::every("--every", e)?),
+        (None, Some(c)) => Some(Schedule::cron(
+            "--cron",
+            c,
+            "run.timezone",
+            &keys.timezone,
+        )?),
+        (None, None) if given(&keys.every) && given(&keys.cron) => {
+            return Err(ScheduleError {
+                what: "run.every".into(),
+                value: keys.every.clone(),
+                problem: "and run.cron are both set; keep one".into(),
+            })
+        }
+        (None, None) if given(&keys.every) => Some(Schedule::every("run.every", &keys.every)?),
+        (None, None) if given(&keys.cron) => Some(Schedule::cron(
+            "run.cron",
+            &keys.cron,
+            "run.timezone",
+            &keys.timezone,
+        )?),
+        (None, None) => None,
+    };
+    match parsed {
+        None if !opts.once => Err(ScheduleError {
+            what: "run.every".into(),
+            value: String::new(),
+            problem: "and run.cron are both empty; set one (e.g. run.every = \"15m\"), pass --every/--cron, or run one cycle with --once".into(),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// `run.min_move_interval` as a duration (`0s` turns the guard off).
+fn min_move_interval(keys: &RunKeys) -> Result<Duration, ScheduleError> {
+    humantime::parse_duration(keys.min_move_interval.trim()).map_err(|e| ScheduleError {
+        what: "run.min_move_interval".into(),
+        value: keys.min_move_interval.clone(),
+        problem: format!("is not a duration ({e}); write it like \"1h\" or \"0s\" (off)"),
+    })
+}
+
+pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
+    let env = Env::from_process();
+    let session = applying::session(&opts.source, &env, opts.journal.clone(), false).await?;
+    let result = run_loop(&opts, &session, log).await;
+    session.connected.connection.close().await;
+    result
+}
+
+async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Result<u8> {
+    let keys = &session.connected.run;
+    let schedule = schedule(opts, keys)?;
+    let guard = min_move_interval(keys)?;
+    rebalancer_applier::prepare_journal(&session.journal)?;
+    match &schedule {
+        Some(s) => tracing::info!(schedule = %s, dry_run = opts.dry_run, "rebalancing on a schedule"),
+        None => tracing::info!(dry_run = opts.dry_run, "one cycle"),
+    }
+    let stop = applying::stop_on_signals();
+    let mut code = 0;
+    loop {
+        let started = Utc::now();
+        let record = cycle(opts, session, guard, &stop, log).await;
+        code = cycle_code(&record);
+        let id = rebalancer_applier::record_cycle(&session.journal, &record.record)?;
+        render::emit(&render::cycle::line(id, &record.record, opts.format))?;
+        if opts.once || stop.is_cancelled() {
+            break;
+        }
+        let Some(next) = schedule
+            .as_ref()
+            .and_then(|s| s.next_start(started, Utc::now()))
+        else {
+            tracing::warn!("the schedule has no next time; stopping");
+            break;
+        };
+        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        tracing::info!(next = %next.to_rfc3339(), "next cycle");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+    Ok(if opts.once || code == exit::INTERRUPTED {
+        code
+    } else {
+        0
+    })
+}
+
+/// A cycle's record, and the error that failed it (for the exit code).
+struct Cycle {
+    record: CycleRecord,
+    error: Option<anyhow::Error>,
+}
+
+fn cycle_code(c: &Cycle) -> u8 {
+    match (c.record.outcome.as_str(), &c.error) {
+        (_, Some(e)) => exit::code_of(e),
+        ("blocked", _) => exit::BLOCKED,
+        ("interrupted", _) => exit::INTERRUPTED,
+        ("applied_with_failures", _) => exit::APPLY_INCOMPLETE,
+        _ => 0,
+    }
+}
+
+async fn cycle(
+    opts: &Options,
+    session: &Session,
+    guard: Duration,
+    stop: &CancellationToken,
+    log: &Log,
+) -> Cycle {
+    let started_at = now_rfc3339();
+    let mut record = CycleRecord {
+        started_at: started_at.clone(),
+        mode: if opts.dry_run { "dry_run" } else { "apply" }.into(),
+        ..CycleRecord::default()
+    };
+    let error = match cycle_steps(opts, session, guard, stop, log, &mut record).await {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the cycle failed");
+            record.outcome = "failed".into();
+            record.detail = format!("{e:#}");
+            Some(e)
+        }
+    };
+    record.ended_at = now_rfc3339();
+    Cycle { record, error }
+}
+
+fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+async fn cycle_steps(
+    opts: &Options,
+    session: &Session,
+    guard: Duration,
+    stop: &CancellationToken,
+    log: &Log,
+    record: &mut CycleRecord,
+) -> anyhow::Result<()> {
+    let (snapshot, _) = session.connected.connection.fetch(false).await?;
+    record.snapshot_hash = Some(snapshot.content_hash());
+    let recent = if guard.is_zero() {
+        Default::default()
+    } else {
+        let since = time::OffsetDateTime::now_utc() - guard;
+        recent_for_plan(rebalancer_applier::recent_moves(&session.journal, since)?)
+    };
+    let cfg = session.connected.plan.clone();
+    let plan: Plan = tokio::task::spawn_blocking(move || {
+        rebalancer_optimizer::plan_guarded(&snapshot, &cfg, &Default::default(), &recent)
+            .map(|(p, _)| p)
+    })
+    .await
+    .context("the planner stopped unexpectedly")??;
+    describe_plan(&plan, record);
+    if plan.changes.is_empty() {
+        record.outcome = "no_changes".into();
+        record.detail = "nothing to change".into();
+        return Ok(());
+    }
+    if let Some(b) = &plan.blocked {
+        tracing::error!(reason = %b.reason, "the plan is BLOCKED; nothing is applied this cycle");
+        record.outcome = "blocked".into();
+        record.detail = b.reason.clone();
+        return Ok(());
+    }
+    if opts.dry_run {
+        record.outcome = "planned".into();
+        record.detail = format!(
+            "dry run: {} assigns and {} unassigns planned, nothing written",
+            plan.summary.assigns, plan.summary.unassigns
+        );
+        return Ok(());
+    }
+    let progress = Progress::default();
+    let applied = applying::with_progress(
+        log.interactive,
+        &progress,
+        rebalancer_applier::apply(
+            &session.journal,
+            &plan,
+            &session.upstreams,
+            &session.config,
+            stop.child_token(),
+            &progress,
+        ),
+    )
+    .await;
+    match applied {
+        Ok(report) => {
+            record.run = Some(report.run);
+            record.outcome = match report.outcome {
+                RunOutcome::Completed => "applied",
+                RunOutcome::Interrupted => "interrupted",
+                _ => "applied_with_failures",
+            }
+            .into();
+            record.detail = format!(
+                "run {}: {} PUTs, {} moves, {} failed, {} leads skipped for drift",
+                report.run, report.puts_sent, report.moves_made, report.failed, report.skipped_drift
+            );
+            Ok(())
+        }
+        Err(ApplyError::LeaseHeld { holder, .. }) => {
+            record.outcome = "skipped".into();
+            record.detail = format!("another apply holds the journal ({holder}); this cycle writes nothing");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The journal's recent moves in the optimizer's terms.
+fn recent_for_plan(r: rebalancer_applier::RecentMoves) -> rebalancer_optimizer::Recent {
+    rebalancer_optimizer::Recent {
+        agents: r.agents.into_iter().map(|a| a.as_str().into()).collect(),
+        leads: r.leads,
+    }
+}
+
+fn describe_plan(plan: &Plan, record: &mut CycleRecord) {
+    let o = &plan.objectives;
+    record.plan_hash = Some(plan_hash(plan));
+    record.assigns = plan.summary.assigns;
+    record.unassigns = plan.summary.unassigns;
+    record.deferred = plan.summary.deferred;
+    record.held_back = plan.flap_guard.as_ref().map_or(0, |f| f.deferred);
+    record.shortfall_before = Some(o.before.shortfall);
+    record.shortfall_after = Some(o.after.shortfall);
+    record.peak_before = Some(o.before.peak_utilisation);
+    record.peak_after = Some(o.after.peak_utilisation);
+}
+
+fn plan_hash(plan: &Plan) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(plan.to_json()))
+}

@@ -1,0 +1,272 @@
+//! `rebalancer run` through the binary against an in-process sandbox: the
+//! loop reacts to upstream changes on its next cycle (an agent goes
+//! inactive, a backlog fills up) while the flap guard holds back moves of
+//! agents it just moved; two loops on one journal never apply in the same
+//! cycle; bad schedules and an unwritable journal fail at start-up naming
+//! the key.
+
+mod common;
+
+use common::{config_toml, p, run_async as run, s, start};
+use rebalancer_sandbox::{Sandbox, SandboxConfig};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn world() -> SandboxConfig {
+    SandboxConfig {
+        seed: 7,
+        agents: 200,
+        leads: 40,
+        ..SandboxConfig::default()
+    }
+}
+
+async fn setup() -> (Sandbox, tempfile::TempDir, PathBuf, PathBuf) {
+    let sb = start(world()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, config_toml(&sb)).unwrap();
+    let journal = dir.path().join("j.sqlite");
+    (sb, dir, config, journal)
+}
+
+/// `run` in the background, its JSON cycle lines arriving on a channel.
+struct Loop {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Loop {
+    fn start(config: &Path, journal: &Path, extra: &[&str], env: &[(&str, &str)]) -> Loop {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rebalancer"));
+        cmd.args(["run", "--config", &p(config), "--journal", &p(journal), "--format", "json"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the binary starts");
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value: Value = serde_json::from_str(&line).expect("a JSON cycle line");
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Loop { child, lines }
+    }
+
+    /// The next cycle's record (waits up to a minute).
+    fn next(&self) -> Value {
+        self.lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a cycle within a minute")
+    }
+
+    fn stop(mut self) -> i32 {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
+/// Every lead an agent is assigned to in the sandbox.
+fn leads_of(sb: &Sandbox, agent: &str) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for c in sb.world().campaigns {
+        for &l in &c.lead_ids {
+            let (assigned, _) = sb.mapping(c.campaign_id, l).unwrap();
+            if assigned.iter().any(|a| a == agent) {
+                out.push((c.campaign_id, l));
+            }
+        }
+    }
+    out
+}
+
+/// An agent assigned somewhere that is active with headroom.
+fn an_assigned_agent(sb: &Sandbox, not: &[&str]) -> String {
+    sb.world_users()
+        .into_iter()
+        .filter(|u| u.active && u.in_zoho && u.headroom > 0)
+        .map(|u| u.username)
+        .find(|u| !not.contains(&u.as_str()) && !leads_of(sb, u).is_empty())
+        .expect("an assigned eligible agent")
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_reacts_to_upstream_changes_on_its_next_cycle() {
+    let (sb, _dir, config, journal) = setup().await;
+    let fast = [("REBALANCER_APPLY__PUTS_PER_SECOND", "200")];
+    let l = Loop::start(&config, &journal, &["--every", "1s"], &fast);
+    let first = l.next();
+    assert_eq!(first["outcome"], "applied", "{first}");
+    assert_eq!(first["mode"], "apply");
+    // The world changes under the loop: an agent goes inactive, another's
+    // backlog fills up to its allowance.
+    let gone = an_assigned_agent(&sb, &[]);
+    let full = an_assigned_agent(&sb, &[gone.as_str()]);
+    sb.set_webex_active(&gone, false).unwrap();
+    sb.set_zoho_counts(&full, 1_000_000).unwrap();
+    let mut reacted = None;
+    for _ in 0..10 {
+        let c = l.next();
+        if leads_of(&sb, &gone).is_empty() && leads_of(&sb, &full).is_empty() {
+            reacted = Some(c);
+            break;
+        }
+    }
+    let c = reacted.expect("the loop never unassigned the inactive and the full agent");
+    assert!(
+        matches!(c["outcome"].as_str(), Some("applied")),
+        "safety moves are applied even right after a cycle moved things: {c}"
+    );
+    let code = l.stop();
+    assert_eq!(code, 0, "a loop stopped between cycles ends cleanly");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flap_guard_holds_back_moves_of_agents_just_moved() {
+    let (sb, _dir, config, journal) = setup().await;
+    let once = |extra: Vec<&'static str>, env: Vec<(String, String)>| {
+        let mut args = s(&["run", "--once", "--config", &p(&config), "--journal", &p(&journal), "--format", "json"]);
+        args.extend(extra.into_iter().map(String::from));
+        run(args, env)
+    };
+    let fast = vec![("REBALANCER_APPLY__PUTS_PER_SECOND".to_owned(), "200".to_owned())];
+    let (code, stdout, stderr) = once(vec![], fast.clone()).await;
+    assert_eq!(code, 0, "{stderr}");
+    let first: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(first["outcome"], "applied", "{first}");
+    // Knock out several agents: the leads they leave need new agents, and
+    // the agents the first cycle just moved are the guard's business.
+    let mut gone: Vec<String> = Vec::new();
+    for _ in 0..6 {
+        let refs: Vec<&str> = gone.iter().map(String::as_str).collect();
+        let a = an_assigned_agent(&sb, &refs);
+        sb.set_webex_active(&a, false).unwrap();
+        gone.push(a);
+    }
+    let dry = |interval: &str| {
+        let mut env = fast.clone();
+        env.push(("REBALANCER_RUN__MIN_MOVE_INTERVAL".into(), interval.into()));
+        once(vec!["--dry-run"], env)
+    };
+    let (code, guarded, stderr) = dry("1h").await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, free, stderr) = dry("0s").await;
+    assert_eq!(code, 0, "{stderr}");
+    let (guarded, free): (Value, Value) = (
+        serde_json::from_str(guarded.trim()).unwrap(),
+        serde_json::from_str(free.trim()).unwrap(),
+    );
+    assert_eq!(guarded["outcome"], "planned");
+    assert_eq!(free["held_back"], 0, "{free}");
+    let held = guarded["held_back"].as_u64().unwrap();
+    assert!(held > 0, "nothing was held back: {guarded}");
+    // Safety unassigns are never held back: the guarded plan unassigns at
+    // least every lead of the agents that went inactive.
+    let unassigns_needed: usize = gone.iter().map(|a| leads_of(&sb, a).len()).sum();
+    assert!(guarded["unassigns"].as_u64().unwrap() as usize >= unassigns_needed);
+    assert_eq!(
+        guarded["assigns"].as_u64().unwrap() + held,
+        free["assigns"].as_u64().unwrap(),
+        "every held-back move is an assign the unguarded plan makes: {guarded} vs {free}"
+    );
+    sb.shutdown().await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_loops_on_one_journal_never_apply_in_the_same_cycle() {
+    let (sb, _dir, config, journal) = setup().await;
+    let slow = [("REBALANCER_APPLY__PUTS_PER_SECOND", "10")];
+    let a = Loop::start(&config, &journal, &["--every", "1s"], &slow);
+    let b = Loop::start(&config, &journal, &["--every", "1s"], &slow);
+    let (first_a, first_b) = (a.next(), b.next());
+    let outcomes = [first_a["outcome"].clone(), first_b["outcome"].clone()];
+    assert!(
+        outcomes.contains(&Value::from("applied")) && outcomes.contains(&Value::from("skipped")),
+        "one applies, the other skips its cycle: {first_a} / {first_b}"
+    );
+    let _ = (a.stop(), b.stop());
+    // The journal's runs never overlap in time.
+    let (code, stdout, stderr) = run(
+        s(&["history", "--journal", &p(&journal), "--format", "json"]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let runs: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    let mut spans: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["started_at"].as_str().unwrap().to_owned(),
+                r["ended_at"].as_str().unwrap_or("~").to_owned(),
+            )
+        })
+        .collect();
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "two runs overlap: {w:?}");
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_schedules_and_an_unwritable_journal_fail_at_start_up() {
+    let (sb, dir, config, journal) = setup().await;
+    let base = |extra: &[&str]| {
+        let mut a = s(&["run", "--config", &p(&config), "--journal", &p(&journal)]);
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    let cases: Vec<(Vec<String>, Vec<(String, String)>, &str)> = vec![
+        (base(&["--every", "soon"]), vec![], "--every"),
+        (base(&[]), vec![("REBALANCER_RUN__CRON".into(), "61 * * * *".into())], "run.cron"),
+        (
+            base(&[]),
+            vec![
+                ("REBALANCER_RUN__CRON".into(), "0 9 * * *".into()),
+                ("REBALANCER_RUN__TIMEZONE".into(), "Mars/Olympus".into()),
+            ],
+            "run.timezone",
+        ),
+        (base(&[]), vec![], "run.every"),
+        (
+            base(&["--once"]),
+            vec![("REBALANCER_RUN__MIN_MOVE_INTERVAL".into(), "a while".into())],
+            "run.min_move_interval",
+        ),
+    ];
+    for (args, env, key) in cases {
+        let (code, _, stderr) = run(args, env).await;
+        assert_eq!(code, 3, "{key}: {stderr}");
+        assert!(stderr.contains(key), "{key}: {stderr}");
+    }
+    let unwritable = dir.path().join("no/such/dir/j.sqlite");
+    let (code, _, stderr) = run(
+        s(&["run", "--once", "--config", &p(&config), "--journal", &p(&unwritable)]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 8, "{stderr}");
+    assert!(stderr.contains("apply.journal"), "{stderr}");
+    assert!(sb.write_log().is_empty(), "a failed start-up wrote upstream");
+    sb.shutdown().await;
+}
