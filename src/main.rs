@@ -15,6 +15,7 @@ mod progress;
 mod render;
 mod schedule;
 mod settings;
+mod telemetry;
 
 fn main() -> std::process::ExitCode {
     cli::main()

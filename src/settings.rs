@@ -590,6 +590,7 @@ pub struct RunKeys {
     pub cron: String,
     pub timezone: String,
     pub min_move_interval: String,
+    pub metrics_addr: String,
 }
 
 #[derive(Deserialize)]

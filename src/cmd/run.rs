@@ -7,6 +7,9 @@
 //! flight, the run recorded as interrupted. `--once` runs one cycle, for an
 //! external scheduler (systemd timer, Kubernetes CronJob).
 //!
+//! With `run.metrics_addr` set, Prometheus metrics and the `/healthz` and
+//! `/readyz` probes are served while the loop runs (`telemetry.rs`).
+//!
 //! Several replicas may share one journal: the journal's lease lets one
 //! apply at a time; a cycle that finds it held is recorded as skipped.
 
@@ -17,6 +20,7 @@ use crate::logging::Log;
 use crate::render::{self, Format};
 use crate::schedule::{Schedule, ScheduleError};
 use crate::settings::{Env, RunKeys};
+use crate::telemetry;
 use anyhow::Context;
 use chrono::Utc;
 use rebalancer_applier::{ApplyError, CycleRecord, Progress, RunOutcome};
@@ -100,6 +104,15 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
     let schedule = schedule(opts, keys)?;
     let guard = min_move_interval(keys)?;
     rebalancer_applier::prepare_journal(&session.journal)?;
+    let telemetry = match keys.metrics_addr.trim() {
+        "" => None,
+        addr => {
+            let interval = schedule
+                .as_ref()
+                .map_or(Duration::from_secs(3600), Schedule::nominal_interval);
+            Some(telemetry::serve(addr, interval).await?)
+        }
+    };
     match &schedule {
         Some(s) => tracing::info!(schedule = %s, dry_run = opts.dry_run, "rebalancing on a schedule"),
         None => tracing::info!(dry_run = opts.dry_run, "one cycle"),
@@ -110,6 +123,11 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
         let started = Utc::now();
         let record = cycle(opts, session, guard, &stop, log).await;
         code = cycle_code(&record);
+        metrics::counter!("rebalancer_cycles_total", "outcome" => record.record.outcome.clone())
+            .increment(1);
+        if let (Some(t), true) = (&telemetry, record.error.is_none() && code == 0) {
+            t.health.succeeded();
+        }
         let id = rebalancer_applier::record_cycle(&session.journal, &record.record)?;
         render::emit(&render::cycle::line(id, &record.record, opts.format))?;
         if opts.once || stop.is_cancelled() {
@@ -190,7 +208,11 @@ async fn cycle_steps(
     log: &Log,
     record: &mut CycleRecord,
 ) -> anyhow::Result<()> {
+    let stage = std::time::Instant::now();
     let (snapshot, _) = session.connected.connection.fetch(false).await?;
+    metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "fetch")
+        .record(stage.elapsed().as_secs_f64());
+    let stage = std::time::Instant::now();
     record.snapshot_hash = Some(snapshot.content_hash());
     let recent = if guard.is_zero() {
         Default::default()
@@ -205,7 +227,11 @@ async fn cycle_steps(
     })
     .await
     .context("the planner stopped unexpectedly")??;
+    metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "plan")
+        .record(stage.elapsed().as_secs_f64());
     describe_plan(&plan, record);
+    metrics::gauge!("rebalancer_shortfall_records").set(plan.objectives.after.shortfall);
+    metrics::gauge!("rebalancer_peak_utilisation").set(plan.objectives.after.peak_utilisation);
     if plan.changes.is_empty() {
         record.outcome = "no_changes".into();
         record.detail = "nothing to change".into();
@@ -226,6 +252,7 @@ async fn cycle_steps(
         return Ok(());
     }
     let progress = Progress::default();
+    let stage = std::time::Instant::now();
     let applied = applying::with_progress(
         log.interactive,
         &progress,
@@ -239,8 +266,17 @@ async fn cycle_steps(
         ),
     )
     .await;
+    metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "apply")
+        .record(stage.elapsed().as_secs_f64());
     match applied {
         Ok(report) => {
+            metrics::counter!("rebalancer_moves_applied_total").increment(report.moves_made as u64);
+            metrics::counter!("rebalancer_puts_total", "outcome" => "sent").increment(report.puts_sent);
+            metrics::counter!("rebalancer_puts_total", "outcome" => "failed")
+                .increment(report.failed as u64);
+            metrics::counter!("rebalancer_retries_total").increment(report.puts_retried);
+            metrics::counter!("rebalancer_drifted_leads_total")
+                .increment(report.skipped_drift as u64);
             record.run = Some(report.run);
             record.outcome = match report.outcome {
                 RunOutcome::Completed => "applied",
