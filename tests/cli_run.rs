@@ -270,3 +270,66 @@ async fn bad_schedules_and_an_unwritable_journal_fail_at_start_up() {
     assert!(sb.write_log().is_empty(), "a failed start-up wrote upstream");
     sb.shutdown().await;
 }
+
+/// `GET path` over plain HTTP/1.0: (status, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics server listens");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_probes_answer_while_the_loop_runs() {
+    let (sb, _dir, config, journal) = setup().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let l = Loop::start(
+        &config,
+        &journal,
+        &["--every", "1s"],
+        &[
+            ("REBALANCER_APPLY__PUTS_PER_SECOND", "200"),
+            ("REBALANCER_RUN__METRICS_ADDR", &addr),
+        ],
+    );
+    let first = l.next();
+    assert_eq!(first["outcome"], "applied", "{first}");
+    let (status, body) = http_get(&addr, "/healthz");
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let (status, _) = http_get(&addr, "/readyz");
+    assert_eq!(status, 200, "ready after a successful cycle");
+    let (status, metrics) = http_get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    for series in [
+        "rebalancer_cycle_duration_seconds",
+        "stage=\"fetch\"",
+        "stage=\"plan\"",
+        "stage=\"apply\"",
+        "rebalancer_cycles_total{outcome=\"applied\"}",
+        "rebalancer_moves_applied_total",
+        "rebalancer_puts_total{outcome=\"sent\"}",
+        "rebalancer_retries_total",
+        "rebalancer_drifted_leads_total",
+        "rebalancer_shortfall_records",
+        "rebalancer_peak_utilisation",
+        "rebalancer_last_success_timestamp_seconds",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from /metrics:\n{metrics}");
+    }
+    assert_eq!(l.stop(), 0);
+    sb.shutdown().await;
+}
