@@ -423,7 +423,7 @@ async fn resolve_pending(
 }
 
 /// The assign and unassign lists of a journaled PUT body.
-fn body_batch(body: &str) -> Result<PutBatch, String> {
+pub(crate) fn body_batch(body: &str) -> Result<PutBatch, String> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Body {

@@ -70,6 +70,17 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE lease ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX puts_by_run ON puts (run, campaign_id, lead_id, seq);
     "#,
+    // 3: when a put's outcome was recorded, as Unix milliseconds (`done_at`
+    // is RFC 3339 text with a variable-length fraction, which does not
+    // sort), and an index of the applied puts by it: what moved recently
+    // (`recent_moves`, the flap guard) is read without scanning the whole
+    // history. Older rows are filled from `done_at`.
+    r#"
+    ALTER TABLE puts ADD COLUMN done_ms INTEGER;
+    UPDATE puts SET done_ms = CAST(ROUND((julianday(done_at) - 2440587.5) * 86400000.0) AS INTEGER)
+      WHERE done_at IS NOT NULL;
+    CREATE INDEX puts_applied_by_time ON puts (done_ms) WHERE applied = 1;
+    "#,
 ];
 
 /// The version this build writes.
