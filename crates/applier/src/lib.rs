@@ -51,8 +51,8 @@ use std::time::Duration;
 use rebalancer_upstream::{CmsClient, WebexClient, ZohoClient};
 
 pub use error::ApplyError;
-pub use recent::{recent_moves, RecentMoves};
 pub use rebalancer_model::{LeadKey, Plan};
+pub use recent::{recent_moves, RecentMoves};
 pub use report::{
     LeadRecord, LeadReport, LeadState, PutRecord, RunDetail, RunKind, RunOutcome, RunRecord,
     RunReport,

@@ -11,9 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::*;
-use rebalancer_applier::{
-    apply, recent_moves, rollback, show, Progress, RecentMoves, RunKind,
-};
+use rebalancer_applier::{apply, recent_moves, rollback, show, Progress, RecentMoves, RunKind};
 use rebalancer_model::LeadKey;
 use rebalancer_sandbox::{FaultSpec, Faults, WriteRecord};
 use time::OffsetDateTime;
@@ -100,13 +98,17 @@ async fn recent_moves_are_what_the_sandbox_applied_in_the_window() {
             campaign_id: r.campaign_id,
             lead_id: r.lead_id,
         };
-        let later = log.iter().any(|w| {
-            w.applied && w.campaign_id == lead.campaign_id && w.lead_id == lead.lead_id
-        });
+        let later = log
+            .iter()
+            .any(|w| w.applied && w.campaign_id == lead.campaign_id && w.lead_id == lead.lead_id);
         assert_eq!(before.leads.contains(&lead), later, "lead {lead}");
     }
     // Every agent the plan moved on a lead the run changed is recent.
-    for c in plan.changes.iter().filter(|c| before.leads.contains(&c.lead)) {
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| before.leads.contains(&c.lead))
+    {
         assert!(before.agents.contains(&c.agent.0), "{c:?}");
     }
     // After the run: nothing.

@@ -217,7 +217,8 @@ impl Reason {
     }
 
     /// Optimisation moves (covers shortfall, balances load, frees capacity)
-    /// are the only ones the dead band and the move caps may hold back;
+    /// are the only ones the flap guard, the dead band and the move caps may
+    /// hold back;
     /// every other change (safety, pins, lead cap, keep-staffed) always goes.
     pub fn is_optimisation(&self) -> bool {
         matches!(

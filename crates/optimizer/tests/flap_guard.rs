@@ -147,8 +147,7 @@ fn check(w: &World, g: &Plan, recent: &Recent) {
     for c in optimisation(free).filter(|c| !must_hold(c, recent, &open)) {
         let went = g.changes.contains(c);
         let banded = g.gate.is_some()
-            && g
-                .deferred
+            && g.deferred
                 .iter()
                 .any(|d| &d.change == c && d.deferred_by == "dead band");
         assert!(went || banded, "{c:?} was held");
@@ -247,7 +246,9 @@ fn a_recent_lead_without_shortfall_is_left_alone() {
     let held = held_by_guard(&g);
     assert_eq!(
         held.len(),
-        optimisation(free).filter(|c| calm.contains(&c.lead)).count()
+        optimisation(free)
+            .filter(|c| calm.contains(&c.lead))
+            .count()
     );
     assert!(held.iter().all(|c| calm.contains(&c.lead)));
     // Their mapping is the current one.
