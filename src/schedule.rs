@@ -17,7 +17,11 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub enum Schedule {
     Every(Duration),
-    Cron { cron: Box<Cron>, tz: Tz, text: String },
+    Cron {
+        cron: Box<Cron>,
+        tz: Tz,
+        text: String,
+    },
 }
 
 /// Why a schedule could not be read; `what` names the key or flag.
@@ -37,8 +41,11 @@ impl Schedule {
             value: text.to_owned(),
             problem,
         };
-        let d = humantime::parse_duration(text.trim())
-            .map_err(|e| err(format!("is not a duration ({e}); write it like \"15m\" or \"1h\"")))?;
+        let d = humantime::parse_duration(text.trim()).map_err(|e| {
+            err(format!(
+                "is not a duration ({e}); write it like \"15m\" or \"1h\""
+            ))
+        })?;
         if d < Duration::from_secs(1) {
             return Err(err("is shorter than 1 s; a cycle needs time to run".into()));
         }
@@ -66,17 +73,23 @@ impl Schedule {
         };
         // An expression that never fires (30 February) is an error now,
         // not a loop that sleeps forever.
-        schedule.next_start(Utc::now(), Utc::now()).ok_or_else(|| ScheduleError {
-            what: what.to_owned(),
-            value: text.to_owned(),
-            problem: "never fires".into(),
-        })?;
+        schedule
+            .next_start(Utc::now(), Utc::now())
+            .ok_or_else(|| ScheduleError {
+                what: what.to_owned(),
+                value: text.to_owned(),
+                problem: "never fires".into(),
+            })?;
         Ok(schedule)
     }
 
     /// When the next cycle starts, given when the last one started and
     /// ended; `None` when a cron expression has no next time.
-    pub fn next_start(&self, started: DateTime<Utc>, ended: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn next_start(
+        &self,
+        started: DateTime<Utc>,
+        ended: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         match self {
             Schedule::Every(d) => {
                 let due = started + chrono::Duration::from_std(*d).ok()?;
@@ -126,7 +139,9 @@ mod tests {
         let s = Schedule::every("run.every", "15m").unwrap();
         let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
         // A short cycle: the next starts 15 min after the last start.
-        let next = s.next_start(t0, t0 + chrono::Duration::seconds(30)).unwrap();
+        let next = s
+            .next_start(t0, t0 + chrono::Duration::seconds(30))
+            .unwrap();
         assert_eq!(next, t0 + chrono::Duration::minutes(15));
         // An overrun: the next starts when the last ended, not before.
         let end = t0 + chrono::Duration::minutes(20);
@@ -149,12 +164,17 @@ mod tests {
     fn bad_schedules_name_the_key_and_the_fix() {
         let e = Schedule::every("--every", "soon").unwrap_err().to_string();
         assert!(e.contains("--every") && e.contains("15m"), "{e}");
-        let e = Schedule::every("run.every", "10ms").unwrap_err().to_string();
+        let e = Schedule::every("run.every", "10ms")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("shorter than 1 s"), "{e}");
         let e = Schedule::cron("run.cron", "61 * * * *", "run.timezone", "UTC")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("run.cron") && e.contains("cron expression"), "{e}");
+        assert!(
+            e.contains("run.cron") && e.contains("cron expression"),
+            "{e}"
+        );
         let e = Schedule::cron("run.cron", "* * * * *", "run.timezone", "Mars/Olympus")
             .unwrap_err()
             .to_string();

@@ -61,7 +61,6 @@ impl Health {
 /// The metrics recorder and the server that shows it.
 pub struct Telemetry {
     pub health: Arc<Health>,
-    pub addr: SocketAddr,
 }
 
 /// Install the recorder and serve `/metrics`, `/healthz` and `/readyz` on
@@ -78,9 +77,9 @@ pub async fn serve(addr: &str, interval: Duration) -> anyhow::Result<Telemetry> 
         interval,
         started: Health::unix_now(),
     });
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on run.metrics_addr {addr}; pick a free address"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on run.metrics_addr {addr}; pick a free address")
+    })?;
     let bound = listener.local_addr().unwrap_or(addr);
     let app = Router::new()
         .route("/metrics", get(render))
@@ -97,10 +96,7 @@ pub async fn serve(addr: &str, interval: Duration) -> anyhow::Result<Telemetry> 
         }
     });
     tracing::info!(addr = %bound, "metrics at /metrics, probes at /healthz and /readyz");
-    Ok(Telemetry {
-        health,
-        addr: bound,
-    })
+    Ok(Telemetry { health })
 }
 
 async fn render(State(handle): State<PrometheusHandle>) -> String {

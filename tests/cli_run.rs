@@ -43,12 +43,20 @@ struct Loop {
 impl Loop {
     fn start(config: &Path, journal: &Path, extra: &[&str], env: &[(&str, &str)]) -> Loop {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rebalancer"));
-        cmd.args(["run", "--config", &p(config), "--journal", &p(journal), "--format", "json"])
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        cmd.args([
+            "run",
+            "--config",
+            &p(config),
+            "--journal",
+            &p(journal),
+            "--format",
+            "json",
+        ])
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -143,11 +151,23 @@ async fn the_loop_reacts_to_upstream_changes_on_its_next_cycle() {
 async fn the_flap_guard_holds_back_moves_of_agents_just_moved() {
     let (sb, _dir, config, journal) = setup().await;
     let once = |extra: Vec<&'static str>, env: Vec<(String, String)>| {
-        let mut args = s(&["run", "--once", "--config", &p(&config), "--journal", &p(&journal), "--format", "json"]);
+        let mut args = s(&[
+            "run",
+            "--once",
+            "--config",
+            &p(&config),
+            "--journal",
+            &p(&journal),
+            "--format",
+            "json",
+        ]);
         args.extend(extra.into_iter().map(String::from));
         run(args, env)
     };
-    let fast = vec![("REBALANCER_APPLY__PUTS_PER_SECOND".to_owned(), "200".to_owned())];
+    let fast = vec![(
+        "REBALANCER_APPLY__PUTS_PER_SECOND".to_owned(),
+        "200".to_owned(),
+    )];
     let (code, stdout, stderr) = once(vec![], fast.clone()).await;
     assert_eq!(code, 0, "{stderr}");
     let first: Value = serde_json::from_str(stdout.trim()).unwrap();
@@ -238,7 +258,11 @@ async fn bad_schedules_and_an_unwritable_journal_fail_at_start_up() {
     };
     let cases: Vec<(Vec<String>, Vec<(String, String)>, &str)> = vec![
         (base(&["--every", "soon"]), vec![], "--every"),
-        (base(&[]), vec![("REBALANCER_RUN__CRON".into(), "61 * * * *".into())], "run.cron"),
+        (
+            base(&[]),
+            vec![("REBALANCER_RUN__CRON".into(), "61 * * * *".into())],
+            "run.cron",
+        ),
         (
             base(&[]),
             vec![
@@ -261,13 +285,23 @@ async fn bad_schedules_and_an_unwritable_journal_fail_at_start_up() {
     }
     let unwritable = dir.path().join("no/such/dir/j.sqlite");
     let (code, _, stderr) = run(
-        s(&["run", "--once", "--config", &p(&config), "--journal", &p(&unwritable)]),
+        s(&[
+            "run",
+            "--once",
+            "--config",
+            &p(&config),
+            "--journal",
+            &p(&unwritable),
+        ]),
         vec![],
     )
     .await;
     assert_eq!(code, 8, "{stderr}");
     assert!(stderr.contains("apply.journal"), "{stderr}");
-    assert!(sb.write_log().is_empty(), "a failed start-up wrote upstream");
+    assert!(
+        sb.write_log().is_empty(),
+        "a failed start-up wrote upstream"
+    );
     sb.shutdown().await;
 }
 
@@ -283,7 +317,10 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -328,7 +365,10 @@ async fn metrics_and_probes_answer_while_the_loop_runs() {
         "rebalancer_peak_utilisation",
         "rebalancer_last_success_timestamp_seconds",
     ] {
-        assert!(metrics.contains(series), "{series} missing from /metrics:\n{metrics}");
+        assert!(
+            metrics.contains(series),
+            "{series} missing from /metrics:\n{metrics}"
+        );
     }
     assert_eq!(l.stop(), 0);
     sb.shutdown().await;

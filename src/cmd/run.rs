@@ -50,12 +50,7 @@ fn schedule(opts: &Options, keys: &RunKeys) -> Result<Option<Schedule>, Schedule
     let given = |s: &str| !s.trim().is_empty();
     let parsed = match (&opts.every, &opts.cron) {
         (Some(e), _) => Some(Schedule::every("--every", e)?),
-        (None, Some(c)) => Some(Schedule::cron(
-            "--cron",
-            c,
-            "run.timezone",
-            &keys.timezone,
-        )?),
+        (None, Some(c)) => Some(Schedule::cron("--cron", c, "run.timezone", &keys.timezone)?),
         (None, None) if given(&keys.every) && given(&keys.cron) => {
             return Err(ScheduleError {
                 what: "run.every".into(),
@@ -114,15 +109,16 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
         }
     };
     match &schedule {
-        Some(s) => tracing::info!(schedule = %s, dry_run = opts.dry_run, "rebalancing on a schedule"),
+        Some(s) => {
+            tracing::info!(schedule = %s, dry_run = opts.dry_run, "rebalancing on a schedule")
+        }
         None => tracing::info!(dry_run = opts.dry_run, "one cycle"),
     }
     let stop = applying::stop_on_signals();
-    let mut code = 0;
-    loop {
+    let code = loop {
         let started = Utc::now();
         let record = cycle(opts, session, guard, &stop, log).await;
-        code = cycle_code(&record);
+        let code = cycle_code(&record);
         metrics::counter!("rebalancer_cycles_total", "outcome" => record.record.outcome.clone())
             .increment(1);
         if let (Some(t), true) = (&telemetry, record.error.is_none() && code == 0) {
@@ -131,22 +127,22 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
         let id = rebalancer_applier::record_cycle(&session.journal, &record.record)?;
         render::emit(&render::cycle::line(id, &record.record, opts.format))?;
         if opts.once || stop.is_cancelled() {
-            break;
+            break code;
         }
         let Some(next) = schedule
             .as_ref()
             .and_then(|s| s.next_start(started, Utc::now()))
         else {
             tracing::warn!("the schedule has no next time; stopping");
-            break;
+            break code;
         };
         let wait = (next - Utc::now()).to_std().unwrap_or_default();
         tracing::info!(next = %next.to_rfc3339(), "next cycle");
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => break,
+            _ = stop.cancelled() => break code,
         }
-    }
+    };
     Ok(if opts.once || code == exit::INTERRUPTED {
         code
     } else {
@@ -271,7 +267,8 @@ async fn cycle_steps(
     match applied {
         Ok(report) => {
             metrics::counter!("rebalancer_moves_applied_total").increment(report.moves_made as u64);
-            metrics::counter!("rebalancer_puts_total", "outcome" => "sent").increment(report.puts_sent);
+            metrics::counter!("rebalancer_puts_total", "outcome" => "sent")
+                .increment(report.puts_sent);
             metrics::counter!("rebalancer_puts_total", "outcome" => "failed")
                 .increment(report.failed as u64);
             metrics::counter!("rebalancer_retries_total").increment(report.puts_retried);
@@ -286,13 +283,18 @@ async fn cycle_steps(
             .into();
             record.detail = format!(
                 "run {}: {} PUTs, {} moves, {} failed, {} leads skipped for drift",
-                report.run, report.puts_sent, report.moves_made, report.failed, report.skipped_drift
+                report.run,
+                report.puts_sent,
+                report.moves_made,
+                report.failed,
+                report.skipped_drift
             );
             Ok(())
         }
         Err(ApplyError::LeaseHeld { holder, .. }) => {
             record.outcome = "skipped".into();
-            record.detail = format!("another apply holds the journal ({holder}); this cycle writes nothing");
+            record.detail =
+                format!("another apply holds the journal ({holder}); this cycle writes nothing");
             Ok(())
         }
         Err(e) => Err(e.into()),

@@ -7,11 +7,8 @@ use rebalancer_applier::CycleRecord;
 /// One cycle, as a line.
 pub fn line(id: i64, c: &CycleRecord, format: Format) -> String {
     match format {
-        Format::Json => serde_json::to_string(&CycleRecord {
-            id,
-            ..c.clone()
-        })
-        .expect("a cycle record always serialises"),
+        Format::Json => serde_json::to_string(&CycleRecord { id, ..c.clone() })
+            .expect("a cycle record always serialises"),
         Format::Table => {
             let mut out = format!(
                 "cycle {id} ({}) at {}: {}",

@@ -16,8 +16,10 @@
 //! [`resume`] continues an interrupted or killed run from the journal by
 //! diffing each remaining lead's live mapping against the plan; [`rollback`]
 //! undoes what a run (and its resumptions) applied, under the same rules;
-//! [`history`] and [`show`] read the journal; [`check_plan_age`] refuses a
-//! plan made from a stale snapshot (`apply.max_plan_age_secs`).
+//! [`history`] and [`show`] read the journal; [`recent_moves`] lists the
+//! agents and leads that PUTs applied since a time changed (the flap guard
+//! of a scheduled run); [`check_plan_age`] refuses a plan made from a stale
+//! snapshot (`apply.max_plan_age_secs`).
 //!
 //! The write rate is not set here: whoever builds the clients gives the CMS
 //! client its request budget (`HttpSettings::budget`), shared by every
@@ -28,7 +30,8 @@
 //! **Architecture Invariant:** nothing is sent that was not journaled first;
 //! no PUT is empty; an inactive or over-allowance agent is never assigned.
 //! **API Boundary:** the functions above, [`Upstreams`], [`ApplyConfig`],
-//! [`OnDrift`], [`Progress`], the report and record types, [`ApplyError`],
+//! [`OnDrift`], [`Progress`], the report and record types, [`RecentMoves`],
+//! [`ApplyError`],
 //! and the pure [`batch`] planning of a lead's PUTs.
 
 pub mod batch;
@@ -36,6 +39,7 @@ mod error;
 mod executor;
 mod goal;
 mod journal;
+mod recent;
 mod recheck;
 mod report;
 mod run;
@@ -48,9 +52,10 @@ use rebalancer_upstream::{CmsClient, WebexClient, ZohoClient};
 
 pub use error::ApplyError;
 pub use rebalancer_model::{LeadKey, Plan};
+pub use recent::{recent_moves, RecentMoves};
 pub use report::{
-    CycleRecord, LeadRecord, LeadReport, LeadState, PutRecord, RunDetail, RunKind, RunOutcome, RunRecord,
-    RunReport,
+    CycleRecord, LeadRecord, LeadReport, LeadState, PutRecord, RunDetail, RunKind, RunOutcome,
+    RunRecord, RunReport,
 };
 pub use run::{
     apply, check_plan_age, cycles, history, prepare_journal, record_cycle, resume, rollback, show,

@@ -20,12 +20,10 @@ use crate::batch::PutBatch;
 use crate::error::ApplyError;
 use crate::executor::{put_took_effect, read_live, Counters, Ctx, LeadEnd};
 use crate::goal::{decide, goals_from_plan, Decision, DriftRule, LeadGoal};
+use crate::journal::holder;
 use crate::journal::{Journal, Lease, NewRun, PutOutcome};
 use crate::recheck::Rechecker;
-use crate::journal::holder;
-use crate::report::{
-    CycleRecord, LeadState, RunDetail, RunKind, RunOutcome, RunRecord, RunReport,
-};
+use crate::report::{CycleRecord, LeadState, RunDetail, RunKind, RunOutcome, RunRecord, RunReport};
 use crate::{ApplyConfig, Progress, Upstreams};
 
 /// Applies `plan`; see the crate documentation.
@@ -447,7 +445,7 @@ async fn resolve_pending(
 }
 
 /// The assign and unassign lists of a journaled PUT body.
-fn body_batch(body: &str) -> Result<PutBatch, String> {
+pub(crate) fn body_batch(body: &str) -> Result<PutBatch, String> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Body {

@@ -14,7 +14,8 @@ use std::path::Path;
 
 /// Version of the plan JSON layout. Bump on any incompatible change.
 ///
-/// 2: `objectives.churn`, `what_ifs`, `caps`, `blocked` and `problems`.
+/// 2: `objectives.churn`, `what_ifs`, `caps`, `flap_guard`, `blocked` and
+/// `problems`.
 pub const PLAN_SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +44,10 @@ pub struct Plan {
     pub blocked: Option<Blocked>,
     /// What the move caps held back; `None` when no cap is configured.
     pub caps: Option<CapReport>,
+    /// What the flap guard (`run.min_move_interval`) held back; `None` when
+    /// the plan was made without a record of recent moves (`plan`,
+    /// `plan_with`), so the guard did not run.
+    pub flap_guard: Option<FlapReport>,
     /// The what-ifs this plan was made under, canonical (`plan.<key>:
     /// value`) and sorted; empty when the plan is of the world as it is.
     pub what_ifs: Vec<String>,
@@ -115,6 +120,22 @@ pub struct CapReport {
     /// Optimisation moves the caps let through.
     pub kept: usize,
     /// Optimisation moves the caps held back (listed in `deferred`).
+    pub deferred: usize,
+}
+
+/// What the flap guard did: an agent moved within `run.min_move_interval`
+/// is not moved again, and a lead changed within it is left alone unless it
+/// has shortfall or holds an ineligible agent. Only optimisation moves are
+/// held back; safety moves always go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlapReport {
+    /// Agents moved recently (as given to the planner).
+    pub agents: usize,
+    /// Leads changed recently (as given to the planner).
+    pub leads: usize,
+    /// Optimisation moves the guard held back (listed in `deferred` with
+    /// `deferred_by` = `flap guard (run.min_move_interval)`).
     pub deferred: usize,
 }
 
@@ -196,7 +217,8 @@ impl Reason {
     }
 
     /// Optimisation moves (covers shortfall, balances load, frees capacity)
-    /// are the only ones the dead band and the move caps may hold back;
+    /// are the only ones the flap guard, the dead band and the move caps may
+    /// hold back;
     /// every other change (safety, pins, lead cap, keep-staffed) always goes.
     pub fn is_optimisation(&self) -> bool {
         matches!(
@@ -258,7 +280,8 @@ pub struct Change {
 #[serde(deny_unknown_fields)]
 pub struct Deferred {
     pub change: Change,
-    /// `dead band`, `max_moves_per_run`, `max_moves_per_agent`.
+    /// `flap guard (run.min_move_interval)`, `dead band`,
+    /// `max_moves_per_run`, `max_moves_per_agent`, `max_leads_per_agent`.
     pub deferred_by: String,
 }
 
@@ -367,6 +390,11 @@ mod tests {
             gate: None,
             blocked: None,
             caps: None,
+            flap_guard: Some(FlapReport {
+                agents: 1,
+                leads: 2,
+                deferred: 0,
+            }),
             what_ifs: vec![],
             problems: vec![],
             changes: vec![

@@ -20,6 +20,6 @@ pub mod whatif;
 
 pub use config::{PlanConfig, SolverChoice, UnjoinedPolicy};
 pub use error::OptimizerError;
-pub use planner::{plan, plan_with, PlanStats};
+pub use planner::{plan, plan_guarded, plan_with, PlanStats, Recent, FLAP_GUARD};
 pub use stages::{Instance, Pair, Ratio, Solution, Stages};
 pub use whatif::WhatIfs;

@@ -9,13 +9,17 @@
 //! or a pin asks for it. Unassignments therefore always carry a stated
 //! reason: inactive, at allowance, excluded, or over the per-agent lead cap.
 //!
-//! Gates: the dead band and the move caps hold back only optimisation moves
-//! (covers shortfall, balances load, frees capacity); safety unassigns,
-//! pins, lead-cap unassigns and keep-staffed assigns always go and never
-//! count against a cap. Within a cap the most valuable moves go first:
-//! shortfall covered (largest flow), then load balanced (largest gain),
-//! then capacity freed (largest flow). A plan that unassigns more than
-//! `plan.max_unassign_share` of the current pairs is marked blocked.
+//! Gates: the flap guard, the dead band and the move caps hold back only
+//! optimisation moves (covers shortfall, balances load, frees capacity);
+//! safety unassigns, pins, lead-cap unassigns and keep-staffed assigns
+//! always go and never count against a cap. They run in that order: the
+//! flap guard ([`Recent`]: agents moved and leads changed within
+//! `run.min_move_interval`) first, so that the dead band judges the gain of
+//! what is left and the caps count only moves that may go. Within a cap the
+//! most valuable moves go first: shortfall covered (largest flow), then load
+//! balanced (largest gain), then capacity freed (largest flow). A plan that
+//! unassigns more than `plan.max_unassign_share` of the current pairs is
+//! marked blocked.
 //!
 //! [`build`] runs the phases in order; each is a function below.
 
@@ -26,8 +30,9 @@ use crate::prepare::{prepare, Prepared, Standing};
 use crate::stages::{Instance, Pair, Stages};
 use crate::{OptimizerError, WhatIfs};
 use rebalancer_model::{
-    Action, AgentPlan, Blocked, CapReport, Change, Deferred, LeadPlan, Metrics, Objectives, Plan,
-    Reason, Snapshot, Summary, TargetSystem, PLAN_SCHEMA_VERSION,
+    Action, AgentId, AgentPlan, Blocked, CapReport, Change, Deferred, FlapReport, LeadKey,
+    LeadPlan, Metrics, Objectives, Plan, Reason, Snapshot, Summary, TargetSystem,
+    PLAN_SCHEMA_VERSION,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -35,6 +40,27 @@ use std::time::{Duration, Instant};
 /// Beyond this many pairs microlp takes minutes (measured: 8.9 s at 20,000
 /// pairs, no answer at 100,000); the plan warns before starting it.
 const MICROLP_COMFORT_PAIRS: usize = 20_000;
+
+/// `deferred_by` of the changes the flap guard holds back.
+pub const FLAP_GUARD: &str = "flap guard (run.min_move_interval)";
+
+/// What moved recently (within `run.min_move_interval`), for the flap
+/// guard of [`plan_guarded`]. The default is nothing recent: no guard.
+/// Agents and leads the snapshot does not know are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recent {
+    /// Agents assigned to or unassigned from some lead recently.
+    pub agents: BTreeSet<AgentId>,
+    /// Leads whose mapping changed recently.
+    pub leads: BTreeSet<LeadKey>,
+}
+
+impl Recent {
+    /// Nothing moved recently.
+    pub fn is_empty(&self) -> bool {
+        self.agents.is_empty() && self.leads.is_empty()
+    }
+}
 
 /// What planning cost; printed by the CLI, never written into the plan
 /// (plans stay byte-identical across runs).
@@ -133,11 +159,28 @@ pub fn plan_with(
     cfg: &PlanConfig,
     what_ifs: &WhatIfs,
 ) -> Result<(Plan, PlanStats), OptimizerError> {
+    plan_guarded(snap, cfg, what_ifs, &Recent::default())
+}
+
+/// Make a plan as [`plan_with`] does, under the flap guard: an optimisation
+/// move (covers shortfall, balances load, frees capacity) is held back
+/// (`deferred_by` = [`FLAP_GUARD`]) when it moves an agent of
+/// `recent.agents`, or changes a lead of `recent.leads` that had no
+/// shortfall before the plan and holds no ineligible agent (no safety
+/// unassign). Safety unassigns, pins, lead-cap unassigns and keep-staffed
+/// assigns always go. The plan's `flap_guard` reports what the guard did;
+/// it is `None` when `recent` is empty (then the plan is `plan_with`'s).
+pub fn plan_guarded(
+    snap: &Snapshot,
+    cfg: &PlanConfig,
+    what_ifs: &WhatIfs,
+    recent: &Recent,
+) -> Result<(Plan, PlanStats), OptimizerError> {
     // Hashing the snapshot (serialising it) is independent of the solve:
     // do it on a second core meanwhile.
     std::thread::scope(|scope| {
         let hash = scope.spawn(|| snap.content_hash());
-        let planned = build(snap, cfg, what_ifs);
+        let planned = build(snap, cfg, what_ifs, recent);
         let snapshot_hash = hash.join().expect("hashing a snapshot does not panic");
         planned.map(|(mut plan, mut stats)| {
             plan.snapshot_hash = snapshot_hash;
@@ -233,6 +276,7 @@ fn build(
     snap: &Snapshot,
     cfg: &PlanConfig,
     what_ifs: &WhatIfs,
+    recent: &Recent,
 ) -> Result<(Plan, PlanStats), OptimizerError> {
     let started = Instant::now();
     let prep = prepare(snap, cfg, what_ifs)?;
@@ -289,6 +333,13 @@ fn build(
             _ => evaluate(&restricted(&prep, target)),
         }
     };
+    // The flap guard first: the dead band then judges the gain of what is
+    // left, and the caps count only moves that may go.
+    let flap_guard = (!recent.is_empty()).then(|| flap_guard(&prep, &before, recent, &mut draft));
+    if flap_guard.as_ref().is_some_and(|f| f.deferred > 0) {
+        // A lead whose new agents were all held back keeps one.
+        keep_leads_staffed(&prep, &opt.load, &mut draft);
+    }
     let pre_gate = evaluate_target(&draft.target)?;
     tracing::debug!(ms = ms(started), "evaluated the target");
 
@@ -324,9 +375,12 @@ fn build(
         &before,
         &after,
         draft,
-        gate,
-        caps,
-        blocked,
+        Gates {
+            gate,
+            caps,
+            flap_guard,
+            blocked,
+        },
     );
     let stats = PlanStats {
         solver: opt.solver,
@@ -473,6 +527,51 @@ fn freed_for(
         .map(|l| prep.leads[l].key)
 }
 
+/// The flap guard: hold back every optimisation move that moves a recent
+/// agent, or changes a recent lead that had no shortfall before the plan
+/// and holds no ineligible agent (a lead with a safety unassign). Other
+/// changes always go.
+fn flap_guard(
+    prep: &Prepared,
+    before: &Evaluation,
+    recent: &Recent,
+    draft: &mut Draft,
+) -> FlapReport {
+    let inst = &prep.inst;
+    // Recent leads the guard leaves open: short before, or with an
+    // ineligible agent to remove.
+    let mut open: BTreeSet<LeadKey> = draft
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Unassign && c.reason.is_safety())
+        .map(|c| c.lead)
+        .filter(|l| recent.leads.contains(l))
+        .collect();
+    open.extend(recent.leads.iter().copied().filter(|&l| {
+        prep.lead_index(l)
+            .is_some_and(|j| inst.demand[j] as f64 - before.carried[j] > FIGURE_NOISE)
+    }));
+    let held = draft.deferred.len();
+    defer(prep, draft, |c| {
+        let guarded = c.reason.is_optimisation()
+            && (recent.agents.contains(&c.agent)
+                || (recent.leads.contains(&c.lead) && !open.contains(&c.lead)));
+        guarded.then(|| FLAP_GUARD.to_string())
+    });
+    let report = FlapReport {
+        agents: recent.agents.len(),
+        leads: recent.leads.len(),
+        deferred: draft.deferred.len() - held,
+    };
+    tracing::debug!(
+        agents = report.agents,
+        leads = report.leads,
+        deferred = report.deferred,
+        "flap guard"
+    );
+    report
+}
+
 /// The dead band: when the plan gains less than both thresholds, every
 /// optimisation move is held back. Returns the gate's explanation.
 fn dead_band(
@@ -580,6 +679,14 @@ fn blast_radius(
     })
 }
 
+/// What the gates did, for [`assemble`].
+struct Gates {
+    gate: Option<String>,
+    caps: Option<CapReport>,
+    flap_guard: Option<FlapReport>,
+    blocked: Option<Blocked>,
+}
+
 /// Put the plan together from the phases' results.
 #[allow(clippy::too_many_arguments)]
 fn assemble(
@@ -592,11 +699,15 @@ fn assemble(
     before: &Evaluation,
     after: &Evaluation,
     draft: Draft,
-    gate: Option<String>,
-    caps: Option<CapReport>,
-    blocked: Option<Blocked>,
+    gates: Gates,
 ) -> Plan {
     let inst = &prep.inst;
+    let Gates {
+        gate,
+        caps,
+        flap_guard,
+        blocked,
+    } = gates;
     let Draft {
         target,
         mut changes,
@@ -718,6 +829,7 @@ fn assemble(
         gate,
         blocked,
         caps,
+        flap_guard,
         what_ifs: prep.what_ifs.clone(),
         problems,
         changes,

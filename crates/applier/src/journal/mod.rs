@@ -35,6 +35,9 @@ pub fn holder() -> String {
     format!("{}:{}", lease::host(), std::process::id())
 }
 
+/// How long a journal call waits for another process's lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// An open journal. Calls are serialised on one connection.
 #[derive(Debug)]
 pub struct Journal {
@@ -90,9 +93,26 @@ impl Journal {
     fn setup(path: &Path, mut conn: Connection) -> Result<Journal, ApplyError> {
         let pragmas =
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .and_then(|_| conn.execute_batch(pragmas))
-            .map_err(|e| ApplyError::journal(path, format!("cannot set up the journal: {e}")))?;
+        let fail = |e: rusqlite::Error| {
+            ApplyError::journal(path, format!("cannot set up the journal: {e}"))
+        };
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+        // Switching a new file to WAL takes an exclusive lock and does not
+        // wait on the busy handler: two processes creating the journal at
+        // once retry here until the busy timeout.
+        let began = std::time::Instant::now();
+        loop {
+            match conn.execute_batch(pragmas) {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::DatabaseBusy
+                        && began.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(fail(e)),
+            }
+        }
         schema::migrate(&mut conn).map_err(|e| ApplyError::journal(path, e))?;
         Ok(Journal {
             path: path.to_path_buf(),
@@ -358,13 +378,27 @@ impl Journal {
 
     /// Records how a PUT ended.
     pub fn put_done(&self, id: i64, out: PutOutcome<'_>) -> Result<(), ApplyError> {
+        let t = time::OffsetDateTime::now_utc();
         self.with("record a PUT's outcome", |c| {
             c.execute(
                 "UPDATE puts SET state = ?2, applied = ?3, status = COALESCE(?4, status), echo = COALESCE(?5, echo),
-                   message = COALESCE(?6, message), done_at = ?7 WHERE id = ?1",
-                params![id, out.state, out.applied, out.status, out.echo, out.message, now()],
+                   message = COALESCE(?6, message), done_at = ?7, done_ms = ?8 WHERE id = ?1",
+                params![id, out.state, out.applied, out.status, out.echo, out.message, format_time(t), unix_ms(t)],
             )
             .map(|_| ())
+        })
+    }
+
+    /// The PUTs of any run that took effect (`applied` = 1: applied, or
+    /// resolved as applied) and whose outcome was recorded at or after
+    /// `since_ms` (Unix milliseconds): lead and body, oldest first.
+    pub fn applied_since(&self, since_ms: i64) -> Result<Vec<(LeadKey, String)>, ApplyError> {
+        self.with("read the PUTs applied recently", |c| {
+            let mut stmt = c.prepare(
+                "SELECT campaign_id, lead_id, body FROM puts WHERE applied = 1 AND done_ms >= ?1 ORDER BY done_ms, id",
+            )?;
+            let rows = stmt.query_map([since_ms], |r| Ok((lead_key(r, 0)?, r.get(2)?)))?;
+            rows.collect()
         })
     }
 
@@ -506,6 +540,13 @@ pub fn now() -> String {
     format_time(time::OffsetDateTime::now_utc())
 }
 
+/// `t` as Unix milliseconds (floored), saturating far outside the years a
+/// journal can hold.
+pub(crate) fn unix_ms(t: time::OffsetDateTime) -> i64 {
+    let ms = t.unix_timestamp_nanos().div_euclid(1_000_000);
+    i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX })
+}
+
 pub(crate) fn format_time(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
@@ -514,6 +555,7 @@ pub(crate) fn format_time(t: time::OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::RunKind;
     use std::time::Duration;
 
     fn version(path: &Path) -> u32 {
@@ -581,7 +623,8 @@ mod tests {
             for (i, sql) in schema::MIGRATIONS[..2].iter().enumerate() {
                 let tx = c.transaction().unwrap();
                 tx.execute_batch(sql).unwrap();
-                tx.pragma_update(None, "user_version", i as u32 + 1).unwrap();
+                tx.pragma_update(None, "user_version", i as u32 + 1)
+                    .unwrap();
                 tx.commit().unwrap();
             }
         }
@@ -604,12 +647,126 @@ mod tests {
         let read = j.cycles(5).unwrap();
         assert_eq!(read.len(), 2);
         assert_eq!(read[0].id, second, "newest first");
+        assert_eq!(read[1], CycleRecord { id: first, ..cycle });
+    }
+
+    #[test]
+    fn migrates_a_version_2_journal_filling_the_done_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+            c.execute_batch(schema::MIGRATIONS[1]).unwrap();
+            c.pragma_update(None, "user_version", 2).unwrap();
+            c.execute_batch(
+                "INSERT INTO runs (kind, plan_hash, snapshot_hash, config_digest, plan_json, started_at, outcome, holder)
+                   VALUES ('apply', 'p', 's', 'c', x'7b7d', '2026-01-01T00:00:00Z', 'completed', 'h:1');
+                 INSERT INTO puts (run, campaign_id, lead_id, seq, body, state, applied, sent_at, done_at) VALUES
+                   (1, 5, 6, 1, '{}', 'applied', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'),
+                   (1, 5, 7, 1, '{}', 'applied', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00.5Z'),
+                   (1, 5, 8, 1, '{}', 'resolved', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:01.123456789Z'),
+                   (1, 5, 9, 1, '{}', 'failed', 0, '2026-01-01T00:00:00Z', '2026-01-01T00:00:02Z'),
+                   (1, 5, 10, 1, '{}', 'pending', NULL, '2026-01-01T00:00:03Z', NULL);",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(version(&path), schema::VERSION);
+        let base = unix_ms(time::macros::datetime!(2026-01-01 00:00:00 UTC));
+        let done: Vec<Option<i64>> = {
+            let c = j.conn();
+            let mut stmt = c.prepare("SELECT done_ms FROM puts ORDER BY id").unwrap();
+            let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        };
         assert_eq!(
-            read[1],
-            CycleRecord {
-                id: first,
-                ..cycle
+            done,
+            [
+                Some(base),
+                Some(base + 500),
+                Some(base + 1123),
+                Some(base + 2000),
+                None
+            ]
+        );
+        let leads = |since: i64| -> Vec<u64> {
+            j.applied_since(since)
+                .unwrap()
+                .into_iter()
+                .map(|(l, _)| l.lead_id)
+                .collect()
+        };
+        assert_eq!(leads(base), [6, 7, 8]);
+        assert_eq!(leads(base + 500), [7, 8]);
+        assert_eq!(leads(base + 501), [8]);
+        assert_eq!(leads(base + 1124), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn only_puts_that_took_effect_are_applied_since_and_the_index_serves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("a.sqlite")).unwrap();
+        let run = j
+            .start_run(NewRun {
+                kind: RunKind::Apply,
+                parent: None,
+                snapshot_hash: "s",
+                config_digest: "c",
+                plan_json: b"{}",
+                plan_hash: "h",
+                holder: "h:1",
+            })
+            .unwrap();
+        let start = unix_ms(time::OffsetDateTime::now_utc());
+        let outcomes: [(&str, Option<bool>); 6] = [
+            ("applied", Some(true)),
+            ("failed", Some(false)),
+            ("ambiguous", None),
+            ("resolved", Some(true)),
+            ("resolved", Some(false)),
+            ("pending", None),
+        ];
+        for (k, (state, applied)) in outcomes.into_iter().enumerate() {
+            let lead = LeadKey {
+                campaign_id: 1,
+                lead_id: k as u64,
+            };
+            let id = j.put_pending(run, lead, 1, "{}").unwrap();
+            if state != "pending" {
+                j.put_done(
+                    id,
+                    PutOutcome {
+                        state,
+                        applied,
+                        status: None,
+                        echo: None,
+                        message: None,
+                    },
+                )
+                .unwrap();
             }
+        }
+        let found: Vec<u64> = j
+            .applied_since(start)
+            .unwrap()
+            .into_iter()
+            .map(|(l, _)| l.lead_id)
+            .collect();
+        assert_eq!(found, [0, 3]);
+        let later = unix_ms(time::OffsetDateTime::now_utc()) + 1;
+        assert!(j.applied_since(later).unwrap().is_empty());
+        let plan: Vec<String> = {
+            let c = j.conn();
+            let mut stmt = c
+                .prepare("EXPLAIN QUERY PLAN SELECT campaign_id, lead_id, body FROM puts WHERE applied = 1 AND done_ms >= ?1 ORDER BY done_ms, id")
+                .unwrap();
+            let rows = stmt.query_map([0], |r| r.get(3)).unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        };
+        assert!(
+            plan.iter().any(|d| d.contains("puts_applied_by_time")),
+            "{plan:?}"
         );
     }
 

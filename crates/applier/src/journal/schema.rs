@@ -70,7 +70,18 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE lease ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX puts_by_run ON puts (run, campaign_id, lead_id, seq);
     "#,
-    // 3: the cycles of `rebalancer run`: one row per scheduled cycle, also
+    // 3: when a put's outcome was recorded, as Unix milliseconds (`done_at`
+    // is RFC 3339 text with a variable-length fraction, which does not
+    // sort), and an index of the applied puts by it: what moved recently
+    // (`recent_moves`, the flap guard) is read without scanning the whole
+    // history. Older rows are filled from `done_at`.
+    r#"
+    ALTER TABLE puts ADD COLUMN done_ms INTEGER;
+    UPDATE puts SET done_ms = CAST(ROUND((julianday(done_at) - 2440587.5) * 86400000.0) AS INTEGER)
+      WHERE done_at IS NOT NULL;
+    CREATE INDEX puts_applied_by_time ON puts (done_ms) WHERE applied = 1;
+    "#,
+    // 4: the cycles of `rebalancer run`: one row per scheduled cycle, also
     // those that wrote nothing (dry run, no changes, blocked, skipped
     // because another replica held the lease), with the run it made if any.
     r#"
@@ -100,11 +111,16 @@ pub const MIGRATIONS: &[&str] = &[
 /// The version this build writes.
 pub const VERSION: u32 = MIGRATIONS.len() as u32;
 
-/// Brings the file to [`VERSION`]; refuses newer files.
+/// Brings the file to [`VERSION`]; refuses newer files. Each step takes
+/// the write lock first (`BEGIN IMMEDIATE`) and re-reads the version under
+/// it, so two processes opening a new journal at once migrate it once
+/// (the second waits on the busy timeout, then finds the work done).
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {
-    let found: u32 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| format!("cannot read the schema version: {e}"))?;
+    let version = |c: &Connection| -> Result<u32, String> {
+        c.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| format!("cannot read the schema version: {e}"))
+    };
+    let found = version(conn)?;
     if found > VERSION {
         return Err(format!(
             "the journal is at schema version {found}, newer than this rebalancer knows ({VERSION}); use the newer rebalancer, or another journal file"
@@ -113,8 +129,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let to = i + 1;
         let tx = conn
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| format!("cannot start migration {to}: {e}"))?;
+        if version(&tx)? >= to as u32 {
+            continue; // another process migrated it meanwhile
+        }
         tx.execute_batch(sql)
             .and_then(|_| tx.pragma_update(None, "user_version", to as u32))
             .and_then(|_| tx.commit())

@@ -255,6 +255,7 @@ pub fn plan_from(
         gate: None,
         blocked: None,
         caps: None,
+        flap_guard: None,
         what_ifs: vec![],
         problems: vec![],
         changes,
