@@ -13,11 +13,7 @@ use std::path::Path;
 
 /// Runs `check --format json` and returns (exit code, the parsed rows by
 /// component, stdout + stderr).
-async fn check(
-    config: &Path,
-    journal: &Path,
-    env: Vec<(String, String)>,
-) -> (i32, Value, String) {
+async fn check(config: &Path, journal: &Path, env: Vec<(String, String)>) -> (i32, Value, String) {
     let args = s(&[
         "check",
         "--config",
@@ -49,7 +45,10 @@ fn no_secrets(sb: &Sandbox, output: &str) {
         &c.zoho_client_secret,
         &c.zoho_refresh_token,
     ] {
-        assert!(!output.contains(secret.as_str()), "a secret leaked: {output}");
+        assert!(
+            !output.contains(secret.as_str()),
+            "a secret leaked: {output}"
+        );
     }
     assert!(!output.contains("wrong-password-7e1"), "{output}");
 }
@@ -71,7 +70,10 @@ async fn check_passes_fails_with_fixes_and_prints_no_secret() {
         assert_eq!(r["ok"], true, "{r}");
         assert!(r["fix"].is_null(), "{r}");
     }
-    assert!(row(&json, "zoho")["result"].as_str().unwrap().contains("token granted"));
+    assert!(row(&json, "zoho")["result"]
+        .as_str()
+        .unwrap()
+        .contains("token granted"));
     no_secrets(&sb, &out);
     // The table says the same.
     let (code, table, _) = run(
@@ -95,7 +97,10 @@ async fn check_passes_fails_with_fixes_and_prints_no_secret() {
     assert_eq!(json["ok"], false);
     let cms = row(&json, "cms");
     assert_eq!(cms["ok"], false);
-    assert!(cms["fix"].as_str().unwrap().contains("cms.password"), "{cms}");
+    assert!(
+        cms["fix"].as_str().unwrap().contains("cms.password"),
+        "{cms}"
+    );
     assert!(cms["result"].as_str().unwrap().contains("401"), "{cms}");
     for component in ["webex", "zoho", "journal"] {
         assert_eq!(row(&json, component)["ok"], true);

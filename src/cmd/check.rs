@@ -201,10 +201,7 @@ fn check_journal(path: &Path) -> Outcome {
         .tempfile_in(dir);
     if let Err(e) = probe {
         return Err((
-            format!(
-                "FAILED: cannot create a file in {}: {e}",
-                dir.display()
-            ),
+            format!("FAILED: cannot create a file in {}: {e}", dir.display()),
             format!(
                 "create {} and make it writable for this user, or set apply.journal (or \
                  --journal) to a file in a writable directory",
