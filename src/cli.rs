@@ -3,7 +3,7 @@
 //! This is the only place that sees clap types: it turns them into the plain
 //! option values each subcommand module takes.
 
-use crate::cmd::{apply, bench, fetch, history, plan, resume, rollback, run, sandbox, show};
+use crate::cmd::{apply, bench, check, fetch, history, plan, resume, rollback, run, sandbox, show};
 use crate::input::{Source, World};
 use crate::render::Format;
 use crate::{exit, logging};
@@ -62,6 +62,9 @@ pub enum Command {
     Show(ShowArgs),
     /// Run the fake upstream APIs on 127.0.0.1 until interrupted.
     Sandbox(SandboxArgs),
+    /// One cheap authenticated read of the CMS, Webex and Zoho, and the
+    /// journal: what fails, and how to fix it (exit 14 if anything fails).
+    Check(CheckArgs),
     /// Time the whole plan on generated benchmark instances, one child
     /// process per size (wall time, solve time, peak RSS, greedy baseline).
     Bench(BenchArgs),
@@ -264,6 +267,19 @@ pub struct ShowArgs {
     /// The journal file (overrides apply.journal).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Configuration file whose systems and credentials are checked.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The journal file (overrides apply.journal).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// The results as a table or JSON.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
 }
@@ -536,6 +552,14 @@ pub fn main() -> ExitCode {
                 run: a.run,
                 format: format(a.format),
             }),
+            Command::Check(a) => {
+                check::run(check::Options {
+                    config: a.config,
+                    journal: a.journal,
+                    format: format(a.format),
+                })
+                .await
+            }
             Command::Sandbox(args) => {
                 sandbox::run(world(&args.world), args.port, args.write_config).await
             }

@@ -16,6 +16,7 @@
 //! | 11 | an apply was stopped by SIGINT/SIGTERM; `rebalancer resume` finishes it |
 //! | 12 | another apply holds the journal's lease |
 //! | 13 | an apply ended with failed PUTs or had to stop; see `rebalancer show RUN` |
+//! | 14 | `check` found a failing component |
 //!
 //! With `plan --detailed-exitcode`, 2 also means "changes pending" (as in
 //! terraform); usage errors print `error:` on stderr and nothing on stdout.
@@ -42,6 +43,7 @@ pub const BLOCKED: u8 = 10;
 pub const INTERRUPTED: u8 = 11;
 pub const JOURNAL_BUSY: u8 = 12;
 pub const APPLY_INCOMPLETE: u8 = 13;
+pub const CHECK_FAILED: u8 = 14;
 /// `plan --detailed-exitcode`: the plan has changes.
 pub const CHANGES_PENDING: u8 = 2;
 
@@ -60,6 +62,15 @@ pub enum ApplyRefused {
     /// given).
     #[error("{0}")]
     NotConfirmed(String),
+}
+
+/// `rebalancer check` found components that fail (exit 14); its table
+/// says what to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("check found a failing component: {}; the fix column says what to change", .failed.join(", "))]
+pub struct CheckFailed {
+    /// The failing components ("cms", "webex", "zoho", "journal").
+    pub failed: Vec<String>,
 }
 
 /// Bad command-line usage found after parsing (exit 2), e.g. a malformed
@@ -89,6 +100,9 @@ fn class_code(class: ErrorClass) -> u8 {
 pub fn code_of(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<UsageError>().is_some() {
         return USAGE;
+    }
+    if e.downcast_ref::<CheckFailed>().is_some() {
+        return CHECK_FAILED;
     }
     for cause in e.chain() {
         if cause.downcast_ref::<ScheduleError>().is_some() {

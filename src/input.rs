@@ -249,6 +249,8 @@ fn sandbox_connection(
                 password: creds.cms_password.clone().into(),
                 contact_center_id: world.contact_center_id,
                 page_size: 500,
+                // The embedded sandbox honours `limit` up to 500.
+                short_page_ends: true,
                 http: rebalancer_upstream::HttpSettings {
                     budget,
                     ..http.clone()

@@ -480,6 +480,9 @@ pub struct CmsSettings {
     pub password: SecretString,
     pub contact_center_id: u64,
     pub page_size: u32,
+    /// A page shorter than `page_size` ends a lead's paging (trusts the CMS
+    /// to honour `limit`; see `CmsConfig::short_page_ends`).
+    pub short_page_ends: bool,
     pub ca_file: Option<PathBuf>,
     pub campaigns: Vec<CampaignSpec>,
 }
@@ -927,6 +930,7 @@ impl Settings {
             password: self.cms.password.clone(),
             contact_center_id: self.cms.contact_center_id,
             page_size: self.cms.page_size,
+            short_page_ends: self.cms.short_page_ends,
             http: self.http_settings(&self.cms.ca_file),
         }
     }
@@ -1080,10 +1084,17 @@ threshold_ids = ["9"]
     fn defaults_fill_what_the_file_leaves_out() {
         let s = from_toml(MINIMAL, &[]).unwrap().value;
         assert_eq!(s.cms.page_size, 500);
+        assert!(s.cms.short_page_ends && s.cms_config().short_page_ends);
         assert_eq!(s.zoho.api_version, "v8");
         assert_eq!(s.zoho.per_page, 200);
         assert_eq!(s.fetch.concurrency, 16);
         assert_eq!(s.http.max_retries, 4);
+    }
+
+    #[test]
+    fn short_page_ends_can_be_turned_off() {
+        let s = from_toml(MINIMAL, &[("REBALANCER_CMS__SHORT_PAGE_ENDS", "false")]).unwrap();
+        assert!(!s.value.cms_config().short_page_ends);
     }
 
     #[test]

@@ -114,6 +114,18 @@ async fn every_documented_exit_code_has_its_cause() {
             s(&["fetch", "--sandbox", "--out", &p(&no_dir)]),
             vec![],
         ),
+        (
+            14,
+            "a check that finds a failing component",
+            s(&[
+                "check",
+                "--config",
+                &p(&good),
+                "--journal",
+                &p(&dir.path().join("journal.sqlite")),
+            ]),
+            vec![("REBALANCER_CMS__PASSWORD".into(), "wrong".into())],
+        ),
     ];
     let mut seen = BTreeSet::new();
     for (want, cause, args, env) in cases {

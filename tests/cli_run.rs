@@ -248,6 +248,9 @@ async fn two_loops_on_one_journal_never_apply_in_the_same_cycle() {
     sb.shutdown().await;
 }
 
+/// (arguments, environment, the key the error must name).
+type StartCase = (Vec<String>, Vec<(String, String)>, &'static str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_schedules_and_an_unwritable_journal_fail_at_start_up() {
     let (sb, dir, config, journal) = setup().await;
@@ -256,7 +259,7 @@ async fn bad_schedules_and_an_unwritable_journal_fail_at_start_up() {
         a.extend(extra.iter().map(|x| x.to_string()));
         a
     };
-    let cases: Vec<(Vec<String>, Vec<(String, String)>, &str)> = vec![
+    let cases: Vec<StartCase> = vec![
         (base(&["--every", "soon"]), vec![], "--every"),
         (
             base(&[]),

@@ -19,6 +19,9 @@ struct Summary {
     unjoined: usize,
     problems: BTreeMap<ProblemKind, usize>,
     requests: u64,
+    /// CMS GETs (every attempt) and GETs per lead asked for.
+    cms_gets: u64,
+    cms_gets_per_lead: Option<f64>,
     retries: u64,
     elapsed_ms: u64,
     snapshot_hash: String,
@@ -40,6 +43,8 @@ fn summarise(snapshot: &Snapshot, report: &FetchReport) -> Summary {
         unjoined: in_cms().filter(|a| a.headroom.is_none()).count(),
         problems,
         requests: report.requests,
+        cms_gets: report.cms_gets,
+        cms_gets_per_lead: report.cms_gets_per_lead(),
         retries: report.retries,
         elapsed_ms: report.elapsed.as_millis() as u64,
         snapshot_hash: snapshot.content_hash(),
@@ -71,6 +76,13 @@ pub fn summary(snapshot: &Snapshot, report: &FetchReport) -> String {
     }
     rows.extend([
         ("HTTP requests".into(), s.requests.to_string()),
+        (
+            "CMS GETs per lead".into(),
+            match s.cms_gets_per_lead {
+                Some(per_lead) => format!("{per_lead:.2} ({} GETs)", s.cms_gets),
+                None => format!("- ({} GETs)", s.cms_gets),
+            },
+        ),
         ("retries".into(), s.retries.to_string()),
         ("time".into(), format!("{} ms", s.elapsed_ms)),
     ]);

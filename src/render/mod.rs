@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod bench;
+pub mod check;
 pub mod cycle;
 pub mod fetch;
 pub mod journal;

@@ -39,6 +39,8 @@ pub fn quick_http() -> HttpSettings {
 
 pub struct Knobs {
     pub cms_page_size: u32,
+    /// `CmsConfig::short_page_ends` (true, as `config/default.toml`).
+    pub cms_short_page_ends: bool,
     pub zoho_per_page: u32,
     pub http: HttpSettings,
 }
@@ -47,6 +49,7 @@ impl Default for Knobs {
     fn default() -> Self {
         Knobs {
             cms_page_size: 500,
+            cms_short_page_ends: true,
             zoho_per_page: 200,
             http: quick_http(),
         }
@@ -65,6 +68,7 @@ pub fn cms_config(sb: &Sandbox, knobs: &Knobs) -> CmsConfig {
         password: c.cms_password.clone().into(),
         contact_center_id: sb.world().contact_center_id,
         page_size: knobs.cms_page_size,
+        short_page_ends: knobs.cms_short_page_ends,
         http: knobs.http.clone(),
     }
 }

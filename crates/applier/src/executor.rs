@@ -542,6 +542,7 @@ mod tests {
                 password: creds.cms_password.clone().into(),
                 contact_center_id: world.contact_center_id,
                 page_size: 500,
+                short_page_ends: true,
                 http: HttpSettings::default(),
             },
             Stats::default(),

@@ -612,6 +612,7 @@ async fn refused_credentials_stop_the_run() {
             password: "wrong".to_string().into(),
             contact_center_id: world.contact_center_id,
             page_size: 500,
+            short_page_ends: true,
             http: http(None),
         },
         Default::default(),

@@ -21,7 +21,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use rebalancer_model::{
     Agent, Problem, ProblemKind, Snapshot, SnapshotSource, SNAPSHOT_SCHEMA_VERSION,
 };
-use rebalancer_upstream::{CmsClient, Stats, WebexClient, ZohoClient};
+use rebalancer_upstream::{Api, CmsClient, Stats, WebexClient, ZohoClient};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -138,6 +138,18 @@ pub struct FetchReport {
     pub elapsed: Duration,
     pub leads_read: usize,
     pub leads_missing: usize,
+    /// CMS GET requests sent (every attempt, retries included): one per lead
+    /// whose users fit a page with `cms.short_page_ends`, one more per lead
+    /// without it.
+    pub cms_gets: u64,
+}
+
+impl FetchReport {
+    /// CMS GETs per lead asked for (read or 404); `None` when no lead was.
+    pub fn cms_gets_per_lead(&self) -> Option<f64> {
+        let leads = self.leads_read + self.leads_missing;
+        (leads > 0).then(|| self.cms_gets as f64 / leads as f64)
+    }
 }
 
 /// Read everything and build the snapshot, within `opts.deadline`.
@@ -160,6 +172,7 @@ async fn fetch_unbounded(
     let started = Instant::now();
     let requests_before = clients.stats.requests();
     let retries_before = clients.stats.retries();
+    let cms_gets_before = clients.stats.gets(Api::Cms);
     let progress = &opts.progress;
 
     let jobs: Vec<(u64, u64, u64)> = opts
@@ -291,12 +304,14 @@ async fn fetch_unbounded(
         elapsed: started.elapsed(),
         leads_read,
         leads_missing,
+        cms_gets: clients.stats.gets(Api::Cms) - cms_gets_before,
     };
     tracing::info!(
         leads = report.leads_read,
         agents = snapshot.agents.len(),
         problems = snapshot.problems.len(),
         requests = report.requests,
+        cms_gets = report.cms_gets,
         elapsed_ms = report.elapsed.as_millis() as u64,
         "fetch finished"
     );

@@ -17,7 +17,8 @@
 //! with arrival time, what was sent, the status answered and the lead's
 //! assigned users after it), and the world can be changed under a running
 //! client ([`Sandbox::set_lead_users`], [`Sandbox::set_webex_active`],
-//! [`Sandbox::set_zoho_counts`]).
+//! [`Sandbox::set_zoho_counts`]). [`Sandbox::set_zoho_scope_granted`]
+//! makes Zoho refuse the refresh token's scope (OAUTH_SCOPE_MISMATCH).
 //!
 //! **Architecture Invariant:** this crate depends on no other crate of the
 //! workspace; it defines its own wire structs, so a misreading of a contract
@@ -280,6 +281,15 @@ impl Sandbox {
     /// 401 INVALID_TOKEN).
     pub fn expire_tokens(&self) {
         self.shared.expire_tokens();
+    }
+
+    /// `false`: the configured refresh token lacks the scope
+    /// `ZohoCRM.settings.assignment_thresholds.READ`, as one generated for
+    /// another scope would: the token endpoint still issues access tokens,
+    /// and restrict_to answers 401 OAUTH_SCOPE_MISMATCH (refreshing does not
+    /// help). `true` (the start state) grants it again.
+    pub fn set_zoho_scope_granted(&self, granted: bool) {
+        self.shared.set_zoho_scope_granted(granted);
     }
 
     /// Moves the sandbox's token clock `by` ahead: issued Zoho access tokens

@@ -6,7 +6,7 @@
 //! Locks are `std::sync::Mutex`es held only for short, non-async sections.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -120,6 +120,9 @@ pub struct Shared {
     started: Instant,
     writes: Mutex<Vec<WriteRecord>>,
     overrides: Mutex<Overrides>,
+    /// The refresh token lacks ZohoCRM.settings.assignment_thresholds.READ:
+    /// tokens are issued, restrict_to answers 401 OAUTH_SCOPE_MISMATCH.
+    zoho_scope_missing: AtomicBool,
 }
 
 /// Lock a mutex, recovering from poisoning (a panicking handler must not
@@ -159,6 +162,7 @@ impl Shared {
             started: Instant::now(),
             writes: Mutex::new(Vec::new()),
             overrides: Mutex::new(Overrides::default()),
+            zoho_scope_missing: AtomicBool::new(false),
         }
     }
 
@@ -338,6 +342,16 @@ impl Shared {
         let tokens = lock(&self.tokens);
         let now = tokens.now();
         tokens.expiry.get(token).is_some_and(|e| *e > now)
+    }
+
+    /// Whether the refresh token has the assignment-threshold scope.
+    pub fn set_zoho_scope_granted(&self, granted: bool) {
+        self.zoho_scope_missing.store(!granted, Ordering::Relaxed);
+    }
+
+    /// Whether restrict_to must answer OAUTH_SCOPE_MISMATCH.
+    pub fn zoho_scope_missing(&self) -> bool {
+        self.zoho_scope_missing.load(Ordering::Relaxed)
     }
 
     /// Moves the token clock `by` ahead: tokens expire as if that much time

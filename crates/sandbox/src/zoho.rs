@@ -4,6 +4,10 @@
 //! assignment_thresholds/{threshold_id}/restrict_to`) with
 //! `Authorization: Zoho-oauthtoken <token>`.
 //!
+//! A refresh token without the assignment-threshold scope (see
+//! `Sandbox::set_zoho_scope_granted`) still gets access tokens; restrict_to
+//! then answers 401 OAUTH_SCOPE_MISMATCH, as the contract lists.
+//!
 //! As Zoho does, bad client credentials or refresh token get HTTP 200
 //! `{"error":"invalid_code"}`. A threshold with no users, or a page past the
 //! end, gets 204 with an empty body.
@@ -208,6 +212,14 @@ async fn restrict_to(
     };
     if !shared.token_valid(token) {
         return error(401, "INVALID_TOKEN", "invalid oauth token", json!({}));
+    }
+    if shared.zoho_scope_missing() {
+        return error(
+            401,
+            "OAUTH_SCOPE_MISMATCH",
+            "invalid oauth scope to access this URL",
+            json!({}),
+        );
     }
     let Some(version) = version
         .strip_prefix('v')

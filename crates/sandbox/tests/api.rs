@@ -695,6 +695,28 @@ async fn zoho_token_lifetime() {
 }
 
 #[tokio::test]
+async fn a_refresh_token_without_the_scope_gets_oauth_scope_mismatch() {
+    let sb = start(SandboxConfig::default()).await;
+    let client = Client::new();
+    sb.set_zoho_scope_granted(false);
+    // The token endpoint still issues tokens; the CRM refuses the scope.
+    let token = zoho_token(&sb, &client).await;
+    let url = restrict_to_url(&sb, "v8", &sb.world().threshold_ids[0], "module=Leads");
+    let get = || {
+        client
+            .get(&url)
+            .header("Authorization", format!("Zoho-oauthtoken {token}"))
+            .send()
+    };
+    let (status, body) = json_of(get().await.unwrap()).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["code"], "OAUTH_SCOPE_MISMATCH");
+    sb.set_zoho_scope_granted(true);
+    assert_eq!(get().await.unwrap().status(), 200);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
 async fn empty_answers_are_injected_per_endpoint() {
     let sb = start(SandboxConfig::default()).await;
     let client = Client::new();

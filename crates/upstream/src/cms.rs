@@ -31,8 +31,17 @@ pub struct CmsConfig {
     pub username: String,
     pub password: SecretString,
     pub contact_center_id: u64,
-    /// `limit` asked per page (the server may cap it lower).
+    /// `limit` asked per page.
     pub page_size: u32,
+    /// A page whose two lists are both shorter than `page_size` is the last
+    /// one, so a lead whose users fit one page costs one GET. This TRUSTS the
+    /// server to honour `limit`: a CMS that silently caps `limit` below
+    /// `page_size` answers short pages while more users remain, and with
+    /// this set those leads would be read TRUNCATED (no error; see
+    /// [`CmsClient::lead_users`]). `false` pages on until a page with both
+    /// lists empty (one more GET per lead), which is complete whatever the
+    /// server caps `limit` to.
+    pub short_page_ends: bool,
     pub http: HttpSettings,
 }
 
@@ -73,6 +82,7 @@ struct Inner {
     password: SecretString,
     contact_center_id: u64,
     page_size: u32,
+    short_page_ends: bool,
 }
 
 impl CmsClient {
@@ -91,6 +101,7 @@ impl CmsClient {
                 password: cfg.password,
                 contact_center_id: cfg.contact_center_id,
                 page_size: cfg.page_size,
+                short_page_ends: cfg.short_page_ends,
             }),
         })
     }
@@ -98,14 +109,27 @@ impl CmsClient {
     /// All pages of GET {base}/cms/configuration/cc/{cc}/process/{p}/campaign/{c}/lead-user?leadId=&limit=&offset=, merged.
     ///
     /// ASSUMPTION (the contract is vague about paging two lists in one
-    /// response): `limit`/`offset` apply to each list independently, and the
-    /// server may cap `limit` below what we ask. After each page the offset
-    /// advances by the longer of the two lists on that page; ids are
-    /// de-duplicated, so this is also correct when the server pages the
-    /// concatenation of both lists. Paging stops at a page with both lists
-    /// empty. A page that brings no new id (the server ignores `offset`, or
-    /// repeats itself) and more than [`MAX_PAGES`] pages are errors
-    /// (`PagingStalled`): a truncated pool would be planned as if complete.
+    /// response): `limit`/`offset` apply to each list independently. After
+    /// each page the offset advances by the longer of the two lists on that
+    /// page; ids are de-duplicated, so this is also correct when the server
+    /// pages the concatenation of both lists. A page that brings no new id
+    /// (the server ignores `offset`, or repeats itself) and more than
+    /// [`MAX_PAGES`] pages are errors (`PagingStalled`): a truncated pool
+    /// would be planned as if complete.
+    ///
+    /// Where paging ends depends on `CmsConfig::short_page_ends`:
+    ///
+    /// - `true`: at a page whose lists are both shorter than the `limit`
+    ///   asked (or both empty). One GET for a lead whose users fit a page.
+    ///   ASSUMPTION: the server honours `limit` up to `page_size`. A CMS
+    ///   that caps `limit` silently (asked 500, answers at most 100) makes
+    ///   every page short, and a lead with more users than the cap is read
+    ///   TRUNCATED, without an error: nothing in a page tells a capped page
+    ///   from a last one (the contract has no total count and does not echo
+    ///   the limit). Against such a server, set `page_size` at or below its
+    ///   cap, or `short_page_ends = false`.
+    /// - `false`: at a page with both lists empty, whatever `limit` the
+    ///   server really applied (one more GET per lead).
     pub async fn lead_users(
         &self,
         process_id: u64,
@@ -113,41 +137,12 @@ impl CmsClient {
         lead_id: u64,
     ) -> Result<LeadUsers, UpstreamError> {
         let inner = &self.inner;
-        let (cc, process, campaign) = (
-            inner.contact_center_id.to_string(),
-            process_id.to_string(),
-            campaign_id.to_string(),
-        );
-        let path = [
-            "cms",
-            "configuration",
-            "cc",
-            &cc,
-            "process",
-            &process,
-            "campaign",
-            &campaign,
-            "lead-user",
-        ];
-        let base = join_url(&inner.base_url, &path)?;
+        let base = self.lead_user_url(process_id, campaign_id)?;
         let mut merged = Merger::default();
         let mut offset: u64 = 0;
         for _ in 0..MAX_PAGES {
-            let mut url = base.clone();
-            url.query_pairs_mut()
-                .append_pair("leadId", &lead_id.to_string())
-                .append_pair("limit", &inner.page_size.to_string())
-                .append_pair("offset", &offset.to_string());
-            let endpoint = endpoint_label("GET", &url);
-            let page = inner
-                .http
-                .execute(
-                    Api::Cms,
-                    &endpoint,
-                    Replay::Safe,
-                    || self.request(Method::GET, url.clone()),
-                    |reply| interpret(&endpoint, reply),
-                )
+            let (page, endpoint) = self
+                .get_page(&base, lead_id, inner.page_size, offset)
                 .await?;
             if page.assigned_user_ids.is_empty() && page.unassigned_user_ids.is_empty() {
                 merged.first_page(&page);
@@ -168,6 +163,11 @@ impl CmsClient {
                     ),
                 });
             }
+            if inner.short_page_ends && step < u64::from(inner.page_size) {
+                // Both lists shorter than asked: the last page, if the
+                // server honours `limit` (see above).
+                return Ok(merged.finish(lead_id, campaign_id));
+            }
             offset += step;
         }
         Err(UpstreamError::PagingStalled {
@@ -175,6 +175,74 @@ impl CmsClient {
             endpoint: endpoint_label("GET", &base),
             detail: format!("lead {lead_id} still had more users after {MAX_PAGES} pages"),
         })
+    }
+
+    /// ONE page of GET lead-user (`limit` and `offset` as given, at least 1
+    /// for `limit`), as [`LeadUsers`]: a cheap authenticated read (e.g.
+    /// `rebalancer check`), not a lead's whole pool.
+    pub async fn lead_users_page(
+        &self,
+        process_id: u64,
+        campaign_id: u64,
+        lead_id: u64,
+        limit: u32,
+        offset: u64,
+    ) -> Result<LeadUsers, UpstreamError> {
+        let base = self.lead_user_url(process_id, campaign_id)?;
+        let (page, _) = self.get_page(&base, lead_id, limit.max(1), offset).await?;
+        let mut merged = Merger::default();
+        merged.absorb(page);
+        Ok(merged.finish(lead_id, campaign_id))
+    }
+
+    /// {base}/cms/configuration/cc/{cc}/process/{p}/campaign/{c}/lead-user
+    fn lead_user_url(&self, process_id: u64, campaign_id: u64) -> Result<Url, UpstreamError> {
+        let (cc, process, campaign) = (
+            self.inner.contact_center_id.to_string(),
+            process_id.to_string(),
+            campaign_id.to_string(),
+        );
+        let path = [
+            "cms",
+            "configuration",
+            "cc",
+            &cc,
+            "process",
+            &process,
+            "campaign",
+            &campaign,
+            "lead-user",
+        ];
+        join_url(&self.inner.base_url, &path)
+    }
+
+    /// One GET of `base` for a lead, with retries; the page and its endpoint
+    /// label.
+    async fn get_page(
+        &self,
+        base: &Url,
+        lead_id: u64,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(LeadUsersPage, String), UpstreamError> {
+        let mut url = base.clone();
+        url.query_pairs_mut()
+            .append_pair("leadId", &lead_id.to_string())
+            .append_pair("limit", &limit.to_string())
+            .append_pair("offset", &offset.to_string());
+        let endpoint = endpoint_label("GET", &url);
+        let page = self
+            .inner
+            .http
+            .execute(
+                Api::Cms,
+                &endpoint,
+                Replay::Safe,
+                || self.request(Method::GET, url.clone()),
+                |reply| interpret(&endpoint, reply),
+            )
+            .await?;
+        Ok((page, endpoint))
     }
 
     /// PUT {base}/cms/configuration/voice/campaignLeadUserMapping; returns the

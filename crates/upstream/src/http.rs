@@ -176,19 +176,38 @@ impl std::fmt::Debug for RequestBudget {
     }
 }
 
-/// Shared counters of requests sent (every attempt), retries and the time
-/// spent waiting before retries. Cloning gives a handle on the same counters.
+/// Shared counters of requests sent (every attempt), GETs sent per API,
+/// retries and the time spent waiting before retries. Cloning gives a handle
+/// on the same counters.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
     requests: Arc<AtomicU64>,
+    /// GET attempts, indexed by [`api_index`].
+    gets: Arc<[AtomicU64; 4]>,
     retries: Arc<AtomicU64>,
     retry_wait_ms: Arc<AtomicU64>,
+}
+
+/// The slot of `api` in [`Stats::gets`].
+fn api_index(api: Api) -> usize {
+    match api {
+        Api::Cms => 0,
+        Api::Webex => 1,
+        Api::Zoho => 2,
+        Api::ZohoAccounts => 3,
+    }
 }
 
 impl Stats {
     /// Requests sent so far, every attempt counted (token requests included).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// GET requests sent so far to `api`, every attempt counted (retries
+    /// included), e.g. the CMS GETs of a fetch.
+    pub fn gets(&self, api: Api) -> u64 {
+        self.gets[api_index(api)].load(Ordering::Relaxed)
     }
 
     /// Retries so far (attempts after a failed first attempt).
@@ -401,6 +420,9 @@ impl Http {
             None => None,
         };
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if request.method() == Method::GET {
+            self.stats.gets[api_index(api)].fetch_add(1, Ordering::Relaxed);
+        }
         let started = Instant::now();
         let response = match client.execute(request).await {
             Ok(response) => response,

@@ -195,6 +195,19 @@ impl ZohoClient {
         })
     }
 
+    /// ONE page (1-based) of a threshold's restrict_to users and whether
+    /// Zoho says more follow (`info.more_records`), with the token flow of
+    /// every call (a token is obtained first if none is cached): a cheap
+    /// authenticated read (e.g. `rebalancer check`), not the whole list.
+    pub async fn threshold_users_page(
+        &self,
+        threshold_id: &str,
+        page: u32,
+    ) -> Result<(Vec<ThresholdUser>, bool), UpstreamError> {
+        let (users, more, _) = self.page(threshold_id, page.max(1)).await?;
+        Ok((users, more))
+    }
+
     /// Moves this client's token clock (shared by its clones) `by` ahead, as
     /// if that much time had passed: a cached access token is renewed when
     /// this clock says it is due. For tests of expiry by time, without

@@ -44,6 +44,8 @@ fn cms_config(base: &str) -> CmsConfig {
         password: SecretString::from(CMS_PASSWORD),
         contact_center_id: 9,
         page_size: 100,
+        // The empty-page rule: the paging tests below need the second GET.
+        short_page_ends: false,
         http: fast_http(),
     }
 }
@@ -135,6 +137,128 @@ async fn cms_merges_pages_when_the_server_caps_the_limit() {
     assert_eq!(got.unassigned_campaign_user_ids, [2, 3]);
     assert_eq!(stats.requests(), 4);
     assert_eq!(stats.retries(), 0);
+}
+
+/// A mock CMS that pages both lists independently, capping `limit` at
+/// `cap`; answers every GET of the lead.
+async fn paging_cms(
+    server: &MockServer,
+    assigned: Vec<String>,
+    unassigned: Vec<String>,
+    cap: usize,
+) {
+    Mock::given(method("GET"))
+        .and(path(LEAD_PATH))
+        .and(query_param("leadId", "7"))
+        .respond_with(move |req: &Request| {
+            let limit = query(req, "limit")
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+                .min(cap);
+            let offset = query(req, "offset").unwrap().parse::<usize>().unwrap();
+            let slice = |v: &[String]| {
+                v.iter()
+                    .skip(offset)
+                    .take(limit)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            ResponseTemplate::new(200).set_body_json(json!({
+                "leadId": 7, "campaignId": 3,
+                "assignedUserIds": slice(&assigned), "unassignedUserIds": slice(&unassigned),
+            }))
+        })
+        .mount(server)
+        .await;
+}
+
+fn short_ends(server: &MockServer, stats: &Stats, page_size: u32) -> CmsClient {
+    let cfg = CmsConfig {
+        page_size,
+        short_page_ends: true,
+        ..cms_config(&server.uri())
+    };
+    CmsClient::new(cfg, stats.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn cms_short_page_ends_reads_a_lead_that_fits_a_page_in_one_get() {
+    let server = MockServer::start().await;
+    paging_cms(&server, names("a", 4), names("u", 2), 100).await;
+    let stats = Stats::default();
+    let got = short_ends(&server, &stats, 5)
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap();
+    assert_eq!(got.assigned_user_ids, names("a", 4));
+    assert_eq!(got.unassigned_user_ids, names("u", 2));
+    assert_eq!((stats.requests(), stats.gets(Api::Cms)), (1, 1));
+}
+
+#[tokio::test]
+async fn cms_short_page_ends_pages_on_after_a_full_page() {
+    let server = MockServer::start().await;
+    // 7 assigned with pages of 3: offsets 0 (3, full), 3 (3, full), 6 (1, short).
+    paging_cms(&server, names("a", 7), names("u", 2), 100).await;
+    let stats = Stats::default();
+    let got = short_ends(&server, &stats, 3)
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap();
+    assert_eq!(got.assigned_user_ids, names("a", 7));
+    assert_eq!(got.unassigned_user_ids, names("u", 2));
+    assert_eq!(stats.gets(Api::Cms), 3);
+    // A lead of exactly one full page costs the empty page after it too.
+    let server = MockServer::start().await;
+    paging_cms(&server, names("a", 3), Vec::new(), 100).await;
+    let stats = Stats::default();
+    let got = short_ends(&server, &stats, 3)
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap();
+    assert_eq!(got.assigned_user_ids, names("a", 3));
+    assert_eq!(stats.gets(Api::Cms), 2);
+}
+
+/// The documented hazard of `short_page_ends`: a server that caps `limit`
+/// below `page_size` without saying so is read truncated (nothing in the
+/// page shows the cap); `short_page_ends = false` reads it completely.
+#[tokio::test]
+async fn cms_short_page_ends_trusts_limit_so_a_silent_cap_truncates() {
+    let server = MockServer::start().await;
+    paging_cms(&server, names("a", 5), names("u", 3), 2).await;
+    let got = short_ends(&server, &Stats::default(), 100)
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap();
+    assert_eq!(got.assigned_user_ids, names("a", 2), "truncated at the cap");
+    let got = cms(&server, &Stats::default())
+        .lead_users(1, 3, 7)
+        .await
+        .unwrap();
+    assert_eq!(got.assigned_user_ids, names("a", 5));
+    assert_eq!(got.unassigned_user_ids, names("u", 3));
+}
+
+#[tokio::test]
+async fn cms_lead_users_page_is_one_get_with_the_limit_asked() {
+    let server = MockServer::start().await;
+    paging_cms(&server, names("a", 5), names("u", 3), 100).await;
+    let stats = Stats::default();
+    let got = cms(&server, &stats)
+        .lead_users_page(1, 3, 7, 1, 0)
+        .await
+        .unwrap();
+    assert_eq!(got.assigned_user_ids, ["a0"]);
+    assert_eq!(got.unassigned_user_ids, ["u0"]);
+    let got = cms(&server, &stats)
+        .lead_users_page(1, 3, 7, 2, 4)
+        .await
+        .unwrap();
+    assert_eq!(got.assigned_user_ids, ["a4"]);
+    assert!(got.unassigned_user_ids.is_empty());
+    assert_eq!((stats.gets(Api::Cms), stats.requests()), (2, 2));
 }
 
 #[tokio::test]

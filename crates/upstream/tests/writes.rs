@@ -46,6 +46,7 @@ fn cms_with(base: &str, http: HttpSettings) -> CmsClient {
         password: SecretString::from("cms-secret-pw"),
         contact_center_id: 9,
         page_size: 100,
+        short_page_ends: true,
         http,
     };
     CmsClient::new(cfg, Stats::default()).unwrap()

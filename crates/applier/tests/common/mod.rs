@@ -65,6 +65,7 @@ pub fn upstreams(sb: &Sandbox, cms_http: HttpSettings) -> Upstreams {
                 password: creds.cms_password.clone().into(),
                 contact_center_id: world.contact_center_id,
                 page_size: 500,
+                short_page_ends: true,
                 http: cms_http,
             },
             stats.clone(),
