@@ -9,24 +9,13 @@
 
 mod common;
 
-use common::{config_toml, p, run_async as run, s, start};
+use common::{config_toml, p, plan_world, run_async as run, s, start};
 use rebalancer_model::Plan;
-use rebalancer_sandbox::{Sandbox, SandboxConfig};
+use rebalancer_sandbox::Sandbox;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// The world `plan --sandbox` plans: 40 leads, about 100 changes, none
-/// blocked.
-fn world() -> SandboxConfig {
-    SandboxConfig {
-        seed: 7,
-        agents: 200,
-        leads: 40,
-        ..SandboxConfig::default()
-    }
-}
 
 struct Setup {
     sb: Sandbox,
@@ -39,7 +28,7 @@ struct Setup {
 
 /// A sandbox, its config, a reviewed plan of it and a journal path.
 async fn setup() -> Setup {
-    let sb = start(world()).await;
+    let sb = start(plan_world()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.toml");
     std::fs::write(&config, config_toml(&sb)).unwrap();
@@ -287,7 +276,7 @@ async fn a_reviewed_plan_reaches_its_target_and_a_second_apply_changes_nothing()
 async fn a_plan_for_another_system_or_stale_or_under_other_rules_is_refused_before_any_write() {
     let t = setup().await;
     // Another system: a second sandbox's config.
-    let other = start(world()).await;
+    let other = start(plan_world()).await;
     let other_cfg = t.dir.path().join("other.toml");
     std::fs::write(&other_cfg, config_toml(&other)).unwrap();
     let (code, _, stderr) = run(

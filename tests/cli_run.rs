@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::{config_toml, p, run_async as run, s, start};
-use rebalancer_sandbox::{Sandbox, SandboxConfig};
+use common::{config_toml, p, plan_world, run_async as run, s, start};
+use rebalancer_sandbox::Sandbox;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,17 +16,8 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn world() -> SandboxConfig {
-    SandboxConfig {
-        seed: 7,
-        agents: 200,
-        leads: 40,
-        ..SandboxConfig::default()
-    }
-}
-
 async fn setup() -> (Sandbox, tempfile::TempDir, PathBuf, PathBuf) {
-    let sb = start(world()).await;
+    let sb = start(plan_world()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.toml");
     std::fs::write(&config, config_toml(&sb)).unwrap();
