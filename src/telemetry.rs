@@ -8,7 +8,8 @@
 //! - `cycles_total{outcome}`, `moves_applied_total`,
 //!   `puts_total{outcome="sent"|"failed"}`, `retries_total`,
 //!   `drifted_leads_total` (counters),
-//! - `shortfall_records`, `peak_utilisation` (after each cycle's plan) and
+//! - `shortfall_records`, `peak_utilisation` (after each cycle's plan),
+//!   `cms_gets_per_lead` (the cycle's fetch) and
 //!   `last_success_timestamp_seconds` (gauges).
 
 use anyhow::Context;

@@ -358,6 +358,7 @@ async fn metrics_and_probes_answer_while_the_loop_runs() {
         "rebalancer_shortfall_records",
         "rebalancer_peak_utilisation",
         "rebalancer_last_success_timestamp_seconds",
+        "rebalancer_cms_gets_per_lead ",
     ] {
         assert!(
             metrics.contains(series),

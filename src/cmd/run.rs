@@ -205,9 +205,12 @@ async fn cycle_steps(
     record: &mut CycleRecord,
 ) -> anyhow::Result<()> {
     let stage = std::time::Instant::now();
-    let (snapshot, _) = session.connected.connection.fetch(false).await?;
+    let (snapshot, fetched) = session.connected.connection.fetch(false).await?;
     metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "fetch")
         .record(stage.elapsed().as_secs_f64());
+    if let Some(per_lead) = fetched.cms_gets_per_lead() {
+        metrics::gauge!("rebalancer_cms_gets_per_lead").set(per_lead);
+    }
     let stage = std::time::Instant::now();
     record.snapshot_hash = Some(snapshot.content_hash());
     let recent = if guard.is_zero() {
