@@ -368,3 +368,46 @@ async fn metrics_and_probes_answer_while_the_loop_runs() {
     assert_eq!(l.stop(), 0);
     sb.shutdown().await;
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_cycle_records_the_run_as_interrupted() {
+    let (sb, _dir, config, journal) = setup().await;
+    let l = Loop::start(
+        &config,
+        &journal,
+        &["--every", "1s"],
+        &[
+            ("REBALANCER_APPLY__PUTS_PER_SECOND", "2"),
+            ("REBALANCER_APPLY__BURST", "1"),
+        ],
+    );
+    for _ in 0..600 {
+        if sb.write_log().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sb.write_log().len() >= 2, "the first cycle never wrote");
+    let _ = Command::new("kill")
+        .args(["-TERM", &l.child.id().to_string()])
+        .status();
+    let cycle = l.next();
+    assert_eq!(cycle["outcome"], "interrupted", "{cycle}");
+    let puts_at_stop = sb.write_log().len();
+    let code = l.stop();
+    assert_eq!(code, 11, "a loop stopped mid-apply exits 11");
+    assert!(
+        puts_at_stop < 40,
+        "the apply went on after SIGTERM ({puts_at_stop} PUTs)"
+    );
+    let (code, stdout, _) = run(
+        s(&["history", "--journal", &p(&journal), "--format", "json"]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0);
+    let runs: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(runs[0]["outcome"], "interrupted", "{stdout}");
+    sb.shutdown().await;
+}
