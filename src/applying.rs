@@ -7,7 +7,7 @@ use crate::input::{self, Connected, Purpose, Source};
 use crate::progress::Bar;
 use crate::render::{self, Format};
 use crate::settings::Env;
-use rebalancer_applier::{ApplyConfig, Progress, RunOutcome, RunReport, Upstreams};
+use rebalancer_applier::{ApplyConfig, JournalLocation, Progress, RunOutcome, RunReport, Upstreams};
 use std::future::Future;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -17,10 +17,11 @@ pub struct Session {
     pub connected: Connected,
     pub upstreams: Upstreams,
     pub config: ApplyConfig,
-    pub journal: PathBuf,
+    pub journal: JournalLocation,
 }
 
-/// Connect to `source` for writing. `journal` overrides `apply.journal`.
+/// Connect to `source` for writing. `journal` (`--journal FILE`)
+/// overrides `journal.url` and `apply.journal`.
 pub async fn session(
     source: &Source,
     env: &Env,
@@ -33,7 +34,7 @@ pub async fn session(
         connected
             .apply
             .apply_config(&connected.plan, &connected.http, allow_mass_unassign);
-    let journal = journal.unwrap_or_else(|| connected.apply.journal.clone());
+    let journal = connected.journal.location(&connected.apply, journal);
     Ok(Session {
         connected,
         upstreams,
@@ -88,7 +89,7 @@ pub async fn with_progress<T>(show: bool, progress: &Progress, work: impl Future
 }
 
 /// Print a finished run's summary and return its exit code.
-pub fn report(report: &RunReport, journal: &std::path::Path, format: Format) -> anyhow::Result<u8> {
+pub fn report(report: &RunReport, journal: &JournalLocation, format: Format) -> anyhow::Result<u8> {
     let text = match format {
         Format::Table => render::apply::report(report, journal),
         Format::Json => render::apply::report_json(report),

@@ -7,7 +7,6 @@ use comfy_table::Cell;
 use rebalancer_applier::{LeadState, RunReport};
 use serde::Serialize;
 use std::fmt::Write;
-use std::path::Path;
 
 /// The figures of a finished run, for the table and the JSON.
 #[derive(Debug, Serialize)]
@@ -61,7 +60,7 @@ fn summarise(r: &RunReport) -> Summary<'_> {
 }
 
 /// The end-of-run summary as a table.
-pub fn report(r: &RunReport, journal: &Path) -> String {
+pub fn report(r: &RunReport, journal: &rebalancer_applier::JournalLocation) -> String {
     let s = summarise(r);
     let mut out = String::new();
     let _ = writeln!(
@@ -70,7 +69,7 @@ pub fn report(r: &RunReport, journal: &Path) -> String {
         s.run,
         s.kind,
         s.outcome,
-        journal.display()
+        journal
     );
     let mut t = table();
     t.set_header(vec!["", "count"]);
