@@ -21,8 +21,13 @@
 mod lease;
 mod location;
 mod pg;
+#[cfg(test)]
+mod pg_tests;
 pub mod schema;
 mod sqlite;
+#[cfg(test)]
+#[path = "../../tests/support/pg.rs"]
+mod test_server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -117,6 +122,15 @@ impl Journal {
     /// Where the journal is (its `Display` masks any password).
     pub fn location(&self) -> &JournalLocation {
         &self.location
+    }
+
+    /// The SQLite connection (tests of the SQLite file).
+    #[cfg(test)]
+    fn conn(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.conn(),
+            Backend::Postgres(_) => panic!("not a SQLite journal"),
+        }
     }
 
     /// Makes every later write fail (tests of the write-failure path).

@@ -68,10 +68,19 @@ impl Drop for Pg {
 }
 
 /// Runs `fut` to completion on `rt`, on a scoped thread (outside any
-/// runtime context of the caller).
+/// runtime context of the caller), then gives the connection a turn.
 fn block_on<T: Send>(rt: &tokio::runtime::Runtime, fut: impl Future<Output = T> + Send) -> T {
     std::thread::scope(|s| {
-        s.spawn(|| rt.block_on(fut))
+        s.spawn(|| {
+            rt.block_on(async {
+                let out = fut.await;
+                // Let the connection task send what the call queued last
+                // (the ROLLBACK of a dropped transaction): between calls
+                // nothing drives it.
+                tokio::task::yield_now().await;
+                out
+            })
+        })
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
@@ -598,6 +607,7 @@ impl Pg {
                 let gone = other_host == host
                     && u32::try_from(other_pid).is_ok_and(|p| p != pid && process_gone(p));
                 if until > now_ms() && !gone {
+                    tx.rollback().await?;
                     return Ok(Some((other, until)));
                 }
                 if gone {
