@@ -7,7 +7,9 @@ use crate::input::{self, Connected, Purpose, Source};
 use crate::progress::Bar;
 use crate::render::{self, Format};
 use crate::settings::Env;
-use rebalancer_applier::{ApplyConfig, JournalLocation, Progress, RunOutcome, RunReport, Upstreams};
+use rebalancer_applier::{
+    ApplyConfig, JournalLocation, Progress, RunOutcome, RunReport, Upstreams,
+};
 use std::future::Future;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;

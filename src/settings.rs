@@ -702,7 +702,11 @@ pub fn load_plan(path: Option<&Path>, env: &Env) -> Result<Loaded<PlanConfig>, S
 /// `[http]`, `[fetch]`, `[plan]`, `[apply]`, `[journal]` and `[run]`, for the embedded sandbox: defaults <
 /// `env` (connection variables are ignored: the sandbox supplies those).
 pub fn load_local(env: &Env) -> Result<Loaded<LocalSettings>, SettingsError> {
-    let layered = Layered::build(None, env, &["http", "fetch", "plan", "apply", "journal", "run"])?;
+    let layered = Layered::build(
+        None,
+        env,
+        &["http", "fetch", "plan", "apply", "journal", "run"],
+    )?;
     let local: LocalSettings = layered.deserialize()?;
     let check = Checker { layered: &layered };
     check.http(&local.http)?;

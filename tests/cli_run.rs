@@ -55,10 +55,10 @@ impl Loop {
         cmd.args(["run", "--config", &p(config), "--format", "json"])
             .args(journal)
             .args(extra)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -454,8 +454,14 @@ async fn an_unreachable_postgresql_journal_fails_at_start_up() {
     assert_eq!(code, 8, "{stderr}");
     assert!(stderr.contains("journal.url"), "{stderr}");
     assert!(stderr.contains("rebalancer:****@127.0.0.1"), "{stderr}");
-    assert!(!stderr.contains("hunter2") && !stdout.contains("hunter2"), "{stderr}");
-    assert!(sb.write_log().is_empty(), "a failed start-up wrote upstream");
+    assert!(
+        !stderr.contains("hunter2") && !stdout.contains("hunter2"),
+        "{stderr}"
+    );
+    assert!(
+        sb.write_log().is_empty(),
+        "a failed start-up wrote upstream"
+    );
     // Not a PostgreSQL URL at all: a config error naming the key, masked.
     let (code, _, stderr) = run(
         s(&["run", "--once", "--config", &p(&config)]),

@@ -54,8 +54,8 @@ pub async fn run(opts: Options) -> anyhow::Result<u8> {
                 JournalLocation::Sqlite(path) => check_journal(&path),
                 pg => check_pg_journal(&pg),
             })
-                .await
-                .unwrap_or_else(|e| Err((format!("the check panicked: {e}"), bug())))
+            .await
+            .unwrap_or_else(|e| Err((format!("the check panicked: {e}"), bug())))
         }),
     );
     let rows = [cms, webex, zoho, journal];

@@ -66,10 +66,7 @@ pub fn report(r: &RunReport, journal: &rebalancer_applier::JournalLocation) -> S
     let _ = writeln!(
         out,
         "Run {} ({}): {}. Journal: {}.",
-        s.run,
-        s.kind,
-        s.outcome,
-        journal
+        s.run, s.kind, s.outcome, journal
     );
     let mut t = table();
     t.set_header(vec!["", "count"]);

@@ -216,9 +216,16 @@ async fn drifted_leads_are_skipped_or_rebased() {
         on_drift: OnDrift::Rebase,
         ..config()
     };
-    let report = apply(&loc(&journal), &plan, &up, &cfg, no_stop(), &Progress::default())
-        .await
-        .unwrap();
+    let report = apply(
+        &loc(&journal),
+        &plan,
+        &up,
+        &cfg,
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
     let lr = report.leads.iter().find(|l| l.lead == lead).unwrap();
     assert_eq!(lr.state, LeadState::Rebased, "{}", lr.detail);
     let now = assigned(&sb, lead);
@@ -357,7 +364,16 @@ async fn the_live_blast_radius_blocks_before_any_put() {
         max_unassign_share: 0.2,
         ..config()
     };
-    match apply(&loc(&journal), &plan, &up, &cfg, no_stop(), &Progress::default()).await {
+    match apply(
+        &loc(&journal),
+        &plan,
+        &up,
+        &cfg,
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    {
         Err(e @ ApplyError::Blocked { .. }) => {
             let s = e.to_string();
             assert!(
@@ -577,13 +593,18 @@ async fn two_applies_on_one_journal_one_gets_lease_held() {
     let cfg = config();
     let progress = Progress::default();
     let at = loc(&journal);
-    let (a, b) = tokio::join!(
-        apply(&at, &plan, &up, &cfg, no_stop(), &progress),
-        async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            apply(&loc(&journal), &plan, &up, &cfg, no_stop(), &Progress::default()).await
-        }
-    );
+    let (a, b) = tokio::join!(apply(&at, &plan, &up, &cfg, no_stop(), &progress), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        apply(
+            &loc(&journal),
+            &plan,
+            &up,
+            &cfg,
+            no_stop(),
+            &Progress::default(),
+        )
+        .await
+    });
     assert_eq!(a.unwrap().outcome, RunOutcome::Completed);
     match b {
         Err(ApplyError::LeaseHeld { holder, .. }) => {
@@ -595,9 +616,16 @@ async fn two_applies_on_one_journal_one_gets_lease_held() {
         other => panic!("{other:?}"),
     }
     // Released at the end: the next apply takes it.
-    apply(&loc(&journal), &plan, &up, &cfg, no_stop(), &Progress::default())
-        .await
-        .unwrap();
+    apply(
+        &loc(&journal),
+        &plan,
+        &up,
+        &cfg,
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,10 +53,25 @@ async fn an_apply_with_a_postgresql_journal_reaches_its_target() {
     let plan = rebalance(&sb, 3);
     let progress = Progress::default();
     let (a, b) = tokio::join!(
-        apply(&journal, &plan, &up, &cfg, CancellationToken::new(), &progress),
+        apply(
+            &journal,
+            &plan,
+            &up,
+            &cfg,
+            CancellationToken::new(),
+            &progress
+        ),
         async {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            apply(&journal, &plan, &up, &cfg, CancellationToken::new(), &Progress::default()).await
+            apply(
+                &journal,
+                &plan,
+                &up,
+                &cfg,
+                CancellationToken::new(),
+                &Progress::default(),
+            )
+            .await
         }
     );
     let held = [&a, &b]

@@ -35,7 +35,9 @@ use std::time::Duration;
 use rebalancer_model::{LeadKey, Plan};
 
 use crate::error::ApplyError;
-use crate::report::{CycleRecord, LeadRecord, LeadState, PutRecord, RunKind, RunOutcome, RunRecord};
+use crate::report::{
+    CycleRecord, LeadRecord, LeadState, PutRecord, RunKind, RunOutcome, RunRecord,
+};
 
 pub use lease::Lease;
 pub use location::{mask_url, JournalLocation};
@@ -107,7 +109,9 @@ impl Journal {
     /// Opens an existing journal; `None` when a SQLite file does not exist
     /// (a PostgreSQL journal always exists once its server answers: it is
     /// migrated like any other opening).
-    pub fn open_existing(location: impl Into<JournalLocation>) -> Result<Option<Journal>, ApplyError> {
+    pub fn open_existing(
+        location: impl Into<JournalLocation>,
+    ) -> Result<Option<Journal>, ApplyError> {
         let location = location.into();
         let backend = match &location {
             JournalLocation::Sqlite(path) => match sqlite::Sqlite::open_existing(path)? {
@@ -143,13 +147,26 @@ impl Journal {
         each!(self.start_run(run))
     }
 
-    pub fn end_run(&self, run: i64, outcome: RunOutcome, puts_sent: u64, failed: u64, moves: u64) -> Result<(), ApplyError> {
+    pub fn end_run(
+        &self,
+        run: i64,
+        outcome: RunOutcome,
+        puts_sent: u64,
+        failed: u64,
+        moves: u64,
+    ) -> Result<(), ApplyError> {
         each!(self.end_run(run, outcome, puts_sent, failed, moves))
     }
 
     /// Keeps the counts of a run up to date while it goes on (so that a
     /// killed run shows what it had done).
-    pub fn count_run(&self, run: i64, puts_sent: u64, failed: u64, moves: u64) -> Result<(), ApplyError> {
+    pub fn count_run(
+        &self,
+        run: i64,
+        puts_sent: u64,
+        failed: u64,
+        moves: u64,
+    ) -> Result<(), ApplyError> {
         each!(self.count_run(run, puts_sent, failed, moves))
     }
 
@@ -181,7 +198,14 @@ impl Journal {
 
     /// Records (or updates) a lead's state in a run; `before` is the live
     /// assigned set read before its first PUT.
-    pub fn set_lead(&self, run: i64, lead: LeadKey, state: LeadState, detail: &str, before: Option<&BTreeSet<String>>) -> Result<(), ApplyError> {
+    pub fn set_lead(
+        &self,
+        run: i64,
+        lead: LeadKey,
+        state: LeadState,
+        detail: &str,
+        before: Option<&BTreeSet<String>>,
+    ) -> Result<(), ApplyError> {
         each!(self.set_lead(run, lead, state, detail, before))
     }
 
@@ -196,7 +220,13 @@ impl Journal {
 
     /// Inserts a PUT's row, state `pending`, and commits it: call before
     /// sending. Returns the row id.
-    pub fn put_pending(&self, run: i64, lead: LeadKey, seq: u32, body: &str) -> Result<i64, ApplyError> {
+    pub fn put_pending(
+        &self,
+        run: i64,
+        lead: LeadKey,
+        seq: u32,
+        body: &str,
+    ) -> Result<i64, ApplyError> {
         each!(self.put_pending(run, lead, seq, body))
     }
 
@@ -264,9 +294,9 @@ pub(crate) fn format_time(t: time::OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::RunKind;
     use rusqlite::Connection;
     use std::path::Path;
-    use crate::report::RunKind;
     use std::time::Duration;
 
     fn version(path: &Path) -> u32 {
@@ -417,7 +447,7 @@ mod tests {
     #[test]
     fn only_puts_that_took_effect_are_applied_since_and_the_index_serves_it() {
         let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(&dir.path().join("a.sqlite")).unwrap();
+        let j = Journal::open(dir.path().join("a.sqlite")).unwrap();
         let run = j
             .start_run(NewRun {
                 kind: RunKind::Apply,
@@ -553,7 +583,7 @@ mod measure {
     #[ignore = "a measurement, not a check"]
     fn journal_cost_per_put() {
         let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(&dir.path().join("m.sqlite")).unwrap();
+        let j = Journal::open(dir.path().join("m.sqlite")).unwrap();
         let run = j
             .start_run(NewRun {
                 kind: RunKind::Apply,

@@ -28,7 +28,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio_postgres::{Client, NoTls, Row};
 
 use super::lease::{host, now_ms, process_gone, render_ms};
-use super::{format_time, now, schema, unix_ms, Lease, LeadHistory, NewRun, PutOutcome};
+use super::{format_time, now, schema, unix_ms, LeadHistory, Lease, NewRun, PutOutcome};
 use crate::error::ApplyError;
 use crate::report::{CycleRecord, LeadRecord, LeadState, PutRecord, RunOutcome, RunRecord};
 use crate::JournalLocation;
@@ -81,8 +81,8 @@ fn block_on<T: Send>(rt: &tokio::runtime::Runtime, fut: impl Future<Output = T> 
                 out
             })
         })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
 }
 
@@ -170,11 +170,7 @@ impl Pg {
     // ---- runs
 
     pub(super) fn start_run(&self, run: NewRun<'_>) -> Result<i64, ApplyError> {
-        let (kind, outcome, started) = (
-            run.kind.as_str(),
-            RunOutcome::Running.as_str(),
-            now(),
-        );
+        let (kind, outcome, started) = (run.kind.as_str(), RunOutcome::Running.as_str(), now());
         pg!(self, "record the start of the run", |c| {
             let row = c
                 .query_one(
@@ -328,11 +324,8 @@ impl Pg {
         before: Option<&BTreeSet<String>>,
     ) -> Result<(), ApplyError> {
         let before = before.map(|b| serde_json::to_string(b).expect("a set of strings serialises"));
-        let (campaign, lead_id, state) = (
-            lead.campaign_id as i64,
-            lead.lead_id as i64,
-            state.as_str(),
-        );
+        let (campaign, lead_id, state) =
+            (lead.campaign_id as i64, lead.lead_id as i64, state.as_str());
         pg!(self, "record a lead", |c| {
             c.execute(
                 r#"INSERT INTO leads (run, campaign_id, lead_id, state, detail, "before") VALUES ($1, $2, $3, $4, $5, $6)
@@ -389,8 +382,7 @@ impl Pg {
                     };
                     Ok((lead_key(r, 0).map_err(|e| e.to_string())?, state, before))
                 };
-                let (lead, state, before) =
-                    read().map_err(|e| self.fail("read lead states", e))?;
+                let (lead, state, before) = read().map_err(|e| self.fail("read lead states", e))?;
                 let entry = out.entry(lead).or_insert((state, None));
                 entry.0 = state;
                 if entry.1.is_none() {
@@ -443,7 +435,10 @@ impl Pg {
         })
     }
 
-    pub(super) fn applied_since(&self, since_ms: i64) -> Result<Vec<(LeadKey, String)>, ApplyError> {
+    pub(super) fn applied_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(LeadKey, String)>, ApplyError> {
         pg!(self, "read the PUTs applied recently", |c| {
             let rows = c
                 .query(
@@ -596,7 +591,13 @@ impl Pg {
                     &[],
                 )
                 .await?;
-            let (other, until, other_host, other_pid, other_token): (String, i64, String, i64, String) = (
+            let (other, until, other_host, other_pid, other_token): (
+                String,
+                i64,
+                String,
+                i64,
+                String,
+            ) = (
                 row.try_get(0)?,
                 row.try_get(1)?,
                 row.try_get(2)?,
@@ -670,9 +671,7 @@ fn scrub(e: impl std::fmt::Display, url: &SecretString) -> String {
     let text = text.replace(url, &super::mask_url(url));
     match url.parse::<tokio_postgres::Config>() {
         Ok(c) => match c.get_password() {
-            Some(p) if !p.is_empty() => {
-                text.replace(String::from_utf8_lossy(p).as_ref(), "****")
-            }
+            Some(p) if !p.is_empty() => text.replace(String::from_utf8_lossy(p).as_ref(), "****"),
             _ => text,
         },
         Err(_) => text,
@@ -683,10 +682,7 @@ fn scrub(e: impl std::fmt::Display, url: &SecretString) -> String {
 /// an advisory lock; refuses a newer database.
 async fn migrate(c: &mut Client) -> Result<(), String> {
     let step = |what: &'static str| move |e: PgError| format!("cannot {what}: {e}");
-    let tx = c
-        .transaction()
-        .await
-        .map_err(step("start the migration"))?;
+    let tx = c.transaction().await.map_err(step("start the migration"))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(step("take the migration lock"))?;
@@ -712,7 +708,11 @@ async fn migrate(c: &mut Client) -> Result<(), String> {
             "the journal is at schema version {found}, newer than this rebalancer knows ({newest}); use the newer rebalancer, or another database"
         ));
     }
-    for (i, sql) in schema::PG_MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for (i, sql) in schema::PG_MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(found as usize)
+    {
         let to = i as i32 + 1;
         tx.batch_execute(sql)
             .await

@@ -161,7 +161,10 @@ fn one_lease_at_a_time_and_expired_ones_are_taken_over(server: &PgServer) {
             .filter(|&ok| ok)
             .count()
     });
-    assert_eq!(won, 1, "exactly one of the concurrent acquirers holds the lease");
+    assert_eq!(
+        won, 1,
+        "exactly one of the concurrent acquirers holds the lease"
+    );
 }
 
 fn cycles_and_recent_puts(server: &PgServer) {
@@ -191,7 +194,10 @@ fn cycles_and_recent_puts(server: &PgServer) {
     let first = j.record_cycle(&cycle, "h:1").unwrap();
     let second = j.record_cycle(&cycle, "h:2").unwrap();
     let got = j.cycles(5).unwrap();
-    assert_eq!(got.iter().map(|c| c.id).collect::<Vec<_>>(), vec![second, first]);
+    assert_eq!(
+        got.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![second, first]
+    );
     assert_eq!((got[0].assigns, got[0].held_back), (2, 3));
     assert_eq!(got[0].shortfall_before, Some(1.5));
     assert_eq!(got[0].run, Some(run));
@@ -216,8 +222,7 @@ fn cycles_and_recent_puts(server: &PgServer) {
     let since = j.applied_since(t0).unwrap();
     assert_eq!(since, vec![(LEAD, body.to_string())]);
     assert!(j.applied_since(i64::MAX).unwrap().is_empty());
-    let recent =
-        crate::recent_moves(&location(&url), time::OffsetDateTime::UNIX_EPOCH).unwrap();
+    let recent = crate::recent_moves(&location(&url), time::OffsetDateTime::UNIX_EPOCH).unwrap();
     assert_eq!(
         recent.agents,
         ["a", "b"].into_iter().map(String::from).collect()

@@ -26,7 +26,8 @@ pub(super) struct Sqlite {
 impl Sqlite {
     /// Opens (creating if missing) and migrates the journal.
     pub(super) fn open(path: &Path) -> Result<Sqlite, ApplyError> {
-        let conn = Connection::open(path).map_err(|e| ApplyError::journal(&JournalLocation::Sqlite(path.to_path_buf()), e))?;
+        let conn = Connection::open(path)
+            .map_err(|e| ApplyError::journal(&JournalLocation::Sqlite(path.to_path_buf()), e))?;
         Sqlite::setup(path, conn)
     }
 
@@ -47,7 +48,10 @@ impl Sqlite {
         let pragmas =
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
         let fail = |e: rusqlite::Error| {
-            ApplyError::journal(&JournalLocation::Sqlite(path.to_path_buf()), format!("cannot set up the journal: {e}"))
+            ApplyError::journal(
+                &JournalLocation::Sqlite(path.to_path_buf()),
+                format!("cannot set up the journal: {e}"),
+            )
         };
         conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
         // Switching a new file to WAL takes an exclusive lock and does not
@@ -66,13 +70,13 @@ impl Sqlite {
                 Err(e) => return Err(fail(e)),
             }
         }
-        schema::migrate(&mut conn).map_err(|e| ApplyError::journal(&JournalLocation::Sqlite(path.to_path_buf()), e))?;
+        schema::migrate(&mut conn)
+            .map_err(|e| ApplyError::journal(&JournalLocation::Sqlite(path.to_path_buf()), e))?;
         Ok(Sqlite {
             location: JournalLocation::Sqlite(path.to_path_buf()),
             conn: Mutex::new(conn),
         })
     }
-
 
     pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent.
@@ -292,7 +296,8 @@ impl Sqlite {
                     .map_err(|e| ApplyError::journal(&self.location, e))?;
                 let before: Option<BTreeSet<String>> = match before {
                     Some(b) => Some(
-                        serde_json::from_str(&b).map_err(|e| ApplyError::journal(&self.location, e))?,
+                        serde_json::from_str(&b)
+                            .map_err(|e| ApplyError::journal(&self.location, e))?,
                     ),
                     None => None,
                 };
@@ -342,7 +347,10 @@ impl Sqlite {
     /// The PUTs of any run that took effect (`applied` = 1: applied, or
     /// resolved as applied) and whose outcome was recorded at or after
     /// `since_ms` (Unix milliseconds): lead and body, oldest first.
-    pub(super) fn applied_since(&self, since_ms: i64) -> Result<Vec<(LeadKey, String)>, ApplyError> {
+    pub(super) fn applied_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(LeadKey, String)>, ApplyError> {
         self.with("read the PUTs applied recently", |c| {
             let mut stmt = c.prepare(
                 "SELECT campaign_id, lead_id, body FROM puts WHERE applied = 1 AND done_ms >= ?1 ORDER BY done_ms, id",
@@ -484,4 +492,3 @@ impl Sqlite {
         })
     }
 }
-

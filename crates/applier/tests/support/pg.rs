@@ -95,7 +95,10 @@ pub fn start() -> Option<PgServer> {
             .arg(dir.path())
             .status()
             .expect("chown runs");
-        assert!(status.success(), "chown of the server directory to postgres failed");
+        assert!(
+            status.success(),
+            "chown of the server directory to postgres failed"
+        );
     }
     let server = PgServer {
         dir,
@@ -105,33 +108,39 @@ pub fn start() -> Option<PgServer> {
         next_db: std::sync::atomic::AtomicU32::new(0),
     };
     let data = server.data_dir();
-    server.run_ok("initdb", &[
-        "-D",
-        &data.to_string_lossy(),
-        "-A",
-        "trust",
-        "-U",
-        "rebalancer",
-        "--no-sync",
-        "-E",
-        "UTF8",
-    ]);
+    server.run_ok(
+        "initdb",
+        &[
+            "-D",
+            &data.to_string_lossy(),
+            "-A",
+            "trust",
+            "-U",
+            "rebalancer",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+    );
     let options = format!(
         "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
         server.port,
         server.dir.path().display()
     );
     let log = server.dir.path().join("server.log");
-    server.run_ok("pg_ctl", &[
-        "-D",
-        &data.to_string_lossy(),
-        "-l",
-        &log.to_string_lossy(),
-        "-o",
-        &options,
-        "-w",
-        "start",
-    ]);
+    server.run_ok(
+        "pg_ctl",
+        &[
+            "-D",
+            &data.to_string_lossy(),
+            "-l",
+            &log.to_string_lossy(),
+            "-o",
+            &options,
+            "-w",
+            "start",
+        ],
+    );
     Some(server)
 }
 
@@ -177,15 +186,18 @@ impl PgServer {
             .next_db
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("journal{n}");
-        self.run_ok("createdb", &[
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "rebalancer",
-            &name,
-        ]);
+        self.run_ok(
+            "createdb",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "rebalancer",
+                &name,
+            ],
+        );
         self.url(&name)
     }
 
