@@ -1448,4 +1448,26 @@ threshold_ids = ["9"]
             let _ = from_toml(MINIMAL, &[("REBALANCER_PLAN__MAX_MOVES_PER_RUN", &value), ("REBALANCER_CMS__PASSWORD", &value)]);
         }
     }
+
+    #[test]
+    fn journal_url_selects_postgresql_and_its_password_never_shows() {
+        let env = |url: &str| Env::from_pairs([("REBALANCER_JOURNAL__URL", url)]);
+        let sqlite =
+            load_journal(None, None, &Env::from_pairs(Vec::<(String, String)>::new())).unwrap();
+        assert!(
+            matches!(sqlite, JournalLocation::Sqlite(ref p) if p.ends_with("rebalancer-journal.sqlite"))
+        );
+        let url = "postgres://app:hunter2@db:5432/j";
+        let pg = load_journal(None, None, &env(url)).unwrap();
+        assert!(pg.is_postgres());
+        assert_eq!(pg.to_string(), "postgres://app:****@db:5432/j");
+        assert!(!format!("{pg:?}").contains("hunter2"));
+        let flag = load_journal(Some(PathBuf::from("x.sqlite")), None, &env(url)).unwrap();
+        assert!(matches!(flag, JournalLocation::Sqlite(_)));
+        let err = load_journal(None, None, &env("mysql://app:hunter2@db/j")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("journal.url"), "{text}");
+        assert!(text.contains("REBALANCER_JOURNAL__URL"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
 }
