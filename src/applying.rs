@@ -7,20 +7,26 @@ use crate::input::{self, Connected, Purpose, Source};
 use crate::progress::Bar;
 use crate::render::{self, Format};
 use crate::settings::Env;
-use rebalancer_applier::{ApplyConfig, Progress, RunOutcome, RunReport, Upstreams};
+use rebalancer_applier::{
+    ApplyConfig, JournalLocation, Progress, RunOutcome, RunReport, Upstreams,
+};
 use std::future::Future;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
+
+/// The journal of `--sandbox` runs without `--journal`.
+pub const SANDBOX_JOURNAL: &str = "rebalancer-sandbox-journal.sqlite";
 
 /// A connection ready to write, with the applier's options.
 pub struct Session {
     pub connected: Connected,
     pub upstreams: Upstreams,
     pub config: ApplyConfig,
-    pub journal: PathBuf,
+    pub journal: JournalLocation,
 }
 
-/// Connect to `source` for writing. `journal` overrides `apply.journal`.
+/// Connect to `source` for writing. `journal` (`--journal FILE`)
+/// overrides `journal.url` and `apply.journal`.
 pub async fn session(
     source: &Source,
     env: &Env,
@@ -33,7 +39,13 @@ pub async fn session(
         connected
             .apply
             .apply_config(&connected.plan, &connected.http, allow_mass_unassign);
-    let journal = journal.unwrap_or_else(|| connected.apply.journal.clone());
+    // The embedded sandbox is a demo: its runs never go into the journal a
+    // config names (a production SQLite file in this directory, or a
+    // PostgreSQL journal from the environment), only into their own file.
+    let journal = match (source, journal) {
+        (Source::Sandbox(_), None) => JournalLocation::Sqlite(PathBuf::from(SANDBOX_JOURNAL)),
+        (_, flag) => connected.journal.location(&connected.apply, flag),
+    };
     Ok(Session {
         connected,
         upstreams,
@@ -88,7 +100,7 @@ pub async fn with_progress<T>(show: bool, progress: &Progress, work: impl Future
 }
 
 /// Print a finished run's summary and return its exit code.
-pub fn report(report: &RunReport, journal: &std::path::Path, format: Format) -> anyhow::Result<u8> {
+pub fn report(report: &RunReport, journal: &JournalLocation, format: Format) -> anyhow::Result<u8> {
     let text = match format {
         Format::Table => render::apply::report(report, journal),
         Format::Json => render::apply::report_json(report),

@@ -11,7 +11,9 @@
 //! never applied to the sandbox: real credentials never meet it.
 
 use crate::progress;
-use crate::settings::{self, ApplyKeys, Env, HttpKeys, Layers, LocalSettings, RunKeys};
+use crate::settings::{
+    self, ApplyKeys, Env, HttpKeys, JournalKeys, Layers, LocalSettings, RunKeys,
+};
 use anyhow::Context;
 use rebalancer_fetcher::{Clients, FetchOptions, FetchReport};
 use rebalancer_model::{Snapshot, SnapshotSource, TargetSystem};
@@ -123,6 +125,7 @@ pub struct Connected {
     pub connection: Connection,
     pub plan: PlanConfig,
     pub apply: ApplyKeys,
+    pub journal: JournalKeys,
     pub http: HttpKeys,
     pub run: RunKeys,
     pub layers: Layers,
@@ -155,6 +158,7 @@ pub async fn connect(source: &Source, env: &Env, purpose: Purpose) -> anyhow::Re
                 connection,
                 plan: s.plan,
                 apply: s.apply,
+                journal: s.journal,
                 http: s.http,
                 run: s.run,
                 layers: loaded.layers,
@@ -175,6 +179,7 @@ pub async fn connect(source: &Source, env: &Env, purpose: Purpose) -> anyhow::Re
                 connection,
                 plan: local.plan,
                 apply: local.apply,
+                journal: local.journal,
                 http: local.http,
                 run: local.run,
                 layers: loaded.layers,

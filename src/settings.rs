@@ -14,7 +14,7 @@
 //! its value came from, and what to put there. Secrets stay `SecretString`
 //! from the moment they are read.
 
-use rebalancer_applier::{ApplyConfig, OnDrift, RetryPolicy};
+use rebalancer_applier::{mask_url, ApplyConfig, JournalLocation, OnDrift, RetryPolicy};
 use rebalancer_fetcher::{CampaignSpec, FetchOptions, FetchProgress, IdentityMap};
 use rebalancer_model::SnapshotSource;
 use rebalancer_optimizer::PlanConfig;
@@ -39,7 +39,7 @@ pub const ENV_PREFIX: &str = "REBALANCER_";
 /// The sections a config may hold; an environment variable naming another
 /// section is a mistake worth reporting.
 const SECTIONS: &[&str] = &[
-    "cms", "webex", "zoho", "http", "fetch", "plan", "apply", "run",
+    "cms", "webex", "zoho", "http", "fetch", "plan", "apply", "journal", "run",
 ];
 
 /// Keys whose environment values are comma-separated lists. A one-item
@@ -469,6 +469,7 @@ pub struct Settings {
     pub fetch: FetchKeys,
     pub plan: PlanConfig,
     pub apply: ApplyKeys,
+    pub journal: JournalKeys,
     pub run: RunKeys,
 }
 
@@ -583,6 +584,29 @@ impl ApplyKeys {
     }
 }
 
+/// `[journal]`: where the journal lives when it is not the SQLite file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalKeys {
+    /// Empty: the SQLite file at `apply.journal`; `postgres://…`: a
+    /// PostgreSQL database (may hold a password: never printed).
+    pub url: SecretString,
+}
+
+impl JournalKeys {
+    /// The journal these keys and `apply` name; `flag` (`--journal FILE`)
+    /// overrides both with a SQLite file.
+    pub fn location(&self, apply: &ApplyKeys, flag: Option<PathBuf>) -> JournalLocation {
+        match flag {
+            Some(path) => JournalLocation::Sqlite(path),
+            None if self.url.expose_secret().trim().is_empty() => {
+                JournalLocation::Sqlite(apply.journal.clone())
+            }
+            None => JournalLocation::Postgres(self.url.expose_secret().trim().to_string().into()),
+        }
+    }
+}
+
 /// `[run]`: the schedule of `rebalancer run` and its flap guard. Strings
 /// here are checked when `run` starts (see `schedule.rs`), where the flags
 /// that override them are known.
@@ -597,33 +621,29 @@ pub struct RunKeys {
 }
 
 #[derive(Deserialize)]
-struct ApplyOnly {
+struct JournalOnly {
     apply: ApplyKeys,
+    journal: JournalKeys,
 }
 
-/// The journal to read: `flag` (`--journal`) if given, else `apply.journal`
-/// from the layers.
-pub fn journal_path(
+/// The journal to read (for `history` and `show`, which need no
+/// credentials): `flag` (`--journal FILE`) if given, else `journal.url`
+/// when set, else `apply.journal`, from defaults < `config` (when given) <
+/// `env`.
+pub fn load_journal(
     flag: Option<PathBuf>,
     config: Option<&Path>,
     env: &Env,
-) -> Result<PathBuf, SettingsError> {
-    match flag {
-        Some(path) => Ok(path),
-        None => Ok(load_apply(config, env)?.value.journal),
+) -> Result<JournalLocation, SettingsError> {
+    if let Some(path) = flag {
+        return Ok(JournalLocation::Sqlite(path));
     }
-}
-
-/// `[apply]` only (for `history` and `show`, which need no credentials):
-/// defaults < `path` (when given) < `env`.
-pub fn load_apply(path: Option<&Path>, env: &Env) -> Result<Loaded<ApplyKeys>, SettingsError> {
-    let layered = Layered::build(path, env, &["apply"])?;
-    let only: ApplyOnly = layered.deserialize()?;
-    Checker { layered: &layered }.apply(&only.apply)?;
-    Ok(Loaded {
-        value: only.apply,
-        layers: layered.layers,
-    })
+    let layered = Layered::build(config, env, &["apply", "journal"])?;
+    let only: JournalOnly = layered.deserialize()?;
+    let check = Checker { layered: &layered };
+    check.apply(&only.apply)?;
+    check.journal(&only.journal)?;
+    Ok(only.journal.location(&only.apply, None))
 }
 
 /// The sections the embedded sandbox takes from the layers (it supplies
@@ -634,6 +654,7 @@ pub struct LocalSettings {
     pub fetch: FetchKeys,
     pub plan: PlanConfig,
     pub apply: ApplyKeys,
+    pub journal: JournalKeys,
     pub run: RunKeys,
 }
 
@@ -659,6 +680,7 @@ pub fn load(path: &Path, env: &Env) -> Result<Loaded<Settings>, SettingsError> {
     check.fetch(&settings.fetch)?;
     check.plan(&settings.plan)?;
     check.apply(&settings.apply)?;
+    check.journal(&settings.journal)?;
     Ok(Loaded {
         value: settings,
         layers: layered.layers,
@@ -677,16 +699,21 @@ pub fn load_plan(path: Option<&Path>, env: &Env) -> Result<Loaded<PlanConfig>, S
     })
 }
 
-/// `[http]`, `[fetch]`, `[plan]` and `[apply]`, for the embedded sandbox: defaults <
+/// `[http]`, `[fetch]`, `[plan]`, `[apply]`, `[journal]` and `[run]`, for the embedded sandbox: defaults <
 /// `env` (connection variables are ignored: the sandbox supplies those).
 pub fn load_local(env: &Env) -> Result<Loaded<LocalSettings>, SettingsError> {
-    let layered = Layered::build(None, env, &["http", "fetch", "plan", "apply", "run"])?;
+    let layered = Layered::build(
+        None,
+        env,
+        &["http", "fetch", "plan", "apply", "journal", "run"],
+    )?;
     let local: LocalSettings = layered.deserialize()?;
     let check = Checker { layered: &layered };
     check.http(&local.http)?;
     check.fetch(&local.fetch)?;
     check.plan(&local.plan)?;
     check.apply(&local.apply)?;
+    check.journal(&local.journal)?;
     let mut layers = layered.layers;
     layers.connection = Some("embedded sandbox".into());
     Ok(Loaded {
@@ -872,6 +899,22 @@ impl Checker<'_> {
             return Err(self.fail(
                 "apply.journal",
                 "is empty; name the SQLite journal file, e.g. \"rebalancer-journal.sqlite\"",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `journal.url`: empty, or a PostgreSQL URL. Its value is never
+    /// quoted whole (it may hold a password).
+    fn journal(&self, j: &JournalKeys) -> Result<(), SettingsError> {
+        let url = j.url.expose_secret().trim();
+        if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(self.fail(
+                "journal.url",
+                format!(
+                    "is \"{}\", not a PostgreSQL URL; write postgres://user:password@host:port/database, or leave it empty for the SQLite file at apply.journal",
+                    mask_url(url)
+                ),
             ));
         }
         Ok(())
@@ -1404,5 +1447,27 @@ threshold_ids = ["9"]
         fn arbitrary_environment_values_never_panic(value in "\\PC{0,40}") {
             let _ = from_toml(MINIMAL, &[("REBALANCER_PLAN__MAX_MOVES_PER_RUN", &value), ("REBALANCER_CMS__PASSWORD", &value)]);
         }
+    }
+
+    #[test]
+    fn journal_url_selects_postgresql_and_its_password_never_shows() {
+        let env = |url: &str| Env::from_pairs([("REBALANCER_JOURNAL__URL", url)]);
+        let sqlite =
+            load_journal(None, None, &Env::from_pairs(Vec::<(String, String)>::new())).unwrap();
+        assert!(
+            matches!(sqlite, JournalLocation::Sqlite(ref p) if p.ends_with("rebalancer-journal.sqlite"))
+        );
+        let url = "postgres://app:hunter2@db:5432/j";
+        let pg = load_journal(None, None, &env(url)).unwrap();
+        assert!(pg.is_postgres());
+        assert_eq!(pg.to_string(), "postgres://app:****@db:5432/j");
+        assert!(!format!("{pg:?}").contains("hunter2"));
+        let flag = load_journal(Some(PathBuf::from("x.sqlite")), None, &env(url)).unwrap();
+        assert!(matches!(flag, JournalLocation::Sqlite(_)));
+        let err = load_journal(None, None, &env("mysql://app:hunter2@db/j")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("journal.url"), "{text}");
+        assert!(text.contains("REBALANCER_JOURNAL__URL"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
     }
 }

@@ -2,10 +2,14 @@
 //! loop reacts to upstream changes on its next cycle (an agent goes
 //! inactive, a backlog fills up) while the flap guard holds back moves of
 //! agents it just moved; two loops on one journal never apply in the same
-//! cycle; bad schedules and an unwritable journal fail at start-up naming
-//! the key.
+//! cycle, also on a PostgreSQL journal (a throwaway server; skipped with a
+//! notice when PostgreSQL is not installed); bad schedules, an unwritable
+//! journal and an unreachable PostgreSQL URL fail at start-up naming the
+//! key (never printing the URL's password).
 
 mod common;
+#[path = "../crates/applier/tests/support/pg.rs"]
+mod pg;
 
 use common::{config_toml, p, plan_world, run_async as run, s, start};
 use rebalancer_sandbox::Sandbox;
@@ -33,21 +37,19 @@ struct Loop {
 
 impl Loop {
     fn start(config: &Path, journal: &Path, extra: &[&str], env: &[(&str, &str)]) -> Loop {
+        Loop::start_with(config, &["--journal", &p(journal)], extra, env)
+    }
+
+    /// With `journal` arguments of its own (none: from the config/env).
+    fn start_with(config: &Path, journal: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Loop {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rebalancer"));
-        cmd.args([
-            "run",
-            "--config",
-            &p(config),
-            "--journal",
-            &p(journal),
-            "--format",
-            "json",
-        ])
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        cmd.args(["run", "--config", &p(config), "--format", "json"])
+            .args(journal)
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -410,4 +412,129 @@ async fn sigterm_mid_cycle_records_the_run_as_interrupted() {
     let runs: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(runs[0]["outcome"], "interrupted", "{stdout}");
     sb.shutdown().await;
+}
+
+/// Two loops on one PostgreSQL journal (`REBALANCER_JOURNAL__URL`): one
+/// applies, the other skips its first cycle; their runs never overlap.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_loops_on_one_postgresql_journal_never_apply_in_the_same_cycle() {
+    let Some(server) = pg::start() else {
+        return;
+    };
+    let url = server.database();
+    let (sb, _dir, config, _) = setup().await;
+    let env = [
+        ("REBALANCER_APPLY__PUTS_PER_SECOND", "10"),
+        ("REBALANCER_JOURNAL__URL", url.as_str()),
+    ];
+    let a = Loop::start_with(&config, &[], &["--every", "1s"], &env);
+    let b = Loop::start_with(&config, &[], &["--every", "1s"], &env);
+    let (first_a, first_b) = (a.next(), b.next());
+    let outcomes = [first_a["outcome"].clone(), first_b["outcome"].clone()];
+    assert!(
+        outcomes.contains(&Value::from("applied")) && outcomes.contains(&Value::from("skipped")),
+        "one applies, the other skips its cycle: {first_a} / {first_b}"
+    );
+    let _ = (a.stop(), b.stop());
+    let (code, stdout, stderr) = run(
+        s(&["history", "--format", "json"]),
+        vec![("REBALANCER_JOURNAL__URL".into(), url.clone())],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let runs: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert!(!runs.is_empty(), "the applied cycle's run is in PostgreSQL");
+    let mut spans: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["started_at"].as_str().unwrap().to_owned(),
+                r["ended_at"].as_str().unwrap_or("~").to_owned(),
+            )
+        })
+        .collect();
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "two runs overlap: {w:?}");
+    }
+    let (code, stdout, stderr) = run(
+        s(&["history"]),
+        vec![("REBALANCER_JOURNAL__URL".into(), url)],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("rebalancer:****@127.0.0.1"), "{stdout}");
+    assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"));
+    sb.shutdown().await;
+}
+
+/// An unreachable PostgreSQL URL fails `run --once` at start-up: exit 8,
+/// naming journal.url, never printing the password, nothing written
+/// upstream. Needs no server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_postgresql_journal_fails_at_start_up() {
+    let (sb, _dir, config, _) = setup().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://rebalancer:hunter2-secret@127.0.0.1:{port}/journal");
+    let (code, stdout, stderr) = run(
+        s(&["run", "--once", "--config", &p(&config)]),
+        vec![("REBALANCER_JOURNAL__URL".into(), url)],
+    )
+    .await;
+    assert_eq!(code, 8, "{stderr}");
+    assert!(stderr.contains("journal.url"), "{stderr}");
+    assert!(stderr.contains("rebalancer:****@127.0.0.1"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2") && !stdout.contains("hunter2"),
+        "{stderr}"
+    );
+    assert!(
+        sb.write_log().is_empty(),
+        "a failed start-up wrote upstream"
+    );
+    // Not a PostgreSQL URL at all: a config error naming the key, masked.
+    let (code, _, stderr) = run(
+        s(&["run", "--once", "--config", &p(&config)]),
+        vec![(
+            "REBALANCER_JOURNAL__URL".into(),
+            "mysql://u:hunter2-secret@h/db".into(),
+        )],
+    )
+    .await;
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("journal.url"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_runs_never_write_the_configured_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let production = dir.path().join("production.sqlite");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rebalancer"));
+    let out = cmd
+        .args(["run", "--sandbox", "--once", "--dry-run"])
+        .current_dir(dir.path())
+        .env("REBALANCER_APPLY__JOURNAL", &production)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !production.exists(),
+        "a sandbox run wrote the configured journal"
+    );
+    assert!(dir
+        .path()
+        .join("rebalancer-sandbox-journal.sqlite")
+        .is_file());
 }

@@ -22,6 +22,7 @@
 use crate::exit::CheckFailed;
 use crate::render::{self, check::CheckRow, Format};
 use crate::settings::{self, Env, Settings};
+use rebalancer_applier::JournalLocation;
 use rebalancer_upstream::{CmsClient, Stats, UpstreamError, WebexClient, ZohoClient};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -42,16 +43,19 @@ type Outcome = Result<String, (String, String)>;
 pub async fn run(opts: Options) -> anyhow::Result<u8> {
     let loaded = settings::load(&opts.config, &Env::from_process())?;
     let s = loaded.value;
-    let journal = opts.journal.unwrap_or_else(|| s.apply.journal.clone());
+    let journal = s.journal.location(&s.apply, opts.journal);
     let (cms, webex, zoho, journal) = tokio::join!(
         timed("cms", cms_target(&s), check_cms(&s)),
         timed("webex", s.webex.base_url.to_string(), check_webex(&s)),
         timed("zoho", zoho_target(&s), check_zoho(&s)),
-        timed("journal", journal.display().to_string(), async {
+        timed("journal", journal.to_string(), async {
             let path = journal.clone();
-            tokio::task::spawn_blocking(move || check_journal(&path))
-                .await
-                .unwrap_or_else(|e| Err((format!("the check panicked: {e}"), bug())))
+            tokio::task::spawn_blocking(move || match path {
+                JournalLocation::Sqlite(path) => check_journal(&path),
+                pg => check_pg_journal(&pg),
+            })
+            .await
+            .unwrap_or_else(|e| Err((format!("the check panicked: {e}"), bug())))
         }),
     );
     let rows = [cms, webex, zoho, journal];
@@ -190,6 +194,22 @@ async fn check_zoho(s: &Settings) -> Outcome {
     ))
 }
 
+/// A PostgreSQL journal opens (connects, migrates) and reads.
+fn check_pg_journal(location: &JournalLocation) -> Outcome {
+    match rebalancer_applier::history(location, 1) {
+        Ok(runs) => Ok(match runs.first() {
+            Some(r) => format!("ok: opens; last run {} ({})", r.id, r.outcome),
+            None => "ok: opens; no runs yet".into(),
+        }),
+        Err(e) => Err((
+            format!("FAILED: {e}"),
+            "check journal.url: the PostgreSQL server must be reachable from this host, the \
+             database must exist, and its user must be allowed to create tables in it"
+                .into(),
+        )),
+    }
+}
+
 /// The journal's directory takes a new file; an existing journal opens.
 fn check_journal(path: &Path) -> Outcome {
     let dir = match path.parent() {
@@ -212,7 +232,7 @@ fn check_journal(path: &Path) -> Outcome {
     if !path.exists() {
         return Ok("ok: directory writable; the first apply creates the journal".into());
     }
-    match rebalancer_applier::history(path, 1) {
+    match rebalancer_applier::history(&path.into(), 1) {
         Ok(runs) => Ok(match runs.first() {
             Some(r) => format!("ok: opens; last run {} ({})", r.id, r.outcome),
             None => "ok: opens; no runs yet".into(),

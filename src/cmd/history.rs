@@ -1,5 +1,6 @@
 //! `rebalancer history`: the runs in the journal, newest first. Reads only
-//! the journal (`apply.journal`, or `--journal`): no credentials needed.
+//! the journal (`journal.url`, else `apply.journal`, or `--journal FILE`):
+//! no upstream credentials needed.
 
 use crate::render::{self, Format};
 use crate::settings::{self, Env};
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 /// What `history` was asked to do.
 #[derive(Debug)]
 pub struct Options {
-    /// A config file for `apply.journal` (optional).
+    /// A config file for `journal.url` / `apply.journal` (optional).
     pub config: Option<PathBuf>,
     pub journal: Option<PathBuf>,
     pub limit: usize,
@@ -17,7 +18,7 @@ pub struct Options {
 
 pub fn run(opts: Options) -> anyhow::Result<u8> {
     let journal =
-        settings::journal_path(opts.journal, opts.config.as_deref(), &Env::from_process())?;
+        settings::load_journal(opts.journal, opts.config.as_deref(), &Env::from_process())?;
     let runs = rebalancer_applier::history(&journal, opts.limit)?;
     let text = match opts.format {
         Format::Table => render::journal::history(&runs, &journal),

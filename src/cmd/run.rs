@@ -10,8 +10,11 @@
 //! With `run.metrics_addr` set, Prometheus metrics and the `/healthz` and
 //! `/readyz` probes are served while the loop runs (`telemetry.rs`).
 //!
-//! Several replicas may share one journal: the journal's lease lets one
-//! apply at a time; a cycle that finds it held is recorded as skipped.
+//! Several replicas may share one journal (a SQLite file on one host, or a
+//! PostgreSQL database, `journal.url`, across hosts): the journal's lease
+//! lets one apply at a time; a cycle that finds it held is recorded as
+//! skipped. The journal is opened at start-up: an unwritable file or an
+//! unreachable URL ends `run` before any cycle (exit 8).
 
 use crate::applying::{self, Session};
 use crate::exit;

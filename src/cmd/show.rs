@@ -16,7 +16,7 @@ pub struct Options {
 
 pub fn run(opts: Options) -> anyhow::Result<u8> {
     let journal =
-        settings::journal_path(opts.journal, opts.config.as_deref(), &Env::from_process())?;
+        settings::load_journal(opts.journal, opts.config.as_deref(), &Env::from_process())?;
     let detail = rebalancer_applier::show(&journal, opts.run)?;
     let text = match opts.format {
         Format::Table => render::journal::run_detail(&detail),

@@ -7,7 +7,6 @@ use comfy_table::Cell;
 use rebalancer_applier::{LeadState, RunReport};
 use serde::Serialize;
 use std::fmt::Write;
-use std::path::Path;
 
 /// The figures of a finished run, for the table and the JSON.
 #[derive(Debug, Serialize)]
@@ -61,16 +60,13 @@ fn summarise(r: &RunReport) -> Summary<'_> {
 }
 
 /// The end-of-run summary as a table.
-pub fn report(r: &RunReport, journal: &Path) -> String {
+pub fn report(r: &RunReport, journal: &rebalancer_applier::JournalLocation) -> String {
     let s = summarise(r);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "Run {} ({}): {}. Journal: {}.",
-        s.run,
-        s.kind,
-        s.outcome,
-        journal.display()
+        s.run, s.kind, s.outcome, journal
     );
     let mut t = table();
     t.set_header(vec!["", "count"]);

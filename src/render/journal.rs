@@ -6,7 +6,6 @@ use comfy_table::Cell;
 use rebalancer_applier::{RunDetail, RunRecord};
 use serde::Serialize;
 use std::fmt::Write;
-use std::path::Path;
 
 /// Any journal view as pretty JSON.
 pub fn to_json<T: Serialize>(value: &T) -> String {
@@ -14,9 +13,9 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
 }
 
 /// The runs, newest first.
-pub fn history(runs: &[RunRecord], journal: &Path) -> String {
+pub fn history(runs: &[RunRecord], journal: &rebalancer_applier::JournalLocation) -> String {
     if runs.is_empty() {
-        return format!("No runs in {}.", journal.display());
+        return format!("No runs in {journal}.");
     }
     let mut t = table();
     t.set_header(vec![
@@ -35,7 +34,7 @@ pub fn history(runs: &[RunRecord], journal: &Path) -> String {
             right(r.moves_made),
         ]);
     }
-    format!("Runs in {}:\n{t}", journal.display())
+    format!("Runs in {journal}:\n{t}")
 }
 
 /// One run: its record, its leads, its PUTs.

@@ -3,10 +3,9 @@
 //! errors: they are in the run's report and journal, and the run goes on.
 //! Every message says what failed and what to do.
 
-use std::path::PathBuf;
-
 use rebalancer_upstream::UpstreamError;
 
+use crate::journal::JournalLocation;
 use crate::report::RunOutcome;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +13,14 @@ pub enum ApplyError {
     /// The journal could not be opened, migrated, read or written. A write
     /// failure stops the run before its next PUT: nothing is ever sent that
     /// could not be recorded first.
-    #[error("journal {path}: {detail}; fix: check that the file (apply.journal) is on a writable local disk with free space, and that no other program locks it")]
-    Journal { path: PathBuf, detail: String },
+    /// `location` is shown masked (no password), `fix` depends on the
+    /// backend.
+    #[error("journal {location}: {detail}; fix: {fix}")]
+    Journal {
+        location: String,
+        detail: String,
+        fix: &'static str,
+    },
 
     /// Another apply holds the journal's lease.
     #[error("another apply holds the journal (lease held by {holder} until {expires_at}); fix: wait for it to finish, or, if that process is gone, wait until the lease expires (apply.lease_secs) and run again")]
@@ -69,10 +74,15 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
-    pub(crate) fn journal(path: &std::path::Path, detail: impl std::fmt::Display) -> Self {
+    pub(crate) fn journal(location: &JournalLocation, detail: impl std::fmt::Display) -> Self {
+        let fix = match location {
+            JournalLocation::Sqlite(_) => "check that the file (apply.journal) is on a writable local disk with free space, and that no other program locks it",
+            JournalLocation::Postgres(_) => "check journal.url: the PostgreSQL server must be reachable from this host (plain TCP), the database must exist, and its user must be allowed to create tables in it",
+        };
         ApplyError::Journal {
-            path: path.to_path_buf(),
+            location: location.to_string(),
             detail: detail.to_string(),
+            fix,
         }
     }
 }

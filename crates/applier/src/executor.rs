@@ -597,7 +597,7 @@ mod tests {
             unassign: [current[0].clone()].into(),
         };
         let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
+        let journal = Arc::new(Journal::open(dir.path().join("j.sqlite")).unwrap());
         let lease = Arc::new(journal.acquire_lease(Duration::from_secs(30)).unwrap());
         let run = journal
             .start_run(NewRun {

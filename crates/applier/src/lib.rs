@@ -21,6 +21,10 @@
 //! of a scheduled run); [`check_plan_age`] refuses a plan made from a stale
 //! snapshot (`apply.max_plan_age_secs`).
 //!
+//! The journal is a SQLite file on this host or a PostgreSQL database that
+//! replicas on several hosts share ([`JournalLocation`]); both keep the
+//! same tables and rules, write-before-send and the single-applier lease.
+//!
 //! The write rate is not set here: whoever builds the clients gives the CMS
 //! client its request budget (`HttpSettings::budget`), shared by every
 //! writer.
@@ -31,6 +35,7 @@
 //! no PUT is empty; an inactive or over-allowance agent is never assigned.
 //! **API Boundary:** the functions above, [`Upstreams`], [`ApplyConfig`],
 //! [`OnDrift`], [`Progress`], the report and record types, [`RecentMoves`],
+//! [`JournalLocation`] (and [`mask_url`]),
 //! [`ApplyError`],
 //! and the pure [`batch`] planning of a lead's PUTs.
 
@@ -51,6 +56,7 @@ use std::time::Duration;
 use rebalancer_upstream::{CmsClient, WebexClient, ZohoClient};
 
 pub use error::ApplyError;
+pub use journal::{mask_url, JournalLocation};
 pub use rebalancer_model::{LeadKey, Plan};
 pub use recent::{recent_moves, RecentMoves};
 pub use report::{

@@ -10,12 +10,11 @@
 //! more cautious, time), at millisecond resolution.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use rebalancer_model::LeadKey;
 
 use crate::error::ApplyError;
-use crate::journal::{unix_ms, Journal};
+use crate::journal::{unix_ms, Journal, JournalLocation};
 use crate::run::body_batch;
 
 /// Agents moved and leads changed by the PUTs applied since some time.
@@ -36,13 +35,13 @@ impl RecentMoves {
 
 /// What the journal says was applied at or after `since`: every agent a
 /// PUT that took effect assigned or unassigned, and every lead it changed,
-/// over all runs. A journal file that does not exist gives an empty
+/// over all runs. A SQLite journal file that does not exist gives an empty
 /// [`RecentMoves`]; an existing one is migrated like any other opening.
 ///
 /// Errors: the journal cannot be opened, migrated or read, or a PUT body in
 /// it does not parse ([`ApplyError::Journal`]).
 pub fn recent_moves(
-    journal: &Path,
+    journal: &JournalLocation,
     since: time::OffsetDateTime,
 ) -> Result<RecentMoves, ApplyError> {
     let Some(j) = Journal::open_existing(journal)? else {
@@ -50,7 +49,7 @@ pub fn recent_moves(
     };
     let mut out = RecentMoves::default();
     for (lead, body) in j.applied_since(unix_ms(since))? {
-        let batch = body_batch(&body).map_err(|e| ApplyError::journal(j.path(), e))?;
+        let batch = body_batch(&body).map_err(|e| ApplyError::journal(j.location(), e))?;
         out.leads.insert(lead);
         out.agents.extend(batch.assign);
         out.agents.extend(batch.unassign);
@@ -74,7 +73,7 @@ mod tests {
     fn a_journal_that_does_not_exist_is_nothing_recent() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("none.sqlite");
-        let got = recent_moves(&path, time::OffsetDateTime::UNIX_EPOCH).unwrap();
+        let got = recent_moves(&path.clone().into(), time::OffsetDateTime::UNIX_EPOCH).unwrap();
         assert_eq!(got, RecentMoves::default());
         assert!(got.is_empty());
         assert!(!path.exists(), "reading creates no journal");
@@ -116,7 +115,7 @@ mod tests {
             message: None,
         };
         j.put_done(ok, applied).unwrap();
-        let got = recent_moves(&path, time::OffsetDateTime::UNIX_EPOCH).unwrap();
+        let got = recent_moves(&path.clone().into(), time::OffsetDateTime::UNIX_EPOCH).unwrap();
         assert_eq!(
             got.agents,
             ["a", "b"].into_iter().map(String::from).collect()
@@ -135,7 +134,7 @@ mod tests {
             },
         )
         .unwrap();
-        let e = recent_moves(&path, time::OffsetDateTime::UNIX_EPOCH).unwrap_err();
+        let e = recent_moves(&path.clone().into(), time::OffsetDateTime::UNIX_EPOCH).unwrap_err();
         assert!(matches!(e, ApplyError::Journal { .. }), "{e}");
         assert!(e.to_string().contains("does not parse"), "{e}");
     }

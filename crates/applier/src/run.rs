@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +19,7 @@ use crate::batch::PutBatch;
 use crate::error::ApplyError;
 use crate::executor::{put_took_effect, read_live, Counters, Ctx, LeadEnd};
 use crate::goal::{decide, goals_from_plan, Decision, DriftRule, LeadGoal};
-use crate::journal::holder;
+use crate::journal::{holder, JournalLocation};
 use crate::journal::{Journal, Lease, NewRun, PutOutcome};
 use crate::recheck::Rechecker;
 use crate::report::{CycleRecord, LeadState, RunDetail, RunKind, RunOutcome, RunRecord, RunReport};
@@ -28,7 +27,7 @@ use crate::{ApplyConfig, Progress, Upstreams};
 
 /// Applies `plan`; see the crate documentation.
 pub async fn apply(
-    journal: &Path,
+    journal: &JournalLocation,
     plan: &Plan,
     up: &Upstreams,
     cfg: &ApplyConfig,
@@ -72,7 +71,7 @@ pub async fn apply(
 /// `run` is `None`) by diffing each remaining lead's live mapping against
 /// the plan. Safe to repeat.
 pub async fn resume(
-    journal: &Path,
+    journal: &JournalLocation,
     run: Option<i64>,
     up: &Upstreams,
     cfg: &ApplyConfig,
@@ -125,7 +124,7 @@ pub async fn resume(
 /// Undoes what `run` and its resumptions applied, as journaled, under the
 /// same rules as an apply; what cannot be restored is in the report.
 pub async fn rollback(
-    journal: &Path,
+    journal: &JournalLocation,
     run: i64,
     up: &Upstreams,
     cfg: &ApplyConfig,
@@ -188,7 +187,7 @@ pub fn check_plan_age(
 }
 
 /// The newest runs first; empty when the journal does not exist yet.
-pub fn history(journal: &Path, limit: usize) -> Result<Vec<RunRecord>, ApplyError> {
+pub fn history(journal: &JournalLocation, limit: usize) -> Result<Vec<RunRecord>, ApplyError> {
     match Journal::open_existing(journal)? {
         Some(j) => j.runs(limit),
         None => Ok(Vec::new()),
@@ -197,19 +196,19 @@ pub fn history(journal: &Path, limit: usize) -> Result<Vec<RunRecord>, ApplyErro
 
 /// Opens (creating and migrating if needed) the journal at `journal`: a
 /// start-up check that it can be written, before any cycle.
-pub fn prepare_journal(journal: &Path) -> Result<(), ApplyError> {
+pub fn prepare_journal(journal: &JournalLocation) -> Result<(), ApplyError> {
     Journal::open(journal).map(|_| ())
 }
 
 /// Records one cycle of `rebalancer run` (creating the journal if needed);
 /// returns its id. `holder` is `host:pid` of the recording process.
-pub fn record_cycle(journal: &Path, cycle: &CycleRecord) -> Result<i64, ApplyError> {
+pub fn record_cycle(journal: &JournalLocation, cycle: &CycleRecord) -> Result<i64, ApplyError> {
     Journal::open(journal)?.record_cycle(cycle, &holder())
 }
 
 /// The latest `limit` cycles, newest first (none when the journal does not
 /// exist).
-pub fn cycles(journal: &Path, limit: usize) -> Result<Vec<CycleRecord>, ApplyError> {
+pub fn cycles(journal: &JournalLocation, limit: usize) -> Result<Vec<CycleRecord>, ApplyError> {
     match Journal::open_existing(journal)? {
         Some(j) => j.cycles(limit),
         None => Ok(Vec::new()),
@@ -217,7 +216,7 @@ pub fn cycles(journal: &Path, limit: usize) -> Result<Vec<CycleRecord>, ApplyErr
 }
 
 /// One run with its leads and PUTs.
-pub fn show(journal: &Path, run: i64) -> Result<RunDetail, ApplyError> {
+pub fn show(journal: &JournalLocation, run: i64) -> Result<RunDetail, ApplyError> {
     let j = Journal::open_existing(journal)?.ok_or(ApplyError::NoSuchRun(run))?;
     let record = j.run(run)?.ok_or(ApplyError::NoSuchRun(run))?;
     Ok(RunDetail {
@@ -412,10 +411,10 @@ async fn resolve_pending(
         if put.state != "pending" && put.state != "ambiguous" {
             continue;
         }
-        let batch = body_batch(&put.body).map_err(|e| ApplyError::journal(j.path(), e))?;
+        let batch = body_batch(&put.body).map_err(|e| ApplyError::journal(j.location(), e))?;
         let Some(&process_id) = process.get(&put.lead) else {
             return Err(ApplyError::journal(
-                j.path(),
+                j.location(),
                 format!(
                     "PUT {} names lead {}, which is not in the run's plan",
                     put.id, put.lead
@@ -473,7 +472,7 @@ fn rollback_goals(j: &Journal, root: i64, plan: &Plan) -> Result<Vec<LeadGoal>, 
         if put.applied != Some(true) {
             continue;
         }
-        let batch = body_batch(&put.body).map_err(|e| ApplyError::journal(j.path(), e))?;
+        let batch = body_batch(&put.body).map_err(|e| ApplyError::journal(j.location(), e))?;
         let (added, removed) = net.entry(put.lead).or_default();
         for a in batch.assign {
             if !removed.remove(&a) {
@@ -493,7 +492,7 @@ fn rollback_goals(j: &Journal, root: i64, plan: &Plan) -> Result<Vec<LeadGoal>, 
         }
         let lp = leads.get(&lead).ok_or_else(|| {
             ApplyError::journal(
-                j.path(),
+                j.location(),
                 format!("lead {lead} was changed but is not in the run's plan"),
             )
         })?;

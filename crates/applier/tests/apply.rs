@@ -38,7 +38,7 @@ async fn a_plan_reaches_its_target_and_a_second_apply_changes_nothing() {
     let journal = journal_path(dir.path());
     std::fs::write(&journal, b"").unwrap(); // an empty file is migrated
     let progress = Progress::default();
-    let report = apply(&journal, &plan, &up, &config(), no_stop(), &progress)
+    let report = apply(&loc(&journal), &plan, &up, &config(), no_stop(), &progress)
         .await
         .unwrap();
     assert_eq!(report.outcome, RunOutcome::Completed, "{report:#?}");
@@ -54,7 +54,7 @@ async fn a_plan_reaches_its_target_and_a_second_apply_changes_nothing() {
     assert_eq!(sb.counts().cms_put, report.puts_sent);
 
     let again = apply(
-        &journal,
+        &loc(&journal),
         &plan,
         &up,
         &config(),
@@ -67,12 +67,12 @@ async fn a_plan_reaches_its_target_and_a_second_apply_changes_nothing() {
     assert_eq!(again.moves_made, 0);
     assert!(again.leads.iter().all(|l| l.state == LeadState::Unchanged));
 
-    let runs = history(&journal, 10).unwrap();
+    let runs = history(&loc(&journal), 10).unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0].id, again.run);
     assert_eq!(runs[1].outcome, RunOutcome::Completed);
     assert_eq!(runs[1].puts_sent, report.puts_sent);
-    let detail = show(&journal, report.run).unwrap();
+    let detail = show(&loc(&journal), report.run).unwrap();
     assert_eq!(detail.puts.len() as u64, report.puts_sent);
     assert!(detail
         .puts
@@ -80,7 +80,7 @@ async fn a_plan_reaches_its_target_and_a_second_apply_changes_nothing() {
         .all(|p| p.state == "applied" && p.applied == Some(true)));
     assert!(detail.puts.iter().all(|p| p.body.contains("\"leadId\"")));
     assert!(matches!(
-        show(&journal, 999),
+        show(&loc(&journal), 999),
         Err(ApplyError::NoSuchRun(999))
     ));
 
@@ -111,7 +111,7 @@ async fn long_changes_are_chunked_and_still_reach_the_target() {
         ..config()
     };
     let report = apply(
-        &journal_path(dir.path()),
+        &loc(&journal_path(dir.path())),
         &plan,
         &up,
         &cfg,
@@ -122,7 +122,7 @@ async fn long_changes_are_chunked_and_still_reach_the_target() {
     .unwrap();
     assert_eq!(report.outcome, RunOutcome::Completed);
     assert_eq!(state(&sb), targets(&plan));
-    let detail = show(&journal_path(dir.path()), report.run).unwrap();
+    let detail = show(&loc(&journal_path(dir.path())), report.run).unwrap();
     let mut seen_unassign: BTreeMap<_, bool> = BTreeMap::new();
     for p in &detail.puts {
         let body: serde_json::Value = serde_json::from_str(&p.body).unwrap();
@@ -196,7 +196,7 @@ async fn drifted_leads_are_skipped_or_rebased() {
     let dir = tempfile::tempdir().unwrap();
     let journal = journal_path(dir.path());
     let report = apply(
-        &journal,
+        &loc(&journal),
         &plan,
         &up,
         &config(),
@@ -216,9 +216,16 @@ async fn drifted_leads_are_skipped_or_rebased() {
         on_drift: OnDrift::Rebase,
         ..config()
     };
-    let report = apply(&journal, &plan, &up, &cfg, no_stop(), &Progress::default())
-        .await
-        .unwrap();
+    let report = apply(
+        &loc(&journal),
+        &plan,
+        &up,
+        &cfg,
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
     let lr = report.leads.iter().find(|l| l.lead == lead).unwrap();
     assert_eq!(lr.state, LeadState::Rebased, "{}", lr.detail);
     let now = assigned(&sb, lead);
@@ -268,7 +275,7 @@ async fn inactive_and_over_allowance_agents_are_never_assigned() {
     let plan = plan_from(&sb, &current, &targets);
     let dir = tempfile::tempdir().unwrap();
     let report = apply(
-        &journal_path(dir.path()),
+        &loc(&journal_path(dir.path())),
         &plan,
         &up,
         &config(),
@@ -324,7 +331,7 @@ async fn a_lead_whose_replacements_are_refused_keeps_an_agent() {
     let plan = plan_from(&sb, &current, &targets);
     let dir = tempfile::tempdir().unwrap();
     let report = apply(
-        &journal_path(dir.path()),
+        &loc(&journal_path(dir.path())),
         &plan,
         &up,
         &config(),
@@ -357,7 +364,16 @@ async fn the_live_blast_radius_blocks_before_any_put() {
         max_unassign_share: 0.2,
         ..config()
     };
-    match apply(&journal, &plan, &up, &cfg, no_stop(), &Progress::default()).await {
+    match apply(
+        &loc(&journal),
+        &plan,
+        &up,
+        &cfg,
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    {
         Err(e @ ApplyError::Blocked { .. }) => {
             let s = e.to_string();
             assert!(
@@ -377,7 +393,7 @@ async fn the_live_blast_radius_blocks_before_any_put() {
     });
     assert!(matches!(
         apply(
-            &journal,
+            &loc(&journal),
             &plan,
             &up,
             &config(),
@@ -388,14 +404,14 @@ async fn the_live_blast_radius_blocks_before_any_put() {
         Err(ApplyError::Blocked { unassigns: 9, .. })
     ));
     assert_eq!(sb.counts().cms_put, 0);
-    assert!(history(&journal, 10).unwrap().is_empty());
+    assert!(history(&loc(&journal), 10).unwrap().is_empty());
     // A person allows it.
     let allowed = rebalancer_applier::ApplyConfig {
         allow_mass_unassign: true,
         ..cfg
     };
     let report = apply(
-        &journal,
+        &loc(&journal),
         &plan,
         &up,
         &allowed,
@@ -424,7 +440,7 @@ async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
         }
         s.cancel();
     });
-    let first = apply(&journal, &plan, &up, &config(), stop, &progress)
+    let first = apply(&loc(&journal), &plan, &up, &config(), stop, &progress)
         .await
         .unwrap();
     watcher.await.unwrap();
@@ -433,7 +449,7 @@ async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
     assert_ne!(state(&sb), targets(&plan));
     assert!(matches!(
         rollback(
-            &journal,
+            &loc(&journal),
             12345,
             &up,
             &config(),
@@ -445,7 +461,7 @@ async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
     ));
 
     let second = resume(
-        &journal,
+        &loc(&journal),
         None,
         &up,
         &config(),
@@ -459,13 +475,13 @@ async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
     assert_eq!(state(&sb), targets(&plan));
     assert!(second.verify_mismatches.is_empty());
     // Every PUT the CMS saw is in the journal, and no lead got its change twice.
-    let runs = history(&journal, 10).unwrap();
+    let runs = history(&loc(&journal), 10).unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0].parent, Some(first.run));
     assert_eq!(runs[1].outcome, RunOutcome::Interrupted);
     let puts: Vec<_> = [first.run, second.run]
         .iter()
-        .flat_map(|r| show(&journal, *r).unwrap().puts)
+        .flat_map(|r| show(&loc(&journal), *r).unwrap().puts)
         .collect();
     assert_eq!(sb.counts().cms_put as usize, puts.len());
     let mut per_lead: BTreeMap<_, usize> = BTreeMap::new();
@@ -477,7 +493,7 @@ async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
     // Nothing left to resume.
     assert!(matches!(
         resume(
-            &journal,
+            &loc(&journal),
             None,
             &up,
             &config(),
@@ -489,7 +505,7 @@ async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
     ));
     assert!(matches!(
         resume(
-            &journal,
+            &loc(&journal),
             Some(second.run),
             &up,
             &config(),
@@ -513,7 +529,7 @@ async fn rollback_restores_the_original_mapping() {
     let dir = tempfile::tempdir().unwrap();
     let journal = journal_path(dir.path());
     let run = apply(
-        &journal,
+        &loc(&journal),
         &plan,
         &up,
         &config(),
@@ -524,7 +540,7 @@ async fn rollback_restores_the_original_mapping() {
     .unwrap();
     assert_eq!(state(&sb), targets(&plan));
     let back = rollback(
-        &journal,
+        &loc(&journal),
         run.run,
         &up,
         &config(),
@@ -562,7 +578,7 @@ async fn rollback_restores_the_original_mapping() {
                     && !may_be_assigned(&users[c.agent.as_str()]))
                 .count()
     );
-    let runs = history(&journal, 10).unwrap();
+    let runs = history(&loc(&journal), 10).unwrap();
     assert_eq!(runs[0].kind, RunKind::Rollback);
     assert_eq!(runs[0].parent, Some(run.run));
 }
@@ -576,13 +592,19 @@ async fn two_applies_on_one_journal_one_gets_lease_held() {
     let journal = journal_path(dir.path());
     let cfg = config();
     let progress = Progress::default();
-    let (a, b) = tokio::join!(
-        apply(&journal, &plan, &up, &cfg, no_stop(), &progress),
-        async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            apply(&journal, &plan, &up, &cfg, no_stop(), &Progress::default()).await
-        }
-    );
+    let at = loc(&journal);
+    let (a, b) = tokio::join!(apply(&at, &plan, &up, &cfg, no_stop(), &progress), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        apply(
+            &loc(&journal),
+            &plan,
+            &up,
+            &cfg,
+            no_stop(),
+            &Progress::default(),
+        )
+        .await
+    });
     assert_eq!(a.unwrap().outcome, RunOutcome::Completed);
     match b {
         Err(ApplyError::LeaseHeld { holder, .. }) => {
@@ -594,9 +616,16 @@ async fn two_applies_on_one_journal_one_gets_lease_held() {
         other => panic!("{other:?}"),
     }
     // Released at the end: the next apply takes it.
-    apply(&journal, &plan, &up, &cfg, no_stop(), &Progress::default())
-        .await
-        .unwrap();
+    apply(
+        &loc(&journal),
+        &plan,
+        &up,
+        &cfg,
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -620,7 +649,7 @@ async fn refused_credentials_stop_the_run() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let e = apply(
-        &journal_path(dir.path()),
+        &loc(&journal_path(dir.path())),
         &plan,
         &up,
         &config(),

@@ -92,7 +92,7 @@ async fn a_failing_cms_still_reaches_the_target_exactly_once() {
         ..config()
     };
     let report = apply(
-        &journal,
+        &loc(&journal),
         &plan,
         &up,
         &cfg,
@@ -113,7 +113,7 @@ async fn a_failing_cms_still_reaches_the_target_exactly_once() {
     );
     assert!(log.iter().any(|r| r.status == 429));
     // The journal knows exactly which PUTs took effect.
-    let puts = show(&journal, report.run).unwrap().puts;
+    let puts = show(&loc(&journal), report.run).unwrap().puts;
     assert_eq!(
         puts.iter().filter(|p| p.applied == Some(true)).count(),
         log.iter().filter(|r| r.applied).count()
@@ -124,7 +124,7 @@ async fn a_failing_cms_still_reaches_the_target_exactly_once() {
         .all(|p| p.state != "pending" && p.state != "ambiguous"));
     // A second apply makes no change.
     let again = apply(
-        &journal,
+        &loc(&journal),
         &plan,
         &up,
         &cfg,
@@ -161,7 +161,7 @@ async fn agents_that_went_inactive_or_over_allowance_after_the_plan_are_assigned
     let up = upstreams(&sb, http(None));
     let dir = tempfile::tempdir().unwrap();
     let report = apply(
-        &journal_path(dir.path()),
+        &loc(&journal_path(dir.path())),
         &plan,
         &up,
         &config(),
@@ -222,15 +222,16 @@ async fn a_killed_run_resumes_without_writing_anything_twice() {
     let progress = Progress::default();
     // Kill: drop the run's future mid-flight, PUTs in the air.
     let p = progress.clone();
+    let at = loc(&journal);
     tokio::select! {
-        r = apply(&journal, &plan, &up, &cfg, CancellationToken::new(), &progress) => panic!("finished before the kill: {r:?}"),
+        r = apply(&at, &plan, &up, &cfg, CancellationToken::new(), &progress) => panic!("finished before the kill: {r:?}"),
         _ = async { while p.puts_sent() < 12 { tokio::time::sleep(Duration::from_millis(2)).await } } => {}
     }
-    let killed = history(&journal, 1).unwrap().remove(0);
+    let killed = history(&loc(&journal), 1).unwrap().remove(0);
     assert_eq!(killed.outcome, RunOutcome::Running);
     tokio::time::sleep(Duration::from_millis(100)).await; // let in-flight PUTs land
     let report = resume(
-        &journal,
+        &loc(&journal),
         None,
         &up,
         &cfg,
@@ -245,7 +246,7 @@ async fn a_killed_run_resumes_without_writing_anything_twice() {
     // Per lead, the PUTs the CMS saw are the ones the journal holds.
     let mut journaled: BTreeMap<LeadKey, usize> = BTreeMap::new();
     for run in [killed.id, report.run] {
-        for p in show(&journal, run).unwrap().puts {
+        for p in show(&loc(&journal), run).unwrap().puts {
             assert_ne!(p.state, "pending", "every pending PUT was resolved");
             *journaled.entry(p.lead).or_default() += 1;
         }
@@ -280,7 +281,7 @@ async fn timed(
         ..config()
     };
     let report = apply(
-        &journal_path(dir.path()),
+        &loc(&journal_path(dir.path())),
         &plan,
         &up,
         &cfg,
@@ -354,7 +355,7 @@ async fn measure() {
         ..config()
     };
     let report = apply(
-        &journal_path(dir.path()),
+        &loc(&journal_path(dir.path())),
         &plan,
         &up,
         &cfg,

@@ -47,7 +47,7 @@ async fn recent_moves_are_what_the_sandbox_applied_in_the_window() {
     let journal = journal_path(dir.path());
 
     // No journal yet: nothing recent, and no file is made.
-    let empty = recent_moves(&journal, OffsetDateTime::UNIX_EPOCH).unwrap();
+    let empty = recent_moves(&loc(&journal), OffsetDateTime::UNIX_EPOCH).unwrap();
     assert_eq!(empty, RecentMoves::default());
     assert!(!journal.exists());
 
@@ -65,7 +65,7 @@ async fn recent_moves_are_what_the_sandbox_applied_in_the_window() {
     let plan = rebalance(&sb, 2);
     let t0 = pause().await;
     let first = apply(
-        &journal,
+        &loc(&journal),
         &plan,
         &up,
         &config(),
@@ -76,7 +76,7 @@ async fn recent_moves_are_what_the_sandbox_applied_in_the_window() {
     .unwrap();
     let log = sb.write_log();
     assert!(log.iter().filter(|r| !r.applied).count() >= 3, "refusals");
-    let puts = show(&journal, first.run).unwrap().puts;
+    let puts = show(&loc(&journal), first.run).unwrap().puts;
     assert!(
         puts.iter()
             .any(|p| p.state == "resolved" && p.applied == Some(true)),
@@ -86,10 +86,10 @@ async fn recent_moves_are_what_the_sandbox_applied_in_the_window() {
     assert!(expected.leads.len() > 20, "{expected:?}");
 
     let t1 = pause().await;
-    let before = recent_moves(&journal, t0).unwrap();
+    let before = recent_moves(&loc(&journal), t0).unwrap();
     assert_eq!(before, expected);
     assert_eq!(
-        recent_moves(&journal, OffsetDateTime::UNIX_EPOCH).unwrap(),
+        recent_moves(&loc(&journal), OffsetDateTime::UNIX_EPOCH).unwrap(),
         expected
     );
     // A refused PUT's lead moved nothing (unless a later PUT of it did).
@@ -112,14 +112,14 @@ async fn recent_moves_are_what_the_sandbox_applied_in_the_window() {
         assert!(before.agents.contains(&c.agent.0), "{c:?}");
     }
     // After the run: nothing.
-    assert!(recent_moves(&journal, t1).unwrap().is_empty());
+    assert!(recent_moves(&loc(&journal), t1).unwrap().is_empty());
     let future = OffsetDateTime::now_utc() + time::Duration::hours(1);
-    assert!(recent_moves(&journal, future).unwrap().is_empty());
+    assert!(recent_moves(&loc(&journal), future).unwrap().is_empty());
 
     // A rollback is a run too: its moves are recent from t1 on.
     sb.set_faults(Faults::default());
     let back = rollback(
-        &journal,
+        &loc(&journal),
         first.run,
         &up,
         &config(),
@@ -132,11 +132,11 @@ async fn recent_moves_are_what_the_sandbox_applied_in_the_window() {
     let log_after = sb.write_log();
     let undone = applied(&log_after[log.len()..]);
     assert!(!undone.is_empty());
-    assert_eq!(recent_moves(&journal, t1).unwrap(), undone);
-    let both = recent_moves(&journal, t0).unwrap();
+    assert_eq!(recent_moves(&loc(&journal), t1).unwrap(), undone);
+    let both = recent_moves(&loc(&journal), t0).unwrap();
     assert_eq!(both, applied(&log_after));
     let union: BTreeSet<String> = expected.agents.union(&undone.agents).cloned().collect();
     assert_eq!(both.agents, union);
     let t2 = pause().await;
-    assert!(recent_moves(&journal, t2).unwrap().is_empty());
+    assert!(recent_moves(&loc(&journal), t2).unwrap().is_empty());
 }

@@ -1,4 +1,5 @@
-//! The lease: one row saying which process may apply with this journal,
+//! The lease (the SQLite backend's; `pg.rs` keeps the same rules in
+//! PostgreSQL): one row saying which process may apply with this journal,
 //! until when. Taken in a `BEGIN IMMEDIATE` transaction (so two processes
 //! cannot both see it free), renewed while the run goes on, released at the
 //! end. An expired lease may be taken over: its holder stopped renewing it,
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::{format_time, Journal};
+use super::format_time;
+use super::sqlite::Sqlite;
 use crate::error::ApplyError;
 
 /// A lease this process holds.
@@ -29,11 +31,11 @@ pub struct Lease {
 
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(0);
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn render_ms(ms: i64) -> String {
+pub(super) fn render_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .map(format_time)
         .unwrap_or_else(|_| ms.to_string())
@@ -50,34 +52,58 @@ pub(crate) fn host() -> String {
 
 /// Whether process `pid` of this host has ended.
 #[cfg(target_os = "linux")]
-fn process_gone(pid: u32) -> bool {
+pub(super) fn process_gone(pid: u32) -> bool {
     !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn process_gone(_pid: u32) -> bool {
+pub(super) fn process_gone(_pid: u32) -> bool {
     false
 }
 
 impl Lease {
+    /// A lease just taken: `holder` (`host:pid`), its `token`, expiring at
+    /// `expires_ms`.
+    pub(super) fn new(holder: String, token: String, expires_ms: i64) -> Lease {
+        Lease {
+            holder,
+            token,
+            expires_ms: AtomicI64::new(expires_ms),
+        }
+    }
+
+    /// A fresh token for a lease of `holder`, unique within this process.
+    pub(super) fn new_token(holder: &str) -> String {
+        format!(
+            "{holder}:{}:{}",
+            now_ms(),
+            NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    pub(super) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Records that the lease now runs until `ms` (after a renewal).
+    pub(super) fn set_expires(&self, ms: i64) {
+        self.expires_ms.store(ms, Ordering::Relaxed);
+    }
+
     /// Whether the lease is still ours by our clock, with `margin` to spare.
     pub fn valid_for(&self, margin: Duration) -> bool {
         now_ms() + (margin.as_millis() as i64) < self.expires_ms.load(Ordering::Relaxed)
     }
 }
 
-impl Journal {
+impl Sqlite {
     /// Takes the lease for `ttl`, or fails with `LeaseHeld` naming the
     /// holder while someone else's lease is unexpired.
-    pub fn acquire_lease(&self, ttl: Duration) -> Result<Lease, ApplyError> {
+    pub(super) fn acquire_lease(&self, ttl: Duration) -> Result<Lease, ApplyError> {
         let host = host();
         let pid = std::process::id();
         let holder = format!("{host}:{pid}");
-        let token = format!(
-            "{holder}:{}:{}",
-            now_ms(),
-            NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)
-        );
+        let token = Lease::new_token(&holder);
         let expires = now_ms() + ttl.as_millis() as i64;
         let held = self.with("take the lease", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -123,7 +149,7 @@ impl Journal {
     }
 
     /// Extends the lease by `ttl` from now; false when it is no longer ours.
-    pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, ApplyError> {
+    pub(super) fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, ApplyError> {
         let expires = now_ms() + ttl.as_millis() as i64;
         let n = self.with("renew the lease", |c| {
             c.execute(
@@ -138,7 +164,7 @@ impl Journal {
     }
 
     /// Gives the lease up (if it is still ours).
-    pub fn release_lease(&self, lease: &Lease) -> Result<(), ApplyError> {
+    pub(super) fn release_lease(&self, lease: &Lease) -> Result<(), ApplyError> {
         self.with("release the lease", |c| {
             c.execute(
                 "DELETE FROM lease WHERE id = 1 AND token = ?1",

@@ -1,4 +1,5 @@
-//! The journal's schema and its numbered migrations. The version lives in
+//! The journal's schema and its numbered migrations, for SQLite and (below,
+//! [`PG_MIGRATIONS`]) PostgreSQL. The SQLite version lives in
 //! `PRAGMA user_version`: 0 is an empty file, N means the first N entries of
 //! [`MIGRATIONS`] were applied, each in its own transaction together with
 //! the version bump, so a crash mid-migration leaves the previous version.
@@ -141,3 +142,89 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The PostgreSQL journal's migrations (version in `rebalancer_schema`).
+/// Migration N+1 takes a database from version N to N+1. Append only.
+/// Version 1 is the SQLite schema at its version 4, in PostgreSQL types
+/// (`BIGSERIAL` ids, `BYTEA` plans, `BOOLEAN` applied); the lease row is
+/// never deleted, only freed (token '').
+pub const PG_MIGRATIONS: &[&str] = &[
+    // 1: runs, leads, puts, the lease and the cycles.
+    r#"
+    CREATE TABLE runs (
+        id            BIGSERIAL PRIMARY KEY,
+        kind          TEXT    NOT NULL,
+        parent        BIGINT  REFERENCES runs(id),
+        plan_hash     TEXT    NOT NULL,
+        snapshot_hash TEXT    NOT NULL,
+        config_digest TEXT    NOT NULL,
+        plan_json     BYTEA   NOT NULL,
+        started_at    TEXT    NOT NULL,
+        ended_at      TEXT,
+        outcome       TEXT    NOT NULL,
+        puts_sent     BIGINT  NOT NULL DEFAULT 0,
+        failed        BIGINT  NOT NULL DEFAULT 0,
+        moves_made    BIGINT  NOT NULL DEFAULT 0,
+        holder        TEXT    NOT NULL
+    );
+    CREATE TABLE leads (
+        run         BIGINT  NOT NULL REFERENCES runs(id),
+        campaign_id BIGINT  NOT NULL,
+        lead_id     BIGINT  NOT NULL,
+        state       TEXT    NOT NULL,
+        detail      TEXT    NOT NULL,
+        "before"    TEXT,
+        PRIMARY KEY (run, campaign_id, lead_id)
+    );
+    CREATE TABLE puts (
+        id          BIGSERIAL PRIMARY KEY,
+        run         BIGINT  NOT NULL REFERENCES runs(id),
+        campaign_id BIGINT  NOT NULL,
+        lead_id     BIGINT  NOT NULL,
+        seq         BIGINT  NOT NULL,
+        body        TEXT    NOT NULL,
+        state       TEXT    NOT NULL,
+        applied     BOOLEAN,
+        status      INTEGER,
+        echo        TEXT,
+        message     TEXT,
+        sent_at     TEXT    NOT NULL,
+        done_at     TEXT,
+        done_ms     BIGINT
+    );
+    CREATE INDEX puts_by_run ON puts (run, campaign_id, lead_id, seq);
+    CREATE INDEX puts_applied_by_time ON puts (done_ms) WHERE applied;
+    CREATE TABLE lease (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        holder     TEXT    NOT NULL,
+        host       TEXT    NOT NULL,
+        pid        BIGINT  NOT NULL,
+        expires_at TEXT    NOT NULL,
+        token      TEXT    NOT NULL,
+        expires_ms BIGINT  NOT NULL
+    );
+    CREATE TABLE cycles (
+        id               BIGSERIAL PRIMARY KEY,
+        started_at       TEXT    NOT NULL,
+        ended_at         TEXT    NOT NULL,
+        mode             TEXT    NOT NULL,
+        outcome          TEXT    NOT NULL,
+        run              BIGINT  REFERENCES runs(id),
+        snapshot_hash    TEXT,
+        plan_hash        TEXT,
+        assigns          BIGINT  NOT NULL DEFAULT 0,
+        unassigns        BIGINT  NOT NULL DEFAULT 0,
+        deferred         BIGINT  NOT NULL DEFAULT 0,
+        held_back        BIGINT  NOT NULL DEFAULT 0,
+        shortfall_before DOUBLE PRECISION,
+        shortfall_after  DOUBLE PRECISION,
+        peak_before      DOUBLE PRECISION,
+        peak_after       DOUBLE PRECISION,
+        detail           TEXT    NOT NULL,
+        holder           TEXT    NOT NULL
+    );
+    "#,
+];
+
+/// The PostgreSQL schema version this build writes.
+pub const PG_VERSION: u32 = PG_MIGRATIONS.len() as u32;

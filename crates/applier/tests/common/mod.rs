@@ -10,7 +10,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rebalancer_applier::{ApplyConfig, OnDrift, RetryPolicy, Upstreams};
+use rebalancer_applier::{ApplyConfig, JournalLocation, OnDrift, RetryPolicy, Upstreams};
 use rebalancer_model::{
     Action, AgentId, AgentPlan, Change, LeadKey, LeadPlan, Metrics, Objectives, Plan, Reason,
     Summary, TargetSystem, PLAN_SCHEMA_VERSION,
@@ -317,6 +317,11 @@ pub fn targets(plan: &Plan) -> BTreeMap<LeadKey, BTreeSet<String>> {
         .iter()
         .map(|l| (l.lead, l.target.iter().map(|a| a.0.clone()).collect()))
         .collect()
+}
+
+/// The SQLite journal at `path`.
+pub fn loc(path: &Path) -> JournalLocation {
+    JournalLocation::Sqlite(path.to_path_buf())
 }
 
 pub fn journal_path(dir: &Path) -> PathBuf {

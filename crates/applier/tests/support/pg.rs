@@ -1,0 +1,227 @@
+//! A throwaway PostgreSQL server for tests: [`start`] runs `initdb` and
+//! `pg_ctl` on a temporary directory and a free port, and the server is
+//! stopped and removed on drop. Shared by the applier's tests and the
+//! binary's (included with `#[path]`).
+//!
+//! Without PostgreSQL installed a test is skipped with a notice on stderr
+//! (never silently); with `REBALANCER_REQUIRE_POSTGRES` set (CI) a missing
+//! server is a failure. PostgreSQL refuses to run as root: as root the
+//! server runs as the `postgres` user (`runuser`).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A running server; stopped and deleted on drop.
+pub struct PgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+    next_db: std::sync::atomic::AtomicU32,
+}
+
+/// Whether `dir` holds the server tools the tests run.
+fn has_tools(dir: &Path) -> bool {
+    ["initdb", "pg_ctl", "createdb"]
+        .iter()
+        .all(|t| dir.join(t).is_file())
+}
+
+/// The directory holding `initdb`, `pg_ctl` and `createdb`: on `PATH`, else the
+/// highest version under `/usr/lib/postgresql/*/bin`.
+fn find_bin() -> Option<PathBuf> {
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            if has_tools(&dir) {
+                return Some(dir);
+            }
+        }
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            has_tools(&bin).then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Starts a server, or explains why not and returns `None` (the test then
+/// returns early). Panics when `REBALANCER_REQUIRE_POSTGRES` is set and
+/// no server can be started.
+pub fn start() -> Option<PgServer> {
+    let required = std::env::var("REBALANCER_REQUIRE_POSTGRES").is_ok_and(|v| !v.is_empty());
+    let Some(bin) = find_bin() else {
+        if required {
+            panic!(
+                "PostgreSQL is not installed (no initdb/pg_ctl on PATH or under /usr/lib/postgresql/*/bin) \
+                 and REBALANCER_REQUIRE_POSTGRES is set; install it (Debian: apt-get install postgresql)"
+            );
+        }
+        eprintln!(
+            "skipped: PostgreSQL is not installed (Debian: apt-get install postgresql); set REBALANCER_REQUIRE_POSTGRES=1 to make this a failure"
+        );
+        return None;
+    };
+    let as_postgres = is_root();
+    let dir = tempfile::Builder::new()
+        .prefix("rebalancer-pg-")
+        .tempdir()
+        .expect("a temporary directory");
+    if as_postgres {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("chown runs");
+        assert!(
+            status.success(),
+            "chown of the server directory to postgres failed"
+        );
+    }
+    let server = PgServer {
+        dir,
+        bin,
+        port: free_port(),
+        as_postgres,
+        next_db: std::sync::atomic::AtomicU32::new(0),
+    };
+    let data = server.data_dir();
+    server.run_ok(
+        "initdb",
+        &[
+            "-D",
+            &data.to_string_lossy(),
+            "-A",
+            "trust",
+            "-U",
+            "rebalancer",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+    );
+    let options = format!(
+        "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+        server.port,
+        server.dir.path().display()
+    );
+    let log = server.dir.path().join("server.log");
+    server.run_ok(
+        "pg_ctl",
+        &[
+            "-D",
+            &data.to_string_lossy(),
+            "-l",
+            &log.to_string_lossy(),
+            "-o",
+            &options,
+            "-w",
+            "start",
+        ],
+    );
+    Some(server)
+}
+
+impl PgServer {
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let path = self.bin.join(tool);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn run_ok(&self, tool: &str, args: &[&str]) -> Output {
+        let out = self
+            .command(tool)
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{tool} cannot start: {e}"));
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A new empty database; its URL.
+    pub fn database(&self) -> String {
+        let n = self
+            .next_db
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("journal{n}");
+        self.run_ok(
+            "createdb",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "rebalancer",
+                &name,
+            ],
+        );
+        self.url(&name)
+    }
+
+    /// The URL of database `name` (user `rebalancer`, password ignored by
+    /// the `trust` authentication).
+    pub fn url(&self, name: &str) -> String {
+        format!(
+            "postgres://rebalancer:hunter2-secret@127.0.0.1:{}/{name}",
+            self.port
+        )
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let data = self.data_dir();
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", &data.to_string_lossy(), "-m", "immediate", "stop"])
+            .current_dir(self.dir.path())
+            .output();
+    }
+}
