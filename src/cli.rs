@@ -29,9 +29,19 @@ pub struct Cli {
     /// Colour on stderr and in progress bars (NO_COLOR also turns it off).
     #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
     pub color: ColorArg,
+    /// Logs on stderr as text, or as one JSON object per line (for log
+    /// shippers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
+    pub log_format: LogFormatArg,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -493,7 +503,12 @@ pub fn main() -> ExitCode {
         ColorArg::Never => logging::Color::Never,
     };
     let verbosity = i16::from(cli.verbose) - i16::from(cli.quiet);
-    let log = logging::init(cli.log.as_deref(), verbosity, color);
+    let log = logging::init(
+        cli.log.as_deref(),
+        verbosity,
+        color,
+        cli.log_format == LogFormatArg::Json,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

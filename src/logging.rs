@@ -5,7 +5,8 @@
 //! `RUST_LOG`, else warnings on a terminal and info otherwise (a terminal
 //! user sees the progress bar instead; a log shipper wants the info lines).
 //! Colour follows `--color`, then `NO_COLOR`, then whether stderr is a
-//! terminal.
+//! terminal. `--log-format json` writes one JSON object per event instead,
+//! for log shippers.
 
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -37,7 +38,7 @@ fn level(verbosity: i16) -> Option<&'static str> {
     }
 }
 
-pub fn init(filter: Option<&str>, verbosity: i16, color: Color) -> Log {
+pub fn init(filter: Option<&str>, verbosity: i16, color: Color, json: bool) -> Log {
     let interactive = std::io::stderr().is_terminal();
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let color = match color {
@@ -54,12 +55,15 @@ pub fn init(filter: Option<&str>, verbosity: i16, color: Color) -> Log {
         eprintln!("warning: log filter `{chosen}` is invalid ({e}); using `warn`");
         EnvFilter::new("warn")
     });
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
         .with_writer(std::io::stderr)
-        .with_ansi(color)
-        .with_target(true)
-        .try_init();
+        .with_target(true);
+    let _ = if json {
+        builder.json().with_ansi(false).try_init()
+    } else {
+        builder.with_ansi(color).try_init()
+    };
     Log {
         filter: chosen,
         interactive,

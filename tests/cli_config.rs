@@ -257,3 +257,23 @@ async fn verbosity_flags_set_the_log_level() {
     let (code, _, stderr) = run(s(&["fetch", "--sandbox", "-q", "-v"]), vec![]).await;
     assert_eq!(code, 2, "-q and -v conflict: {stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let (code, _, stderr) = run(
+        s(&["fetch", "--sandbox", "-v", "--log-format", "json"]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(!lines.is_empty(), "-v logs something");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["level"].is_string() && v["fields"]["message"].is_string(),
+            "{line}"
+        );
+    }
+}
