@@ -21,7 +21,9 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use rebalancer_model::{
     Agent, Problem, ProblemKind, Snapshot, SnapshotSource, SNAPSHOT_SCHEMA_VERSION,
 };
-use rebalancer_upstream::{Api, CmsClient, Stats, WebexClient, ZohoClient};
+use rebalancer_upstream::{
+    Api, CmsClient, LeadUsers, Stats, ThresholdUser, WebexClient, WebexUser, ZohoClient,
+};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -173,8 +175,58 @@ async fn fetch_unbounded(
     let requests_before = clients.stats.requests();
     let retries_before = clients.stats.retries();
     let cms_gets_before = clients.stats.gets(Api::Cms);
-    let progress = &opts.progress;
 
+    let (leads, webex, zoho) = futures::try_join!(
+        read_leads(clients, opts),
+        read_webex(clients, opts),
+        read_thresholds(clients, opts)
+    )?;
+    let read = lead_mappings(leads, opts)?;
+    let (campaigns, agents, join_problems) = join(JoinInput {
+        leads: read.mappings,
+        webex: &webex,
+        zoho,
+        identity: &opts.identity,
+    });
+    let mut problems = read.problems;
+    problems.extend(join_problems);
+    check_webex_coverage(&agents, opts.min_webex_coverage)?;
+    let mut snapshot = Snapshot {
+        schema_version: SNAPSHOT_SCHEMA_VERSION,
+        fetched_at: now_rfc3339(),
+        source: opts.source.clone(),
+        campaigns,
+        agents,
+        problems,
+    };
+    snapshot.normalize();
+    let report = FetchReport {
+        requests: clients.stats.requests() - requests_before,
+        retries: clients.stats.retries() - retries_before,
+        elapsed: started.elapsed(),
+        leads_read: read.leads_read,
+        leads_missing: read.leads_missing,
+        cms_gets: clients.stats.gets(Api::Cms) - cms_gets_before,
+    };
+    tracing::info!(
+        leads = report.leads_read,
+        agents = snapshot.agents.len(),
+        problems = snapshot.problems.len(),
+        requests = report.requests,
+        cms_gets = report.cms_gets,
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "fetch finished"
+    );
+    Ok((snapshot, report))
+}
+
+/// One configured lead as read: its users, or `None` for a tolerated 404.
+type LeadRead = (u64, u64, u64, Option<LeadUsers>);
+
+/// Every configured lead's mapping, at most `concurrency` in flight. A 404
+/// is `None` unless `strict`; any other failure ends the fetch.
+async fn read_leads(clients: &Clients, opts: &FetchOptions) -> Result<Vec<LeadRead>, FetchError> {
+    let progress = &opts.progress;
     let jobs: Vec<(u64, u64, u64)> = opts
         .campaigns
         .iter()
@@ -185,7 +237,7 @@ async fn fetch_unbounded(
         })
         .collect();
     progress.start(jobs.len(), opts.threshold_ids.len());
-    let leads = stream::iter(jobs)
+    stream::iter(jobs)
         .map(|(process_id, campaign_id, lead_id)| async move {
             let read = clients
                 .cms
@@ -215,13 +267,27 @@ async fn fetch_unbounded(
             }
         })
         .buffer_unordered(opts.concurrency.max(1))
-        .try_collect::<Vec<_>>();
-    let webex = async {
-        let users = clients.webex.users().await.map_err(FetchError::Webex);
-        progress.counters.webex_done.store(1, Ordering::Relaxed);
-        users
-    };
-    let zoho = stream::iter(opts.threshold_ids.iter().cloned())
+        .try_collect()
+        .await
+}
+
+/// The Webex tenant's users.
+async fn read_webex(clients: &Clients, opts: &FetchOptions) -> Result<Vec<WebexUser>, FetchError> {
+    let users = clients.webex.users().await.map_err(FetchError::Webex);
+    opts.progress
+        .counters
+        .webex_done
+        .store(1, Ordering::Relaxed);
+    users
+}
+
+/// Every configured threshold's users, all at once.
+async fn read_thresholds(
+    clients: &Clients,
+    opts: &FetchOptions,
+) -> Result<BTreeMap<String, Vec<ThresholdUser>>, FetchError> {
+    let progress = &opts.progress;
+    stream::iter(opts.threshold_ids.iter().cloned())
         .map(|threshold_id| async move {
             let read = clients.zoho.threshold_users(&threshold_id).await;
             progress
@@ -237,9 +303,21 @@ async fn fetch_unbounded(
             }
         })
         .buffer_unordered(opts.threshold_ids.len().max(1))
-        .try_collect::<BTreeMap<_, _>>();
-    let (leads, webex, zoho) = futures::try_join!(leads, webex, zoho)?;
+        .try_collect()
+        .await
+}
 
+/// The leads read, as join input, with a problem per tolerated 404.
+struct LeadsRead {
+    mappings: Vec<LeadMapping>,
+    problems: Vec<Problem>,
+    leads_read: usize,
+    leads_missing: usize,
+}
+
+/// Turns the reads into mappings and 404 problems; a campaign whose every
+/// lead answered 404 is misconfigured and fails the fetch.
+fn lead_mappings(leads: Vec<LeadRead>, opts: &FetchOptions) -> Result<LeadsRead, FetchError> {
     let mut problems = Vec::new();
     let mut mappings = Vec::with_capacity(leads.len());
     let mut missing_per_campaign: BTreeMap<(u64, u64), usize> = BTreeMap::new();
@@ -278,44 +356,12 @@ async fn fetch_unbounded(
             });
         }
     }
-    let leads_missing: usize = missing_per_campaign.values().sum();
-    let leads_read = mappings.len();
-
-    let (campaigns, agents, join_problems) = join(JoinInput {
-        leads: mappings,
-        webex: &webex,
-        zoho,
-        identity: &opts.identity,
-    });
-    problems.extend(join_problems);
-    check_webex_coverage(&agents, opts.min_webex_coverage)?;
-    let mut snapshot = Snapshot {
-        schema_version: SNAPSHOT_SCHEMA_VERSION,
-        fetched_at: now_rfc3339(),
-        source: opts.source.clone(),
-        campaigns,
-        agents,
+    Ok(LeadsRead {
+        leads_read: mappings.len(),
+        leads_missing: missing_per_campaign.values().sum(),
+        mappings,
         problems,
-    };
-    snapshot.normalize();
-    let report = FetchReport {
-        requests: clients.stats.requests() - requests_before,
-        retries: clients.stats.retries() - retries_before,
-        elapsed: started.elapsed(),
-        leads_read,
-        leads_missing,
-        cms_gets: clients.stats.gets(Api::Cms) - cms_gets_before,
-    };
-    tracing::info!(
-        leads = report.leads_read,
-        agents = snapshot.agents.len(),
-        problems = snapshot.problems.len(),
-        requests = report.requests,
-        cms_gets = report.cms_gets,
-        elapsed_ms = report.elapsed.as_millis() as u64,
-        "fetch finished"
-    );
-    Ok((snapshot, report))
+    })
 }
 
 /// Fails when Webex knows fewer than `min_share` of the CMS agents.

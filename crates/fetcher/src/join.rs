@@ -79,11 +79,79 @@ struct ZohoEntry {
 /// Join the three views into agents, leads grouped by campaign, and problems.
 pub fn join(input: JoinInput<'_>) -> (Vec<Campaign>, Vec<Agent>, Vec<Problem>) {
     let mut problems = Vec::new();
+    let (campaigns, cms_ids) = cms_campaigns(input.leads, &mut problems);
+    let webex = WebexIndex::new(input.webex);
+    let zoho = ZohoIndex::new(&input.zoho);
 
-    // --- CMS: campaigns and the set of CMS user ids.
+    // Agents: every CMS id, then Webex users that no CMS pool names.
+    let mut agents = Vec::with_capacity(cms_ids.len());
+    let mut used_webex: BTreeSet<&str> = BTreeSet::new();
+    let mut used_zoho: BTreeSet<String> = BTreeSet::new();
+    for id in &cms_ids {
+        let ov = input.identity.get(id);
+        let webex_name = ov
+            .and_then(|o| o.webex_username.as_deref())
+            .unwrap_or(id.as_str());
+        let found = webex.find(webex_name);
+        match found {
+            Some(w) => {
+                used_webex.insert(w.username.as_str());
+            }
+            None => problems.push(Problem {
+                kind: if ov.is_some_and(|o| o.webex_username.is_some()) {
+                    ProblemKind::MappingUnknown
+                } else {
+                    ProblemKind::NotInWebex
+                },
+                subject: id.clone(),
+                detail: format!(
+                    "no Webex Campaign user `{webex_name}`; the agent counts as inactive"
+                ),
+            }),
+        }
+        agents.push(agent(
+            id,
+            true,
+            found,
+            ov,
+            &zoho,
+            &mut used_zoho,
+            &mut problems,
+        ));
+    }
+    for u in input.webex {
+        if used_webex.contains(u.username.as_str()) || cms_ids.contains(&u.username) {
+            continue;
+        }
+        used_webex.insert(u.username.as_str());
+        problems.push(Problem {
+            kind: ProblemKind::NotInCms,
+            subject: u.username.clone(),
+            detail: "Webex user in no configured CMS lead pool (e.g. a supervisor); listed, never assigned".into(),
+        });
+        agents.push(agent(
+            &u.username,
+            false,
+            Some(u),
+            None,
+            &zoho,
+            &mut used_zoho,
+            &mut problems,
+        ));
+    }
+    unused_problems(&zoho, &used_zoho, input.identity, &cms_ids, &mut problems);
+    (campaigns, agents, problems)
+}
+
+/// The CMS leads grouped by campaign, and every CMS user id in a pool. An
+/// id listed as both assigned and unassigned counts as assigned (a problem).
+fn cms_campaigns(
+    leads: Vec<LeadMapping>,
+    problems: &mut Vec<Problem>,
+) -> (Vec<Campaign>, BTreeSet<String>) {
     let mut campaigns: BTreeMap<(u64, u64), Vec<Lead>> = BTreeMap::new();
     let mut cms_ids: BTreeSet<String> = BTreeSet::new();
-    for m in input.leads {
+    for m in leads {
         let assigned: BTreeSet<String> = m.assigned.into_iter().collect();
         let mut unassigned: BTreeSet<String> = m.unassigned.into_iter().collect();
         for both in assigned.intersection(&unassigned) {
@@ -108,7 +176,7 @@ pub fn join(input: JoinInput<'_>) -> (Vec<Campaign>, Vec<Agent>, Vec<Problem>) {
                 unassigned: unassigned.into_iter().map(AgentId).collect(),
             });
     }
-    let campaigns: Vec<Campaign> = campaigns
+    let campaigns = campaigns
         .into_iter()
         .map(|((process_id, campaign_id), leads)| Campaign {
             process_id,
@@ -116,33 +184,49 @@ pub fn join(input: JoinInput<'_>) -> (Vec<Campaign>, Vec<Agent>, Vec<Problem>) {
             leads,
         })
         .collect();
+    (campaigns, cms_ids)
+}
 
-    // --- Webex: by exact username, with a case-insensitive fallback.
-    let mut webex_exact: BTreeMap<&str, &WebexUser> = BTreeMap::new();
-    let mut webex_folded: BTreeMap<String, Vec<&WebexUser>> = BTreeMap::new();
-    for u in input.webex {
-        webex_exact.entry(u.username.as_str()).or_insert(u);
-        webex_folded
-            .entry(u.username.to_lowercase())
-            .or_default()
-            .push(u);
+/// Webex users by exact username, with a case-insensitive fallback when it
+/// names one user only.
+struct WebexIndex<'a> {
+    exact: BTreeMap<&'a str, &'a WebexUser>,
+    folded: BTreeMap<String, Vec<&'a WebexUser>>,
+}
+
+impl<'a> WebexIndex<'a> {
+    fn new(users: &'a [WebexUser]) -> Self {
+        let mut exact: BTreeMap<&str, &WebexUser> = BTreeMap::new();
+        let mut folded: BTreeMap<String, Vec<&WebexUser>> = BTreeMap::new();
+        for u in users {
+            exact.entry(u.username.as_str()).or_insert(u);
+            folded.entry(u.username.to_lowercase()).or_default().push(u);
+        }
+        WebexIndex { exact, folded }
     }
-    let find_webex = |name: &str| -> Option<&WebexUser> {
-        webex_exact.get(name).copied().or_else(|| {
-            match webex_folded.get(&name.to_lowercase()).map(Vec::as_slice) {
+
+    fn find(&self, name: &str) -> Option<&'a WebexUser> {
+        self.exact.get(name).copied().or_else(|| {
+            match self.folded.get(&name.to_lowercase()).map(Vec::as_slice) {
                 Some([only]) => Some(*only),
                 _ => None,
             }
         })
-    };
+    }
+}
 
-    // --- Zoho: users by id (rows merged across thresholds) and by email.
-    let mut zoho_by_id: BTreeMap<String, ZohoEntry> = BTreeMap::new();
-    for (threshold_id, rows) in &input.zoho {
-        for r in rows {
-            let entry = zoho_by_id
-                .entry(r.user.id.clone())
-                .or_insert_with(|| ZohoEntry {
+/// Zoho users by id (rows merged across thresholds) and by email.
+struct ZohoIndex {
+    by_id: BTreeMap<String, ZohoEntry>,
+    by_email: BTreeMap<String, Vec<String>>,
+}
+
+impl ZohoIndex {
+    fn new(thresholds: &BTreeMap<String, Vec<ThresholdUser>>) -> Self {
+        let mut by_id: BTreeMap<String, ZohoEntry> = BTreeMap::new();
+        for (threshold_id, rows) in thresholds {
+            for r in rows {
+                let entry = by_id.entry(r.user.id.clone()).or_insert_with(|| ZohoEntry {
                     identity: ZohoIdentity {
                         user_id: r.user.id.clone(),
                         name: r.user.name.clone(),
@@ -150,149 +234,134 @@ pub fn join(input: JoinInput<'_>) -> (Vec<Campaign>, Vec<Agent>, Vec<Problem>) {
                     },
                     rows: Vec::new(),
                 });
-            // A user listed twice under one threshold keeps its first row.
-            if entry.rows.iter().all(|t| &t.threshold_id != threshold_id) {
-                entry.rows.push(ThresholdEntry {
-                    threshold_id: threshold_id.clone(),
-                    backlog_allow_count: r.backlog_allow_count,
-                    backlog_count: r.backlog_count,
-                    record_allow_count: r.record_allow_count,
-                    record_assigned_count: r.record_assigned_count,
-                    default_assignee: r.default_assignee,
-                });
+                // A user listed twice under one threshold keeps its first row.
+                if entry.rows.iter().all(|t| &t.threshold_id != threshold_id) {
+                    entry.rows.push(ThresholdEntry {
+                        threshold_id: threshold_id.clone(),
+                        backlog_allow_count: r.backlog_allow_count,
+                        backlog_count: r.backlog_count,
+                        record_allow_count: r.record_allow_count,
+                        record_assigned_count: r.record_assigned_count,
+                        default_assignee: r.default_assignee,
+                    });
+                }
             }
         }
-    }
-    let mut zoho_by_email: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for (id, e) in &zoho_by_id {
-        if let Some(email) = &e.identity.email {
-            zoho_by_email
-                .entry(norm_email(email))
-                .or_default()
-                .push(id.as_str());
+        let mut by_email: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (id, e) in &by_id {
+            if let Some(email) = &e.identity.email {
+                by_email
+                    .entry(norm_email(email))
+                    .or_default()
+                    .push(id.clone());
+            }
         }
+        ZohoIndex { by_id, by_email }
     }
 
-    // --- Agents: every CMS id, then Webex users that no CMS pool names.
-    let mut agents = Vec::with_capacity(cms_ids.len());
-    let mut used_webex: BTreeSet<&str> = BTreeSet::new();
-    let mut used_zoho: BTreeSet<String> = BTreeSet::new();
-    let mut resolve = |id: &str,
-                       in_cms: bool,
-                       webex: Option<&WebexUser>,
-                       ov: Option<&IdentityOverride>,
-                       problems: &mut Vec<Problem>|
-     -> Agent {
-        let mut agent = Agent {
-            id: AgentId::new(id),
-            in_cms,
-            webex: webex.map(webex_status),
-            zoho: None,
-            thresholds: Vec::new(),
-            headroom: None,
-            default_assignee: false,
+    /// The Zoho user an agent joins: the identity file's user id, else the
+    /// one user with its email (the identity file's, else Webex's). Every
+    /// miss is a problem naming the agent.
+    fn match_agent(
+        &self,
+        id: &str,
+        webex: Option<&WebexUser>,
+        ov: Option<&IdentityOverride>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<String> {
+        if let Some(zid) = ov.and_then(|o| o.zoho_user_id.clone()) {
+            if self.by_id.contains_key(&zid) {
+                return Some(zid);
+            }
+            problems.push(Problem {
+                kind: ProblemKind::MappingUnknown,
+                subject: id.to_owned(),
+                detail: format!("the identity file maps this agent to Zoho user id `{zid}`, which is in no configured threshold"),
+            });
+            return None;
+        }
+        let (email, from_file) = match ov.and_then(|o| o.zoho_email.as_deref()) {
+            Some(e) => (Some(e), true),
+            None => (webex.and_then(|w| w.user_email.as_deref()), false),
         };
-        let zoho_id: Option<String> = if let Some(zid) = ov.and_then(|o| o.zoho_user_id.clone()) {
-            if !zoho_by_id.contains_key(&zid) {
+        let Some(email) = email else {
+            if webex.is_some() {
                 problems.push(Problem {
-                    kind: ProblemKind::MappingUnknown,
+                    kind: ProblemKind::NoWebexEmail,
                     subject: id.to_owned(),
-                    detail: format!("the identity file maps this agent to Zoho user id `{zid}`, which is in no configured threshold"),
+                    detail: "Webex has no email for this user, so it cannot be joined to Zoho; add it to the identity file".into(),
+                });
+            }
+            return None;
+        };
+        match self.by_email.get(&norm_email(email)).map(Vec::as_slice) {
+            Some([only]) => Some(only.clone()),
+            Some(many) => {
+                problems.push(Problem {
+                    kind: ProblemKind::AmbiguousZohoEmail,
+                    subject: id.to_owned(),
+                    detail: format!(
+                        "email {email} matches {} Zoho users ({}); name one in the identity file",
+                        many.len(),
+                        many.join(", ")
+                    ),
                 });
                 None
-            } else {
-                Some(zid)
             }
-        } else {
-            let (email, from_file) = match ov.and_then(|o| o.zoho_email.as_deref()) {
-                Some(e) => (Some(e), true),
-                None => (webex.and_then(|w| w.user_email.as_deref()), false),
-            };
-            match email {
-                None => {
-                    if webex.is_some() {
-                        problems.push(Problem {
-                            kind: ProblemKind::NoWebexEmail,
-                            subject: id.to_owned(),
-                            detail: "Webex has no email for this user, so it cannot be joined to Zoho; add it to the identity file".into(),
-                        });
-                    }
-                    None
-                }
-                Some(email) => match zoho_by_email.get(&norm_email(email)).map(Vec::as_slice) {
-                    Some([only]) => Some((*only).to_owned()),
-                    Some(many) => {
-                        problems.push(Problem {
-                            kind: ProblemKind::AmbiguousZohoEmail,
-                            subject: id.to_owned(),
-                            detail: format!(
-                                "email {email} matches {} Zoho users ({}); name one in the identity file",
-                                many.len(),
-                                many.join(", ")
-                            ),
-                        });
-                        None
-                    }
-                    None => {
-                        problems.push(Problem {
-                            kind: if from_file { ProblemKind::MappingUnknown } else { ProblemKind::NotInZoho },
-                            subject: id.to_owned(),
-                            detail: format!(
-                                "no Zoho threshold user has email {email}; the agent has no threshold and follows the unjoined-agent policy"
-                            ),
-                        });
-                        None
-                    }
-                },
+            None => {
+                problems.push(Problem {
+                    kind: if from_file { ProblemKind::MappingUnknown } else { ProblemKind::NotInZoho },
+                    subject: id.to_owned(),
+                    detail: format!(
+                        "no Zoho threshold user has email {email}; the agent has no threshold and follows the unjoined-agent policy"
+                    ),
+                });
+                None
             }
-        };
-        if let Some(zid) = zoho_id {
-            let entry = &zoho_by_id[&zid];
-            agent.zoho = Some(entry.identity.clone());
-            agent.thresholds = entry.rows.clone();
-            used_zoho.insert(zid);
         }
-        agent.derive();
-        agent
-    };
+    }
+}
 
-    for id in &cms_ids {
-        let ov = input.identity.get(id);
-        let webex_name = ov
-            .and_then(|o| o.webex_username.as_deref())
-            .unwrap_or(id.as_str());
-        let webex = find_webex(webex_name);
-        match webex {
-            Some(w) => {
-                used_webex.insert(w.username.as_str());
-            }
-            None => problems.push(Problem {
-                kind: if ov.is_some_and(|o| o.webex_username.is_some()) {
-                    ProblemKind::MappingUnknown
-                } else {
-                    ProblemKind::NotInWebex
-                },
-                subject: id.clone(),
-                detail: format!(
-                    "no Webex Campaign user `{webex_name}`; the agent counts as inactive"
-                ),
-            }),
-        }
-        agents.push(resolve(id, true, webex, ov, &mut problems));
+/// One agent: its Webex status and, when joined, its Zoho identity and
+/// threshold rows (the Zoho user is marked used).
+fn agent(
+    id: &str,
+    in_cms: bool,
+    webex: Option<&WebexUser>,
+    ov: Option<&IdentityOverride>,
+    zoho: &ZohoIndex,
+    used_zoho: &mut BTreeSet<String>,
+    problems: &mut Vec<Problem>,
+) -> Agent {
+    let mut agent = Agent {
+        id: AgentId::new(id),
+        in_cms,
+        webex: webex.map(webex_status),
+        zoho: None,
+        thresholds: Vec::new(),
+        headroom: None,
+        default_assignee: false,
+    };
+    if let Some(zid) = zoho.match_agent(id, webex, ov, problems) {
+        let entry = &zoho.by_id[&zid];
+        agent.zoho = Some(entry.identity.clone());
+        agent.thresholds = entry.rows.clone();
+        used_zoho.insert(zid);
     }
-    for u in input.webex {
-        if used_webex.contains(u.username.as_str()) || cms_ids.contains(&u.username) {
-            continue;
-        }
-        used_webex.insert(u.username.as_str());
-        problems.push(Problem {
-            kind: ProblemKind::NotInCms,
-            subject: u.username.clone(),
-            detail: "Webex user in no configured CMS lead pool (e.g. a supervisor); listed, never assigned".into(),
-        });
-        agents.push(resolve(&u.username, false, Some(u), None, &mut problems));
-    }
-    for (id, e) in &zoho_by_id {
+    agent.derive();
+    agent
+}
+
+/// Zoho users no agent joined, and identity-file entries for users in no
+/// pool: both are problems, never dropped silently.
+fn unused_problems(
+    zoho: &ZohoIndex,
+    used_zoho: &BTreeSet<String>,
+    identity: &IdentityMap,
+    cms_ids: &BTreeSet<String>,
+    problems: &mut Vec<Problem>,
+) {
+    for (id, e) in &zoho.by_id {
         if used_zoho.contains(id) {
             continue;
         }
@@ -309,14 +378,13 @@ pub fn join(input: JoinInput<'_>) -> (Vec<Campaign>, Vec<Agent>, Vec<Problem>) {
             ),
         });
     }
-    for (cms_id, _) in input.identity.iter().filter(|(k, _)| !cms_ids.contains(*k)) {
+    for (cms_id, _) in identity.iter().filter(|(k, _)| !cms_ids.contains(*k)) {
         problems.push(Problem {
             kind: ProblemKind::MappingUnknown,
             subject: cms_id.clone(),
             detail: "the identity file names a CMS user that is in no configured lead pool".into(),
         });
     }
-    (campaigns, agents, problems)
 }
 
 #[cfg(test)]

@@ -316,17 +316,28 @@ fn recase(email: &str) -> String {
 }
 
 /// Generate the world for `seed` with `agents` CMS agents and `leads` leads.
+/// The steps draw from one RNG in a fixed order, so a seed always gives
+/// the same world.
 pub fn generate(seed: u64, agents: usize, leads: usize) -> World {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut users = gen_users(&mut rng, agents);
+    mark_default_assignees(&mut rng, &mut users, agents);
+    let campaigns = gen_campaigns(&mut rng, leads);
+    let lead_list = gen_leads(&mut rng, leads, agents, &campaigns);
+    indexed(agents, users, campaigns, lead_list)
+}
+
+/// The CMS agents, then one supervisor per 50 agents (in Webex and Zoho,
+/// in no CMS pool), with the messy cases drawn at their rates.
+fn gen_users(rng: &mut ChaCha8Rng, agents: usize) -> Vec<User> {
     let supervisors = agents / 50 + 1;
     let width = agents.to_string().len().max(4);
-
-    let missing_webex = pick(&mut rng, agents, P_MISSING_WEBEX);
-    let missing_zoho = pick(&mut rng, agents, P_MISSING_ZOHO);
-    let inactive = pick(&mut rng, agents, P_INACTIVE);
-    let at_threshold = pick(&mut rng, agents, P_AT_THRESHOLD);
+    let missing_webex = pick(rng, agents, P_MISSING_WEBEX);
+    let missing_zoho = pick(rng, agents, P_MISSING_ZOHO);
+    let inactive = pick(rng, agents, P_INACTIVE);
+    let at_threshold = pick(rng, agents, P_AT_THRESHOLD);
     let total = agents + supervisors;
-    let email_case = pick(&mut rng, total, P_EMAIL_CASE);
+    let email_case = pick(rng, total, P_EMAIL_CASE);
 
     let mut users = Vec::with_capacity(total);
     for i in 0..total {
@@ -341,53 +352,15 @@ pub fn generate(seed: u64, agents: usize, leads: usize) -> World {
         let email = format!("{first}.{last}.{}@example.com", i + 1);
         let in_webex = supervisor || !missing_webex[i];
         let in_zoho = supervisor || !missing_zoho[i];
-        let webex = in_webex.then(|| WebexUser {
-            user_id: 100_001 + i as u64,
-            email: if email_case[i] {
+        let webex = in_webex.then(|| {
+            let shown = if email_case[i] {
                 recase(&email)
             } else {
                 email.clone()
-            },
-            active: supervisor || !inactive[i],
-            role_id: if supervisor { 3 } else { 5 },
-            role_desc: if supervisor { "Supervisor" } else { "Agent" },
-            groups: vec![if supervisor {
-                "Supervisors".to_owned()
-            } else {
-                format!("Team {}", (b'A' + (i % 6) as u8) as char)
-            }],
-            created: date(&mut rng, 2020..=2022),
-            last_modified: date(&mut rng, 2023..=2023),
-            last_login: date(&mut rng, 2024..=2024),
-        });
-        let zoho = in_zoho.then(|| {
-            let backlog_allow_count = rng.gen_range(5..=50u64);
-            let record_allow_count = rng.gen_range(10..=100u64);
-            let full = !supervisor && at_threshold[i];
-            let backlog_count = if full {
-                backlog_allow_count + rng.gen_range(0..=3)
-            } else {
-                rng.gen_range(0..backlog_allow_count)
             };
-            let record_assigned_count = rng.gen_range(0..record_allow_count);
-            let roll: f64 = rng.gen();
-            let thresholds = if roll < 0.45 {
-                vec![0]
-            } else if roll < 0.85 {
-                vec![1]
-            } else {
-                vec![0, 1]
-            };
-            ZohoEntry {
-                user_id: (4_150_868_000_000_000_001u64 + i as u64).to_string(),
-                backlog_allow_count,
-                backlog_count,
-                record_allow_count,
-                record_assigned_count,
-                default_assignee: false,
-                thresholds,
-            }
+            webex_user(rng, i, supervisor, shown, supervisor || !inactive[i])
         });
+        let zoho = in_zoho.then(|| zoho_entry(rng, i, !supervisor && at_threshold[i]));
         users.push(User {
             username,
             first_name: capitalize(first),
@@ -399,7 +372,67 @@ pub fn generate(seed: u64, agents: usize, leads: usize) -> World {
             zoho,
         });
     }
-    // One or two default assignees: the first supervisor, sometimes an agent too.
+    users
+}
+
+/// User `i`'s Webex record (its dates drawn from `rng`).
+fn webex_user(
+    rng: &mut ChaCha8Rng,
+    i: usize,
+    supervisor: bool,
+    email: String,
+    active: bool,
+) -> WebexUser {
+    WebexUser {
+        user_id: 100_001 + i as u64,
+        email,
+        active,
+        role_id: if supervisor { 3 } else { 5 },
+        role_desc: if supervisor { "Supervisor" } else { "Agent" },
+        groups: vec![if supervisor {
+            "Supervisors".to_owned()
+        } else {
+            format!("Team {}", (b'A' + (i % 6) as u8) as char)
+        }],
+        created: date(rng, 2020..=2022),
+        last_modified: date(rng, 2023..=2023),
+        last_login: date(rng, 2024..=2024),
+    }
+}
+
+/// User `i`'s Zoho threshold entry; `full` puts its backlog at or over its
+/// allowance.
+fn zoho_entry(rng: &mut ChaCha8Rng, i: usize, full: bool) -> ZohoEntry {
+    let backlog_allow_count = rng.gen_range(5..=50u64);
+    let record_allow_count = rng.gen_range(10..=100u64);
+    let backlog_count = if full {
+        backlog_allow_count + rng.gen_range(0..=3)
+    } else {
+        rng.gen_range(0..backlog_allow_count)
+    };
+    let record_assigned_count = rng.gen_range(0..record_allow_count);
+    let roll: f64 = rng.gen();
+    let thresholds = if roll < 0.45 {
+        vec![0]
+    } else if roll < 0.85 {
+        vec![1]
+    } else {
+        vec![0, 1]
+    };
+    ZohoEntry {
+        user_id: (4_150_868_000_000_000_001u64 + i as u64).to_string(),
+        backlog_allow_count,
+        backlog_count,
+        record_allow_count,
+        record_assigned_count,
+        default_assignee: false,
+        thresholds,
+    }
+}
+
+/// One or two default assignees: the first supervisor, sometimes an agent
+/// too.
+fn mark_default_assignees(rng: &mut ChaCha8Rng, users: &mut [User], agents: usize) {
     if let Some(z) = users[agents].zoho.as_mut() {
         z.default_assignee = true;
         z.thresholds = vec![0, 1];
@@ -410,18 +443,33 @@ pub fn generate(seed: u64, agents: usize, leads: usize) -> World {
             z.default_assignee = true;
         }
     }
+}
 
+/// About one campaign per ten leads (at least two), over two or three
+/// processes.
+fn gen_campaigns(rng: &mut ChaCha8Rng, leads: usize) -> Vec<Campaign> {
     let campaigns_n = leads.div_ceil(10).max(2);
     let processes = rng.gen_range(2..=3usize).min(campaigns_n);
-    let campaigns: Vec<Campaign> = (0..campaigns_n)
+    (0..campaigns_n)
         .map(|c| Campaign {
             process_id: 101 + (c % processes) as u64,
             campaign_id: 501 + c as u64,
         })
-        .collect();
+        .collect()
+}
 
-    let empty_pool = pick(&mut rng, leads, P_EMPTY_POOL);
-    let nobody_assigned = pick(&mut rng, leads, P_NOBODY_ASSIGNED);
+/// The leads: every campaign gets one, the rest land at random; pools of
+/// 5–30 agents with 1–5 assigned, some pools empty, some with nobody
+/// assigned.
+fn gen_leads(
+    rng: &mut ChaCha8Rng,
+    leads: usize,
+    agents: usize,
+    campaigns: &[Campaign],
+) -> Vec<Lead> {
+    let campaigns_n = campaigns.len();
+    let empty_pool = pick(rng, leads, P_EMPTY_POOL);
+    let nobody_assigned = pick(rng, leads, P_NOBODY_ASSIGNED);
     let mut lead_list = Vec::with_capacity(leads);
     for i in 0..leads {
         let campaign = if i < campaigns_n {
@@ -437,7 +485,7 @@ pub fn generate(seed: u64, agents: usize, leads: usize) -> World {
             } else {
                 rng.gen_range(1..=5usize).min(size)
             };
-            let pool = sample(&mut rng, agents, size).into_vec();
+            let pool = sample(rng, agents, size).into_vec();
             assigned = pool[..k].to_vec();
             unassigned = pool[k..].to_vec();
             assigned.sort_unstable();
@@ -452,14 +500,19 @@ pub fn generate(seed: u64, agents: usize, leads: usize) -> World {
             unassigned,
         });
     }
+    lead_list
+}
 
+/// The world with its lookup indexes (thresholds' members, leads by key,
+/// users by username and email).
+fn indexed(agents: usize, users: Vec<User>, campaigns: Vec<Campaign>, leads: Vec<Lead>) -> World {
     let mut thresholds = vec![Vec::new(); THRESHOLD_IDS.len()];
     for (i, u) in users.iter().enumerate() {
         for &t in u.zoho.iter().flat_map(|z| z.thresholds.iter()) {
             thresholds[t].push(i);
         }
     }
-    let lead_index = lead_list
+    let lead_index = leads
         .iter()
         .enumerate()
         .map(|(i, l)| ((l.campaign_id, l.lead_id), i))
@@ -469,7 +522,7 @@ pub fn generate(seed: u64, agents: usize, leads: usize) -> World {
         .enumerate()
         .map(|(i, u)| (u.username.clone(), i))
         .collect();
-    let mut email_index = HashMap::with_capacity(total * 2);
+    let mut email_index = HashMap::with_capacity(users.len() * 2);
     for (i, u) in users.iter().enumerate() {
         email_index.insert(u.email.clone(), i);
     }
@@ -487,7 +540,7 @@ pub fn generate(seed: u64, agents: usize, leads: usize) -> World {
         agents,
         users,
         campaigns,
-        leads: lead_list,
+        leads,
         thresholds,
         lead_index,
         username_index,
