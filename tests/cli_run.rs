@@ -165,6 +165,11 @@ async fn the_flap_guard_holds_back_moves_of_agents_just_moved() {
     assert_eq!(code, 0, "{stderr}");
     let first: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(first["outcome"], "applied", "{first}");
+    let hash = first["snapshot_hash"].as_str().unwrap_or_default();
+    assert!(
+        hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "the cycle records its snapshot's hash: {first}"
+    );
     // Knock out several agents: the leads they leave need new agents, and
     // the agents the first cycle just moved are the guard's business.
     let mut gone: Vec<String> = Vec::new();

@@ -215,7 +215,6 @@ async fn cycle_steps(
         metrics::gauge!("rebalancer_cms_gets_per_lead").set(per_lead);
     }
     let stage = std::time::Instant::now();
-    record.snapshot_hash = Some(snapshot.content_hash());
     let recent = if guard.is_zero() {
         Default::default()
     } else {
@@ -317,6 +316,8 @@ fn recent_for_plan(r: rebalancer_applier::RecentMoves) -> rebalancer_optimizer::
 
 fn describe_plan(plan: &Plan, record: &mut CycleRecord) {
     let o = &plan.objectives;
+    // The planner hashed the snapshot already (on its second core).
+    record.snapshot_hash = Some(plan.snapshot_hash.clone());
     record.plan_hash = Some(plan_hash(plan));
     record.assigns = plan.summary.assigns;
     record.unassigns = plan.summary.unassigns;
