@@ -8,7 +8,7 @@ use crate::input::{Source, World};
 use crate::render::Format;
 use crate::{exit, logging};
 use clap::{Parser, Subcommand};
-use rebalancer_optimizer::SolverChoice;
+use rebalancer_optimizer::{SolverChoice, TargetUtilisation};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -133,6 +133,15 @@ pub struct PlanArgs {
     /// solver (--solver lp, or plan.solver = "lp").
     #[arg(long, value_name = "NAME")]
     pub lp_backend: Option<String>,
+    /// Override plan.target_utilisation: drive peak utilisation down to X
+    /// (0 < X <= 1) and no further, or "optimal" for the least peak.
+    #[arg(long, value_name = "X|optimal", value_parser = parse_target)]
+    pub target_utilisation: Option<TargetUtilisation>,
+    /// Show the price of balance instead of one plan: for u*, every 0.05
+    /// up to 1.0, the current peak and the configured target, the
+    /// shortfall, peak and assigns/unassigns the plan would have.
+    #[arg(long, conflicts_with_all = ["out", "detailed_exitcode", "all"])]
+    pub tradeoff: bool,
     /// What-if: set AGENT's Zoho backlog allowance to N (repeatable).
     #[arg(long, value_name = "AGENT=N")]
     pub set_allowance: Vec<String>,
@@ -394,6 +403,17 @@ pub struct BenchOneArgs {
     pub repeat: u32,
 }
 
+/// `0.9` or `optimal`, with the number in (0, 1].
+fn parse_target(text: &str) -> Result<TargetUtilisation, String> {
+    let t = TargetUtilisation::parse(text)?;
+    match t {
+        TargetUtilisation::At(x) if !(x.is_finite() && x > 0.0 && x <= 1.0) => Err(format!(
+            "{x} is not a share in (0, 1] (0.9 = nobody above 90 % of their headroom); or use \"optimal\""
+        )),
+        t => Ok(t),
+    }
+}
+
 /// `1000x100` → (1000 agents, 100 leads).
 fn parse_size(text: &str) -> Result<(usize, usize), String> {
     let bad = || format!("`{text}` is not AGENTSxLEADS (e.g. 1000x100)");
@@ -460,6 +480,8 @@ impl From<PlanArgs> for plan::Options {
                 SolverArg::Lp => SolverChoice::Lp,
             }),
             lp_backend: a.lp_backend,
+            target_utilisation: a.target_utilisation,
+            tradeoff: a.tradeoff,
             what_ifs: plan::WhatIfFlags {
                 set_allowance: a.set_allowance,
                 set_demand: a.set_demand,

@@ -273,3 +273,140 @@ async fn a_closed_stdout_pipe_ends_quietly() {
     .await
     .unwrap();
 }
+
+/// `plan --tradeoff`: JSON rows of exactly the five fields, "optimal"
+/// first, shortfall equal on every rung, and each row is what `plan
+/// --target-utilisation` at that target says; the table names the
+/// configured rung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tradeoff_rows_are_the_plans_at_their_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot_file(dir.path()).await;
+    // A low demand share leaves room to balance (u* < 1).
+    let env = || {
+        vec![(
+            "REBALANCER_PLAN__DEMAND_SHARE".to_string(),
+            "0.3".to_string(),
+        )]
+    };
+    let (code, out, err) = common::run_async(
+        s(&[
+            "plan",
+            "--snapshot",
+            p(&snap),
+            "--tradeoff",
+            "--format",
+            "json",
+        ]),
+        env(),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert!(rows.len() >= 3, "{out}");
+    assert_eq!(rows[0]["target"], "optimal");
+    for row in &rows {
+        let mut keys: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "assigns",
+                "peak_utilisation",
+                "shortfall",
+                "target",
+                "unassigns"
+            ]
+        );
+        assert_eq!(row["shortfall"], rows[0]["shortfall"]);
+    }
+    for row in [&rows[0], &rows[rows.len() / 2], rows.last().unwrap()] {
+        let target = match &row["target"] {
+            serde_json::Value::String(t) => t.clone(),
+            v => v.to_string(),
+        };
+        let (code, out, err) = common::run_async(
+            s(&[
+                "plan",
+                "--snapshot",
+                p(&snap),
+                "--target-utilisation",
+                &target,
+                "--format",
+                "json",
+            ]),
+            env(),
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+        let plan: Plan = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            plan.summary.assigns as u64,
+            row["assigns"].as_u64().unwrap(),
+            "{target}"
+        );
+        assert_eq!(
+            plan.summary.unassigns as u64,
+            row["unassigns"].as_u64().unwrap()
+        );
+        assert_eq!(
+            plan.objectives.after.peak_utilisation,
+            row["peak_utilisation"].as_f64().unwrap()
+        );
+        assert_eq!(
+            plan.objectives.balance.target,
+            (target != "optimal").then(|| target.parse::<f64>().unwrap())
+        );
+    }
+    let (code, table, err) =
+        common::run_async(s(&["plan", "--snapshot", p(&snap), "--tradeoff"]), env()).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(table.contains("The price of balance"), "{table}");
+    let configured = table
+        .lines()
+        .find(|l| l.contains("configured") && l.starts_with('│'));
+    assert!(configured.is_some_and(|l| l.contains("0.90")), "{table}");
+}
+
+/// A target outside (0, 1] is a usage error naming the flag; in the config
+/// (here from the environment) it is a config error naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_target_is_refused_by_flag_and_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot_file(dir.path()).await;
+    for bad in ["1.5", "0", "lots"] {
+        let (code, _, err) = run(s(&[
+            "plan",
+            "--snapshot",
+            p(&snap),
+            "--target-utilisation",
+            bad,
+        ]))
+        .await;
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("--target-utilisation"), "{err}");
+    }
+    let (code, _, err) = common::run_async(
+        s(&["plan", "--snapshot", p(&snap)]),
+        vec![("REBALANCER_PLAN__TARGET_UTILISATION".into(), "1.2".into())],
+    )
+    .await;
+    assert_eq!(code, 3, "bad configuration: {err}");
+    assert!(err.contains("plan.target_utilisation"), "{err}");
+    let (code, out, err) = common::run_async(
+        s(&["plan", "--snapshot", p(&snap), "--format", "json"]),
+        vec![(
+            "REBALANCER_PLAN__TARGET_UTILISATION".into(),
+            "optimal".into(),
+        )],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let plan: Plan = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan.objectives.balance.target, None);
+}

@@ -14,6 +14,7 @@ use anyhow::Context;
 use rebalancer_optimizer::families::generate;
 pub use rebalancer_optimizer::families::Family;
 use rebalancer_optimizer::greedy::greedy;
+use rebalancer_optimizer::{tradeoff, PlanConfig, TargetUtilisation, WhatIfs};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -31,6 +32,10 @@ const SPEC_SEED: u64 = 42;
 
 /// How close u* must be to the spec's 12-digit value.
 const SPEC_TOLERANCE: f64 = 1e-9;
+
+/// The utilisation target of the "changes at target" columns (the default
+/// of `plan.target_utilisation`).
+const BENCH_TARGET: f64 = 0.9;
 
 /// Flow below this on a pair counts as no assignment (greedy baseline).
 const MIN_FLOW: f64 = 1e-6;
@@ -111,6 +116,17 @@ pub fn run_one(
     let (plan, stats) = last.context("--repeat must be at least 1")?;
     times.sort_by(f64::total_cmp);
 
+    // The same instance at the default utilisation target, and the whole
+    // trade-off ladder, timed once each.
+    let at_target = PlanConfig {
+        target_utilisation: TargetUtilisation::At(BENCH_TARGET),
+        ..cfg.clone()
+    };
+    let (target_plan, _) = rebalancer_optimizer::plan(&snapshot, &at_target)?;
+    let ladder_started = Instant::now();
+    let ladder = tradeoff(&snapshot, &cfg, &WhatIfs::default())?;
+    let tradeoff_ms = ladder_started.elapsed().as_secs_f64() * 1e3;
+
     let inst = generated.to_instance();
     let g = greedy(&inst, 1.0);
     let greedy_new_pairs = inst
@@ -137,9 +153,15 @@ pub fn run_one(
         peak_rss_mib: peak_rss_mib(),
         max_flow,
         shortfall: optimum.shortfall,
-        peak_utilisation: optimum.peak_utilisation,
+        peak_utilisation: plan.objectives.balance.least_peak,
         assigns: plan.summary.assigns,
         unassigns: plan.summary.unassigns,
+        new_pairs_least_records: plan.objectives.new_pairs.least_records,
+        target_assigns: target_plan.summary.assigns,
+        target_unassigns: target_plan.summary.unassigns,
+        target_peak_utilisation: target_plan.objectives.after.peak_utilisation,
+        tradeoff_ms,
+        tradeoff_rungs: ladder.rows.len(),
         greedy_new_pairs,
         greedy_peak_utilisation: g.peak,
         greedy_shortfall: g.shortfall,
@@ -148,7 +170,7 @@ pub fn run_one(
             seed,
             (agents, leads),
             max_flow,
-            optimum.peak_utilisation,
+            plan.objectives.balance.least_peak,
         ),
     };
     render::emit(&serde_json::to_string(&row)?)?;

@@ -10,7 +10,7 @@ use crate::render::{self, Format, PlanView};
 use crate::settings::Env;
 use anyhow::Context;
 use rebalancer_optimizer::whatif::{parse_allowance, parse_demand, parse_frozen_lead, parse_pin};
-use rebalancer_optimizer::{OptimizerError, PlanConfig, SolverChoice, WhatIfs};
+use rebalancer_optimizer::{OptimizerError, PlanConfig, SolverChoice, TargetUtilisation, WhatIfs};
 use std::path::PathBuf;
 
 /// What `plan` was asked to do.
@@ -25,6 +25,10 @@ pub struct Options {
     pub detailed_exitcode: bool,
     pub solver: Option<SolverChoice>,
     pub lp_backend: Option<String>,
+    /// Overrides `plan.target_utilisation`.
+    pub target_utilisation: Option<TargetUtilisation>,
+    /// Print the trade-off ladder instead of one plan.
+    pub tradeoff: bool,
     pub what_ifs: WhatIfFlags,
 }
 
@@ -46,6 +50,9 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
     apply_solver_flags(&mut cfg, &opts)?;
     let what_ifs = what_ifs(&opts.what_ifs)?;
     let snapshot = input.snapshot;
+    if opts.tradeoff {
+        return tradeoff(snapshot, cfg, what_ifs, opts.format).await;
+    }
     let (plan, stats, snapshot) = tokio::task::spawn_blocking(move || {
         rebalancer_optimizer::plan_with(&snapshot, &cfg, &what_ifs).map(|(p, s)| (p, s, snapshot))
     })
@@ -84,10 +91,39 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
     })
 }
 
-/// Lay the solver flags over the planning config.
+/// `plan --tradeoff`: the ladder of targets, as a table or JSON rows.
+async fn tradeoff(
+    snapshot: rebalancer_model::Snapshot,
+    cfg: PlanConfig,
+    what_ifs: WhatIfs,
+    format: Format,
+) -> anyhow::Result<u8> {
+    let configured = cfg.target_utilisation;
+    let ladder = tokio::task::spawn_blocking(move || {
+        rebalancer_optimizer::tradeoff(&snapshot, &cfg, &what_ifs)
+    })
+    .await
+    .context("the planner stopped unexpectedly")??;
+    tracing::info!(
+        rungs = ladder.rows.len(),
+        seconds = ladder.seconds,
+        "trade-off ladder solved"
+    );
+    let text = match format {
+        Format::Json => render::tradeoff::json_of(&ladder)?,
+        Format::Table => render::tradeoff::table_of(&ladder, configured),
+    };
+    render::emit(&text)?;
+    Ok(0)
+}
+
+/// Lay the solver and target flags over the planning config.
 fn apply_solver_flags(cfg: &mut PlanConfig, opts: &Options) -> anyhow::Result<()> {
     if let Some(s) = opts.solver {
         cfg.solver = s;
+    }
+    if let Some(t) = opts.target_utilisation {
+        cfg.target_utilisation = t;
     }
     if let Some(b) = &opts.lp_backend {
         if cfg.solver != SolverChoice::Lp {

@@ -95,6 +95,7 @@ fn header(out: &mut String, v: &PlanView) {
         "{} agents, {} leads. Moves: assign {} / unassign {} (kept {}, deferred {}).",
         s.agents, s.leads, s.assigns, s.unassigns, s.kept, s.deferred
     );
+    let _ = writeln!(out, "{}", balance_line(plan));
     if let Some(c) = &plan.caps {
         let mut caps = Vec::new();
         if c.max_moves_per_run > 0 {
@@ -114,6 +115,33 @@ fn header(out: &mut String, v: &PlanView) {
     if let Some(gate) = &plan.gate {
         let _ = writeln!(out, "Gate: {gate}; only safety changes are listed.");
     }
+}
+
+/// The utilisation target, the cap it gave, and what the pair-count
+/// reduction did.
+fn balance_line(plan: &Plan) -> String {
+    let o = &plan.objectives;
+    let b = &o.balance;
+    let target = match b.target {
+        Some(x) if x > b.least_peak => format!(
+            "target {x:.2} (plan.target_utilisation): load capped at {} of headroom, u* {}",
+            utilisation(b.cap),
+            utilisation(b.least_peak)
+        ),
+        Some(x) => format!(
+            "target {x:.2} (plan.target_utilisation) is at or below u* {}: load capped at u*",
+            utilisation(b.least_peak)
+        ),
+        None => format!(
+            "target optimal (plan.target_utilisation): load capped at u* {}",
+            utilisation(b.least_peak)
+        ),
+    };
+    let n = &o.new_pairs;
+    format!(
+        "Balance: {target}. New pairs at the optimum: {} ({} before rerouting light flows onto pairs in use).",
+        n.reduced, n.least_records
+    )
 }
 
 fn objectives(out: &mut String, plan: &Plan) {

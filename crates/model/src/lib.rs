@@ -20,8 +20,8 @@ pub use error::ModelError;
 pub use ids::{AgentId, LeadKey};
 pub use io::{write_atomic, MAX_FILE_BYTES};
 pub use plan::{
-    Action, AgentPlan, Blocked, CapReport, Change, Deferred, FlapReport, LeadPlan, Metrics,
-    Objectives, Plan, Reason, Summary, TargetSystem, PLAN_SCHEMA_VERSION,
+    Action, AgentPlan, Balance, Blocked, CapReport, Change, Deferred, FlapReport, LeadPlan,
+    Metrics, NewPairs, Objectives, Plan, Reason, Summary, TargetSystem, PLAN_SCHEMA_VERSION,
 };
 pub use snapshot::{
     Agent, Campaign, Lead, Problem, ProblemKind, Snapshot, SnapshotSource, ThresholdEntry,

@@ -16,7 +16,9 @@ use std::path::Path;
 ///
 /// 2: `objectives.churn`, `what_ifs`, `caps`, `flap_guard`, `blocked` and
 /// `problems`.
-pub const PLAN_SCHEMA_VERSION: u32 = 2;
+/// 3: `objectives.balance` (utilisation target, `u*`, the cap worked
+/// under), `objectives.new_pairs`, and the target in `balances_load`.
+pub const PLAN_SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,8 +90,42 @@ pub struct Objectives {
     pub optimum: Metrics,
     /// The third objective at the optimum: records routed over pairs outside
     /// the current mapping (pins count as current). Least among all flows
-    /// with the optimum's shortfall and peak utilisation.
+    /// with the optimum's shortfall within the balance cap
+    /// (`balance.cap`), before the pair-count reduction.
     pub churn: f64,
+    /// The utilisation target and the peak cap the plan worked under.
+    pub balance: Balance,
+    /// New pairs the optimum uses, before and after the pair-count
+    /// reduction.
+    pub new_pairs: NewPairs,
+}
+
+/// How far the plan drives peak utilisation down (`plan.target_utilisation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Balance {
+    /// The target `X` (a share of headroom), or `None` for "optimal" (the
+    /// least peak `u*`).
+    pub target: Option<f64>,
+    /// `u*`: the least peak utilisation any mapping can reach at the least
+    /// shortfall.
+    pub least_peak: f64,
+    /// The cap every agent's planned load stays within: `max(u*, X)`, or
+    /// `u*` without a target.
+    pub cap: f64,
+}
+
+/// New pairs (assignments not in the current mapping) the optimum carries
+/// records on. The change stage minimises records on new pairs; a local
+/// search then reroutes the flow of light new pairs onto pairs already in
+/// use, at the same shortfall and cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPairs {
+    /// At the least-records optimum.
+    pub least_records: usize,
+    /// After the reduction (what the plan assigns for, before gates).
+    pub reduced: usize,
 }
 
 /// A plan an `apply` must refuse unless a person allows it.
@@ -192,8 +228,14 @@ pub enum Reason {
     /// Carries demand the current mapping leaves uncovered.
     CoversShortfall { shortfall_before: f64 },
     /// Takes load off the lead's current agents: their peak utilisation
-    /// before → after.
-    BalancesLoad { before: f64, after: f64 },
+    /// before → after; `target` is the plan's utilisation target (none when
+    /// the plan drives the peak to its least value).
+    BalancesLoad {
+        before: f64,
+        after: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<f64>,
+    },
     /// Carries this lead's work so that its current agents can cover
     /// shortfall on other leads.
     FreesCapacity {
@@ -249,7 +291,15 @@ impl std::fmt::Display for Reason {
                     "covers shortfall on the lead ({shortfall_before:.0} records short)"
                 )
             }
-            Reason::BalancesLoad { before, after } => {
+            Reason::BalancesLoad {
+                before,
+                after,
+                target: Some(target),
+            } if before > target => write!(
+                f,
+                "balances load: agent above the {target:.2} target (u {before:.4} → {after:.4})"
+            ),
+            Reason::BalancesLoad { before, after, .. } => {
                 write!(f, "balances load (u {before:.4} → {after:.4})")
             }
             Reason::FreesCapacity {
@@ -378,6 +428,15 @@ mod tests {
                 after: m.clone(),
                 optimum: m,
                 churn: 2.5,
+                balance: Balance {
+                    target: Some(0.9),
+                    least_peak: 0.5,
+                    cap: 0.9,
+                },
+                new_pairs: NewPairs {
+                    least_records: 1,
+                    reduced: 1,
+                },
             },
             summary: Summary {
                 agents: 2,
@@ -414,6 +473,7 @@ mod tests {
                     reason: Reason::BalancesLoad {
                         before: 1.0,
                         after: 0.5,
+                        target: None,
                     },
                     flow: 2.5,
                 },
@@ -438,6 +498,28 @@ mod tests {
     }
 
     #[test]
+    fn a_balance_move_names_the_target_it_serves() {
+        let above = Reason::BalancesLoad {
+            before: 0.95,
+            after: 0.9,
+            target: Some(0.9),
+        };
+        assert_eq!(
+            above.to_string(),
+            "balances load: agent above the 0.90 target (u 0.9500 → 0.9000)"
+        );
+        let json = serde_json::to_value(&above).unwrap();
+        assert_eq!(json["target"], 0.9);
+        // Below the target (the balance came with a shortfall move): no claim.
+        let below = Reason::BalancesLoad {
+            before: 0.8,
+            after: 0.7,
+            target: Some(0.9),
+        };
+        assert_eq!(below.to_string(), "balances load (u 0.8000 → 0.7000)");
+    }
+
+    #[test]
     fn other_version_and_snapshot_files_are_refused_by_name() {
         let mut v: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
         v["schema_version"] = 7.into();
@@ -454,7 +536,7 @@ mod tests {
                 e,
                 ModelError::SchemaVersion {
                     found: 1,
-                    expected: 2,
+                    expected: 3,
                     ..
                 }
             ),

@@ -30,6 +30,83 @@ pub enum SolverChoice {
     Lp,
 }
 
+/// How far the balance stage drives peak utilisation down
+/// (`plan.target_utilisation`): a number `X` in (0, 1] caps every agent at
+/// `max(u*, X)` of its headroom and no lower, so the change stage needs
+/// fewer moves; `"optimal"` drives the peak to the exact least `u*`.
+/// `1.0` means "shortfall first, then the fewest changes".
+///
+/// Written as a number (`0.9`) or the string `"optimal"`; a number given as
+/// a string (`"0.9"`, as environment variables are) is read as the number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TargetUtilisation {
+    Optimal,
+    At(f64),
+}
+
+impl TargetUtilisation {
+    /// Targets are kept to 4 decimals (exact fractions `n/10000`).
+    pub const DENOMINATOR: i64 = 10_000;
+
+    /// The target as a fraction; `None` for `Optimal`.
+    pub fn ratio(self) -> Option<crate::Ratio> {
+        match self {
+            TargetUtilisation::Optimal => None,
+            TargetUtilisation::At(x) => Some(crate::Ratio::nearest(x, Self::DENOMINATOR)),
+        }
+    }
+
+    /// The target as a number; `None` for `Optimal`.
+    pub fn value(self) -> Option<f64> {
+        self.ratio().map(|r| r.to_f64())
+    }
+
+    /// Parse `"optimal"` or a number (for `--target-utilisation`); the
+    /// range is checked by the planner.
+    pub fn parse(text: &str) -> Result<TargetUtilisation, String> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("optimal") {
+            return Ok(TargetUtilisation::Optimal);
+        }
+        text.parse::<f64>()
+            .map(TargetUtilisation::At)
+            .map_err(|_| format!("`{text}` is neither a number in (0, 1] nor \"optimal\""))
+    }
+}
+
+impl std::fmt::Display for TargetUtilisation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.value() {
+            None => f.write_str("optimal"),
+            Some(x) => write!(f, "{x:.2}"),
+        }
+    }
+}
+
+impl Serialize for TargetUtilisation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TargetUtilisation::Optimal => s.serialize_str("optimal"),
+            TargetUtilisation::At(x) => s.serialize_f64(*x),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TargetUtilisation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(x) => Ok(TargetUtilisation::At(x)),
+            Raw::Text(t) => TargetUtilisation::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlanConfig {
@@ -47,6 +124,8 @@ pub struct PlanConfig {
     pub campaign_weights: BTreeMap<String, f64>,
     /// A new pair is assigned when its planned flow reaches this (records).
     pub min_flow: f64,
+    /// How far the balance stage drives peak utilisation down.
+    pub target_utilisation: TargetUtilisation,
     pub unjoined_policy: UnjoinedPolicy,
     /// Headroom given to unjoined agents under `unjoined_policy = "unlimited"`.
     pub unjoined_headroom: u64,
@@ -92,6 +171,7 @@ impl Default for PlanConfig {
             lead_weights: BTreeMap::new(),
             campaign_weights: BTreeMap::new(),
             min_flow: 1e-6,
+            target_utilisation: TargetUtilisation::At(0.9),
             unjoined_policy: UnjoinedPolicy::Freeze,
             unjoined_headroom: 10,
             max_leads_per_agent: 0,

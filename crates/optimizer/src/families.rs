@@ -10,7 +10,7 @@
 //!   hot (weight × 4) and demand share 0.6, so the balance stage has real
 //!   work (u* > F*/Σh) while all demand can still be carried.
 
-use crate::config::PlanConfig;
+use crate::config::{PlanConfig, TargetUtilisation};
 use rebalancer_model::{
     Agent, AgentId, Campaign, Lead, Snapshot, SnapshotSource, ThresholdEntry, WebexStatus,
     SNAPSHOT_SCHEMA_VERSION,
@@ -205,6 +205,8 @@ impl Generated {
             demand,
             min_shortfall_gain: 0.0,
             min_balance_gain: 0.0,
+            // The spec's figures are of the exact least peak u*.
+            target_utilisation: TargetUtilisation::Optimal,
             ..PlanConfig::default()
         };
         (snap, cfg)

@@ -16,10 +16,12 @@ pub mod lp;
 mod planner;
 mod prepare;
 pub mod stages;
+mod tradeoff;
 pub mod whatif;
 
-pub use config::{PlanConfig, SolverChoice, UnjoinedPolicy};
+pub use config::{PlanConfig, SolverChoice, TargetUtilisation, UnjoinedPolicy};
 pub use error::OptimizerError;
 pub use planner::{plan, plan_guarded, plan_with, PlanStats, Recent, FLAP_GUARD};
 pub use stages::{Instance, Pair, Ratio, Solution, Stages};
+pub use tradeoff::{tradeoff, Tradeoff, TradeoffRow, LADDER_STEP};
 pub use whatif::WhatIfs;

@@ -12,7 +12,9 @@
 //!
 //! 1. minimise `Σ_j s_j` → `S*`;
 //! 2. add `Σ_j s_j ≤ S* + tol(S*)`, minimise `u` → `u*`;
-//! 3. add `u ≤ u* + tol(u*)`, minimise `Σ_{k: !current} f_k` → `C*`.
+//! 3. add `u ≤ c + tol(c)`, minimise `Σ_{k: !current} f_k` → `C*`, where
+//!    the cap `c` is `u*`, or `max(u*, X)` under a utilisation target `X`
+//!    ([`solve_lp_at`]).
 //!
 //! `tol(v) = STAGE_TOLERANCE · max(1, |v|)` (see [`STAGE_TOLERANCE`]). The
 //! reported [`LpSolution`] carries the three stage optima `S*`, `u*`, `C*`
@@ -106,6 +108,8 @@ pub struct LpSolution {
     pub shortfall: f64,
     /// Stage 2: least peak utilisation `u*` (0 when nothing can flow).
     pub peak: f64,
+    /// The cap stage 3 worked under: `u*`, or `max(u*, X)` with a target.
+    pub cap: f64,
     /// Stage 3: least flow on pairs outside the current mapping `C*`.
     pub new_pair_flow: f64,
     /// Stage-3 flow per pair, in `Instance::pairs` order (never negative).
@@ -127,12 +131,23 @@ pub enum LpError {
 /// the `model` stage otherwise). An instance with negative demand is
 /// infeasible.
 pub fn solve_lp(inst: &Instance, backend: LpBackend) -> Result<LpSolution, LpError> {
+    solve_lp_at(inst, backend, None)
+}
+
+/// Solve the three stages with stage 3 under the cap `max(u*, target)`
+/// (`u*` when `target` is `None`): the LP form of
+/// [`crate::stages::Stages::at`].
+pub fn solve_lp_at(
+    inst: &Instance,
+    backend: LpBackend,
+    target: Option<f64>,
+) -> Result<LpSolution, LpError> {
     match backend {
-        LpBackend::Microlp => Lexicographic::new(inst)?.solve(good_lp::microlp),
+        LpBackend::Microlp => Lexicographic::new(inst)?.solve(good_lp::microlp, target),
         #[cfg(feature = "coin_cbc")]
-        LpBackend::CoinCbc => Lexicographic::new(inst)?.solve(good_lp::coin_cbc),
+        LpBackend::CoinCbc => Lexicographic::new(inst)?.solve(good_lp::coin_cbc, target),
         #[cfg(feature = "highs")]
-        LpBackend::Highs => Lexicographic::new(inst)?.solve(good_lp::highs),
+        LpBackend::Highs => Lexicographic::new(inst)?.solve(good_lp::highs, target),
     }
 }
 
@@ -194,7 +209,7 @@ impl<'a> Lexicographic<'a> {
         })
     }
 
-    fn solve<S>(&self, solver: S) -> Result<LpSolution, LpError>
+    fn solve<S>(&self, solver: S, target: Option<f64>) -> Result<LpSolution, LpError>
     where
         S: Solver + Copy,
         S::Model: SolverModel<Error = ResolutionError>,
@@ -211,7 +226,8 @@ impl<'a> Lexicographic<'a> {
         // With no capacity or nothing to carry u is free; the minimum is 0.
         let peak = second.peak.clamp(0.0, 1.0);
 
-        let u_max = (peak + tolerance(peak)).min(1.0);
+        let cap = target.map_or(peak, |x| x.max(peak));
+        let u_max = (cap + tolerance(cap)).min(1.0);
         let third = self.stage(
             solver,
             Stage::Churn,
@@ -230,6 +246,7 @@ impl<'a> Lexicographic<'a> {
         Ok(LpSolution {
             shortfall,
             peak,
+            cap,
             new_pair_flow,
             flows,
         })

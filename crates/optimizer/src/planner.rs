@@ -23,15 +23,15 @@
 //!
 //! [`build`] runs the phases in order; each is a function below.
 
-use crate::config::{PlanConfig, SolverChoice};
+use crate::config::{PlanConfig, SolverChoice, TargetUtilisation};
 use crate::limits::{FIGURE_NOISE, FLOW_SLACK, SHORT};
-use crate::lp::{solve_lp, LpBackend};
+use crate::lp::{solve_lp_at, LpBackend};
 use crate::prepare::{prepare, Prepared, Standing};
-use crate::stages::{Instance, Pair, Stages};
+use crate::stages::{Base, Instance, Pair, Stages};
 use crate::{OptimizerError, WhatIfs};
 use rebalancer_model::{
-    Action, AgentId, AgentPlan, Blocked, CapReport, Change, Deferred, FlapReport, LeadKey,
-    LeadPlan, Metrics, Objectives, Plan, Reason, Snapshot, Summary, TargetSystem,
+    Action, AgentId, AgentPlan, Balance, Blocked, CapReport, Change, Deferred, FlapReport, LeadKey,
+    LeadPlan, Metrics, NewPairs, Objectives, Plan, Reason, Snapshot, Summary, TargetSystem,
     PLAN_SCHEMA_VERSION,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,9 +77,9 @@ pub struct PlanStats {
 
 /// Flows and metrics of one mapping, solved exactly.
 #[derive(Clone)]
-struct Evaluation {
-    shortfall: i64,
-    peak: f64,
+pub(crate) struct Evaluation {
+    pub(crate) shortfall: i64,
+    pub(crate) peak: f64,
     /// Records carried per lead.
     carried: Vec<f64>,
     /// Planned load per agent.
@@ -190,58 +190,101 @@ pub fn plan_guarded(
     })
 }
 
-/// The solver's optimum on the whole instance.
-struct Optimum {
+/// The solver's optimum on the whole instance, under one utilisation target.
+pub(crate) struct Optimum {
     solver: String,
     /// Flow per pair (records), in `Instance::pairs` order.
     flows: Vec<f64>,
     shortfall: f64,
+    /// The highest utilisation the optimum's flows reach (at most `cap`).
     peak: f64,
-    /// Stage 3: flow on pairs outside the current mapping.
+    /// `u*` and the cap stage 3 worked under, `max(u*, target)`.
+    pub(crate) least_peak: f64,
+    pub(crate) cap: f64,
+    /// The target, when the plan has one (`None`: "optimal").
+    target: Option<f64>,
+    /// Stage 3: least flow on pairs outside the current mapping.
     churn: f64,
+    /// New pairs with flow at stage 3's optimum, and after the reduction.
+    new_pairs_least_records: usize,
+    pub(crate) new_pairs: usize,
     balance_iterations: u32,
     /// Records carried per lead / planned load per agent.
     carried: Vec<f64>,
     load: Vec<f64>,
 }
 
-fn solve(inst: &Instance, cfg: &PlanConfig) -> Result<Optimum, OptimizerError> {
-    let (solver, flows, shortfall, peak, churn, balance_iterations) = match cfg.solver {
-        SolverChoice::Flow => {
+impl Optimum {
+    /// The target mapping's evaluation when it is the optimum's own: the
+    /// mapping carries every pair the optimum uses and the optimum's peak is
+    /// the least one (then no mapping with those pairs balances better).
+    fn as_evaluation(&self) -> Option<Evaluation> {
+        (self.solver == "flow" && self.cap <= self.least_peak).then(|| Evaluation {
+            shortfall: self.shortfall as i64,
+            peak: self.peak,
+            carried: self.carried.clone(),
+            load: self.load.clone(),
+        })
+    }
+}
+
+/// Stages 1 and 2 of the flow solver, shared by every target of a ladder.
+fn flow_base(inst: &Instance, cfg: &PlanConfig) -> Result<Option<Base>, OptimizerError> {
+    match cfg.solver {
+        SolverChoice::Flow => Stages::new(inst)
+            .base()
+            .map(Some)
+            .map_err(|_| OptimizerError::Overflow),
+        SolverChoice::Lp => Ok(None),
+    }
+}
+
+fn solve(
+    inst: &Instance,
+    cfg: &PlanConfig,
+    base: Option<&Base>,
+    target: TargetUtilisation,
+) -> Result<Optimum, OptimizerError> {
+    let (solver, flows, shortfall, least_peak, cap, churn, counts, balance_iterations) = match base
+    {
+        Some(base) => {
             let sol = Stages::new(inst)
-                .solve()
+                .at(base, target.ratio())
                 .map_err(|_| OptimizerError::Overflow)?;
             let flows: Vec<f64> = (0..inst.pairs.len()).map(|k| sol.flow(k)).collect();
             let churn = sol.new_pair_flow_scaled as f64 / sol.peak.den as f64;
-            let (s, p) = (sol.shortfall as f64, sol.peak.to_f64());
             (
                 "flow".to_string(),
                 flows,
-                s,
-                p,
+                sol.shortfall as f64,
+                sol.least_peak.to_f64(),
+                sol.peak.to_f64(),
                 churn,
+                Some((sol.new_pairs_least_records, sol.new_pairs)),
                 sol.balance_iterations,
             )
         }
-        SolverChoice::Lp => {
+        None => {
             let backend = LpBackend::parse(&cfg.lp_backend).ok_or_else(|| {
                 let names: Vec<&str> = LpBackend::available().iter().map(|b| b.name()).collect();
                 OptimizerError::UnknownBackend(cfg.lp_backend.clone(), names.join(", "))
             })?;
             if backend == LpBackend::Microlp && inst.pairs.len() > MICROLP_COMFORT_PAIRS {
                 tracing::warn!(
-                    pairs = inst.pairs.len(),
-                    "microlp is slow beyond {MICROLP_COMFORT_PAIRS} pairs (minutes or more); the default flow solver gives the same optimum in well under a second"
-                );
+                        pairs = inst.pairs.len(),
+                        "microlp is slow beyond {MICROLP_COMFORT_PAIRS} pairs (minutes or more); the default flow solver gives the same optimum in well under a second"
+                    );
             }
-            let sol = solve_lp(inst, backend)?;
+            let sol = solve_lp_at(inst, backend, target.value())?;
             let name = format!("lp-{}", backend.name());
             (
                 name,
                 sol.flows,
                 sol.shortfall,
                 sol.peak,
+                sol.cap,
                 sol.new_pair_flow,
+                None,
                 0,
             )
         }
@@ -252,12 +295,31 @@ fn solve(inst: &Instance, cfg: &PlanConfig) -> Result<Optimum, OptimizerError> {
         carried[p.lead as usize] += flows[k];
         load[p.agent as usize] += flows[k];
     }
+    let used_new = || {
+        inst.pairs
+            .iter()
+            .zip(&flows)
+            .filter(|(p, &f)| !p.current && f > FIGURE_NOISE)
+            .count()
+    };
+    let (new_pairs_least_records, new_pairs) = counts.unwrap_or_else(|| (used_new(), used_new()));
+    let peak = load
+        .iter()
+        .zip(&inst.capacity)
+        .filter(|(_, &h)| h > 0)
+        .map(|(&l, &h)| l / h as f64)
+        .fold(0.0, f64::max);
     Ok(Optimum {
         solver,
         flows,
         shortfall,
         peak,
+        least_peak,
+        cap,
+        target: target.value(),
         churn,
+        new_pairs_least_records,
+        new_pairs,
         balance_iterations,
         carried,
         load,
@@ -265,11 +327,71 @@ fn solve(inst: &Instance, cfg: &PlanConfig) -> Result<Optimum, OptimizerError> {
 }
 
 /// The plan being built: target mapping, changes, deferrals, notes.
-struct Draft {
+pub(crate) struct Draft {
     target: Vec<BTreeSet<usize>>,
-    changes: Vec<Change>,
+    pub(crate) changes: Vec<Change>,
     deferred: Vec<Deferred>,
     notes: Vec<String>,
+}
+
+/// What every utilisation target shares: the prepared instance, stages 1
+/// and 2 of the flow solver, and the current mapping with its evaluation.
+pub(crate) struct Basis {
+    pub(crate) prep: Prepared,
+    pub(crate) base: Option<Base>,
+    current: Vec<BTreeSet<usize>>,
+    before_inst: Instance,
+    pub(crate) before: Evaluation,
+    /// Time spent in stages 1 and 2.
+    base_time: Duration,
+}
+
+impl Basis {
+    pub(crate) fn new(
+        snap: &Snapshot,
+        cfg: &PlanConfig,
+        what_ifs: &WhatIfs,
+        started: Instant,
+    ) -> Result<Basis, OptimizerError> {
+        let prep = prepare(snap, cfg, what_ifs)?;
+        tracing::debug!(ms = ms(started), pairs = prep.inst.pairs.len(), "prepared");
+        let base_started = Instant::now();
+        let base = flow_base(&prep.inst, cfg)?;
+        let base_time = base_started.elapsed();
+        tracing::debug!(ms = ms(started), "stages 1 and 2 solved");
+        // Before: what the current mapping can carry at best.
+        let current: Vec<BTreeSet<usize>> = prep
+            .leads
+            .iter()
+            .map(|l| l.current.iter().copied().collect())
+            .collect();
+        let before_inst = restricted(&prep, &current);
+        let before = evaluate(&before_inst)?;
+        tracing::debug!(ms = ms(started), "evaluated the current mapping");
+        Ok(Basis {
+            prep,
+            base,
+            current,
+            before_inst,
+            before,
+            base_time,
+        })
+    }
+
+    pub(crate) fn optimum(
+        &self,
+        cfg: &PlanConfig,
+        target: TargetUtilisation,
+    ) -> Result<Optimum, OptimizerError> {
+        solve(&self.prep.inst, cfg, self.base.as_ref(), target)
+    }
+}
+
+/// The target mapping after every phase and gate, and its evaluation.
+pub(crate) struct Outcome {
+    pub(crate) draft: Draft,
+    pub(crate) after: Evaluation,
+    gates: Gates,
 }
 
 fn build(
@@ -279,49 +401,51 @@ fn build(
     recent: &Recent,
 ) -> Result<(Plan, PlanStats), OptimizerError> {
     let started = Instant::now();
-    let prep = prepare(snap, cfg, what_ifs)?;
-    tracing::debug!(ms = ms(started), pairs = prep.inst.pairs.len(), "prepared");
-    let inst = &prep.inst;
-
+    let basis = Basis::new(snap, cfg, what_ifs, started)?;
     let solve_started = Instant::now();
-    let opt = solve(inst, cfg)?;
-    let solve_time = solve_started.elapsed();
+    let opt = basis.optimum(cfg, cfg.target_utilisation)?;
+    let solve_time = basis.base_time + solve_started.elapsed();
     tracing::debug!(ms = ms(started), "solved");
+    let outcome = decide(&basis, cfg, &opt, recent)?;
+    let plan = assemble(snap, cfg, &basis, &opt, outcome);
+    let stats = PlanStats {
+        solver: opt.solver,
+        pairs: basis.prep.inst.pairs.len(),
+        solve_time,
+        total_time: started.elapsed(),
+        started,
+        balance_iterations: opt.balance_iterations,
+    };
+    Ok((plan, stats))
+}
 
-    // Before: what the current mapping can carry at best.
-    let current: Vec<BTreeSet<usize>> = prep
-        .leads
-        .iter()
-        .map(|l| l.current.iter().copied().collect())
-        .collect();
-    let before_inst = restricted(&prep, &current);
-    let before = evaluate(&before_inst)?;
-    tracing::debug!(ms = ms(started), "evaluated the current mapping");
-
+/// From the optimum to the target mapping: every phase and gate in order.
+pub(crate) fn decide(
+    basis: &Basis,
+    cfg: &PlanConfig,
+    opt: &Optimum,
+    recent: &Recent,
+) -> Result<Outcome, OptimizerError> {
+    let (prep, before) = (&basis.prep, &basis.before);
+    let inst = &prep.inst;
     let mut draft = Draft {
-        target: current.clone(),
+        target: basis.current.clone(),
         changes: Vec::new(),
         deferred: Vec::new(),
         notes: prep.notes.clone(),
     };
-    safety_unassigns(&prep, &mut draft);
-    pin_assigns(&prep, &opt, &mut draft);
-    optimisation_assigns(&prep, cfg, &opt, &before, &mut draft);
+    safety_unassigns(prep, &mut draft);
+    pin_assigns(prep, opt, &mut draft);
+    optimisation_assigns(prep, cfg, opt, before, &mut draft);
     if cfg.max_leads_per_agent > 0 {
-        apply_lead_cap(&prep, &opt.flows, cfg.max_leads_per_agent, &mut draft);
+        apply_lead_cap(prep, &opt.flows, cfg.max_leads_per_agent, &mut draft);
     }
-    keep_leads_staffed(&prep, &opt.load, &mut draft);
-    tracing::debug!(ms = ms(started), "target built");
+    keep_leads_staffed(prep, &opt.load, &mut draft);
 
     // When the target carries every pair of the exact optimum, the optimum
     // itself is the target's evaluation (same shortfall and peak, and the
     // per-lead figures match the "optimum" column); otherwise solve again.
-    let exact_optimum = matches!(cfg.solver, SolverChoice::Flow).then(|| Evaluation {
-        shortfall: opt.shortfall as i64,
-        peak: opt.peak,
-        carried: opt.carried.clone(),
-        load: opt.load.clone(),
-    });
+    let exact_optimum = opt.as_evaluation();
     let evaluate_target = |target: &[BTreeSet<usize>]| -> Result<Evaluation, OptimizerError> {
         let supported = inst
             .pairs
@@ -330,27 +454,26 @@ fn build(
             .all(|(p, &f)| f <= 0.0 || target[p.lead as usize].contains(&(p.agent as usize)));
         match &exact_optimum {
             Some(o) if supported => Ok(o.clone()),
-            _ => evaluate(&restricted(&prep, target)),
+            _ => evaluate(&restricted(prep, target)),
         }
     };
     // The flap guard first: the dead band then judges the gain of what is
     // left, and the caps count only moves that may go.
-    let flap_guard = (!recent.is_empty()).then(|| flap_guard(&prep, &before, recent, &mut draft));
+    let flap_guard = (!recent.is_empty()).then(|| flap_guard(prep, before, recent, &mut draft));
     if flap_guard.as_ref().is_some_and(|f| f.deferred > 0) {
         // A lead whose new agents were all held back keeps one.
-        keep_leads_staffed(&prep, &opt.load, &mut draft);
+        keep_leads_staffed(prep, &opt.load, &mut draft);
     }
     let pre_gate = evaluate_target(&draft.target)?;
-    tracing::debug!(ms = ms(started), "evaluated the target");
 
     let deferred_before_gates = draft.deferred.len();
-    let gate = dead_band(&prep, cfg, &before, &pre_gate, &mut draft);
-    let caps = move_caps(&prep, cfg, &mut draft);
+    let gate = dead_band(prep, cfg, before, &pre_gate, &mut draft);
+    let caps = move_caps(prep, cfg, &mut draft);
     let after = if draft.deferred.len() == deferred_before_gates {
         pre_gate
     } else {
         // A lead whose new agents were all held back keeps one.
-        keep_leads_staffed(&prep, &opt.load, &mut draft);
+        keep_leads_staffed(prep, &opt.load, &mut draft);
         evaluate_target(&draft.target)?
     };
     if let Some(c) = &caps {
@@ -364,33 +487,17 @@ fn build(
             ));
         }
     }
-    let blocked = blast_radius(cfg, &draft.changes, &current);
-    let plan = assemble(
-        snap,
-        cfg,
-        &prep,
-        &opt,
-        &current,
-        &before_inst,
-        &before,
-        &after,
+    let blocked = blast_radius(cfg, &draft.changes, &basis.current);
+    Ok(Outcome {
         draft,
-        Gates {
+        after,
+        gates: Gates {
             gate,
             caps,
             flap_guard,
             blocked,
         },
-    );
-    let stats = PlanStats {
-        solver: opt.solver,
-        pairs: inst.pairs.len(),
-        solve_time,
-        total_time: started.elapsed(),
-        started,
-        balance_iterations: opt.balance_iterations,
-    };
-    Ok((plan, stats))
+    })
 }
 
 /// Unassign every current pair whose agent may not stay: inactive, at
@@ -478,6 +585,7 @@ fn optimisation_assigns(
                 Reason::BalancesLoad {
                     before: round6(was),
                     after: round6(now),
+                    target: opt.target,
                 }
             } else {
                 Reason::FreesCapacity {
@@ -604,7 +712,7 @@ fn dead_band(
 fn move_value(c: &Change) -> (u8, f64) {
     match &c.reason {
         Reason::CoversShortfall { .. } => (0, -c.flow),
-        Reason::BalancesLoad { before, after } => (1, after - before),
+        Reason::BalancesLoad { before, after, .. } => (1, after - before),
         _ => (2, -c.flow),
     }
 }
@@ -688,19 +796,26 @@ struct Gates {
 }
 
 /// Put the plan together from the phases' results.
-#[allow(clippy::too_many_arguments)]
 fn assemble(
     snap: &Snapshot,
     cfg: &PlanConfig,
-    prep: &Prepared,
+    basis: &Basis,
     opt: &Optimum,
-    current: &[BTreeSet<usize>],
-    before_inst: &Instance,
-    before: &Evaluation,
-    after: &Evaluation,
-    draft: Draft,
-    gates: Gates,
+    outcome: Outcome,
 ) -> Plan {
+    let Basis {
+        prep,
+        current,
+        before_inst,
+        before,
+        ..
+    } = basis;
+    let Outcome {
+        draft,
+        after,
+        gates,
+    } = outcome;
+    let after = &after;
     let inst = &prep.inst;
     let Gates {
         gate,
@@ -824,6 +939,15 @@ fn assemble(
                 leads_uncovered: uncovered(&inst.demand, &opt.carried),
             },
             churn: round6(opt.churn),
+            balance: Balance {
+                target: opt.target,
+                least_peak: opt.least_peak,
+                cap: opt.cap,
+            },
+            new_pairs: NewPairs {
+                least_records: opt.new_pairs_least_records,
+                reduced: opt.new_pairs,
+            },
         },
         summary,
         gate,

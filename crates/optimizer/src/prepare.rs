@@ -20,7 +20,7 @@
 //!
 //! Frozen leads keep their mapping; their current pairs still carry flow.
 
-use crate::config::{PlanConfig, UnjoinedPolicy};
+use crate::config::{PlanConfig, TargetUtilisation, UnjoinedPolicy};
 use crate::limits::{MAX_RECORDS, MAX_TOTAL_RECORDS};
 use crate::stages::{Instance, Pair};
 use crate::whatif::{LeadRef, PairRef, WhatIfs};
@@ -206,6 +206,16 @@ fn check_numbers(cfg: &PlanConfig) -> Result<(), OptimizerError> {
             key: "plan.min_flow",
             detail: format!("{} must be a positive number", cfg.min_flow),
         });
+    }
+    if let TargetUtilisation::At(x) = cfg.target_utilisation {
+        if !(x.is_finite() && x > 0.0 && x <= 1.0) {
+            return Err(OptimizerError::BadValue {
+                key: "plan.target_utilisation",
+                detail: format!(
+                    "{x} must be a share in (0, 1] (0.9 = nobody above 90 % of their headroom) or \"optimal\""
+                ),
+            });
+        }
     }
     if !(cfg.max_unassign_share.is_finite() && (0.0..=1.0).contains(&cfg.max_unassign_share)) {
         return Err(OptimizerError::BadValue {

@@ -21,8 +21,23 @@
 //!    stage-2 network, cost 0 on current pairs and 1 per unit on new pairs.
 //!    Its flow value is `q·F*` by construction, so stages 1 and 2 keep their
 //!    optima exactly (tolerance zero: all arithmetic is integral).
+//!
+//! **A utilisation target** ([`Stages::at`]) relaxes stage 2: the agent
+//! caps of stage 3 are `max(u*, X)·h_i` instead of `u*·h_i`, so the peak is
+//! driven down to the target and no further, and stage 3 needs fewer new
+//! pairs. Shortfall is never traded: the flow value stays `F*`. Stages 1
+//! and 2 do not depend on `X` ([`Stages::base`] solves them once for a
+//! whole ladder of targets).
+//!
+//! **Fewer new pairs**: stage 3 minimises records on new pairs; what costs
+//! a write is a new *pair*. After it, [`shed_arcs`] reroutes the flow of the
+//! lightest new pairs onto pairs already in use (current pairs, or new pairs
+//! that carry flow anyway), at the same flow value and caps, so shortfall
+//! and the peak cap are unchanged. [`Solution`] reports the count before
+//! and after.
 
-use crate::flow::{max_flow, min_cost_max_flow, source_side, NetworkBuilder};
+use crate::flow::{max_flow, min_cost_max_flow, shed_arcs, source_side, NetworkBuilder};
+use std::cmp::Ordering;
 
 /// The integer instance the stages solve: agents with capacity (headroom),
 /// leads with demand, eligible pairs with a flag for the current mapping.
@@ -83,6 +98,23 @@ impl Ratio {
     pub fn to_f64(self) -> f64 {
         self.num as f64 / self.den as f64
     }
+
+    /// The fraction nearest to `x` with denominator `den` (`x ≥ 0`, finite).
+    pub fn nearest(x: f64, den: i64) -> Ratio {
+        Ratio::new((x * den as f64).round().max(0.0) as i64, den)
+    }
+}
+
+impl PartialOrd for Ratio {
+    fn partial_cmp(&self, other: &Ratio) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ratio {
+    fn cmp(&self, other: &Ratio) -> Ordering {
+        (self.num as i128 * other.den as i128).cmp(&(other.num as i128 * self.den as i128))
+    }
 }
 
 fn gcd(mut a: i64, mut b: i64) -> i64 {
@@ -92,7 +124,25 @@ fn gcd(mut a: i64, mut b: i64) -> i64 {
     a.abs()
 }
 
-/// Solved stages: optimum values and the stage-3 flow, scaled by `u.den`.
+/// Nodes one rerouting attempt of the pair-count reduction may visit: with
+/// slack near the pair (a target above `u*`) a path is found within a few
+/// nodes; at a tight `u*` most attempts fail, and this bounds their cost.
+pub const REROUTE_BUDGET: usize = 256;
+
+/// Stages 1 and 2, which every utilisation target shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Base {
+    /// `F*`, the most demand the pairs can carry.
+    pub max_flow: i64,
+    /// Total demand `Σ D_j`.
+    pub demand: i64,
+    /// Least peak utilisation `u*` (0 when nothing flows).
+    pub least_peak: Ratio,
+    /// Max-flow solves the balance stage needed (Newton iterations).
+    pub balance_iterations: u32,
+}
+
+/// Solved stages: optimum values and the stage-3 flow, scaled by `peak.den`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Solution {
     /// Least total shortfall `Σ D_j − F*`.
@@ -100,10 +150,20 @@ pub struct Solution {
     /// `F*`, the most demand the pairs can carry.
     pub max_flow: i64,
     /// Least peak utilisation `u*` (0 when nothing flows).
+    pub least_peak: Ratio,
+    /// The cap stage 3 worked under: `max(u*, target)`, or `u*` without a
+    /// target. No agent's flow exceeds `peak·h_i`.
     pub peak: Ratio,
-    /// Stage-3 optimum: units of flow on new pairs, times `peak.den`.
+    /// Stage-3 optimum: least units of flow on new pairs under `peak`,
+    /// times `peak.den` (before the pair-count reduction, which may raise
+    /// it).
     pub new_pair_flow_scaled: i64,
-    /// Flow per pair, times `peak.den` (same order as `Instance::pairs`).
+    /// New pairs carrying flow at the stage-3 optimum.
+    pub new_pairs_least_records: usize,
+    /// New pairs carrying flow after the pair-count reduction.
+    pub new_pairs: usize,
+    /// Flow per pair, times `peak.den` (same order as `Instance::pairs`),
+    /// after the pair-count reduction.
     pub flow_scaled: Vec<i64>,
     /// Max-flow solves the balance stage needed (Newton iterations).
     pub balance_iterations: u32,
@@ -275,32 +335,95 @@ impl<'a> Stages<'a> {
     }
 
     /// Stage 3: least flow on new pairs among flows reaching `F*` within `u`.
+    /// Returns the flows, their value and their cost (records on new pairs).
     pub fn churn(&self, u: Ratio) -> Result<(Vec<i64>, i64, i64), Overflow> {
+        self.churn_reduced(u, false)
+            .map(|(flows, value, cost, _)| (flows, value, cost))
+    }
+
+    /// Stage 3, then (with `reduce`) the pair-count reduction; also returns
+    /// what the reduction did.
+    fn churn_reduced(
+        &self,
+        u: Ratio,
+        reduce: bool,
+    ) -> Result<(Vec<i64>, i64, i64, crate::flow::Shed), Overflow> {
         let lay = Layout::new(self.inst);
+        let started = std::time::Instant::now();
         let mut net = network(self.inst, u.num, u.den, true)?;
         let (flow, cost) = min_cost_max_flow(&mut net, lay.source(), lay.sink());
+        let solved = started.elapsed();
         let first_pair = lay.agents + lay.leads;
+        let shed = if reduce {
+            let new_pairs: Vec<usize> = (0..self.inst.pairs.len())
+                .filter(|&k| !self.inst.pairs[k].current)
+                .map(|k| first_pair + k)
+                .collect();
+            shed_arcs(
+                &mut net,
+                lay.source(),
+                lay.sink(),
+                &new_pairs,
+                REROUTE_BUDGET,
+            )
+        } else {
+            crate::flow::Shed::default()
+        };
         let flows = (0..self.inst.pairs.len())
             .map(|k| net.flow(first_pair + k))
             .collect();
-        Ok((flows, flow, cost))
+        tracing::debug!(
+            min_cost_ms = solved.as_secs_f64() * 1e3,
+            reduce_ms = (started.elapsed() - solved).as_secs_f64() * 1e3,
+            new_pairs_before = shed.used_before,
+            new_pairs_after = shed.used_after,
+            "change stage"
+        );
+        Ok((flows, flow, cost, shed))
     }
 
-    /// All three stages.
-    pub fn solve(&self) -> Result<Solution, Overflow> {
+    /// Stages 1 and 2.
+    pub fn base(&self) -> Result<Base, Overflow> {
         let max_flow = self.shortfall()?;
-        let (peak, balance_iterations) = self.balance(max_flow)?;
-        let (flow_scaled, flow, cost) = self.churn(peak)?;
-        debug_assert_eq!(flow, max_flow * peak.den);
-        let demand = checked_sum(&self.inst.demand)?;
-        Ok(Solution {
-            shortfall: demand - max_flow,
+        let (least_peak, balance_iterations) = self.balance(max_flow)?;
+        Ok(Base {
             max_flow,
-            peak,
-            new_pair_flow_scaled: cost,
-            flow_scaled,
+            demand: checked_sum(&self.inst.demand)?,
+            least_peak,
             balance_iterations,
         })
+    }
+
+    /// Stage 3 under the cap `max(u*, target)` (`u*` without a target),
+    /// then the pair-count reduction, on stages 1 and 2 already solved.
+    pub fn at(&self, base: &Base, target: Option<Ratio>) -> Result<Solution, Overflow> {
+        let peak = match target {
+            Some(x) if x > base.least_peak => x,
+            _ => base.least_peak,
+        };
+        let (flow_scaled, flow, cost, shed) = self.churn_reduced(peak, true)?;
+        debug_assert_eq!(Some(flow), base.max_flow.checked_mul(peak.den));
+        Ok(Solution {
+            shortfall: base.demand - base.max_flow,
+            max_flow: base.max_flow,
+            least_peak: base.least_peak,
+            peak,
+            new_pair_flow_scaled: cost,
+            new_pairs_least_records: shed.used_before,
+            new_pairs: shed.used_after,
+            flow_scaled,
+            balance_iterations: base.balance_iterations,
+        })
+    }
+
+    /// All three stages at `u*`.
+    pub fn solve(&self) -> Result<Solution, Overflow> {
+        self.solve_at(None)
+    }
+
+    /// All three stages under a utilisation target (see [`Stages::at`]).
+    pub fn solve_at(&self, target: Option<Ratio>) -> Result<Solution, Overflow> {
+        self.at(&self.base()?, target)
     }
 }
 

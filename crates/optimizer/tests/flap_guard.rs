@@ -10,7 +10,7 @@
 use proptest::prelude::*;
 use rebalancer_model::{Action, AgentId, Change, LeadKey, Plan, Reason, Snapshot};
 use rebalancer_optimizer::{
-    plan, plan_guarded, plan_with, PlanConfig, Recent, WhatIfs, FLAP_GUARD,
+    plan, plan_guarded, plan_with, PlanConfig, Recent, TargetUtilisation, WhatIfs, FLAP_GUARD,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -57,6 +57,9 @@ fn mixed_world() -> &'static World {
     W.get_or_init(|| {
         World::new(PlanConfig {
             demand_share: 0.1,
+            // Balance to the least peak: the guard then has load-balancing
+            // moves on leads without shortfall to hold back.
+            target_utilisation: TargetUtilisation::Optimal,
             ..PlanConfig::default()
         })
     })

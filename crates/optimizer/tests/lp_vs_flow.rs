@@ -3,11 +3,17 @@
 //! leads, on the "uniform" benchmark family (/work/shared/bench-instances.md)
 //! and on the "skewed" family (`families.rs`), with microlp and, behind the
 //! `coin_cbc` and `highs` features, with Clp/Cbc and HiGHS. All three stage
-//! optima are compared: shortfall, peak utilisation and churn.
+//! optima are compared: shortfall, peak utilisation and churn, at `u*` and
+//! under utilisation targets (stage 3 capped at `max(u*, X)`).
 
 use proptest::prelude::*;
-use rebalancer_optimizer::lp::{solve_lp, LpBackend, LpSolution};
-use rebalancer_optimizer::{Instance, Pair, Solution, Stages};
+use rebalancer_optimizer::lp::{solve_lp, solve_lp_at, LpBackend, LpSolution};
+use rebalancer_optimizer::{Instance, Pair, Ratio, Solution, Stages};
+
+/// Target `k`·0.05 as the flow stages' exact fraction and as the LP's number.
+fn target(k: u32) -> (Ratio, f64) {
+    (Ratio::new(5 * k as i64, 100), k as f64 * 0.05)
+}
 
 /// How closely an LP backend must reproduce the exact flow optima.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +67,7 @@ fn check(
     }
     let peak = flow.peak.to_f64();
     for (i, &h) in inst.capacity.iter().enumerate() {
-        prop_assert!(load[i] <= flow.peak.num * h, "agent {i} over u*·h");
+        prop_assert!(load[i] <= flow.peak.num * h, "agent {i} over cap·h");
         prop_assert!(load[i] as f64 / den as f64 <= peak * h as f64 + 1e-9);
     }
     for (j, &d) in inst.demand.iter().enumerate() {
@@ -69,6 +75,16 @@ fn check(
     }
     prop_assert_eq!(carried.iter().sum::<i64>(), flow.max_flow * den);
     prop_assert_eq!(flow.shortfall, total_demand - flow.max_flow);
+    // The pair-count reduction only removes new pairs, and counts right.
+    let used_new = inst
+        .pairs
+        .iter()
+        .zip(&flow.flow_scaled)
+        .filter(|(p, &f)| !p.current && f > 0)
+        .count();
+    prop_assert_eq!(used_new, flow.new_pairs);
+    prop_assert!(flow.new_pairs <= flow.new_pairs_least_records);
+    prop_assert!(flow.least_peak <= flow.peak);
 
     // Same stage optima.
     let flow_churn = flow.new_pair_flow_scaled as f64 / den as f64;
@@ -79,9 +95,15 @@ fn check(
         flow.shortfall
     );
     prop_assert!(
-        (lp.peak - peak).abs() <= tol.abs,
-        "peak: lp {} vs flow {}",
+        (lp.peak - flow.least_peak.to_f64()).abs() <= tol.abs,
+        "u*: lp {} vs flow {:?}",
         lp.peak,
+        flow.least_peak
+    );
+    prop_assert!(
+        (lp.cap - peak).abs() <= tol.abs,
+        "cap: lp {} vs flow {}",
+        lp.cap,
         peak
     );
     prop_assert!(
@@ -102,8 +124,8 @@ fn check(
     }
     for (i, &h) in inst.capacity.iter().enumerate() {
         prop_assert!(
-            lp_load[i] <= lp.peak * h as f64 + tol.abs,
-            "lp: agent {i} over u*·h"
+            lp_load[i] <= lp.cap * h as f64 + tol.abs,
+            "lp: agent {i} over cap·h"
         );
     }
     for (j, &d) in inst.demand.iter().enumerate() {
@@ -200,10 +222,14 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
     #[test]
-    fn every_backend_matches_flow_up_to_60_by_20(inst in larger_instances()) {
-        let flow = Stages::new(&inst).solve().expect("small instances fit in i64");
+    fn every_backend_matches_flow_up_to_60_by_20(
+        inst in larger_instances(),
+        k in prop::option::of(1u32..=20),
+    ) {
+        let (exact, x) = k.map(target).unzip();
+        let flow = Stages::new(&inst).solve_at(exact).expect("small instances fit in i64");
         for (backend, tol) in backends() {
-            let lp = solve_lp(&inst, backend).expect("the LP is feasible");
+            let lp = solve_lp_at(&inst, backend, x).expect("the LP is feasible");
             check(&inst, &flow, &lp, tol)?;
         }
     }
@@ -238,6 +264,17 @@ proptest! {
         let flow = Stages::new(&inst).solve().expect("small instances fit in i64");
         let lp = solve_lp(&inst, LpBackend::Microlp).expect("the LP is feasible");
         check(&inst, &flow, &lp, MICROLP)?;
+    }
+
+    /// Under a utilisation target the stages keep S* and u*, and stage 3's
+    /// least records under the cap max(u*, X) match the LP's.
+    #[test]
+    fn lp_matches_flow_under_a_target(inst in instances(), k in 1u32..=20) {
+        let (exact, x) = target(k);
+        let flow = Stages::new(&inst).solve_at(Some(exact)).expect("small instances fit in i64");
+        let lp = solve_lp_at(&inst, LpBackend::Microlp, Some(x)).expect("the LP is feasible");
+        check(&inst, &flow, &lp, MICROLP)?;
+        prop_assert_eq!(flow.peak, exact.max(flow.least_peak));
     }
 
     #[cfg(feature = "coin_cbc")]

@@ -30,7 +30,10 @@ fn a_cap_of_ten_makes_the_ten_most_valuable_moves_and_every_safety_change() {
     assert_eq!(free.objectives.before.shortfall, 696.0);
     assert_eq!(free.objectives.optimum.shortfall, 81.0);
     assert_eq!(free.summary.unassigns, 15);
-    assert_eq!(optimisation(&free).len(), 98);
+    // 98 optimisation assigns at the least-records optimum; rerouting light
+    // flows onto pairs in use leaves 70 (the shortfall stays 81).
+    assert_eq!(free.objectives.new_pairs.least_records, 98);
+    assert_eq!(optimisation(&free).len(), 70);
     assert!(free.caps.is_none());
 
     let cfg = PlanConfig {
@@ -44,7 +47,7 @@ fn a_cap_of_ten_makes_the_ten_most_valuable_moves_and_every_safety_change() {
     let caps = capped.caps.as_ref().unwrap();
     assert_eq!(
         (caps.max_moves_per_run, caps.kept, caps.deferred),
-        (10, 10, 88)
+        (10, 10, 60)
     );
     assert!(capped.objectives.after.shortfall < capped.objectives.before.shortfall);
     // Every safety unassign of the uncapped plan is made.

@@ -9,7 +9,9 @@ use rebalancer_model::{
     WebexStatus, SNAPSHOT_SCHEMA_VERSION,
 };
 use rebalancer_optimizer::greedy::greedy;
-use rebalancer_optimizer::{plan, Instance, Pair, PlanConfig, SolverChoice, Stages};
+use rebalancer_optimizer::{
+    plan, Instance, Pair, PlanConfig, SolverChoice, Stages, TargetUtilisation,
+};
 
 #[derive(Debug, Clone)]
 struct AgentSpec {
@@ -193,7 +195,13 @@ proptest! {
         let lp_cfg = PlanConfig { solver: SolverChoice::Lp, ..PlanConfig::default() };
         let (lp, _) = plan(&snap, &lp_cfg).unwrap();
         prop_assert!((flow.objectives.optimum.shortfall - lp.objectives.optimum.shortfall).abs() < 1e-6);
-        prop_assert!((flow.objectives.optimum.peak_utilisation - lp.objectives.optimum.peak_utilisation).abs() < 1e-6);
+        // u* and the cap of the default target (0.9) agree; the peak each
+        // solver's flows reach under the cap may differ (any flow within it
+        // is optimal), so it is not compared.
+        let (fb, lb) = (&flow.objectives.balance, &lp.objectives.balance);
+        prop_assert!((fb.least_peak - lb.least_peak).abs() < 1e-6, "u*: {fb:?} vs {lb:?}");
+        prop_assert!((fb.cap - lb.cap).abs() < 1e-6, "cap: {fb:?} vs {lb:?}");
+        prop_assert!(flow.objectives.optimum.peak_utilisation <= fb.cap + 1e-9);
         // The third objective too: least flow on new pairs (the LP's stage
         // slack allows 1e-5 relative, see lp_vs_flow.rs). Rounded to 1e-6
         // in the plan.
@@ -650,4 +658,123 @@ fn a_cap_that_improves_nothing_says_so() {
     .unwrap();
     assert_eq!(free.objectives.after.shortfall, 0.0);
     assert!(!free.notes.iter().any(|n| n.contains("improves neither")));
+}
+
+/// Gates off, at `target`.
+fn at_target(target: TargetUtilisation) -> PlanConfig {
+    PlanConfig {
+        min_shortfall_gain: 0.0,
+        min_balance_gain: 0.0,
+        target_utilisation: target,
+        ..PlanConfig::default()
+    }
+}
+
+proptest! {
+    /// Once the mapping carries the least shortfall, a target of 1.0 makes
+    /// no optimisation move at all (safety moves may remain).
+    #[test]
+    fn target_one_moves_nothing_once_shortfall_is_least((agents, leads) in world()) {
+        let snap = snapshot(&agents, &leads);
+        let (first, _) = plan(&snap, &at_target(TargetUtilisation::Optimal)).unwrap();
+        let settled = applied(&snap, &first);
+        let (p, _) = plan(&settled, &at_target(TargetUtilisation::At(1.0))).unwrap();
+        prop_assert!((p.objectives.before.shortfall - p.objectives.optimum.shortfall).abs() < 1e-9);
+        let moved: Vec<_> = p.changes.iter().filter(|c| c.reason.is_optimisation()).collect();
+        prop_assert!(moved.is_empty(), "optimisation moves at target 1.0: {moved:?}");
+    }
+
+    /// Shortfall is never traded for balance: every target plans the least
+    /// shortfall, so lowering the target never raises it; and no agent's
+    /// planned load exceeds the cap.
+    #[test]
+    fn lowering_the_target_never_raises_shortfall((agents, leads) in world()) {
+        let snap = snapshot(&agents, &leads);
+        let mut last: Option<f64> = None;
+        for target in [
+            TargetUtilisation::At(1.0),
+            TargetUtilisation::At(0.9),
+            TargetUtilisation::At(0.7),
+            TargetUtilisation::At(0.5),
+            TargetUtilisation::At(0.2),
+            TargetUtilisation::Optimal,
+        ] {
+            let (p, _) = plan(&snap, &at_target(target)).unwrap();
+            let o = &p.objectives;
+            prop_assert!((o.after.shortfall - o.optimum.shortfall).abs() < 1e-6, "{target}: {o:?}");
+            if let Some(l) = last {
+                prop_assert!(o.after.shortfall <= l + 1e-6, "{target}: {} > {l}", o.after.shortfall);
+            }
+            last = Some(o.after.shortfall);
+            prop_assert!(o.balance.cap + 1e-12 >= o.balance.least_peak);
+            prop_assert!(o.optimum.peak_utilisation <= o.balance.cap + 1e-9, "{target}: {o:?}");
+            prop_assert!(o.new_pairs.reduced <= o.new_pairs.least_records);
+        }
+    }
+}
+
+#[test]
+fn an_agent_under_the_target_keeps_its_lead_alone_and_optimal_still_balances() {
+    // Agent 0 (headroom 20) carries the lead's 10 records alone: 50 %.
+    // Agent 1 (headroom 20) is in the pool. u* = 10/40 = 0.25.
+    let agents = vec![
+        AgentSpec {
+            active: true,
+            allow_backlog: Some((20, 0))
+        };
+        2
+    ];
+    let leads = vec![LeadSpec {
+        pool: vec![(0, true), (1, false)],
+    }];
+    let mut snap = snapshot(&agents, &leads);
+    let demand = |cfg: PlanConfig| PlanConfig {
+        demand: [("7/0".to_string(), 10)].into(),
+        ..cfg
+    };
+    snap.normalize();
+    for target in [
+        TargetUtilisation::At(0.9),
+        TargetUtilisation::At(0.5),
+        TargetUtilisation::At(1.0),
+    ] {
+        let (p, _) = plan(&snap, &demand(at_target(target))).unwrap();
+        assert!(p.changes.is_empty(), "{target}: {:?}", p.changes);
+        assert_eq!(p.objectives.balance.least_peak, 0.25);
+        assert_eq!(p.objectives.balance.cap, target.value().unwrap());
+    }
+    // 0.4 is below the agent's 50 %: it gets help, named by the target.
+    let (p, _) = plan(&snap, &demand(at_target(TargetUtilisation::At(0.4)))).unwrap();
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(
+        p.changes[0].reason.to_string(),
+        "balances load: agent above the 0.40 target (u 0.5000 → 0.4000)"
+    );
+    assert_eq!(p.changes[0].flow, 2.0);
+    let (p, _) = plan(&snap, &demand(at_target(TargetUtilisation::Optimal))).unwrap();
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(p.changes[0].flow, 5.0);
+    assert_eq!(
+        p.changes[0].reason.to_string(),
+        "balances load (u 0.5000 → 0.2500)"
+    );
+}
+
+#[test]
+fn a_target_outside_zero_to_one_is_a_config_error_naming_the_key() {
+    let snap = snapshot(
+        &[AgentSpec {
+            active: true,
+            allow_backlog: Some((5, 0)),
+        }],
+        &[LeadSpec {
+            pool: vec![(0, true)],
+        }],
+    );
+    for bad in [0.0, -0.1, 1.5, f64::NAN] {
+        let e = plan(&snap, &at_target(TargetUtilisation::At(bad)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("plan.target_utilisation"), "{e}");
+    }
 }

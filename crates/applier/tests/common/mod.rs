@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use rebalancer_applier::{ApplyConfig, JournalLocation, OnDrift, RetryPolicy, Upstreams};
 use rebalancer_model::{
-    Action, AgentId, AgentPlan, Change, LeadKey, LeadPlan, Metrics, Objectives, Plan, Reason,
-    Summary, TargetSystem, PLAN_SCHEMA_VERSION,
+    Action, AgentId, AgentPlan, Balance, Change, LeadKey, LeadPlan, Metrics, NewPairs, Objectives,
+    Plan, Reason, Summary, TargetSystem, PLAN_SCHEMA_VERSION,
 };
 use rebalancer_sandbox::{Faults, Sandbox, SandboxConfig, UserInfo};
 use rebalancer_upstream::{
@@ -244,6 +244,15 @@ pub fn plan_from(
             after: m.clone(),
             optimum: m,
             churn: 0.0,
+            balance: Balance {
+                target: Some(0.9),
+                least_peak: 0.5,
+                cap: 0.9,
+            },
+            new_pairs: NewPairs {
+                least_records: 1,
+                reduced: 1,
+            },
         },
         summary: Summary {
             agents: users.len(),

@@ -15,6 +15,10 @@
 //!   unreachable. With the optimizer's 0/1 costs there are only a handful of
 //!   phases, each as cheap as a max-flow.
 //!
+//! - [`shed_arcs`]: fewer used arcs among given candidates at the same flow,
+//!   by rerouting light arcs' flow onto open, used arcs (a bounded local
+//!   search; see `reroute.rs`).
+//!
 //! Invariants: capacities and flows are non-negative `i64` and integral, so
 //! every optimum found is integral; after `min_cost_max_flow` every residual
 //! arc has non-negative reduced cost (the optimality certificate), which the
@@ -23,7 +27,9 @@
 mod maxflow;
 mod mincost;
 mod network;
+mod reroute;
 
 pub use maxflow::{max_flow, source_side};
 pub use mincost::min_cost_max_flow;
 pub use network::{ArcId, Network, NetworkBuilder};
+pub use reroute::{shed_arcs, Shed};

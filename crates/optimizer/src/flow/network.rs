@@ -126,6 +126,43 @@ impl Network {
         self.cap[r] += amount;
     }
 
+    /// Close arc `a`, which must carry no flow: it has no residual capacity
+    /// either way and reads as flow 0. Returns its capacity, for
+    /// [`Network::reopen`].
+    pub(crate) fn close(&mut self, a: usize) -> i64 {
+        debug_assert_eq!(self.cap[a], self.original[a], "closing an arc with flow");
+        let capacity = self.original[a];
+        self.original[a] = 0;
+        self.cap[a] = 0;
+        capacity
+    }
+
+    /// Reopen a closed arc with `capacity` (and no flow).
+    pub(crate) fn reopen(&mut self, a: usize, capacity: i64) {
+        self.original[a] = capacity;
+        self.cap[a] = capacity;
+    }
+
+    /// Capacity arc `a` was built with (0 for reverse and closed arcs).
+    pub(crate) fn original_capacity(&self, a: usize) -> i64 {
+        self.original[a]
+    }
+
+    /// The open forward arc `u → v`, found among `v`'s arcs (cheap when `u`
+    /// has many arcs and `v` few, as for the source).
+    pub(crate) fn arc_into(&self, u: usize, v: usize) -> Option<usize> {
+        self.arcs_of(v)
+            .filter(|&b| self.to[b] as usize == u)
+            .map(|b| self.rev[b] as usize)
+            .find(|&a| self.original[a] > 0)
+    }
+
+    /// The open forward arc `u → v`, found among `u`'s arcs.
+    pub(crate) fn arc_out(&self, u: usize, v: usize) -> Option<usize> {
+        self.arcs_of(u)
+            .find(|&a| self.to[a] as usize == v && self.original[a] > 0)
+    }
+
     /// Tail of arc `a` (the head of its reverse).
     #[inline]
     pub(crate) fn tail(&self, a: usize) -> usize {
