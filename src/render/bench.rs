@@ -149,7 +149,7 @@ pub fn table_of(rows: &[BenchRow], wide: bool) -> String {
             ),
             ("solve ms", "the solver stages alone (best run)"),
             ("iters", "max-flow solves of the balance stage"),
-            ("RSS MiB", "peak resident set of the size's own process"),
+            ("RSS MiB", "peak resident set of the size's own process, over the timed plans"),
             ("F*", "records carried at the optimum"),
             ("u*", "least peak utilisation (load / headroom)"),
             (
