@@ -87,7 +87,7 @@ impl Setup {
             .map(|l| {
                 (
                     l.lead.to_string(),
-                    l.target.iter().map(|a| a.0.clone()).collect(),
+                    l.target.iter().map(|a| a.0.to_string()).collect(),
                 )
             })
             .collect()
@@ -100,7 +100,7 @@ impl Setup {
             .map(|l| {
                 (
                     l.lead.to_string(),
-                    l.current.iter().map(|a| a.0.clone()).collect(),
+                    l.current.iter().map(|a| a.0.to_string()).collect(),
                 )
             })
             .collect()
@@ -141,7 +141,7 @@ impl Setup {
             .map(|l| {
                 (
                     (l.lead.campaign_id, l.lead.lead_id),
-                    l.current.iter().map(|a| a.0.clone()).collect(),
+                    l.current.iter().map(|a| a.0.to_string()).collect(),
                 )
             })
             .collect();
@@ -470,7 +470,7 @@ async fn rollback_restores_the_original_mapping() {
         .changes
         .iter()
         .filter(|c| c.reason.is_safety())
-        .map(|c| c.agent.0.clone())
+        .map(|c| c.agent.0.to_string())
         .collect();
     let strip = |m: BTreeMap<String, BTreeSet<String>>| -> BTreeMap<String, BTreeSet<String>> {
         m.into_iter()

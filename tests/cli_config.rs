@@ -35,7 +35,7 @@ fn an_assigned_eligible_agent(snap: &Snapshot) -> String {
         })
         .expect("the sandbox world has an eligible assigned agent")
         .0
-        .clone()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +58,7 @@ async fn environment_overrides_apply_to_a_saved_snapshot() {
     assert!(
         plan.changes
             .iter()
-            .any(|c| c.agent.0 == agent && c.reason == Reason::Excluded),
+            .any(|c| c.agent.as_str() == agent && c.reason == Reason::Excluded),
         "the excluded agent {agent} was not unassigned"
     );
     // A bad value is an error that names the variable, not a config file.

@@ -23,9 +23,9 @@ async fn fetch_reads_every_lead_and_agent_exactly() {
     assert_eq!(report.leads_read, configured);
     for (key, lead) in snap.leads() {
         let (assigned, unassigned) = sb.mapping(key.campaign_id, key.lead_id).unwrap();
-        let got: Vec<String> = lead.assigned.iter().map(|a| a.0.clone()).collect();
+        let got: Vec<String> = lead.assigned.iter().map(|a| a.0.to_string()).collect();
         assert_eq!(got, assigned, "assigned of lead {key}");
-        let got: Vec<String> = lead.unassigned.iter().map(|a| a.0.clone()).collect();
+        let got: Vec<String> = lead.unassigned.iter().map(|a| a.0.to_string()).collect();
         assert_eq!(got, unassigned, "unassigned of lead {key}");
     }
     // Every user the world has in a CMS pool is an agent with in_cms.
@@ -174,7 +174,7 @@ async fn join_problems_are_reported_not_dropped() {
     // Every CMS agent without a threshold has a problem naming it.
     for a in snap.agents.iter().filter(|a| a.in_cms && a.zoho.is_none()) {
         assert!(
-            snap.problems.iter().any(|p| p.subject == a.id.0),
+            snap.problems.iter().any(|p| p.subject == a.id.as_str()),
             "agent {} is unjoined but not reported",
             a.id
         );

@@ -126,9 +126,9 @@ async fn a_server_that_caps_limit_needs_short_page_ends_off() {
         .unwrap();
     for (key, lead) in full.leads() {
         let (assigned, unassigned) = sb.mapping(key.campaign_id, key.lead_id).unwrap();
-        let got: Vec<String> = lead.assigned.iter().map(|a| a.0.clone()).collect();
+        let got: Vec<String> = lead.assigned.iter().map(|a| a.0.to_string()).collect();
         assert_eq!(got, assigned, "assigned of lead {key}");
-        let got: Vec<String> = lead.unassigned.iter().map(|a| a.0.clone()).collect();
+        let got: Vec<String> = lead.unassigned.iter().map(|a| a.0.to_string()).collect();
         assert_eq!(got, unassigned, "unassigned of lead {key}");
     }
     // A page size at the cap is honoured again: short pages are safe.

@@ -252,7 +252,7 @@ fn short_leads(out: &mut String, plan: &Plan, all: bool) {
             Cell::new(
                 l.default_assignee
                     .as_ref()
-                    .map(|a| a.0.as_str())
+                    .map(|a| a.as_str())
                     .unwrap_or("none in Zoho"),
             ),
         ]);

@@ -124,14 +124,14 @@ pub fn goals_from_plan(plan: &Plan) -> Result<Vec<LeadGoal>, ApplyError> {
                 goals.entry(change.lead).or_insert(LeadGoal {
                     lead: change.lead,
                     process_id: lp.process_id,
-                    current: lp.current.iter().map(|a| a.0.clone()).collect(),
-                    target: lp.target.iter().map(|a| a.0.clone()).collect(),
+                    current: lp.current.iter().map(|a| a.0.to_string()).collect(),
+                    target: lp.target.iter().map(|a| a.0.to_string()).collect(),
                     assign: BTreeSet::new(),
                     unassign: BTreeSet::new(),
                 })
             }
         };
-        let agent = change.agent.0.clone();
+        let agent = change.agent.0.to_string();
         match change.action {
             Action::Assign => goal.assign.insert(agent.clone()),
             Action::Unassign => goal.unassign.insert(agent.clone()),

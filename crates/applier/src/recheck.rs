@@ -53,7 +53,7 @@ impl Rechecker {
             .iter()
             .map(|a| {
                 (
-                    a.agent.0.clone(),
+                    a.agent.0.to_string(),
                     (a.webex_username.clone(), a.zoho_user_id.clone()),
                 )
             })

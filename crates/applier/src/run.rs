@@ -498,7 +498,7 @@ fn rollback_goals(j: &Journal, root: i64, plan: &Plan) -> Result<Vec<LeadGoal>, 
         })?;
         let before: BTreeSet<String> = match history.get(&lead).and_then(|(_, b)| b.clone()) {
             Some(b) => b,
-            None => lp.current.iter().map(|a| a.0.clone()).collect(),
+            None => lp.current.iter().map(|a| a.0.to_string()).collect(),
         };
         let mut left: BTreeSet<String> = before.union(&added).cloned().collect();
         left.retain(|a| !removed.contains(a));

@@ -174,7 +174,8 @@ async fn drifted_leads_are_skipped_or_rebased() {
             l.current != l.target
                 && l.current.iter().any(|a| l.target.contains(a))
                 && pool(&sb, l.lead).iter().any(|u| {
-                    !l.current.iter().any(|c| &c.0 == u) && !l.target.iter().any(|t| &t.0 == u)
+                    !l.current.iter().any(|c| c.as_str() == u.as_str())
+                        && !l.target.iter().any(|t| t.as_str() == u.as_str())
                 })
         })
         .expect("a lead to drift");
@@ -188,7 +189,10 @@ async fn drifted_leads_are_skipped_or_rebased() {
         .clone();
     let stranger = pool(&sb, lead)
         .into_iter()
-        .find(|u| !lp.current.iter().any(|c| &c.0 == u) && !lp.target.iter().any(|t| &t.0 == u))
+        .find(|u| {
+            !lp.current.iter().any(|c| c.as_str() == u.as_str())
+                && !lp.target.iter().any(|t| t.as_str() == u.as_str())
+        })
         .unwrap();
     drift(&up, lead, &stranger, &kept).await;
     let drifted = assigned(&sb, lead);
@@ -234,7 +238,7 @@ async fn drifted_leads_are_skipped_or_rebased() {
         "rebase never removes an agent the plan did not name"
     );
     assert!(
-        !now.contains(&kept),
+        !now.contains(&*kept),
         "rebase does not restore what someone else removed"
     );
     for c in plan.changes.iter().filter(|c| c.lead == lead) {

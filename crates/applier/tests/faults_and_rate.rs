@@ -150,7 +150,7 @@ async fn agents_that_went_inactive_or_over_allowance_after_the_plan_are_assigned
     let mut by_count: Vec<(usize, String)> = plan
         .agents
         .iter()
-        .map(|a| (assigned_by_plan(a.agent.as_str()), a.agent.0.clone()))
+        .map(|a| (assigned_by_plan(a.agent.as_str()), a.agent.0.to_string()))
         .filter(|(n, a)| *n > 0 && users(&sb)[a].zoho_user_id.is_some())
         .collect();
     by_count.sort();

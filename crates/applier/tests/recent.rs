@@ -109,7 +109,7 @@ async fn recent_moves_are_what_the_sandbox_applied_in_the_window() {
         .iter()
         .filter(|c| before.leads.contains(&c.lead))
     {
-        assert!(before.agents.contains(&c.agent.0), "{c:?}");
+        assert!(before.agents.contains(c.agent.as_str()), "{c:?}");
     }
     // After the run: nothing.
     assert!(recent_moves(&loc(&journal), t1).unwrap().is_empty());

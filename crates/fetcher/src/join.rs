@@ -151,6 +151,14 @@ fn cms_campaigns(
 ) -> (Vec<Campaign>, BTreeSet<String>) {
     let mut campaigns: BTreeMap<(u64, u64), Vec<Lead>> = BTreeMap::new();
     let mut cms_ids: BTreeSet<String> = BTreeSet::new();
+    // One shared AgentId per name: an agent is in the pools of many leads.
+    let mut interned: BTreeMap<String, AgentId> = BTreeMap::new();
+    let mut intern = |name: String| -> AgentId {
+        interned
+            .entry(name)
+            .or_insert_with_key(|n| AgentId::new(n))
+            .clone()
+    };
     for m in leads {
         let assigned: BTreeSet<String> = m.assigned.into_iter().collect();
         let mut unassigned: BTreeSet<String> = m.unassigned.into_iter().collect();
@@ -172,8 +180,8 @@ fn cms_campaigns(
             .push(Lead {
                 lead_id: m.lead_id,
                 campaign_lead_id: m.campaign_lead_id,
-                assigned: assigned.into_iter().map(AgentId).collect(),
-                unassigned: unassigned.into_iter().map(AgentId).collect(),
+                assigned: assigned.into_iter().map(&mut intern).collect(),
+                unassigned: unassigned.into_iter().map(&mut intern).collect(),
             });
     }
     let campaigns = campaigns

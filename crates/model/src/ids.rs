@@ -2,16 +2,21 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// An agent, named by its CMS user id (`anav_agent`). The CMS user id equals
 /// the Webex Campaign username; Zoho users are joined to it by email.
+///
+/// Shared, immutable text: a clone is a reference count, not a copy, so
+/// plans that name an agent on every lead of its pool (millions of entries
+/// at bench scale) hold each name once.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct AgentId(pub String);
+pub struct AgentId(pub Arc<str>);
 
 impl AgentId {
-    pub fn new(id: impl Into<String>) -> Self {
-        AgentId(id.into())
+    pub fn new(id: impl AsRef<str>) -> Self {
+        AgentId(Arc::from(id.as_ref()))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -26,7 +31,7 @@ impl fmt::Display for AgentId {
 
 impl From<&str> for AgentId {
     fn from(s: &str) -> Self {
-        AgentId(s.to_owned())
+        AgentId(Arc::from(s))
     }
 }
 

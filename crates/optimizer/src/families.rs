@@ -129,7 +129,11 @@ impl Generated {
     /// The instance as a snapshot (agents `a000000`…, one campaign, lead
     /// ids = indices) plus a planning config carrying the exact demands.
     pub fn to_snapshot(&self) -> (Snapshot, PlanConfig) {
-        let name = |i: usize| AgentId::new(format!("a{i:06}"));
+        // One shared name per agent: leads hold clones (reference counts).
+        let names: Vec<AgentId> = (0..self.headroom.len())
+            .map(|i| AgentId::new(format!("a{i:06}")))
+            .collect();
+        let name = |i: usize| names[i].clone();
         let mut leads: Vec<Lead> = (0..self.demand.len())
             .map(|j| Lead {
                 lead_id: j as u64,
@@ -153,7 +157,7 @@ impl Generated {
                 id: name(i),
                 in_cms: true,
                 webex: Some(WebexStatus {
-                    username: name(i).0,
+                    username: name(i).0.to_string(),
                     email: None,
                     display_name: None,
                     role_desc: None,

@@ -741,7 +741,7 @@ fn move_caps(prep: &Prepared, cfg: &PlanConfig, draft: &mut Draft) -> Option<Cap
         if !c.reason.is_optimisation() {
             return None;
         }
-        let agent_moves = per_agent.entry(c.agent.0.clone()).or_default();
+        let agent_moves = per_agent.entry(c.agent.0.to_string()).or_default();
         if cfg.max_moves_per_run > 0 && per_run >= cfg.max_moves_per_run {
             return Some("max_moves_per_run".to_string());
         }

@@ -259,7 +259,7 @@ impl<'s> Names<'s> {
             .binary_search_by(|a| a.id.cmp(id))
             .map_err(|_| OptimizerError::UnknownAgent {
                 key,
-                agent: id.0.clone(),
+                agent: id.0.to_string(),
             })
     }
 
@@ -477,7 +477,7 @@ fn standings(
         let room = match headroom(a, allow) {
             Some(h) if h > MAX_RECORDS as u64 => {
                 return Err(OptimizerError::HeadroomOutOfRange {
-                    agent: a.id.0.clone(),
+                    agent: a.id.0.to_string(),
                     headroom: h,
                     limit: MAX_RECORDS,
                 })
@@ -683,7 +683,7 @@ fn check_pins(
     for &(i, j) in &rules.pins {
         let lead = &leads[j];
         let fail = |why: String| OptimizerError::InfeasiblePin {
-            agent: agents[i].id.0.clone(),
+            agent: agents[i].id.0.to_string(),
             lead: lead.key.to_string(),
             why,
         };

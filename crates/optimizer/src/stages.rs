@@ -36,7 +36,7 @@
 //! and the peak cap are unchanged. [`Solution`] reports the count before
 //! and after.
 
-use crate::flow::{max_flow, min_cost_max_flow, shed_arcs, source_side, NetworkBuilder};
+use crate::flow::{max_flow, min_cost_max_flow, shed_arcs, source_side, Network};
 use std::cmp::Ordering;
 
 /// The integer instance the stages solve: agents with capacity (headroom),
@@ -124,10 +124,11 @@ fn gcd(mut a: i64, mut b: i64) -> i64 {
     a.abs()
 }
 
-/// Nodes one rerouting attempt of the pair-count reduction may visit: with
-/// slack near the pair (a target above `u*`) a path is found within a few
-/// nodes; at a tight `u*` most attempts fail, and this bounds their cost.
-pub const REROUTE_BUDGET: usize = 256;
+/// Arcs one search of the pair-count reduction may scan: with slack near
+/// the pair (a target above `u*`) a path is found among the first few
+/// nodes; at a tight `u*` most attempts fail, and this bounds their cost
+/// whatever the degrees (a lead's node has one arc per agent of its pool).
+pub const REROUTE_BUDGET: usize = 4096;
 
 /// Stages 1 and 2, which every utilisation target shares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,36 +212,62 @@ impl Layout {
 /// Arc order: agents, leads, then pairs (pair `k` is arc `A + L + k`).
 fn network(inst: &Instance, p: i64, q: i64, costs: bool) -> Result<crate::flow::Network, Overflow> {
     let lay = Layout::new(inst);
-    let mut b =
-        NetworkBuilder::with_capacity(lay.nodes(), lay.agents + lay.leads + inst.pairs.len());
     // Every flow value is at most the source's (and the sink's) total
     // capacity; keeping both below UNLIMITED keeps every sum the flow
     // algorithms form in range and no pair arc ever saturated.
     let mut out_of_source: i64 = 0;
-    for (i, &h) in inst.capacity.iter().enumerate() {
-        let cap = scaled(h, p)?;
-        out_of_source = checked_total(out_of_source, cap)?;
-        b.add(lay.source(), i, cap, 0);
+    for &h in &inst.capacity {
+        out_of_source = checked_total(out_of_source, scaled(h, p)?)?;
     }
     let mut into_sink: i64 = 0;
-    for (j, &d) in inst.demand.iter().enumerate() {
-        let cap = scaled(d, q)?;
-        into_sink = checked_total(into_sink, cap)?;
-        b.add(lay.agents + j, lay.sink(), cap, 0);
+    for &d in &inst.demand {
+        into_sink = checked_total(into_sink, scaled(d, q)?)?;
     }
-    for pair in &inst.pairs {
-        // Pair arcs are uncapacitated, as in the LP: then no minimum cut
-        // runs through one, which the balance stage's Newton step relies on.
-        let cap = UNLIMITED;
-        let cost = if costs && !pair.current { 1 } else { 0 };
-        b.add(
-            pair.agent as usize,
-            lay.agents + pair.lead as usize,
-            cap,
-            cost,
-        );
+    let (source, sink) = (lay.source() as u32, lay.sink() as u32);
+    let arcs = lay.agents + lay.leads + inst.pairs.len();
+    // Scaled capacities are in range: checked above.
+    Ok(Network::from_arcs(lay.nodes(), arcs, |emit| {
+        for (i, &h) in inst.capacity.iter().enumerate() {
+            emit(source, i as u32, h * p, 0);
+        }
+        for (j, &d) in inst.demand.iter().enumerate() {
+            emit((lay.agents + j) as u32, sink, d * q, 0);
+        }
+        for pair in &inst.pairs {
+            // Pair arcs are uncapacitated, as in the LP: then no minimum
+            // cut runs through one, which the balance stage's Newton step
+            // relies on.
+            let cost = i32::from(costs && !pair.current);
+            emit(pair.agent, lay.agents as u32 + pair.lead, UNLIMITED, cost);
+        }
+    }))
+}
+
+/// A first flow in one pass over the pairs (of the current mapping only,
+/// with `current_only`): each pair takes what its agent and its lead both
+/// have left. Max-flow and min-cost flow then only add what this misses;
+/// on transportation networks that is a small part (measured: the greedy
+/// pass carries most of `F*`), so they run fewer, shorter phases. Returns
+/// the flow value pushed.
+fn greedy_fill(net: &mut Network, inst: &Instance, current_only: bool) -> i64 {
+    let lay = Layout::new(inst);
+    let first_pair = lay.agents + lay.leads;
+    let mut total = 0;
+    for (k, pair) in inst.pairs.iter().enumerate() {
+        if current_only && !pair.current {
+            continue;
+        }
+        let into_agent = net.arc(pair.agent as usize) as usize;
+        let out_of_lead = net.arc(lay.agents + pair.lead as usize) as usize;
+        let amount = net.cap[into_agent].min(net.cap[out_of_lead]);
+        if amount > 0 {
+            net.push(into_agent, amount);
+            net.push(net.arc(first_pair + k) as usize, amount);
+            net.push(out_of_lead, amount);
+            total += amount;
+        }
     }
-    Ok(b.build())
+    total
 }
 
 /// `value · factor` for a capacity; negative values are refused too (an
@@ -279,7 +306,8 @@ impl<'a> Stages<'a> {
     pub fn shortfall(&self) -> Result<i64, Overflow> {
         let lay = Layout::new(self.inst);
         let mut net = network(self.inst, 1, 1, false)?;
-        Ok(max_flow(&mut net, lay.source(), lay.sink()))
+        let greedy = greedy_fill(&mut net, self.inst, false);
+        Ok(greedy + max_flow(&mut net, lay.source(), lay.sink()))
     }
 
     /// Stage 2: least `u` whose max flow reaches `target` (= `F*`), and the
@@ -304,7 +332,8 @@ impl<'a> Stages<'a> {
         loop {
             iterations += 1;
             let mut net = network(self.inst, u.num, u.den, false)?;
-            let flow = max_flow(&mut net, lay.source(), lay.sink());
+            let flow = greedy_fill(&mut net, self.inst, false)
+                + max_flow(&mut net, lay.source(), lay.sink());
             let want = target.checked_mul(u.den).ok_or(Overflow)?;
             if flow >= want {
                 let flows = (0..self.inst.pairs.len())
@@ -351,7 +380,11 @@ impl<'a> Stages<'a> {
         let lay = Layout::new(self.inst);
         let started = std::time::Instant::now();
         let mut net = network(self.inst, u.num, u.den, true)?;
+        // Free flow on current pairs first: it has reduced cost zero under
+        // zero potentials, which is where the primal-dual method starts.
+        let greedy = greedy_fill(&mut net, self.inst, true);
         let (flow, cost) = min_cost_max_flow(&mut net, lay.source(), lay.sink());
+        let flow = greedy + flow;
         let solved = started.elapsed();
         let first_pair = lay.agents + lay.leads;
         let shed = if reduce {

@@ -149,7 +149,7 @@ fn counts_near_i64_max_are_a_typed_error_naming_the_agent() {
         let id = snap.agents[i].id.clone();
         let e = plan(&snap, &PlanConfig::default()).unwrap_err();
         assert!(
-            matches!(&e, OptimizerError::HeadroomOutOfRange { agent, .. } if *agent == id.0),
+            matches!(&e, OptimizerError::HeadroomOutOfRange { agent, .. } if agent.as_str() == id.as_str()),
             "{e}"
         );
         assert!(e.to_string().contains(id.as_str()), "{e}");

@@ -84,7 +84,7 @@ fn snapshot(agents: &[AgentSpec], leads: &[LeadSpec]) -> Snapshot {
                 id: name(i),
                 in_cms: true,
                 webex: Some(WebexStatus {
-                    username: name(i).0,
+                    username: name(i).0.to_string(),
                     email: None,
                     display_name: None,
                     role_desc: None,

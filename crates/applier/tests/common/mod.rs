@@ -324,7 +324,7 @@ pub fn rebalance(sb: &Sandbox, per_lead: usize) -> Plan {
 pub fn targets(plan: &Plan) -> BTreeMap<LeadKey, BTreeSet<String>> {
     plan.leads
         .iter()
-        .map(|l| (l.lead, l.target.iter().map(|a| a.0.clone()).collect()))
+        .map(|l| (l.lead, l.target.iter().map(|a| a.0.to_string()).collect()))
         .collect()
 }
 

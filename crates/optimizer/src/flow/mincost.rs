@@ -14,8 +14,10 @@ use super::Network;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// Push a maximum flow from `s` to `t` at least total cost, starting from
-/// zero flow. Returns (flow, cost). Panics in debug builds if an arc has a
+/// Push a maximum flow from `s` to `t` at least total cost. Starts from the
+/// flow already in `net`, which must leave no residual arc of negative cost
+/// (zero flow does; so does flow on zero-cost arcs only). Returns the flow
+/// value added and the total cost. Panics in debug builds if an arc has a
 /// negative cost.
 pub fn min_cost_max_flow(net: &mut Network, s: usize, t: usize) -> (i64, i64) {
     debug_assert!(
@@ -29,7 +31,10 @@ pub fn min_cost_max_flow(net: &mut Network, s: usize, t: usize) -> (i64, i64) {
     let mut phases = Phases::new(n);
     let mut admissible = vec![false; net.cap.len()];
     let mut flow = 0i64;
+    let mut phase_count = 0u32;
+    let mut dinic_phases = 0u32;
     loop {
+        phase_count += 1;
         // Dijkstra on reduced costs, stopped once t is settled.
         dist.fill(i64::MAX);
         dist[s] = 0;
@@ -50,7 +55,7 @@ pub fn min_cost_max_flow(net: &mut Network, s: usize, t: usize) -> (i64, i64) {
                     continue;
                 }
                 let w = net.to[a] as usize;
-                let rc = net.cost[a] + potential[v] - potential[w];
+                let rc = net.cost[a] as i64 + potential[v] - potential[w];
                 debug_assert!(rc >= 0, "negative reduced cost {rc}");
                 let nd = d + rc;
                 if nd < dist[w] {
@@ -69,13 +74,16 @@ pub fn min_cost_max_flow(net: &mut Network, s: usize, t: usize) -> (i64, i64) {
         // Blocking flows on the admissible subgraph (reduced cost zero).
         // Reverse arcs of admissible arcs are admissible too, so the set is
         // fixed for the whole phase.
-        for (a, ok) in admissible.iter_mut().enumerate() {
-            let tail = net.tail(a);
-            *ok = net.cost[a] + potential[tail] - potential[net.to[a] as usize] == 0;
+        for v in 0..n {
+            for a in net.arcs_of(v) {
+                admissible[a] =
+                    net.cost[a] as i64 + potential[v] - potential[net.to[a] as usize] == 0;
+            }
         }
         let usable = |a: usize| admissible[a];
         let mut pushed_any = false;
         while phases.levels(net, s, t, &usable) {
+            dinic_phases += 1;
             let pushed = phases.blocking_flow(net, s, t, &usable);
             if pushed == 0 {
                 break;
@@ -87,6 +95,7 @@ pub fn min_cost_max_flow(net: &mut Network, s: usize, t: usize) -> (i64, i64) {
             break;
         }
     }
+    tracing::debug!(phases = phase_count, dinic_phases, "min-cost flow");
     (flow, net.total_cost())
 }
 
@@ -106,8 +115,8 @@ mod tests {
                 for a in net.arcs_of(v) {
                     if net.cap[a] > 0 {
                         let w = net.to[a] as usize;
-                        if d[v] + net.cost[a] < d[w] {
-                            d[w] = d[v] + net.cost[a];
+                        if d[v] + (net.cost[a] as i64) < d[w] {
+                            d[w] = d[v] + net.cost[a] as i64;
                             changed = true;
                         }
                     }
@@ -147,7 +156,7 @@ mod tests {
         fn random_bipartite_is_optimal(
             caps in proptest::collection::vec(0i64..20, 2..8),
             dems in proptest::collection::vec(0i64..20, 1..6),
-            edges in proptest::collection::vec((0usize..8, 0usize..6, 0i64..3), 1..30),
+            edges in proptest::collection::vec((0usize..8, 0usize..6, 0i32..3), 1..30),
         ) {
             let (na, nl) = (caps.len(), dems.len());
             let n = na + nl + 2;

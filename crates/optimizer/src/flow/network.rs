@@ -8,7 +8,7 @@ pub type ArcId = u32;
 #[derive(Debug, Default, Clone)]
 pub struct NetworkBuilder {
     nodes: usize,
-    arcs: Vec<(u32, u32, i64, i64)>,
+    arcs: Vec<(u32, u32, i64, i32)>,
 }
 
 impl NetworkBuilder {
@@ -28,30 +28,52 @@ impl NetworkBuilder {
 
     /// Add an arc `from → to` with capacity `cap ≥ 0` and cost per unit.
     /// Returns its index in insertion order (see [`Network::arc`]).
-    pub fn add(&mut self, from: usize, to: usize, cap: i64, cost: i64) -> usize {
+    pub fn add(&mut self, from: usize, to: usize, cap: i64, cost: i32) -> usize {
         debug_assert!(cap >= 0 && from < self.nodes && to < self.nodes);
         self.arcs.push((from as u32, to as u32, cap, cost));
         self.arcs.len() - 1
     }
 
     pub fn build(self) -> Network {
-        let n = self.nodes;
+        let arcs = self.arcs;
+        Network::from_arcs(self.nodes, arcs.len(), |emit| {
+            for &(u, v, c, w) in &arcs {
+                emit(u, v, c, w);
+            }
+        })
+    }
+}
+
+impl Network {
+    /// Build a network of `nodes` nodes from `arcs` arcs that `each` emits
+    /// as `(from, to, capacity, cost)`, in the same order on each of its
+    /// two calls (one counts degrees, one fills): no list of arcs is kept
+    /// in between, which halves the peak memory of building a large one.
+    pub fn from_arcs(
+        nodes: usize,
+        arcs: usize,
+        each: impl Fn(&mut dyn FnMut(u32, u32, i64, i32)),
+    ) -> Network {
+        let n = nodes;
         let mut first = vec![0u32; n + 1];
-        for &(u, v, _, _) in &self.arcs {
+        each(&mut |u, v, _, _| {
             first[u as usize + 1] += 1;
             first[v as usize + 1] += 1;
-        }
+        });
         for v in 0..n {
             first[v + 1] += first[v];
         }
         let m2 = first[n] as usize;
+        debug_assert_eq!(m2, 2 * arcs);
         let mut fill = first.clone();
         let mut to = vec![0u32; m2];
         let mut rev = vec![0u32; m2];
         let mut cap = vec![0i64; m2];
-        let mut cost = vec![0i64; m2];
-        let mut forward = Vec::with_capacity(self.arcs.len());
-        for &(u, v, c, w) in &self.arcs {
+        let mut cost = vec![0i32; m2];
+        let mut reverse = vec![0u64; m2.div_ceil(64)];
+        let mut forward = Vec::with_capacity(arcs);
+        each(&mut |u, v, c, w| {
+            debug_assert!(c >= 0 && (u as usize) < n && (v as usize) < n);
             let a = fill[u as usize];
             fill[u as usize] += 1;
             let b = fill[v as usize];
@@ -64,30 +86,37 @@ impl NetworkBuilder {
             rev[b as usize] = a;
             cap[b as usize] = 0;
             cost[b as usize] = -w;
+            reverse[b as usize / 64] |= 1 << (b % 64);
             forward.push(a);
-        }
-        let original = cap.clone();
+        });
         Network {
             first,
             to,
             rev,
             cap,
-            original,
             cost,
+            reverse,
             forward,
         }
     }
 }
 
 /// A residual network. `cap[a]` is the residual capacity of arc `a`.
+///
+/// Layout (20 bytes per arc, two arcs per added arc): head `to` and
+/// paired arc `rev` as `u32`, residual `cap` as `i64`, `cost` as `i32`,
+/// plus one bit per arc marking reverse arcs. The flow on an added arc is
+/// the residual capacity of its reverse (reverse arcs start empty), so no
+/// copy of the original capacities is kept.
 #[derive(Debug, Clone)]
 pub struct Network {
     pub(crate) first: Vec<u32>,
     pub(crate) to: Vec<u32>,
     pub(crate) rev: Vec<u32>,
     pub(crate) cap: Vec<i64>,
-    original: Vec<i64>,
-    pub(crate) cost: Vec<i64>,
+    pub(crate) cost: Vec<i32>,
+    /// Bit `a` set: arc `a` is the reverse of an added arc.
+    reverse: Vec<u64>,
     forward: Vec<ArcId>,
 }
 
@@ -104,14 +133,20 @@ impl Network {
     /// Flow on the `i`-th arc added to the builder.
     pub fn flow(&self, i: usize) -> i64 {
         let a = self.forward[i] as usize;
-        self.original[a] - self.cap[a]
+        self.cap[self.rev[a] as usize]
     }
 
     /// Total cost of the current flow.
     pub fn total_cost(&self) -> i64 {
         (0..self.forward.len())
-            .map(|i| self.flow(i) * self.cost[self.forward[i] as usize])
+            .map(|i| self.flow(i) * self.cost[self.forward[i] as usize] as i64)
             .sum()
+    }
+
+    /// Whether arc `a` is the reverse of an added arc.
+    #[inline]
+    pub(crate) fn is_reverse(&self, a: usize) -> bool {
+        self.reverse[a / 64] & (1 << (a % 64)) != 0
     }
 
     #[inline]
@@ -126,41 +161,35 @@ impl Network {
         self.cap[r] += amount;
     }
 
-    /// Close arc `a`, which must carry no flow: it has no residual capacity
-    /// either way and reads as flow 0. Returns its capacity, for
-    /// [`Network::reopen`].
+    /// Close added arc `a`, which must carry no flow: it has no residual
+    /// capacity either way and reads as flow 0. Returns its residual
+    /// capacity, for [`Network::reopen`].
     pub(crate) fn close(&mut self, a: usize) -> i64 {
-        debug_assert_eq!(self.cap[a], self.original[a], "closing an arc with flow");
-        let capacity = self.original[a];
-        self.original[a] = 0;
-        self.cap[a] = 0;
-        capacity
+        debug_assert_eq!(
+            self.cap[self.rev[a] as usize], 0,
+            "closing an arc with flow"
+        );
+        std::mem::take(&mut self.cap[a])
     }
 
     /// Reopen a closed arc with `capacity` (and no flow).
     pub(crate) fn reopen(&mut self, a: usize, capacity: i64) {
-        self.original[a] = capacity;
         self.cap[a] = capacity;
     }
 
-    /// Capacity arc `a` was built with (0 for reverse and closed arcs).
-    pub(crate) fn original_capacity(&self, a: usize) -> i64 {
-        self.original[a]
-    }
-
-    /// The open forward arc `u → v`, found among `v`'s arcs (cheap when `u`
-    /// has many arcs and `v` few, as for the source).
+    /// The added arc `u → v`, found among `v`'s arcs (cheap when `u` has
+    /// many arcs and `v` few, as for the source).
     pub(crate) fn arc_into(&self, u: usize, v: usize) -> Option<usize> {
         self.arcs_of(v)
-            .filter(|&b| self.to[b] as usize == u)
+            .filter(|&b| self.to[b] as usize == u && self.is_reverse(b))
             .map(|b| self.rev[b] as usize)
-            .find(|&a| self.original[a] > 0)
+            .next()
     }
 
-    /// The open forward arc `u → v`, found among `u`'s arcs.
+    /// The added arc `u → v`, found among `u`'s arcs.
     pub(crate) fn arc_out(&self, u: usize, v: usize) -> Option<usize> {
         self.arcs_of(u)
-            .find(|&a| self.to[a] as usize == v && self.original[a] > 0)
+            .find(|&a| self.to[a] as usize == v && !self.is_reverse(a))
     }
 
     /// Tail of arc `a` (the head of its reverse).
