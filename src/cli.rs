@@ -115,6 +115,10 @@ pub struct PlanArgs {
     /// Write the plan JSON here (atomically).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Write the plan as one self-contained HTML page here (atomically):
+    /// summary, objectives, utilisation and coverage charts, changes.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Output on stdout: a table for people, or the plan JSON.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
@@ -140,7 +144,7 @@ pub struct PlanArgs {
     /// Show the price of balance instead of one plan: for u*, every 0.05
     /// up to 1.0, the current peak and the configured target, the
     /// shortfall, peak and assigns/unassigns the plan would have.
-    #[arg(long, conflicts_with_all = ["out", "detailed_exitcode", "all"])]
+    #[arg(long, conflicts_with_all = ["out", "report", "detailed_exitcode", "all"])]
     pub tradeoff: bool,
     /// What-if: set AGENT's Zoho backlog allowance to N (repeatable).
     #[arg(long, value_name = "AGENT=N")]
@@ -192,6 +196,10 @@ pub struct ApplyArgs {
     /// Save the plan made before applying (without --plan).
     #[arg(long, value_name = "FILE", conflicts_with = "plan")]
     pub out: Option<PathBuf>,
+    /// Write the plan being applied as one self-contained HTML page here
+    /// (atomically), before anything is applied.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// The end-of-run summary as a table or JSON.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
@@ -472,6 +480,7 @@ impl From<PlanArgs> for plan::Options {
         plan::Options {
             source,
             out: a.out,
+            report: a.report,
             format: format(a.format),
             all: a.all,
             detailed_exitcode: a.detailed_exitcode,
@@ -506,6 +515,7 @@ impl From<ApplyArgs> for apply::Options {
             allow_mass_unassign: a.allow_mass_unassign,
             journal: a.journal,
             out: a.out,
+            report: a.report,
             format: format(a.format),
         }
     }

@@ -7,6 +7,9 @@
 //! under other planning rules, or is blocked); `--config FILE` alone
 //! fetches, plans, prints the plan and asks before applying (`--yes` skips
 //! the question); `--sandbox` does the same against the embedded sandbox.
+//! `--report FILE` writes the plan as an HTML page before any check or
+//! write (so a refused plan file still gets its page; without `--plan`,
+//! before the question).
 
 use crate::applying::{self, Session};
 use crate::exit::ApplyRefused;
@@ -35,6 +38,8 @@ pub struct Options {
     pub journal: Option<PathBuf>,
     /// Save the plan made before applying (without `plan`).
     pub out: Option<PathBuf>,
+    /// Write the HTML report of the plan here, before applying.
+    pub report: Option<PathBuf>,
     pub format: Format,
 }
 
@@ -56,6 +61,7 @@ async fn apply(opts: &Options, session: &Session, log: &Log) -> anyhow::Result<u
     let plan = match &opts.plan {
         Some(path) => {
             let plan = Plan::load(path)?;
+            save_report(opts, &plan)?;
             check_plan_file(&plan, session)?;
             plan
         }
@@ -125,6 +131,15 @@ fn check_plan_file(plan: &Plan, session: &Session) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--report FILE`: the plan about to be applied, as an HTML page.
+fn save_report(opts: &Options, plan: &Plan) -> anyhow::Result<()> {
+    if let Some(path) = &opts.report {
+        render::report::save(plan, path)?;
+        tracing::info!(path = %path.display(), "plan report written");
+    }
+    Ok(())
+}
+
 fn show_id(id: Option<u64>) -> String {
     id.map_or("unknown".into(), |i| i.to_string())
 }
@@ -141,6 +156,7 @@ async fn plan_now(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
     if let Some(out) = &opts.out {
         plan.save(out)?;
     }
+    save_report(opts, &plan)?;
     if opts.format == Format::Table {
         render::emit(&plan_text(
             &plan,

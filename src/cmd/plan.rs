@@ -1,7 +1,8 @@
 //! `rebalancer plan`: the dry run. Get a snapshot (live, from a file, or
 //! from the embedded sandbox), lay the what-if flags over the planning
 //! config, solve, and show what would change and why. Writes nothing
-//! upstream; `out` saves the plan JSON atomically.
+//! upstream; `out` saves the plan JSON atomically, `report` the plan as an
+//! HTML page.
 
 use crate::exit::{self, UsageError};
 use crate::input::{self, Source};
@@ -18,6 +19,8 @@ use std::path::PathBuf;
 pub struct Options {
     pub source: Source,
     pub out: Option<PathBuf>,
+    /// Write the HTML report here.
+    pub report: Option<PathBuf>,
     pub format: Format,
     /// List every change and short lead.
     pub all: bool,
@@ -68,6 +71,10 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
     if let Some(out) = &opts.out {
         plan.save(out)?;
         tracing::info!(path = %out.display(), "plan written");
+    }
+    if let Some(report) = &opts.report {
+        render::report::save(&plan, report)?;
+        tracing::info!(path = %report.display(), "plan report written");
     }
     let text = match opts.format {
         Format::Json => String::from_utf8_lossy(&plan.to_json()).into_owned(),

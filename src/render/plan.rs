@@ -119,7 +119,7 @@ fn header(out: &mut String, v: &PlanView) {
 
 /// The utilisation target, the cap it gave, and what the pair-count
 /// reduction did.
-fn balance_line(plan: &Plan) -> String {
+pub(super) fn balance_line(plan: &Plan) -> String {
     let o = &plan.objectives;
     let b = &o.balance;
     let target = match b.target {

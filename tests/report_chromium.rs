@@ -1,0 +1,269 @@
+//! `plan --report`: the HTML report of the sandbox plan, rendered by
+//! Debian's headless Chromium with the network switched off. The DOM
+//! Chromium builds must carry the title and both charts with one mark per
+//! agent or lead and series, and a screenshot of the page must be a real
+//! image. Without Chromium the test is skipped with a notice, unless
+//! `REBALANCER_REQUIRE_CHROMIUM=1` (as in CI) makes that a failure.
+//! `REBALANCER_SCREENSHOT_OUT=PATH` copies the screenshot there (that is
+//! how `docs/plan-report.png` is made). Without a browser: `apply --report`
+//! writes the page of the plan it applies in both of its ways in, and an
+//! unwritable report path is exit 8 naming the file.
+
+mod common;
+
+use common::{config_toml, p, run_async, run_bin, s, small_world, start};
+use rebalancer_model::Plan;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long one Chromium run may take before it is killed.
+const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
+/// The report's chart caps (`render::report::MAX_AGENT_BARS` and
+/// `MAX_LEAD_BARS`; the binary's modules are not importable from here).
+const MAX_BARS: usize = 400;
+
+/// `/usr/bin/chromium`, or `chromium` on PATH.
+fn chromium() -> Option<PathBuf> {
+    let fixed = Path::new("/usr/bin/chromium");
+    if fixed.is_file() {
+        return Some(fixed.to_owned());
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("chromium"))
+            .find(|c| c.is_file())
+    })
+}
+
+/// Run Chromium headless on `page` with `args`, stdout to `stdout`, killed
+/// after [`CHROMIUM_TIMEOUT`]; panics naming what failed.
+fn run_chromium(exe: &Path, profile: &Path, args: &[String], stdout: &Path, log: &Path) {
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(args)
+    .stdin(Stdio::null())
+    .stdout(File::create(stdout).expect("stdout file"))
+    .stderr(File::create(log).expect("stderr file"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| {
+        panic!("cannot start {}: {e}", exe.display());
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for chromium") {
+            break status;
+        }
+        if start.elapsed() > CHROMIUM_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "chromium {args:?} did not finish within {CHROMIUM_TIMEOUT:?}; its stderr:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.success(),
+        "chromium {args:?} failed ({status}); its stderr:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// The markup of the element `<svg id="ID"` up to its `</svg>`.
+fn svg<'a>(dom: &'a str, id: &str) -> &'a str {
+    let start = dom
+        .find(&format!("<svg id=\"{id}\""))
+        .unwrap_or_else(|| panic!("the DOM has no <svg id=\"{id}\">:\n{dom}"));
+    let end = dom[start..]
+        .find("</svg>")
+        .unwrap_or_else(|| panic!("<svg id=\"{id}\"> is not closed"));
+    &dom[start..start + end]
+}
+
+#[test]
+fn the_plan_report_renders_in_headless_chromium() {
+    let Some(exe) = chromium() else {
+        if std::env::var("REBALANCER_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
+            panic!(
+                "chromium is required (REBALANCER_REQUIRE_CHROMIUM=1) but neither /usr/bin/chromium nor `chromium` on PATH exists; install it with `apt-get install --no-install-recommends chromium`"
+            );
+        }
+        eprintln!(
+            "skipped: chromium is not installed (/usr/bin/chromium, or `chromium` on PATH); Debian: apt-get install --no-install-recommends chromium"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (html, json) = (dir.path().join("plan.html"), dir.path().join("plan.json"));
+    let (code, _, stderr) = run_bin(
+        &[
+            "plan",
+            "--sandbox",
+            "--report",
+            &p(&html),
+            "--out",
+            &p(&json),
+            "-v",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("plan report written") && stderr.contains(&p(&html)),
+        "the log names the report: {stderr}"
+    );
+    let plan = Plan::load(&json).unwrap();
+    let url = format!("file://{}", p(&html));
+    let (dom, log) = (dir.path().join("dom.html"), dir.path().join("chromium.log"));
+
+    let profile = tempfile::tempdir().unwrap();
+    run_chromium(
+        &exe,
+        profile.path(),
+        &["--dump-dom".into(), url.clone()],
+        &dom,
+        &log,
+    );
+    let dom = std::fs::read_to_string(&dom).unwrap();
+    let title = format!(
+        "<title>rebalancer plan — {}</title>",
+        &plan.snapshot_hash[..12]
+    );
+    assert!(dom.contains(&title), "no {title} in the DOM:\n{dom}");
+    let agents = plan.agents.iter().filter(|a| a.headroom > 0).count();
+    let marks = svg(&dom, "utilisation-chart")
+        .matches("class=\"bar ")
+        .count();
+    assert!(agents > 50, "the sandbox plan has agents with headroom");
+    assert_eq!(marks, 2 * agents.min(MAX_BARS), "utilisation marks");
+    let marks = svg(&dom, "coverage-chart").matches("class=\"bar ").count();
+    assert_eq!(marks, 2 * plan.leads.len().min(MAX_BARS), "coverage marks");
+    assert!(dom.contains("Changes by lead") && dom.contains("Leads left short"));
+
+    let shot = dir.path().join("plan.png");
+    let profile = tempfile::tempdir().unwrap();
+    run_chromium(
+        &exe,
+        profile.path(),
+        &[
+            format!("--screenshot={}", p(&shot)),
+            "--window-size=1280,2000".into(),
+            url,
+        ],
+        &dir.path().join("screenshot.out"),
+        &log,
+    );
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", p(&shot)));
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "the screenshot is not a PNG"
+    );
+    assert!(
+        png.len() > 10 * 1024,
+        "the screenshot is only {} bytes",
+        png.len()
+    );
+    if let Some(out) = std::env::var_os("REBALANCER_SCREENSHOT_OUT") {
+        std::fs::copy(&shot, &out).unwrap_or_else(|e| {
+            panic!(
+                "cannot copy the screenshot to {} (REBALANCER_SCREENSHOT_OUT): {e}",
+                Path::new(&out).display()
+            )
+        });
+        eprintln!("screenshot copied to {}", Path::new(&out).display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_writes_the_report_of_the_plan_it_applies() {
+    let sb = start(small_world(41)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| p(&dir.path().join(name));
+    std::fs::write(dir.path().join("c.toml"), config_toml(&sb)).unwrap();
+    let (code, _, stderr) = run_async(
+        s(&[
+            "plan",
+            "--config",
+            &path("c.toml"),
+            "--out",
+            &path("plan.json"),
+        ]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let plan = Plan::load(&dir.path().join("plan.json")).unwrap();
+    let title = format!(
+        "<title>rebalancer plan — {}</title>",
+        &plan.snapshot_hash[..12]
+    );
+    // A reviewed plan file.
+    let (code, _, stderr) = run_async(
+        s(&[
+            "apply",
+            "--plan",
+            &path("plan.json"),
+            "--config",
+            &path("c.toml"),
+            "--journal",
+            &path("j.sqlite"),
+            "--report",
+            &path("reviewed.html"),
+        ]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let html = std::fs::read_to_string(dir.path().join("reviewed.html")).unwrap();
+    assert!(html.contains(&title), "the page of the applied plan");
+    // Fetch, plan and apply: the page of the plan just made.
+    let (code, _, stderr) = run_async(
+        s(&[
+            "apply",
+            "--config",
+            &path("c.toml"),
+            "--yes",
+            "--journal",
+            &path("j.sqlite"),
+            "--report",
+            &path("fresh.html"),
+        ]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let html = std::fs::read_to_string(dir.path().join("fresh.html")).unwrap();
+    assert!(html.contains("<svg id=\"coverage-chart\""), "{html}");
+    sb.shutdown().await;
+}
+
+#[test]
+fn an_unwritable_report_path_is_exit_8_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("no-such-dir").join("plan.html");
+    let (code, _, stderr) = run_bin(&["plan", "--sandbox", "--report", &p(&report)], &[]);
+    assert_eq!(code, 8, "{stderr}");
+    assert!(
+        stderr.contains(&p(&report)) && stderr.contains("writable"),
+        "{stderr}"
+    );
+    // --tradeoff prints a ladder, not a plan: no report.
+    let (code, _, stderr) = run_bin(
+        &["plan", "--sandbox", "--tradeoff", "--report", "x.html"],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+}
