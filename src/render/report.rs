@@ -597,7 +597,7 @@ fn utilisation_chart(out: &mut String, plan: &Plan) {
     let ticks: Vec<(f64, String)> = (0..=(top * 4.0).round() as usize)
         .map(|i| (i as f64 / 4.0, format!("{:.2}", i as f64 / 4.0)))
         .collect();
-    let labels: Vec<String> = bars.iter().map(|(a, _, _)| a.agent.0.clone()).collect();
+    let labels: Vec<String> = bars.iter().map(|(a, _, _)| a.agent.0.to_string()).collect();
     axes(
         out,
         &f,
