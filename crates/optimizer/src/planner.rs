@@ -355,10 +355,6 @@ impl Basis {
     ) -> Result<Basis, OptimizerError> {
         let prep = prepare(snap, cfg, what_ifs)?;
         tracing::debug!(ms = ms(started), pairs = prep.inst.pairs.len(), "prepared");
-        let base_started = Instant::now();
-        let base = flow_base(&prep.inst, cfg)?;
-        let base_time = base_started.elapsed();
-        tracing::debug!(ms = ms(started), "stages 1 and 2 solved");
         // Before: what the current mapping can carry at best.
         let current: Vec<BTreeSet<usize>> = prep
             .leads
@@ -366,8 +362,21 @@ impl Basis {
             .map(|l| l.current.iter().copied().collect())
             .collect();
         let before_inst = restricted(&prep, &current);
-        let before = evaluate(&before_inst)?;
-        tracing::debug!(ms = ms(started), "evaluated the current mapping");
+        // Stages 1 and 2 and the evaluation of the current mapping are
+        // independent: solve them on two cores.
+        let base_started = Instant::now();
+        let (base, before) = std::thread::scope(|scope| {
+            let before = scope.spawn(|| evaluate(&before_inst));
+            let base = flow_base(&prep.inst, cfg);
+            let before = before.join().expect("evaluating a mapping does not panic");
+            (base, before)
+        });
+        let (base, before) = (base?, before?);
+        let base_time = base_started.elapsed();
+        tracing::debug!(
+            ms = ms(started),
+            "stages 1 and 2 solved, current mapping evaluated"
+        );
         Ok(Basis {
             prep,
             base,

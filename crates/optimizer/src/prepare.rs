@@ -26,7 +26,8 @@ use crate::stages::{Instance, Pair};
 use crate::whatif::{LeadRef, PairRef, WhatIfs};
 use crate::OptimizerError;
 use rebalancer_model::{Agent, AgentId, LeadKey, Reason, Snapshot};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How the plan treats one agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -529,17 +530,30 @@ fn standings(
 /// Leads in snapshot order with their current agents and pools as agent
 /// indices (demand is filled in later).
 fn lay_out_leads(snap: &Snapshot, rules: &Rules, names: &Names) -> Vec<LeadInfo> {
-    // Hashing beats binary search on strings here: every pair looks up an id.
-    let by_id: HashMap<&str, usize> = snap
+    // Every pool entry looks up an id (millions at scale). A lead's entry
+    // usually shares its text with the agent's own `AgentId` (the fetcher
+    // and the generators intern names), so look the shared pointer up
+    // first: no string is hashed or compared; otherwise hash the text.
+    let by_ptr: FxHashMap<*const u8, usize> = snap
+        .agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.id.as_str().as_ptr(), i))
+        .collect();
+    let by_id: FxHashMap<&str, usize> = snap
         .agents
         .iter()
         .enumerate()
         .map(|(i, a)| (a.id.as_str(), i))
         .collect();
     let index_of = |id: &AgentId| -> usize {
-        *by_id
-            .get(id.as_str())
-            .expect("snapshot leads only name known agents (Snapshot::validate)")
+        let text = id.as_str();
+        match by_ptr.get(&text.as_ptr()) {
+            Some(&i) if snap.agents[i].id.as_str().len() == text.len() => i,
+            _ => *by_id
+                .get(text)
+                .expect("snapshot leads only name known agents (Snapshot::validate)"),
+        }
     };
     let mut leads: Vec<LeadInfo> = Vec::with_capacity(names.lead_index.len());
     for c in &names.snap.campaigns {
@@ -725,7 +739,8 @@ fn usable_pairs(
     pins: &BTreeSet<(usize, usize)>,
     notes: &mut Vec<String>,
 ) -> Vec<Pair> {
-    let mut pairs = Vec::new();
+    // At most one pair per pool entry: allocate once (millions at scale).
+    let mut pairs = Vec::with_capacity(leads.iter().map(|l| l.pool.len()).sum());
     for (j, lead) in leads.iter().enumerate() {
         let candidates: &[usize] = if lead.frozen {
             &lead.current
