@@ -97,24 +97,31 @@ fn header(out: &mut String, v: &PlanView) {
     );
     let _ = writeln!(out, "{}", balance_line(plan));
     if let Some(c) = &plan.caps {
-        let mut caps = Vec::new();
-        if c.max_moves_per_run > 0 {
-            caps.push(format!("cap {}", c.max_moves_per_run));
-        }
-        if c.max_moves_per_agent > 0 {
-            caps.push(format!("{} per agent", c.max_moves_per_agent));
-        }
-        let _ = writeln!(
-            out,
-            "Move caps ({}): {} optimisation moves kept, {} deferred; safety moves are never capped.",
-            caps.join(", "),
-            c.kept,
-            c.deferred
-        );
+        let (caps, outcome) = caps_line(c);
+        let _ = writeln!(out, "Move caps ({caps}): {outcome}.");
     }
     if let Some(gate) = &plan.gate {
         let _ = writeln!(out, "Gate: {gate}; only safety changes are listed.");
     }
+}
+
+/// What the move caps are ("cap 10, 2 per agent") and what they did ("10
+/// optimisation moves kept, 88 deferred; safety moves are never capped").
+pub(super) fn caps_line(c: &rebalancer_model::CapReport) -> (String, String) {
+    let mut caps = Vec::new();
+    if c.max_moves_per_run > 0 {
+        caps.push(format!("cap {}", c.max_moves_per_run));
+    }
+    if c.max_moves_per_agent > 0 {
+        caps.push(format!("{} per agent", c.max_moves_per_agent));
+    }
+    (
+        caps.join(", "),
+        format!(
+            "{} optimisation moves kept, {} deferred; safety moves are never capped",
+            c.kept, c.deferred
+        ),
+    )
 }
 
 /// The utilisation target, the cap it gave, and what the pair-count

@@ -259,22 +259,11 @@ fn held_back_facts(out: &mut String, plan: &Plan) {
         );
     }
     if let Some(c) = &plan.caps {
-        let mut caps = Vec::new();
-        if c.max_moves_per_run > 0 {
-            caps.push(format!("cap {}", c.max_moves_per_run));
-        }
-        if c.max_moves_per_agent > 0 {
-            caps.push(format!("{} per agent", c.max_moves_per_agent));
-        }
+        let (caps, outcome) = super::plan::caps_line(c);
         fact(
             out,
             "Move caps",
-            &format!(
-                "{}: {} optimisation moves kept, {} deferred; safety moves are never capped",
-                caps.join(", "),
-                c.kept,
-                c.deferred
-            ),
+            &format!("{}: {}", Esc(&caps), Esc(&outcome)),
         );
     }
     if let Some(g) = &plan.flap_guard {
