@@ -130,11 +130,21 @@ fn uncovered(demand: &[i64], carried: &[f64]) -> usize {
 
 /// The instance restricted to a mapping (lead → agents).
 fn restricted(prep: &Prepared, mapping: &[BTreeSet<usize>]) -> Instance {
+    restricted_to(prep, |j, i| mapping[j].contains(&i))
+}
+
+/// The instance restricted to the current mapping (pins not included).
+fn restricted_to_current(prep: &Prepared) -> Instance {
+    restricted_to(prep, |j, i| prep.leads[j].current.binary_search(&i).is_ok())
+}
+
+/// The instance restricted to the pairs `(lead, agent)` that `keep` accepts.
+fn restricted_to(prep: &Prepared, keep: impl Fn(usize, usize) -> bool) -> Instance {
     let pairs = prep
         .inst
         .pairs
         .iter()
-        .filter(|p| mapping[p.lead as usize].contains(&(p.agent as usize)))
+        .filter(|p| keep(p.lead as usize, p.agent as usize))
         .map(|p| Pair {
             current: true,
             ..*p
@@ -339,7 +349,6 @@ pub(crate) struct Draft {
 pub(crate) struct Basis {
     pub(crate) prep: Prepared,
     pub(crate) base: Option<Base>,
-    current: Vec<BTreeSet<usize>>,
     before_inst: Instance,
     pub(crate) before: Evaluation,
     /// Time spent in stages 1 and 2.
@@ -356,12 +365,7 @@ impl Basis {
         let prep = prepare(snap, cfg, what_ifs)?;
         tracing::debug!(ms = ms(started), pairs = prep.inst.pairs.len(), "prepared");
         // Before: what the current mapping can carry at best.
-        let current: Vec<BTreeSet<usize>> = prep
-            .leads
-            .iter()
-            .map(|l| l.current.iter().copied().collect())
-            .collect();
-        let before_inst = restricted(&prep, &current);
+        let before_inst = restricted_to_current(&prep);
         // Stages 1 and 2 and the evaluation of the current mapping are
         // independent: solve them on two cores.
         let base_started = Instant::now();
@@ -380,7 +384,6 @@ impl Basis {
         Ok(Basis {
             prep,
             base,
-            current,
             before_inst,
             before,
             base_time,
@@ -438,7 +441,11 @@ pub(crate) fn decide(
     let (prep, before) = (&basis.prep, &basis.before);
     let inst = &prep.inst;
     let mut draft = Draft {
-        target: basis.current.clone(),
+        target: prep
+            .leads
+            .iter()
+            .map(|l| l.current.iter().copied().collect())
+            .collect(),
         changes: Vec::new(),
         deferred: Vec::new(),
         notes: prep.notes.clone(),
@@ -496,7 +503,8 @@ pub(crate) fn decide(
             ));
         }
     }
-    let blocked = blast_radius(cfg, &draft.changes, &basis.current);
+    let current_pairs = prep.leads.iter().map(|l| l.current.len()).sum();
+    let blocked = blast_radius(cfg, &draft.changes, current_pairs);
     Ok(Outcome {
         draft,
         after,
@@ -771,16 +779,11 @@ fn move_caps(prep: &Prepared, cfg: &PlanConfig, draft: &mut Draft) -> Option<Cap
 
 /// `max_unassign_share`: a plan that unassigns more than this share of the
 /// current pairs is blocked (an outage upstream looks like mass inactivity).
-fn blast_radius(
-    cfg: &PlanConfig,
-    changes: &[Change],
-    current: &[BTreeSet<usize>],
-) -> Option<Blocked> {
+fn blast_radius(cfg: &PlanConfig, changes: &[Change], current_pairs: usize) -> Option<Blocked> {
     let unassigns = changes
         .iter()
         .filter(|c| c.action == Action::Unassign)
         .count();
-    let current_pairs: usize = current.iter().map(BTreeSet::len).sum();
     if unassigns == 0 || unassigns as f64 <= cfg.max_unassign_share * current_pairs as f64 {
         return None;
     }
@@ -814,7 +817,6 @@ fn assemble(
 ) -> Plan {
     let Basis {
         prep,
-        current,
         before_inst,
         before,
         ..
@@ -839,7 +841,13 @@ fn assemble(
         mut notes,
     } = draft;
     let kept: usize = (0..prep.leads.len())
-        .map(|j| target[j].intersection(&current[j]).count())
+        .map(|j| {
+            let current = &prep.leads[j].current;
+            target[j]
+                .iter()
+                .filter(|i| current.binary_search(i).is_ok())
+                .count()
+        })
         .sum();
     changes.sort_by(|a, b| (a.lead, a.action, &a.agent).cmp(&(b.lead, b.action, &b.agent)));
     deferred.sort_by(|a, b| {
@@ -884,7 +892,10 @@ fn assemble(
     let mut leads_before = vec![0usize; prep.agents.len()];
     let mut leads_after = vec![0usize; prep.agents.len()];
     for j in 0..prep.leads.len() {
-        current[j].iter().for_each(|&i| leads_before[i] += 1);
+        prep.leads[j]
+            .current
+            .iter()
+            .for_each(|&i| leads_before[i] += 1);
         target[j].iter().for_each(|&i| leads_after[i] += 1);
     }
     let in_pool: BTreeSet<usize> = prep
