@@ -891,12 +891,9 @@ fn assemble(
         .collect();
     let mut leads_before = vec![0usize; prep.agents.len()];
     let mut leads_after = vec![0usize; prep.agents.len()];
-    for j in 0..prep.leads.len() {
-        prep.leads[j]
-            .current
-            .iter()
-            .for_each(|&i| leads_before[i] += 1);
-        target[j].iter().for_each(|&i| leads_after[i] += 1);
+    for (lead, target) in prep.leads.iter().zip(&target) {
+        lead.current.iter().for_each(|&i| leads_before[i] += 1);
+        target.iter().for_each(|&i| leads_after[i] += 1);
     }
     let in_pool: BTreeSet<usize> = prep
         .leads
