@@ -75,10 +75,11 @@ pub enum Command {
     /// One cheap authenticated read of the CMS, Webex and Zoho, and the
     /// journal: what fails, and how to fix it (exit 14 if anything fails).
     Check(CheckArgs),
-    /// Time the whole plan on generated benchmark instances, one child
-    /// process per size (wall time, solve time, peak RSS, greedy baseline).
+    /// Time the whole plan on generated benchmark instances, and the LP
+    /// solvers on the same instances (--backends), one child process per
+    /// size and backend (wall time, solve time, peak RSS, greedy baseline).
     Bench(BenchArgs),
-    /// One size of `bench`, in this process; prints one JSON line.
+    /// One size and backend of `bench`, in this process; prints one JSON line.
     #[command(hide = true)]
     BenchOne(BenchOneArgs),
 }
@@ -133,7 +134,7 @@ pub struct PlanArgs {
     /// Override plan.solver.
     #[arg(long, value_enum)]
     pub solver: Option<SolverArg>,
-    /// Override plan.lp_backend (microlp, coin_cbc, highs); needs the LP
+    /// Override plan.lp_backend (microlp, coin_cbc, highs, clarabel); needs the LP
     /// solver (--solver lp, or plan.solver = "lp").
     #[arg(long, value_name = "NAME")]
     pub lp_backend: Option<String>,
@@ -370,6 +371,14 @@ pub enum BenchFamily {
     All,
 }
 
+/// What `bench` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchFormatArg {
+    Table,
+    Json,
+    Csv,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Instance family.
@@ -384,19 +393,41 @@ pub struct BenchArgs {
         default_value = "1000x100,5000x500,20000x2000"
     )]
     pub sizes: Vec<(usize, usize)>,
+    /// Solvers to time on the same instances, comma-separated: `flow` (the
+    /// whole plan on the exact flow stages) and the LP backends compiled
+    /// in (microlp; coin_cbc, highs, clarabel with their cargo features),
+    /// which run the three LP stages once and are checked against flow.
+    #[arg(
+        long,
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        value_parser = parse_backend,
+        default_value = "flow"
+    )]
+    pub backends: Vec<bench::Backend>,
     /// Seed of the instance generator (the reference figures use 42).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Timed plan runs per size (best and median are reported).
+    /// Timed plan runs per size for flow (best and median are reported);
+    /// LP backends run once.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
-    /// Output on stdout: a table for people, or JSON rows.
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    /// Seconds one backend may take on one size; then its process is
+    /// killed, the row says `timeout` and the backend is skipped for the
+    /// family's larger sizes.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_timeout)]
+    pub timeout: f64,
+    /// Output on stdout: a table for people, JSON rows or CSV.
+    #[arg(long, value_enum, default_value_t = BenchFormatArg::Table)]
+    pub format: BenchFormatArg,
     /// Every column in the table (median time, iterations, greedy's
     /// shortfall, ...); the default fits 100 columns.
     #[arg(long)]
     pub wide: bool,
+    /// Also write an SVG chart of solve time against pairs (log-log, one
+    /// series per backend and family, with the fitted exponent).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -405,10 +436,25 @@ pub struct BenchOneArgs {
     pub family: BenchFamily,
     #[arg(long, value_parser = parse_size)]
     pub size: (usize, usize),
+    #[arg(long, value_parser = parse_backend, default_value = "flow")]
+    pub backend: bench::Backend,
     #[arg(long)]
     pub seed: u64,
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
+}
+
+/// A bench backend compiled into this build (the error names the others).
+fn parse_backend(text: &str) -> Result<bench::Backend, String> {
+    bench::Backend::parse(text)
+}
+
+/// A positive number of seconds.
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 1e7 => Ok(secs),
+        _ => Err(format!("`{text}` is not a number of seconds above 0")),
+    }
 }
 
 /// `0.9` or `optimal`, with the number in (0, 1].
@@ -446,6 +492,30 @@ fn world(w: &WorldArgs) -> World {
         agents: w.agents,
         leads: w.leads,
         seed: w.seed,
+    }
+}
+
+fn bench_options(args: BenchArgs) -> bench::Options {
+    let mut backends = Vec::new();
+    for b in args.backends {
+        if !backends.contains(&b) {
+            backends.push(b);
+        }
+    }
+    bench::Options {
+        families: family(args.family),
+        sizes: args.sizes,
+        backends,
+        seed: args.seed,
+        repeat: args.repeat,
+        timeout: std::time::Duration::from_secs_f64(args.timeout),
+        format: match args.format {
+            BenchFormatArg::Table => bench::BenchFormat::Table,
+            BenchFormatArg::Json => bench::BenchFormat::Json,
+            BenchFormatArg::Csv => bench::BenchFormat::Csv,
+        },
+        wide: args.wide,
+        plot: args.plot,
     }
 }
 
@@ -610,20 +680,10 @@ pub fn main() -> ExitCode {
             Command::Sandbox(args) => {
                 sandbox::run(world(&args.world), args.port, args.write_config).await
             }
-            Command::Bench(args) => bench::run(
-                bench::Options {
-                    families: family(args.family),
-                    sizes: args.sizes,
-                    seed: args.seed,
-                    repeat: args.repeat,
-                    format: format(args.format),
-                    wide: args.wide,
-                },
-                &log,
-            ),
+            Command::Bench(args) => bench::run(bench_options(args), &log),
             Command::BenchOne(args) => {
                 let fam = family(args.family);
-                bench::run_one(fam[0], args.size, args.seed, args.repeat)
+                bench::run_one(fam[0], args.size, args.backend, args.seed, args.repeat)
             }
         }
     });

@@ -1,6 +1,7 @@
 //! Progress on a terminal (indicatif): a fetch shows leads read of total,
 //! requests sent and retries, so a slow or hanging upstream is never 30 s
-//! of silence; an apply shows leads done of total and PUTs sent and failed.
+//! of silence; an apply shows leads done of total and PUTs sent and failed;
+//! a bench shows its runs (family, size, backend) done of total.
 //! Drawn on stderr, only when stderr is a terminal; stdout stays the
 //! command's output.
 
@@ -88,6 +89,61 @@ impl Bar {
         if let Some(task) = self.task {
             task.abort();
         }
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// A bar over a known number of steps, advanced by the caller (a bench:
+/// one step per family, size and backend, the message naming the current
+/// one). indicatif's own thread redraws it, so it needs no async runtime;
+/// a no-op when not shown.
+pub struct Steps {
+    bar: Option<ProgressBar>,
+}
+
+impl Steps {
+    pub fn new(show: bool, what: &str, total: u64) -> Steps {
+        if !show {
+            return Steps { bar: None };
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} {what}: {{pos}}/{{len}} {{wide_bar}} {{msg}} [{{elapsed}}]"
+            ))
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(TICK);
+        Steps { bar: Some(bar) }
+    }
+
+    /// The step now running.
+    pub fn start(&self, message: String) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(message);
+        }
+    }
+
+    /// One step done.
+    pub fn done_one(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    /// Run `f` (a log line) with the bar hidden, so they do not mix.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
+    /// Clear the bar.
+    pub fn finish(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
         }

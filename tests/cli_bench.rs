@@ -1,6 +1,8 @@
 //! `rebalancer bench` end to end: the binary re-runs itself once per size,
 //! and the uniform family reproduces bench-instances.md's exact optimum
-//! (shortfall 0, u* to 1e-9) with a peak RSS measured per child process.
+//! (shortfall 0, u* to 1e-9) with a peak RSS measured per child process;
+//! LP backends on the same instances (one row each, checked against flow,
+//! with the ratio), CSV, the SVG plot, backend usage errors and timeouts.
 
 use serde_json::Value;
 use std::process::Command;
@@ -45,4 +47,187 @@ fn uniform_rows_match_the_reference_optimum() {
             assert!(rss > 0.0, "no peak RSS on Linux: {row}");
         }
     }
+}
+
+/// Runs `rebalancer bench ARGS`; (exit code, stdout, stderr).
+fn bench(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rebalancer"))
+        .arg("bench")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn flow_and_microlp_on_the_same_instance_with_a_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("scaling.svg");
+    let (code, stdout, stderr) = bench(&[
+        "--family",
+        "uniform",
+        "--sizes",
+        "100x10,200x20",
+        "--backends",
+        "flow,microlp",
+        "--format",
+        "json",
+        "--repeat",
+        "1",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Vec<Value> =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let backends: Vec<&str> = rows
+        .iter()
+        .map(|r| r["backend"].as_str().unwrap())
+        .collect();
+    assert_eq!(backends, ["flow", "microlp", "flow", "microlp"], "{stdout}");
+    for pair in rows.chunks(2) {
+        let (flow, lp) = (&pair[0], &pair[1]);
+        assert_eq!(flow["pairs"], lp["pairs"], "the same instance: {lp}");
+        assert_eq!(flow["ratio_to_flow"].as_f64(), Some(1.0), "{flow}");
+        assert_eq!(lp["status"], "ok", "{lp}");
+        assert_eq!(lp["matches_flow"], Value::Bool(true), "{lp}");
+        let (s, u) = (
+            lp["shortfall"].as_f64().unwrap(),
+            lp["peak_utilisation"].as_f64().unwrap(),
+        );
+        assert!(
+            (s - flow["shortfall"].as_f64().unwrap()).abs() <= 1e-6,
+            "{lp}"
+        );
+        assert!(
+            (u - flow["peak_utilisation"].as_f64().unwrap()).abs() <= 1e-6,
+            "{lp}"
+        );
+        let ratio = lp["ratio_to_flow"].as_f64().expect("a ratio");
+        let expected = lp["solve_ms"].as_f64().unwrap() / flow["solve_ms"].as_f64().unwrap();
+        assert!((ratio - expected).abs() <= 1e-9 * expected, "{lp}");
+        assert!(
+            lp.get("plan_ms_best").is_none(),
+            "flow-only figures on an LP row: {lp}"
+        );
+        assert!(flow["plan_ms_best"].as_f64().unwrap() > 0.0, "{flow}");
+    }
+    let text = std::fs::read_to_string(&svg).expect("the plot is written");
+    assert!(text.starts_with("<svg"), "{text}");
+    assert_eq!(
+        text.matches("<polyline").count(),
+        2,
+        "one per series: {text}"
+    );
+    assert!(
+        text.contains("flow uniform") && text.contains("microlp uniform"),
+        "{text}"
+    );
+    assert!(!text.contains("<script"));
+}
+
+#[test]
+fn csv_rows_name_their_backend() {
+    let (code, stdout, stderr) = bench(&[
+        "--family", "skewed", "--sizes", "100x10", "--repeat", "1", "--format", "csv",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("backend,family,agents,leads,pairs"),
+        "{stdout}"
+    );
+    assert!(lines[1].starts_with("flow,skewed,100,10,"), "{stdout}");
+}
+
+#[test]
+fn unknown_or_missing_backends_are_usage_errors() {
+    let (code, stdout, stderr) = bench(&["--backends", "flow,nope", "--sizes", "100x10"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("nope"), "{stderr}");
+    assert!(
+        stderr.contains("flow, microlp"),
+        "names the available ones: {stderr}"
+    );
+    for (name, feature) in [
+        ("highs", "highs"),
+        ("clarabel", "clarabel"),
+        ("coin_cbc", "coin_cbc"),
+    ] {
+        let compiled = match name {
+            "highs" => cfg!(feature = "highs"),
+            "clarabel" => cfg!(feature = "clarabel"),
+            _ => cfg!(feature = "coin_cbc"),
+        };
+        if compiled {
+            continue;
+        }
+        let (code, _, stderr) = bench(&["--backends", name, "--sizes", "100x10"]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains(&format!("`{name}`"))
+                && stderr.contains(&format!("--features {feature}")),
+            "names the backend and its feature: {stderr}"
+        );
+    }
+}
+
+/// microlp needs well over 0.3 s at 1000x100 in any build, so it times out
+/// there and is not tried at 2000x200; the smaller 100x10 after it runs.
+#[test]
+fn a_timeout_marks_the_row_and_skips_larger_sizes() {
+    let (code, stdout, stderr) = bench(&[
+        "--family",
+        "uniform",
+        "--sizes",
+        "1000x100,2000x200,100x10",
+        "--backends",
+        "microlp",
+        "--timeout",
+        "0.3",
+        "--repeat",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    let status: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(status, ["timeout", "skipped", "ok"], "{stdout}");
+    assert!(rows[0]["solve_ms"].is_null() && rows[0]["pairs"].as_u64() == Some(20_000));
+    let note = rows[1]["note"].as_str().unwrap();
+    assert!(
+        note.contains("microlp skipped from 2000x200: over 0.3 s at 1000x100"),
+        "{note}"
+    );
+    assert!(
+        stderr.contains("skipped from 2000x200"),
+        "a warning: {stderr}"
+    );
+
+    // The table says it too, below the rows.
+    let (code, stdout, stderr) = bench(&[
+        "--family",
+        "uniform",
+        "--sizes",
+        "1000x100,2000x200",
+        "--backends",
+        "microlp",
+        "--timeout",
+        "0.3",
+        "--repeat",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("timeout") && stdout.contains("microlp skipped from 2000x200"),
+        "{stdout}"
+    );
 }

@@ -11,6 +11,7 @@ pub mod cycle;
 pub mod fetch;
 pub mod journal;
 pub mod plan;
+pub mod plot;
 pub mod report;
 pub mod tradeoff;
 
