@@ -345,11 +345,10 @@ pub(crate) struct Draft {
 }
 
 /// What every utilisation target shares: the prepared instance, stages 1
-/// and 2 of the flow solver, and the current mapping with its evaluation.
+/// and 2 of the flow solver, and the evaluation of the current mapping.
 pub(crate) struct Basis {
     pub(crate) prep: Prepared,
     pub(crate) base: Option<Base>,
-    before_inst: Instance,
     pub(crate) before: Evaluation,
     /// Time spent in stages 1 and 2.
     base_time: Duration,
@@ -364,13 +363,12 @@ impl Basis {
     ) -> Result<Basis, OptimizerError> {
         let prep = prepare(snap, cfg, what_ifs)?;
         tracing::debug!(ms = ms(started), pairs = prep.inst.pairs.len(), "prepared");
-        // Before: what the current mapping can carry at best.
-        let before_inst = restricted_to_current(&prep);
         // Stages 1 and 2 and the evaluation of the current mapping are
         // independent: solve them on two cores.
         let base_started = Instant::now();
         let (base, before) = std::thread::scope(|scope| {
-            let before = scope.spawn(|| evaluate(&before_inst));
+            // Before: what the current mapping can carry at best.
+            let before = scope.spawn(|| evaluate(&restricted_to_current(&prep)));
             let base = flow_base(&prep.inst, cfg);
             let before = before.join().expect("evaluating a mapping does not panic");
             (base, before)
@@ -384,7 +382,6 @@ impl Basis {
         Ok(Basis {
             prep,
             base,
-            before_inst,
             before,
             base_time,
         })
@@ -815,19 +812,12 @@ fn assemble(
     opt: &Optimum,
     outcome: Outcome,
 ) -> Plan {
-    let Basis {
-        prep,
-        before_inst,
-        before,
-        ..
-    } = basis;
+    let prep = &basis.prep;
     let Outcome {
         draft,
         after,
         gates,
     } = outcome;
-    let after = &after;
-    let inst = &prep.inst;
     let Gates {
         gate,
         caps,
@@ -840,15 +830,6 @@ fn assemble(
         mut deferred,
         mut notes,
     } = draft;
-    let kept: usize = (0..prep.leads.len())
-        .map(|j| {
-            let current = &prep.leads[j].current;
-            target[j]
-                .iter()
-                .filter(|i| current.binary_search(i).is_ok())
-                .count()
-        })
-        .sum();
     changes.sort_by(|a, b| (a.lead, a.action, &a.agent).cmp(&(b.lead, b.action, &b.agent)));
     deferred.sort_by(|a, b| {
         (a.change.lead, a.change.action, &a.change.agent).cmp(&(
@@ -859,73 +840,6 @@ fn assemble(
     });
     notes.sort();
     notes.dedup();
-    let leads: Vec<LeadPlan> = prep
-        .leads
-        .iter()
-        .enumerate()
-        .map(|(j, l)| {
-            let shortfall = (inst.demand[j] as f64 - after.carried[j]).max(0.0);
-            LeadPlan {
-                lead: l.key,
-                process_id: l.process_id,
-                demand: inst.demand[j] as f64,
-                covered: round6(after.carried[j]),
-                shortfall: round6(shortfall),
-                target: target[j]
-                    .iter()
-                    .map(|&i| prep.agents[i].id.clone())
-                    .collect(),
-                current: l
-                    .current
-                    .iter()
-                    .map(|&i| prep.agents[i].id.clone())
-                    .collect(),
-                frozen: l.frozen,
-                default_assignee: if shortfall > FIGURE_NOISE {
-                    prep.default_assignee.clone()
-                } else {
-                    None
-                },
-            }
-        })
-        .collect();
-    let mut leads_before = vec![0usize; prep.agents.len()];
-    let mut leads_after = vec![0usize; prep.agents.len()];
-    for (lead, target) in prep.leads.iter().zip(&target) {
-        lead.current.iter().for_each(|&i| leads_before[i] += 1);
-        target.iter().for_each(|&i| leads_after[i] += 1);
-    }
-    let in_pool: BTreeSet<usize> = prep
-        .leads
-        .iter()
-        .flat_map(|l| l.pool.iter().copied())
-        .collect();
-    let agents: Vec<AgentPlan> = in_pool
-        .into_iter()
-        .map(|i| {
-            let id = &prep.agents[i].id;
-            let known = snap
-                .agents
-                .binary_search_by(|a| a.id.cmp(id))
-                .ok()
-                .map(|k| &snap.agents[k]);
-            (i, known)
-        })
-        .map(|(i, known)| AgentPlan {
-            webex_username: known
-                .and_then(|a| a.webex.as_ref())
-                .map(|w| w.username.clone()),
-            zoho_user_id: known
-                .and_then(|a| a.zoho.as_ref())
-                .map(|z| z.user_id.clone()),
-            agent: prep.agents[i].id.clone(),
-            headroom: prep.agents[i].capacity,
-            load_before: round6(before.load[i]),
-            load_after: round6(after.load[i]),
-            leads_before: leads_before[i],
-            leads_after: leads_after[i],
-        })
-        .collect();
     let count = |action: Action| changes.iter().filter(|c| c.action == action).count();
     let summary = Summary {
         agents: snap.agents.iter().filter(|a| a.in_cms).count(),
@@ -933,7 +847,7 @@ fn assemble(
         assigns: count(Action::Assign),
         unassigns: count(Action::Unassign),
         deferred: deferred.len(),
-        kept,
+        kept: kept(prep, &target),
     };
     let mut problems = snap.problems.clone();
     problems.sort();
@@ -947,25 +861,7 @@ fn assemble(
             cms_base_url: snap.source.cms_base_url.clone(),
             contact_center_id: snap.source.contact_center_id,
         },
-        objectives: Objectives {
-            before: metrics(before_inst, before),
-            after: metrics(inst, after),
-            optimum: Metrics {
-                shortfall: round6(opt.shortfall),
-                peak_utilisation: opt.peak,
-                leads_uncovered: uncovered(&inst.demand, &opt.carried),
-            },
-            churn: round6(opt.churn),
-            balance: Balance {
-                target: opt.target,
-                least_peak: opt.least_peak,
-                cap: opt.cap,
-            },
-            new_pairs: NewPairs {
-                least_records: opt.new_pairs_least_records,
-                reduced: opt.new_pairs,
-            },
-        },
+        objectives: objectives(basis, opt, &after),
         summary,
         gate,
         blocked,
@@ -975,10 +871,126 @@ fn assemble(
         problems,
         changes,
         deferred,
-        leads,
-        agents,
+        leads: lead_plans(prep, &target, &after),
+        agents: agent_plans(snap, basis, &target, &after),
         notes,
     }
+}
+
+/// Current assignments the target keeps.
+fn kept(prep: &Prepared, target: &[BTreeSet<usize>]) -> usize {
+    prep.leads
+        .iter()
+        .zip(target)
+        .map(|(lead, target)| {
+            target
+                .iter()
+                .filter(|i| lead.current.binary_search(i).is_ok())
+                .count()
+        })
+        .sum()
+}
+
+/// Objective values before, after and at the optimum, with the balance
+/// target and the new-pair counts.
+fn objectives(basis: &Basis, opt: &Optimum, after: &Evaluation) -> Objectives {
+    let inst = &basis.prep.inst;
+    Objectives {
+        before: metrics(inst, &basis.before),
+        after: metrics(inst, after),
+        optimum: Metrics {
+            shortfall: round6(opt.shortfall),
+            peak_utilisation: opt.peak,
+            leads_uncovered: uncovered(&inst.demand, &opt.carried),
+        },
+        churn: round6(opt.churn),
+        balance: Balance {
+            target: opt.target,
+            least_peak: opt.least_peak,
+            cap: opt.cap,
+        },
+        new_pairs: NewPairs {
+            least_records: opt.new_pairs_least_records,
+            reduced: opt.new_pairs,
+        },
+    }
+}
+
+/// Target assignment and coverage per lead, in lead order.
+fn lead_plans(prep: &Prepared, target: &[BTreeSet<usize>], after: &Evaluation) -> Vec<LeadPlan> {
+    let names = |agents: &mut dyn Iterator<Item = usize>| -> Vec<AgentId> {
+        agents.map(|i| prep.agents[i].id.clone()).collect()
+    };
+    prep.leads
+        .iter()
+        .enumerate()
+        .map(|(j, l)| {
+            let demand = prep.inst.demand[j] as f64;
+            let shortfall = (demand - after.carried[j]).max(0.0);
+            LeadPlan {
+                lead: l.key,
+                process_id: l.process_id,
+                demand,
+                covered: round6(after.carried[j]),
+                shortfall: round6(shortfall),
+                target: names(&mut target[j].iter().copied()),
+                current: names(&mut l.current.iter().copied()),
+                frozen: l.frozen,
+                default_assignee: if shortfall > FIGURE_NOISE {
+                    prep.default_assignee.clone()
+                } else {
+                    None
+                },
+            }
+        })
+        .collect()
+}
+
+/// Planned load and lead counts, before and after, per agent in some lead
+/// pool, with the agent's Webex and Zoho names from the snapshot.
+fn agent_plans(
+    snap: &Snapshot,
+    basis: &Basis,
+    target: &[BTreeSet<usize>],
+    after: &Evaluation,
+) -> Vec<AgentPlan> {
+    let prep = &basis.prep;
+    let mut leads_before = vec![0usize; prep.agents.len()];
+    let mut leads_after = vec![0usize; prep.agents.len()];
+    for (lead, target) in prep.leads.iter().zip(target) {
+        lead.current.iter().for_each(|&i| leads_before[i] += 1);
+        target.iter().for_each(|&i| leads_after[i] += 1);
+    }
+    let in_pool: BTreeSet<usize> = prep
+        .leads
+        .iter()
+        .flat_map(|l| l.pool.iter().copied())
+        .collect();
+    in_pool
+        .into_iter()
+        .map(|i| {
+            let id = &prep.agents[i].id;
+            let known = snap
+                .agents
+                .binary_search_by(|a| a.id.cmp(id))
+                .ok()
+                .map(|k| &snap.agents[k]);
+            AgentPlan {
+                webex_username: known
+                    .and_then(|a| a.webex.as_ref())
+                    .map(|w| w.username.clone()),
+                zoho_user_id: known
+                    .and_then(|a| a.zoho.as_ref())
+                    .map(|z| z.user_id.clone()),
+                agent: id.clone(),
+                headroom: prep.agents[i].capacity,
+                load_before: round6(basis.before.load[i]),
+                load_after: round6(after.load[i]),
+                leads_before: leads_before[i],
+                leads_after: leads_after[i],
+            }
+        })
+        .collect()
 }
 
 /// Milliseconds since `t`, for phase logs.
