@@ -117,7 +117,10 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
         }
         if let Some(a) = cause.downcast_ref::<ApplyError>() {
             return match a {
-                ApplyError::LeaseHeld { .. } | ApplyError::LeaseLost => JOURNAL_BUSY,
+                ApplyError::LeaseHeld { .. }
+                | ApplyError::LeaseLost { .. }
+                | ApplyError::LeaseExpiring => JOURNAL_BUSY,
+                ApplyError::CorruptJournal { .. } => OUTPUT,
                 ApplyError::Blocked { .. } => BLOCKED,
                 ApplyError::Journal { .. } => OUTPUT,
                 ApplyError::InvalidConfig { .. } => CONFIG,
