@@ -52,6 +52,7 @@ fn the_journal_on_postgresql() {
         return;
     };
     migrates_once_when_opened_by_several_at_once(&server);
+    migrates_a_version_1_database_keeping_its_puts(&server);
     runs_leads_and_puts_write_before_send(&server);
     one_lease_at_a_time_and_expired_ones_are_taken_over(&server);
     cycles_and_recent_puts(&server);
@@ -260,4 +261,49 @@ fn an_unreachable_server_names_the_key_and_hides_the_password(server: &PgServer)
     let e = Journal::open(location(&server.url("missing"))).unwrap_err();
     assert!(!e.to_string().contains("hunter2"), "{e}");
     assert!(e.to_string().contains("missing"), "{e}");
+}
+
+fn migrates_a_version_1_database_keeping_its_puts(server: &PgServer) {
+    let url = server.database();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(schema::PG_MIGRATIONS[0])
+            .await
+            .unwrap();
+        client
+            .batch_execute(
+                "CREATE TABLE rebalancer_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+                 INSERT INTO rebalancer_schema VALUES (1, 1);
+                 INSERT INTO runs (kind, plan_hash, snapshot_hash, config_digest, plan_json, started_at, outcome, holder)
+                   VALUES ('apply', 'p', 's', 'c', '\\x7b7d', '2026-01-01T00:00:00Z', 'completed', 'h:1');
+                 INSERT INTO puts (run, campaign_id, lead_id, seq, body, state, applied, sent_at, done_ms)
+                   VALUES (1, 5, 6, 1, '{}', 'applied', true, '2026-01-01T00:00:00Z', 5),
+                          (1, 5, 7, 1, '{}', 'failed', false, '2026-01-01T00:00:00Z', 6);
+                 INSERT INTO lease VALUES (1, 'h:1', 'h', 1, 'x', 'old-token', 99999999999999);",
+            )
+            .await
+            .unwrap();
+    });
+    // An older schema is not read as if it were current...
+    let e = Journal::open_read(location(&url)).unwrap_err();
+    assert!(e.to_string().contains("needs migrating"), "{e}");
+    // ...a writing opening migrates it, keeping what it holds.
+    let j = Journal::open(location(&url)).unwrap();
+    let puts = j.puts(&[1]).unwrap();
+    assert_eq!(
+        puts.iter().map(|p| p.applied).collect::<Vec<_>>(),
+        [Some(true), Some(false)]
+    );
+    assert_eq!(j.applied_since(0).unwrap().len(), 1);
+    // The version-1 lease (a text token) is gone: the lease is free.
+    let lease = j.acquire_lease(Duration::from_secs(5)).unwrap();
+    assert_eq!(lease.token(), 1);
 }
