@@ -120,7 +120,9 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
                 ApplyError::LeaseHeld { .. }
                 | ApplyError::LeaseLost { .. }
                 | ApplyError::LeaseExpiring => JOURNAL_BUSY,
-                ApplyError::CorruptJournal { .. } => OUTPUT,
+                ApplyError::CorruptJournal { .. } | ApplyError::JournalNeedsMigration { .. } => {
+                    OUTPUT
+                }
                 ApplyError::Blocked { .. } => BLOCKED,
                 ApplyError::Journal { .. } => OUTPUT,
                 ApplyError::InvalidConfig { .. } => CONFIG,

@@ -37,6 +37,15 @@ pub enum ApplyError {
     #[error("the journal lease could not be confirmed in time before a PUT (the journal answered slowly or this process paused); nothing more was sent; fix: `rebalancer resume` finishes the run; raise apply.lease_secs if the journal is slow")]
     LeaseExpiring,
 
+    /// A read-only command found the journal at an older schema version;
+    /// it does not migrate (a read-only role must be enough to read).
+    #[error("journal {location}: at schema version {found}, and this rebalancer reads version {current}; nothing was changed; fix: run a writing command once (`rebalancer apply`, `resume` or `run`, with a role that may alter the tables), which migrates it")]
+    JournalNeedsMigration {
+        location: String,
+        found: u32,
+        current: u32,
+    },
+
     /// The journal holds something the program never writes (a loop of
     /// run parents): it was edited by hand or is damaged.
     #[error("journal {location}: {detail}; nothing was sent; fix: restore the journal from a backup, or correct the `parent` column of the runs named")]

@@ -147,15 +147,18 @@ impl Journal {
                 if state.found == 0 {
                     return Ok(None);
                 }
-                if state.found != state.current {
+                if state.found > state.current {
                     return Err(ApplyError::journal(
                         &location,
-                        if state.found > state.current {
-                            format!("the journal is at schema version {}, newer than this rebalancer knows ({}); use the newer rebalancer", state.found, state.current)
-                        } else {
-                            format!("the journal is at schema version {} and needs migrating to {}; a writing command (`rebalancer apply`, `resume` or `run`, with a role that may alter the tables) migrates it", state.found, state.current)
-                        },
+                        format!("the journal is at schema version {}, newer than this rebalancer knows ({}); use the newer rebalancer", state.found, state.current),
                     ));
+                }
+                if state.found < state.current {
+                    return Err(ApplyError::JournalNeedsMigration {
+                        location: location.to_string(),
+                        found: state.found,
+                        current: state.current,
+                    });
                 }
             }
         }

@@ -436,8 +436,11 @@ fn reading_opens_without_migrating_or_writing() {
         c.execute_batch(schema::MIGRATIONS[0]).unwrap();
         c.pragma_update(None, "user_version", 1).unwrap();
     }
-    let e = Journal::open_read(&path).unwrap_err().to_string();
-    assert!(e.contains("needs migrating"), "{e}");
+    let e = Journal::open_read(&path).unwrap_err();
+    assert!(
+        matches!(e, ApplyError::JournalNeedsMigration { found: 1, .. }),
+        "{e}"
+    );
     assert_eq!(version(&path), 1, "not migrated");
     Journal::open(&path).unwrap();
     let j = Journal::open_read(&path).unwrap().unwrap();
