@@ -97,7 +97,7 @@ impl ApplyError {
     pub(crate) fn journal(location: &JournalLocation, detail: impl std::fmt::Display) -> Self {
         let fix = match location {
             JournalLocation::Sqlite(_) => "check that the file (apply.journal) is on a writable local disk with free space, and that no other program locks it",
-            JournalLocation::Postgres(_) => "check journal.url: the PostgreSQL server must be reachable from this host (plain TCP), the database must exist, and its user must be allowed to create tables in it",
+            JournalLocation::Postgres(_) => "check journal.url: the PostgreSQL server must be reachable from this host, its certificate trusted when TLS is used (sslmode, sslrootcert), the database must exist, and its user must be allowed to create tables in it",
         };
         ApplyError::Journal {
             location: location.to_string(),
