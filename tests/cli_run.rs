@@ -42,6 +42,17 @@ impl Loop {
 
     /// With `journal` arguments of its own (none: from the config/env).
     fn start_with(config: &Path, journal: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Loop {
+        Loop::spawn(config, journal, extra, env, Stdio::null())
+    }
+
+    /// As `start_with`, its log (stderr) going to `stderr`.
+    fn spawn(
+        config: &Path,
+        journal: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Loop {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rebalancer"));
         cmd.args(["run", "--config", &p(config), "--format", "json"])
             .args(journal)
@@ -49,7 +60,7 @@ impl Loop {
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -761,12 +772,14 @@ async fn a_postgresql_restart_under_run_does_not_end_the_loop() {
         return;
     };
     let url = server.database();
-    let (sb, _dir, config, _) = setup().await;
-    let mut l = Loop::start_with(
+    let (sb, dir, config, _) = setup().await;
+    let run_log = dir.path().join("run.log");
+    let mut l = Loop::spawn(
         &config,
         &[],
         &["--every", "1s", "--dry-run"],
         &[("REBALANCER_JOURNAL__URL", url.as_str())],
+        std::fs::File::create(&run_log).unwrap().into(),
     );
     let first = l.next();
     assert_eq!(first["outcome"], "planned", "{first}");
@@ -797,10 +810,19 @@ async fn a_postgresql_restart_under_run_does_not_end_the_loop() {
         server.port(),
         p(server.dir())
     );
-    let log = p(&server.dir().join("server.log"));
+    let server_log = p(&server.dir().join("server.log"));
     pg_ctl(
         &server,
-        &["-D", &data, "-l", &log, "-o", &options, "-w", "start"],
+        &[
+            "-D",
+            &data,
+            "-l",
+            &server_log,
+            "-o",
+            &options,
+            "-w",
+            "start",
+        ],
     );
     let mut recorded = None;
     for _ in 0..20 {
@@ -824,5 +846,11 @@ async fn a_postgresql_restart_under_run_does_not_end_the_loop() {
         cycles.iter().all(|c| c.outcome == "planned"),
         "only the cycles PostgreSQL saw are in it"
     );
+    let log = std::fs::read_to_string(&run_log).unwrap();
+    assert!(
+        log.contains("the journal could not record this cycle"),
+        "the unrecorded cycles are logged: {log}"
+    );
+    assert!(!log.contains("hunter2"), "{log}");
     sb.shutdown().await;
 }
