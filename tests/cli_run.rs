@@ -94,6 +94,16 @@ impl Loop {
     }
 }
 
+/// A test that fails mid-way leaves no loop running.
+impl Drop for Loop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Every lead an agent is assigned to in the sandbox.
 fn leads_of(sb: &Sandbox, agent: &str) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
@@ -852,5 +862,101 @@ async fn a_postgresql_restart_under_run_does_not_end_the_loop() {
         "the unrecorded cycles are logged: {log}"
     );
     assert!(!log.contains("hunter2"), "{log}");
+    sb.shutdown().await;
+}
+
+/// libfaketime's multi-threaded library (preloaded, so the child is the
+/// binary itself and SIGTERM reaches it), or why not: `None` skips with a
+/// notice; `REBALANCER_REQUIRE_FAKETIME` set makes a missing one a failure.
+fn libfaketime() -> Option<PathBuf> {
+    let found = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+        "/usr/local/lib",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join("faketime/libfaketimeMT.so.1"))
+    .find(|f| f.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var("REBALANCER_REQUIRE_FAKETIME").is_err(),
+            "libfaketime is not installed and REBALANCER_REQUIRE_FAKETIME is set; install it (Debian: apt-get install faketime)"
+        );
+        eprintln!("skipped: libfaketime is not installed (Debian: apt-get install faketime); set REBALANCER_REQUIRE_FAKETIME=1 to make this a failure");
+    }
+    found
+}
+
+/// Waits (up to 30 s) until `log` has a line containing `needle`.
+fn wait_for_log(log: &Path, needle: &str) -> String {
+    for _ in 0..600 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{needle:?} never logged:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Finding #6 through the binary, its clock set by libfaketime to the
+/// October change in Berlin (02:00–03:00 seen twice: 00:00–01:00 UTC at
+/// +02:00, then 01:00–02:00 UTC at +01:00). Started 3 s before 02:30 of
+/// the second pass, the next start fell an hour in the past and the loop
+/// spun; started 3 s before 02:45 of the first pass, it skipped the second
+/// pass's hour. Now: each next start is the next quarter hour in UTC.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dst_fold_neither_spins_nor_skips_under_run() {
+    let Some(lib) = libfaketime() else {
+        return;
+    };
+    let lib = p(&lib);
+    let (sb, dir, config, journal) = setup().await;
+    for (fake_now, second_start, then) in [
+        (
+            "2026-10-25 01:29:57",
+            "2026-10-25T01:30:00",
+            "2026-10-25T01:45:00",
+        ),
+        (
+            "2026-10-25 00:44:57",
+            "2026-10-25T00:45:00",
+            "2026-10-25T01:00:00",
+        ),
+    ] {
+        let log = dir.path().join("fold.log");
+        let at = format!("@{fake_now}");
+        let l = Loop::spawn(
+            &config,
+            &["--journal", &p(&journal)],
+            &["--cron", "*/15 * * * *", "--now", "--dry-run"],
+            &[
+                ("LD_PRELOAD", &lib),
+                ("FAKETIME", &at),
+                ("TZ", "UTC"),
+                ("REBALANCER_RUN__TIMEZONE", "Europe/Berlin"),
+            ],
+            std::fs::File::create(&log).unwrap().into(),
+        );
+        let first = l.next();
+        assert!(
+            first["started_at"].as_str().unwrap() < second_start,
+            "--now: the first cycle at once: {first}"
+        );
+        let second = l.next();
+        let started = second["started_at"].as_str().unwrap();
+        assert!(
+            started >= second_start && started < format!("{second_start}.999").as_str(),
+            "the second cycle started at {started}, not at {second_start}Z"
+        );
+        let text = wait_for_log(&log, &format!("next={then}"));
+        assert!(!text.contains("next=2026-10-25T00:30"), "{text}");
+        assert_eq!(l.stop(), 0);
+    }
     sb.shutdown().await;
 }
