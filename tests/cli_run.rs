@@ -960,3 +960,53 @@ async fn the_dst_fold_neither_spins_nor_skips_under_run() {
     }
     sb.shutdown().await;
 }
+
+/// An HTTP server on 127.0.0.1 that answers every request with a redirect
+/// (an upstream URL that needs fixing: `UpstreamError::Redirected`, a
+/// configuration error); its base URL.
+fn redirector() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://elsewhere.invalid/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    url
+}
+
+/// A cycle refused by the configuration ends the loop (exit 3, the error
+/// shown), where an upstream or journal failure does not.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_error_in_a_cycle_ends_the_loop() {
+    let (sb, dir, config, journal) = setup().await;
+    let url = redirector();
+    let log = dir.path().join("run.log");
+    let mut l = Loop::spawn(
+        &config,
+        &["--journal", &p(&journal)],
+        &["--every", "1s", "--dry-run"],
+        &[("REBALANCER_CMS__BASE_URL", &url)],
+        std::fs::File::create(&log).unwrap().into(),
+    );
+    let first = l.next();
+    assert_eq!(first["outcome"], "failed", "{first}");
+    let mut code = None;
+    for _ in 0..600 {
+        if let Some(status) = l.child.try_wait().unwrap() {
+            code = status.code();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(code, Some(3), "{log}");
+    assert!(log.contains("a configuration error ends the loop"), "{log}");
+    sb.shutdown().await;
+}
