@@ -23,6 +23,7 @@
 
 use crate::schedule::ScheduleError;
 use crate::settings::SettingsError;
+use crate::telemetry::TelemetryError;
 use rebalancer_applier::ApplyError;
 use rebalancer_fetcher::FetchError;
 use rebalancer_model::ModelError;
@@ -107,6 +108,9 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.downcast_ref::<ScheduleError>().is_some() {
             return CONFIG;
+        }
+        if cause.downcast_ref::<TelemetryError>().is_some() {
+            return OUTPUT;
         }
         if let Some(r) = cause.downcast_ref::<ApplyRefused>() {
             return match r {
