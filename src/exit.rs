@@ -137,7 +137,12 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
         if let Some(a) = cause.downcast_ref::<ApplyError>() {
             return match a {
                 ApplyError::Refused { refusal, .. } => refusal_code(refusal),
-                ApplyError::LeaseHeld { .. } | ApplyError::LeaseLost => JOURNAL_BUSY,
+                ApplyError::LeaseHeld { .. }
+                | ApplyError::LeaseLost { .. }
+                | ApplyError::LeaseExpiring => JOURNAL_BUSY,
+                ApplyError::CorruptJournal { .. } | ApplyError::JournalNeedsMigration { .. } => {
+                    OUTPUT
+                }
                 ApplyError::Blocked { .. } => BLOCKED,
                 ApplyError::Journal { .. } => OUTPUT,
                 ApplyError::InvalidConfig { .. } => CONFIG,

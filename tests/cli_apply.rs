@@ -8,6 +8,8 @@
 //! or the output.
 
 mod common;
+#[path = "../crates/applier/tests/support/pg.rs"]
+mod pg;
 
 use common::{config_toml, p, plan_world, run_async as run, s, start};
 use rebalancer_model::Plan;
@@ -513,5 +515,195 @@ async fn refused_puts_end_the_run_with_code_13() {
     .await;
     assert_eq!(code, 13, "{stderr}\n{stdout}");
     assert_eq!(t.live(), t.original(), "a refused PUT changed something");
+    t.sb.shutdown().await;
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to `pid`.
+#[cfg(unix)]
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// The pause/takeover race (issue #1): `apply` with a 2 s lease is paused
+/// (SIGSTOP) mid-run past its lease; `resume` takes the journal over and
+/// finishes; the paused process, continued, must exit 12 without sending
+/// anything more. The CMS sees every change exactly once. `journal` selects
+/// the journal (the `--journal` flag, or the environment for PostgreSQL).
+#[cfg(unix)]
+async fn a_paused_holder_sends_nothing_after_a_takeover(
+    t: &Setup,
+    journal_args: &[String],
+    env: Vec<(String, String)>,
+) {
+    let mut args = s(&[
+        "apply",
+        "--plan",
+        &p(&t.plan_path),
+        "--config",
+        &p(&t.config),
+    ]);
+    args.extend(journal_args.iter().cloned());
+    let child = Command::new(env!("CARGO_BIN_EXE_rebalancer"))
+        .args(&args)
+        .envs(env.iter().cloned())
+        .env("REBALANCER_APPLY__PUTS_PER_SECOND", "3")
+        .env("REBALANCER_APPLY__BURST", "1")
+        .env("REBALANCER_APPLY__LEASE_SECS", "2")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    t.wait_for_puts(3).await;
+    signal(child.id(), "STOP");
+    let paused_at = t.sb.write_log().len();
+    assert!(
+        paused_at < t.plan.changes.len(),
+        "the apply finished before the pause"
+    );
+    // `resume` is refused while the lease is unexpired (by the journal's
+    // clock), then takes it over and finishes the run.
+    let mut resume = s(&["resume", "--config", &p(&t.config)]);
+    resume.extend(journal_args.iter().cloned());
+    let mut env_fast = env.clone();
+    env_fast.push(("REBALANCER_APPLY__PUTS_PER_SECOND".into(), "100".into()));
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    let (code, stdout, stderr) = loop {
+        let (code, stdout, stderr) = run(resume.clone(), env_fast.clone()).await;
+        if code != 12 || std::time::Instant::now() > give_up {
+            break (code, stdout, stderr);
+        }
+        assert!(stderr.contains("lease held by"), "{stderr}");
+    };
+    assert_eq!(code, 0, "resume: {stderr}\n{stdout}");
+    assert_eq!(t.live(), t.target(), "resume reached the target");
+    let after_resume = t.sb.write_log().len();
+    // The paused holder wakes up with a stale lease.
+    signal(child.id(), "CONT");
+    let (code, stdout, stderr) = wait_child(child).await;
+    assert_eq!(code, 12, "the stale holder exits 12: {stderr}\n{stdout}");
+    assert!(stderr.contains("lease was lost to"), "{stderr}");
+    assert_eq!(
+        t.sb.write_log().len(),
+        after_resume,
+        "the stale holder sent PUTs after the takeover"
+    );
+    assert_eq!(t.live(), t.target());
+    let changes = t.effective_changes();
+    for (change, n) in &changes {
+        assert_eq!(*n, 1, "{change:?} was applied {n} times");
+    }
+    eprintln!(
+        "pause/takeover: {} PUTs for {} changes ({} before the pause)",
+        t.sb.write_log().len(),
+        changes.len(),
+        paused_at
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_holder_sends_nothing_after_a_takeover_on_sqlite() {
+    let t = setup().await;
+    a_paused_holder_sends_nothing_after_a_takeover(&t, &s(&["--journal", &p(&t.journal)]), vec![])
+        .await;
+    t.sb.shutdown().await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_holder_sends_nothing_after_a_takeover_on_postgresql() {
+    let Some(server) = pg::start() else {
+        return;
+    };
+    let t = setup().await;
+    let env = vec![("REBALANCER_JOURNAL__URL".to_string(), server.database())];
+    a_paused_holder_sends_nothing_after_a_takeover(&t, &[], env).await;
+    t.sb.shutdown().await;
+}
+
+/// `faketime`, where installed; CI installs it and sets
+/// `REBALANCER_REQUIRE_FAKETIME`, which makes its absence a failure.
+fn faketime() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("faketime"))
+            .find(|f| f.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("REBALANCER_REQUIRE_FAKETIME").is_none(),
+            "REBALANCER_REQUIRE_FAKETIME is set but faketime is not installed (apt-get install faketime)"
+        );
+        eprintln!("SKIPPED: faketime is not installed (Debian: apt-get install faketime); the clock-skew test did not run");
+    }
+    found
+}
+
+/// Two replicas on one PostgreSQL journal, one host's clock 40 s ahead
+/// (issue #2): the journal's clock decides, so the replica from the future
+/// does not take over a lease its holder is renewing.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_clock_40_s_ahead_does_not_take_over_a_live_lease() {
+    let Some(faketime) = faketime() else {
+        return;
+    };
+    let Some(server) = pg::start() else {
+        return;
+    };
+    let t = setup().await;
+    let url = server.database();
+    let holder = Command::new(env!("CARGO_BIN_EXE_rebalancer"))
+        .args(s(&[
+            "apply",
+            "--plan",
+            &p(&t.plan_path),
+            "--config",
+            &p(&t.config),
+        ]))
+        .env("REBALANCER_JOURNAL__URL", &url)
+        .env("REBALANCER_APPLY__PUTS_PER_SECOND", "2")
+        .env("REBALANCER_APPLY__BURST", "1")
+        .env("REBALANCER_APPLY__LEASE_SECS", "30")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    t.wait_for_puts(1).await;
+    let skewed = Command::new(&faketime)
+        .args(["-f", "+40s", env!("CARGO_BIN_EXE_rebalancer")])
+        .args(s(&["resume", "--config", &p(&t.config)]))
+        .env("REBALANCER_JOURNAL__URL", &url)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&skewed.stderr);
+    assert_eq!(
+        skewed.status.code(),
+        Some(12),
+        "the replica 40 s ahead must find the lease held: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(":{}", holder.id())),
+        "the holder is named: {stderr}"
+    );
+    let (code, stdout, stderr) = wait_child(holder).await;
+    assert_eq!(
+        code, 0,
+        "the holder finishes undisturbed: {stderr}\n{stdout}"
+    );
+    assert_eq!(t.live(), t.target());
+    for (change, n) in t.effective_changes() {
+        assert_eq!(n, 1, "{change:?} was applied {n} times");
+    }
     t.sb.shutdown().await;
 }

@@ -22,7 +22,7 @@
 use crate::exit::CheckFailed;
 use crate::render::{self, check::CheckRow, Format};
 use crate::settings::{self, Env, Settings};
-use rebalancer_applier::JournalLocation;
+use rebalancer_applier::{ApplyError, JournalLocation};
 use rebalancer_upstream::{CmsClient, Stats, UpstreamError, WebexClient, ZohoClient};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -201,6 +201,9 @@ fn check_pg_journal(location: &JournalLocation) -> Outcome {
             Some(r) => format!("ok: opens; last run {} ({})", r.id, r.outcome),
             None => "ok: opens; no runs yet".into(),
         }),
+        Err(ApplyError::JournalNeedsMigration { found, current, .. }) => Ok(format!(
+            "ok: opens; at schema version {found}, the next apply migrates it to {current}"
+        )),
         Err(e) => Err((
             format!("FAILED: {e}"),
             "check journal.url: the PostgreSQL server must be reachable from this host, the \
@@ -237,6 +240,9 @@ fn check_journal(path: &Path) -> Outcome {
             Some(r) => format!("ok: opens; last run {} ({})", r.id, r.outcome),
             None => "ok: opens; no runs yet".into(),
         }),
+        Err(ApplyError::JournalNeedsMigration { found, current, .. }) => Ok(format!(
+            "ok: opens; at schema version {found}, the next apply migrates it to {current}"
+        )),
         Err(e) => Err((
             format!("FAILED: {e}"),
             "point apply.journal (or --journal) at a rebalancer journal, or move this file \

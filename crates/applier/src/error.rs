@@ -27,10 +27,30 @@ pub enum ApplyError {
     #[error("another apply holds the journal (lease held by {holder} until {expires_at}); fix: wait for it to finish, or, if that process is gone, wait until the lease expires (apply.lease_secs) and run again")]
     LeaseHeld { holder: String, expires_at: String },
 
-    /// The lease was taken over while this run went on (it could not be
-    /// renewed in time); the run stopped before its next PUT.
-    #[error("the journal lease was lost during the run (another process took it over after it expired); stopped before the next PUT; fix: raise apply.lease_secs if the host is slow, then `resume`")]
-    LeaseLost,
+    /// The lease was taken over while this run went on (it expired by the
+    /// journal's clock: this process paused or could not renew it); the
+    /// run stopped before its next PUT and wrote nothing more.
+    #[error("the journal lease was lost to {holder} at {at} (it expired by the journal's clock while this process was paused or could not renew it); this run stopped before its next PUT and sent nothing more; fix: the new holder's `rebalancer resume` finishes the run (what was pending is read back, never sent twice); raise apply.lease_secs if this host pauses for long")]
+    LeaseLost { holder: String, at: String },
+
+    /// The journal confirmed the lease just before a PUT, but that took so
+    /// long that it may run out before the PUT is sent: nothing was sent.
+    #[error("the journal lease could not be confirmed in time before a PUT (the journal answered slowly or this process paused); nothing more was sent; fix: `rebalancer resume` finishes the run; raise apply.lease_secs if the journal is slow")]
+    LeaseExpiring,
+
+    /// A read-only command found the journal at an older schema version;
+    /// it does not migrate (a read-only role must be enough to read).
+    #[error("journal {location}: at schema version {found}, and this rebalancer reads version {current}; nothing was changed; fix: run a writing command once (`rebalancer apply`, `resume` or `run`, with a role that may alter the tables), which migrates it")]
+    JournalNeedsMigration {
+        location: String,
+        found: u32,
+        current: u32,
+    },
+
+    /// The journal holds something the program never writes (a loop of
+    /// run parents): it was edited by hand or is damaged.
+    #[error("journal {location}: {detail}; nothing was sent; fix: restore the journal from a backup, or correct the `parent` column of the runs named")]
+    CorruptJournal { location: String, detail: String },
 
     /// The live blast-radius check failed, or the plan itself is blocked.
     #[error("blocked: the apply would unassign {unassigns} of the {current_pairs} live agent-lead pairs, more than plan.max_unassign_share = {max_share}; nothing was sent; fix: check the upstream data (an outage can look like mass inactivity), or pass --allow-mass-unassign if this is intended")]

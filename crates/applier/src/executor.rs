@@ -287,9 +287,6 @@ impl Ctx {
                     let detail = format!("interrupted after {sent} PUT(s); `resume` finishes it");
                     return self.end(goal, LeadState::Pending, detail, sent > 0);
                 }
-                if !self.lease.valid_for(self.lease_margin) {
-                    return Err(ApplyError::LeaseLost);
-                }
                 seq += 1;
                 sent += 1;
                 match self.send(goal, seq, put, round > 0).await? {
@@ -386,7 +383,27 @@ impl Ctx {
         if retry {
             self.counters.puts_retried.fetch_add(1, Ordering::Relaxed);
         }
-        let message = match self.cms.put_mapping(&update).await {
+        // Right before the PUT goes out (after the write budget's wait):
+        // the lease is confirmed and extended by the journal's clock, and
+        // still surely ours by this process's clock. A stale holder stops
+        // here; its pending row is resolved by whoever holds the journal.
+        let lost: std::sync::Mutex<Option<ApplyError>> = std::sync::Mutex::new(None);
+        let fence = || -> Result<(), String> {
+            let refused = match self.journal.fence(&self.lease) {
+                Ok(()) if self.lease.valid_for(self.lease_margin) => return Ok(()),
+                Ok(()) => ApplyError::LeaseExpiring,
+                Err(e) => e,
+            };
+            let message = refused.to_string();
+            *lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(refused);
+            Err(message)
+        };
+        let sent = self.cms.put_mapping_fenced(&update, Some(&fence)).await;
+        if let Err(UpstreamError::Fenced { .. }) = &sent {
+            let refused = lost.lock().unwrap_or_else(|p| p.into_inner()).take();
+            return Err(refused.unwrap_or(ApplyError::LeaseExpiring));
+        }
+        let message = match sent {
             Ok(echo)
                 if echo.lead_id != goal.lead.lead_id
                     || echo.campaign_id != goal.lead.campaign_id =>

@@ -44,7 +44,7 @@ pub fn recent_moves(
     journal: &JournalLocation,
     since: time::OffsetDateTime,
 ) -> Result<RecentMoves, ApplyError> {
-    let Some(j) = Journal::open_existing(journal)? else {
+    let Some(j) = Journal::open_read(journal)? else {
         return Ok(RecentMoves::default());
     };
     let mut out = RecentMoves::default();
@@ -84,6 +84,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.sqlite");
         let j = Journal::open(&path).unwrap();
+        j.acquire_lease(std::time::Duration::from_secs(60)).unwrap();
         let run = j
             .start_run(NewRun {
                 kind: RunKind::Rollback,

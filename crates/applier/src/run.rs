@@ -203,7 +203,7 @@ pub fn resumable_run(journal: &JournalLocation) -> Result<RunRecord, ApplyError>
 
 /// The newest runs first; empty when the journal does not exist yet.
 pub fn history(journal: &JournalLocation, limit: usize) -> Result<Vec<RunRecord>, ApplyError> {
-    match Journal::open_existing(journal)? {
+    match Journal::open_read(journal)? {
         Some(j) => j.runs(limit),
         None => Ok(Vec::new()),
     }
@@ -224,7 +224,7 @@ pub fn record_cycle(journal: &JournalLocation, cycle: &CycleRecord) -> Result<i6
 /// The latest `limit` cycles, newest first (none when the journal does not
 /// exist).
 pub fn cycles(journal: &JournalLocation, limit: usize) -> Result<Vec<CycleRecord>, ApplyError> {
-    match Journal::open_existing(journal)? {
+    match Journal::open_read(journal)? {
         Some(j) => j.cycles(limit),
         None => Ok(Vec::new()),
     }
@@ -232,7 +232,7 @@ pub fn cycles(journal: &JournalLocation, limit: usize) -> Result<Vec<CycleRecord
 
 /// One run with its leads and PUTs.
 pub fn show(journal: &JournalLocation, run: i64) -> Result<RunDetail, ApplyError> {
-    let j = Journal::open_existing(journal)?.ok_or(ApplyError::NoSuchRun(run))?;
+    let j = Journal::open_read(journal)?.ok_or(ApplyError::NoSuchRun(run))?;
     let record = j.run(run)?.ok_or(ApplyError::NoSuchRun(run))?;
     Ok(RunDetail {
         run: record,
@@ -287,7 +287,7 @@ impl Held {
                     _ = done.cancelled() => break,
                     _ = tokio::time::sleep(ttl / 3) => {}
                 }
-                match j.renew_lease(&l, ttl) {
+                match j.renew_lease(&l) {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::error!(

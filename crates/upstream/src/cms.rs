@@ -14,7 +14,7 @@ use url::Url;
 use crate::base_url::BaseUrl;
 use crate::error::{Api, UpstreamError};
 use crate::http::{
-    body_prefix, check_base_url, endpoint_label, join_url, malformed, status_error, Http,
+    body_prefix, check_base_url, endpoint_label, join_url, malformed, status_error, Fence, Http,
     HttpSettings, Replay, Reply, Stats,
 };
 use crate::lenient::{field, first_text, parse_json, string_like, u64_like};
@@ -258,6 +258,17 @@ impl CmsClient {
     /// 400/404 (and 401/403) are definite refusals carrying the server's
     /// message.
     pub async fn put_mapping(&self, update: &MappingUpdate) -> Result<LeadUsers, UpstreamError> {
+        self.put_mapping_fenced(update, None).await
+    }
+
+    /// [`CmsClient::put_mapping`], with `fence` asked right before each
+    /// attempt goes out (after the write budget's wait): when it refuses,
+    /// nothing is sent and the error is `UpstreamError::Fenced`.
+    pub async fn put_mapping_fenced(
+        &self,
+        update: &MappingUpdate,
+        fence: Option<Fence<'_>>,
+    ) -> Result<LeadUsers, UpstreamError> {
         let inner = &self.inner;
         let url = join_url(
             &inner.base_url,
@@ -271,12 +282,13 @@ impl CmsClient {
         );
         let page = inner
             .http
-            .execute(
+            .execute_fenced(
                 Api::Cms,
                 &endpoint,
                 Replay::Write,
                 || self.request(Method::PUT, url.clone()).json(update),
                 |reply| interpret_put(&endpoint, update, reply),
+                fence,
             )
             .await?;
         let mut merged = Merger::default();

@@ -251,6 +251,15 @@ pub enum UpstreamError {
         limit: usize,
     },
 
+    /// The caller's fence refused the request just before it would have
+    /// been sent (the applier's journal lease was lost): nothing was sent.
+    #[error("{api} {endpoint}: not sent: {detail}")]
+    Fenced {
+        api: Api,
+        endpoint: String,
+        detail: String,
+    },
+
     /// Any other HTTP status (405, 409, ...).
     #[error("{api} {endpoint}: unexpected HTTP status {status}: {detail}; fix: check {key} (scheme, host, port and path prefix)", key = .api.base_url_key())]
     UnexpectedStatus {
@@ -287,7 +296,9 @@ impl UpstreamError {
     /// rest `Data`.
     pub fn class(&self) -> ErrorClass {
         match self {
-            UpstreamError::Config { .. } | UpstreamError::Redirected { .. } => ErrorClass::Config,
+            UpstreamError::Config { .. }
+            | UpstreamError::Redirected { .. }
+            | UpstreamError::Fenced { .. } => ErrorClass::Config,
             UpstreamError::Unauthorized { .. }
             | UpstreamError::Forbidden { .. }
             | UpstreamError::TokenExpired { .. } => ErrorClass::Auth,

@@ -272,6 +272,10 @@ pub(crate) struct Http {
     stats: Stats,
 }
 
+/// Asked right before a request is sent (after the budget's wait); an
+/// `Err` keeps it from being sent. The applier's journal lease check.
+pub type Fence<'a> = &'a (dyn Fn() -> Result<(), String> + Send + Sync);
+
 impl Http {
     /// Builds the client: timeouts, no redirects (credentials must never be
     /// sent to a host we were not given), plain http allowed for the local
@@ -335,6 +339,22 @@ impl Http {
         build: impl Fn() -> reqwest::RequestBuilder,
         interpret: impl Fn(&Reply) -> Result<T, UpstreamError>,
     ) -> Result<T, UpstreamError> {
+        self.execute_fenced(api, endpoint, replay, build, interpret, None)
+            .await
+    }
+
+    /// [`Http::execute`], with a `fence` asked right before each attempt is
+    /// sent (after the request budget's wait): an `Err` from it ends the
+    /// loop with `UpstreamError::Fenced`, nothing sent.
+    pub(crate) async fn execute_fenced<T>(
+        &self,
+        api: Api,
+        endpoint: &str,
+        replay: Replay,
+        build: impl Fn() -> reqwest::RequestBuilder,
+        interpret: impl Fn(&Reply) -> Result<T, UpstreamError>,
+        fence: Option<Fence<'_>>,
+    ) -> Result<T, UpstreamError> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.backoff_initial)
             .with_max_delay(self.settings.backoff_max)
@@ -343,7 +363,10 @@ impl Http {
             .build();
         let mut retries = 0u32;
         loop {
-            let failure = match self.attempt(api, endpoint, build(), &interpret).await {
+            let failure = match self
+                .attempt(api, endpoint, build(), &interpret, fence)
+                .await
+            {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
@@ -395,6 +418,7 @@ impl Http {
         endpoint: &str,
         request: reqwest::RequestBuilder,
         interpret: &impl Fn(&Reply) -> Result<T, UpstreamError>,
+        fence: Option<Fence<'_>>,
     ) -> Result<T, Failure> {
         let (client, request) = request.build_split();
         let request = request.map_err(|e| {
@@ -419,6 +443,18 @@ impl Http {
             }
             None => None,
         };
+        if let Some(fence) = fence {
+            if let Err(detail) = fence() {
+                return Err(Failure::new(
+                    UpstreamError::Fenced {
+                        api,
+                        endpoint: endpoint.to_string(),
+                        detail,
+                    },
+                    true,
+                ));
+            }
+        }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         if request.method() == Method::GET {
             self.stats.gets[api_index(api)].fetch_add(1, Ordering::Relaxed);

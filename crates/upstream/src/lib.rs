@@ -43,6 +43,6 @@ mod proptests;
 pub use base_url::{BaseUrl, BaseUrlError};
 pub use cms::{CmsClient, CmsConfig, LeadUsers, MappingUpdate};
 pub use error::{Api, ErrorClass, UpstreamError};
-pub use http::{HttpSettings, RequestBudget, Stats};
+pub use http::{Fence, HttpSettings, RequestBudget, Stats};
 pub use webex::{is_active_status, WebexClient, WebexConfig, WebexUser};
 pub use zoho::{ThresholdUser, ZohoClient, ZohoConfig, ZohoUser};

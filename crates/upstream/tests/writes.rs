@@ -280,6 +280,62 @@ async fn every_write_attempt_takes_a_token() {
     assert!(format!("{budget:?}").contains("writes: 3"), "{budget:?}");
 }
 
+/// The fence is asked after the budget's wait, before every attempt
+/// (a retry after 429 included); when it refuses, that attempt is not sent.
+#[tokio::test]
+async fn a_fence_is_asked_before_every_attempt_and_a_refusal_sends_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(429))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(echo(2, 1)))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let budget = RequestBudget::new(nz(1000), nz(10), 1);
+    let client = cms_at(&server.uri(), Some(budget.clone()));
+    let asked = AtomicUsize::new(0);
+    let fence = || -> Result<(), String> {
+        asked.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    };
+    client
+        .put_mapping_fenced(&update(2), Some(&fence))
+        .await
+        .unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 2, "once per attempt");
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+
+    // The second attempt (after a 429) is fenced off: only the first went.
+    server.reset().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(429))
+        .mount(&server)
+        .await;
+    let attempts = AtomicUsize::new(0);
+    let fence = || -> Result<(), String> {
+        if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+            Ok(())
+        } else {
+            Err("lease lost to h:2".into())
+        }
+    };
+    let err = client
+        .put_mapping_fenced(&update(2), Some(&fence))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, UpstreamError::Fenced { detail, .. } if detail == "lease lost to h:2"),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable() && !err.is_ambiguous_write());
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
 // ------------------------------------------------------- ambiguous writes
 
 /// The error of one PUT answered by `response`, and how many PUTs were sent.

@@ -1,21 +1,29 @@
-//! The lease (the SQLite backend's; `pg.rs` keeps the same rules in
-//! PostgreSQL): one row saying which process may apply with this journal,
-//! until when. Taken in a `BEGIN IMMEDIATE` transaction (so two processes
-//! cannot both see it free), renewed while the run goes on, released at the
-//! end. An expired lease may be taken over: its holder stopped renewing it,
-//! so it is dead or stuck, and checks its own expiry before every PUT. A
-//! lease whose holder ran on this host and whose process is gone (killed,
-//! crashed) is taken over at once: `resume` after `kill -9` need not wait
-//! for the expiry. (Linux only, through `/proc`; elsewhere the expiry
-//! decides. A reused pid only makes us wait for the expiry.)
+//! The fenced lease: one row saying which process may apply with this
+//! journal, written once for both backends.
+//!
+//! - **Token.** Every acquisition adds one to `token` (the row is blanked
+//!   on release, never deleted, so the number only grows). The journal
+//!   issues it, in the same statement that checks the lease is free.
+//! - **Clock.** Expiry is `rb_now_ms() + ttl`, computed and compared by the
+//!   journal (PostgreSQL's clock; for SQLite, the host's boot clock), never
+//!   by a client's wall clock: a host whose clock runs 40 s ahead cannot
+//!   think a live lease expired.
+//! - **Taking over.** Free, expired by the journal's clock, or held by a
+//!   process that is certainly gone (`identity::certainly_gone`: same boot,
+//!   same PID namespace, pid gone or reused) — and only by a
+//!   compare-and-set on the token read, so two takers cannot both win.
+//! - **Fencing.** Every write of a run carries the token (`fenced!`), and
+//!   [`fence`] just before each PUT (after the rate limiter's wait)
+//!   re-confirms and extends the lease by the journal's clock; a stale
+//!   token fails with `LeaseLost` naming the new holder before anything
+//!   reaches the CMS. What a taken-over run had pending is resolved by
+//!   reading back (`resume`), never re-sent by the old holder.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
-
-use super::format_time;
-use super::sqlite::Sqlite;
+use super::db::{params, Db, Row};
+use super::{identity, now};
 use crate::error::ApplyError;
 
 /// A lease this process holds.
@@ -23,154 +31,218 @@ use crate::error::ApplyError;
 pub struct Lease {
     /// `host:pid`, for people.
     pub holder: String,
-    /// Unique to this lease (two appliers in one process share host:pid).
-    token: String,
-    /// When the lease runs out by our own clock (Unix ms).
-    expires_ms: AtomicI64,
-}
-
-static NEXT_TOKEN: AtomicU64 = AtomicU64::new(0);
-
-pub(super) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-pub(super) fn render_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .map(format_time)
-        .unwrap_or_else(|_| ms.to_string())
-}
-
-pub(crate) fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
-}
-
-/// Whether process `pid` of this host has ended.
-#[cfg(target_os = "linux")]
-pub(super) fn process_gone(pid: u32) -> bool {
-    !std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(super) fn process_gone(_pid: u32) -> bool {
-    false
+    /// The journal's fencing token of this acquisition.
+    token: i64,
+    ttl: Duration,
+    /// Until when, by this process's monotonic clock, the lease is surely
+    /// ours: the journal confirmed it for `ttl` no earlier than this
+    /// instant minus `ttl`.
+    valid_until: Mutex<Instant>,
 }
 
 impl Lease {
-    /// A lease just taken: `holder` (`host:pid`), its `token`, expiring at
-    /// `expires_ms`.
-    pub(super) fn new(holder: String, token: String, expires_ms: i64) -> Lease {
-        Lease {
-            holder,
-            token,
-            expires_ms: AtomicI64::new(expires_ms),
-        }
+    /// The fencing token.
+    pub fn token(&self) -> i64 {
+        self.token
     }
 
-    /// A fresh token for a lease of `holder`, unique within this process.
-    pub(super) fn new_token(holder: &str) -> String {
-        format!(
-            "{holder}:{}:{}",
-            now_ms(),
-            NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)
-        )
-    }
-
-    pub(super) fn token(&self) -> &str {
-        &self.token
-    }
-
-    /// Records that the lease now runs until `ms` (after a renewal).
-    pub(super) fn set_expires(&self, ms: i64) {
-        self.expires_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Whether the lease is still ours by our clock, with `margin` to spare.
+    /// Whether the lease is surely still ours, with `margin` to spare, by
+    /// this process's monotonic clock since the journal last confirmed it.
     pub fn valid_for(&self, margin: Duration) -> bool {
-        now_ms() + (margin.as_millis() as i64) < self.expires_ms.load(Ordering::Relaxed)
+        let until = *self.valid_until.lock().unwrap_or_else(|p| p.into_inner());
+        Instant::now() + margin < until
+    }
+
+    fn confirmed(&self, asked_at: Instant) {
+        *self.valid_until.lock().unwrap_or_else(|p| p.into_inner()) = asked_at + self.ttl;
     }
 }
 
-impl Sqlite {
-    /// Takes the lease for `ttl`, or fails with `LeaseHeld` naming the
-    /// holder while someone else's lease is unexpired.
-    pub(super) fn acquire_lease(&self, ttl: Duration) -> Result<Lease, ApplyError> {
-        let host = host();
-        let pid = std::process::id();
-        let holder = format!("{host}:{pid}");
-        let token = Lease::new_token(&holder);
-        let expires = now_ms() + ttl.as_millis() as i64;
-        let held = self.with("take the lease", |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let current: Option<(String, i64, String, i64)> = tx
-                .query_row(
-                    "SELECT holder, expires_ms, host, pid FROM lease WHERE id = 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?;
-            if let Some((other, until, other_host, other_pid)) = current {
-                let gone = other_host == host
-                    && u32::try_from(other_pid).is_ok_and(|p| p != pid && process_gone(p));
-                if until > now_ms() && !gone {
-                    return Ok(Some((other, until)));
-                }
-                if gone {
-                    tracing::warn!(holder = %other, "taking over the journal lease of a process that is gone");
-                } else {
-                    tracing::warn!(holder = %other, expired_at = %render_ms(until), "taking over an expired journal lease");
-                }
-            }
-            tx.execute(
-                "INSERT INTO lease (id, holder, host, pid, expires_at, token, expires_ms) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, host = excluded.host, pid = excluded.pid,
-                   expires_at = excluded.expires_at, token = excluded.token, expires_ms = excluded.expires_ms",
-                params![holder, host, pid, render_ms(expires), token, expires],
-            )?;
-            tx.commit()?;
-            Ok(None)
-        })?;
-        if let Some((holder, until)) = held {
-            return Err(ApplyError::LeaseHeld {
-                holder,
-                expires_at: render_ms(until),
-            });
-        }
-        Ok(Lease {
-            holder,
-            token,
-            expires_ms: AtomicI64::new(expires),
-        })
-    }
+/// The condition every write of a run adds: the lease is still held under
+/// the token bound to `?1`.
+macro_rules! fenced {
+    ($sql:literal) => {
+        concat!(
+            $sql,
+            " AND EXISTS (SELECT 1 FROM lease WHERE id = 1 AND token = ?1 AND holder <> '')"
+        )
+    };
+    ($sql:literal, $tail:literal) => {
+        concat!(
+            $sql,
+            " AND EXISTS (SELECT 1 FROM lease WHERE id = 1 AND token = ?1 AND holder <> '') ",
+            $tail
+        )
+    };
+}
+pub(super) use fenced;
 
-    /// Extends the lease by `ttl` from now; false when it is no longer ours.
-    pub(super) fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, ApplyError> {
-        let expires = now_ms() + ttl.as_millis() as i64;
-        let n = self.with("renew the lease", |c| {
-            c.execute(
-                "UPDATE lease SET expires_ms = ?2, expires_at = ?3 WHERE id = 1 AND token = ?1",
-                params![lease.token, expires, render_ms(expires)],
-            )
-        })?;
-        if n == 1 {
-            lease.expires_ms.store(expires, Ordering::Relaxed);
-        }
-        Ok(n == 1)
-    }
+const READ: &str = "SELECT token, holder, instance, epoch, expires_ms, rb_now_ms(), rb_epoch(), taken_at FROM lease WHERE id = 1";
 
-    /// Gives the lease up (if it is still ours).
-    pub(super) fn release_lease(&self, lease: &Lease) -> Result<(), ApplyError> {
-        self.with("release the lease", |c| {
-            c.execute(
-                "DELETE FROM lease WHERE id = 1 AND token = ?1",
-                [&lease.token],
-            )
-            .map(|_| ())
-        })
+/// The lease row as read, with the journal's clock at the reading.
+struct Seen {
+    token: i64,
+    holder: String,
+    instance: String,
+    expired: bool,
+    /// Milliseconds left by the journal's clock (negative: expired).
+    left_ms: i64,
+    taken_at: String,
+}
+
+fn read(db: &dyn Db) -> Result<Seen, String> {
+    let ensure = "INSERT INTO lease (id, token, holder, instance, epoch, expires_ms, taken_at)
+                  VALUES (1, 0, '', '', '', 0, '') ON CONFLICT (id) DO NOTHING";
+    db.execute(ensure, &[]).map_err(|e| e.to_string())?;
+    let row = db.query_one(READ, &[]).map_err(|e| e.to_string())?;
+    seen(&row).map_err(|e| e.to_string())
+}
+
+fn seen(r: &Row) -> Result<Seen, super::db::DbError> {
+    let (epoch, expires, now, now_epoch) = (r.text(3)?, r.int(4)?, r.int(5)?, r.text(6)?);
+    Ok(Seen {
+        token: r.int(0)?,
+        holder: r.text(1)?,
+        instance: r.text(2)?,
+        expired: epoch != now_epoch || expires <= now,
+        left_ms: if epoch == now_epoch {
+            expires.saturating_sub(now)
+        } else {
+            -1
+        },
+        taken_at: r.text(7)?,
+    })
+}
+
+/// Local wall time `ms` from now, for people.
+fn in_ms(ms: i64) -> String {
+    super::format_time(time::OffsetDateTime::now_utc() + time::Duration::milliseconds(ms))
+}
+
+/// Takes the lease for `ttl`, or fails with `LeaseHeld` naming the holder
+/// while someone else's lease is unexpired by the journal's clock.
+pub(super) fn acquire(
+    db: &dyn Db,
+    ttl: Duration,
+    fail: &dyn Fn(String) -> ApplyError,
+) -> Result<Lease, ApplyError> {
+    let holder = super::holder();
+    let instance = identity::instance();
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 4);
+    let current = read(db).map_err(|e| fail(format!("cannot read the lease: {e}")))?;
+    let free = current.holder.is_empty();
+    let gone = !free && !current.expired && identity::certainly_gone(&current.instance);
+    if !free && !current.expired && !gone {
+        return Err(ApplyError::LeaseHeld {
+            holder: current.holder,
+            expires_at: in_ms(current.left_ms),
+        });
     }
+    let asked_at = Instant::now();
+    let taken = db
+        .query(
+            "UPDATE lease SET token = token + 1, holder = ?2, instance = ?3, epoch = rb_epoch(),
+               expires_ms = rb_now_ms() + ?4, taken_at = ?5
+             WHERE id = 1 AND token = ?1
+               AND (holder = '' OR epoch <> rb_epoch() OR expires_ms <= rb_now_ms() OR ?6 = 1)
+             RETURNING token",
+            params![
+                current.token,
+                holder.as_str(),
+                instance.as_str(),
+                ttl_ms,
+                now(),
+                gone
+            ],
+        )
+        .map_err(|e| fail(format!("cannot take the lease: {e}")))?;
+    let Some(row) = taken.first() else {
+        // Someone else took or renewed it between our reading and our
+        // write: theirs it is.
+        let now_held = read(db).map_err(|e| fail(format!("cannot read the lease: {e}")))?;
+        return Err(ApplyError::LeaseHeld {
+            holder: now_held.holder,
+            expires_at: in_ms(now_held.left_ms),
+        });
+    };
+    let token = row
+        .int(0)
+        .map_err(|e| fail(format!("cannot take the lease: {e}")))?;
+    if gone {
+        tracing::warn!(holder = %current.holder, "taking over the journal lease of a process that is gone (same boot and PID namespace)");
+    } else if !free {
+        tracing::warn!(holder = %current.holder, expired_ms_ago = -current.left_ms, "taking over a journal lease that expired by the journal's clock");
+    }
+    let lease = Lease {
+        holder,
+        token,
+        ttl,
+        valid_until: Mutex::new(asked_at),
+    };
+    lease.confirmed(asked_at);
+    Ok(lease)
+}
+
+/// Extends the lease by its ttl from now by the journal's clock; false
+/// when it is no longer ours.
+pub(super) fn renew(db: &dyn Db, lease: &Lease) -> Result<bool, String> {
+    let asked_at = Instant::now();
+    let ttl_ms = i64::try_from(lease.ttl.as_millis()).unwrap_or(i64::MAX / 4);
+    let n = db
+        .execute(
+            "UPDATE lease SET expires_ms = rb_now_ms() + ?2, epoch = rb_epoch()
+             WHERE id = 1 AND token = ?1 AND holder <> ''",
+            params![lease.token, ttl_ms],
+        )
+        .map_err(|e| e.to_string())?;
+    if n == 1 {
+        lease.confirmed(asked_at);
+    }
+    Ok(n == 1)
+}
+
+/// Just before a PUT: confirms (and extends) the lease by the journal's
+/// clock, or fails with `LeaseLost` naming who holds it now.
+pub(super) fn fence(
+    db: &dyn Db,
+    lease: &Lease,
+    fail: &dyn Fn(String) -> ApplyError,
+) -> Result<(), ApplyError> {
+    match renew(db, lease) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(lost(db, fail)),
+        Err(e) => Err(fail(format!("cannot confirm the lease before a PUT: {e}"))),
+    }
+}
+
+/// The error of a run whose lease was taken over.
+pub(super) fn lost(db: &dyn Db, fail: &dyn Fn(String) -> ApplyError) -> ApplyError {
+    match read(db) {
+        Ok(now_held) if now_held.taken_at.is_empty() => ApplyError::LeaseLost {
+            holder: "nobody (this run never held the journal's lease)".into(),
+            at: "-".into(),
+        },
+        Ok(now_held) if now_held.holder.is_empty() => ApplyError::LeaseLost {
+            holder: "another process (which has since released it)".into(),
+            at: now_held.taken_at,
+        },
+        Ok(now_held) => ApplyError::LeaseLost {
+            holder: now_held.holder,
+            at: now_held.taken_at,
+        },
+        Err(e) => fail(format!(
+            "the lease is no longer ours, and cannot be read: {e}"
+        )),
+    }
+}
+
+/// Gives the lease up (if it is still ours); the token stays, so the next
+/// holder's is higher.
+pub(super) fn release(db: &dyn Db, lease: &Lease) -> Result<(), String> {
+    db.execute(
+        "UPDATE lease SET holder = '', instance = '', expires_ms = 0 WHERE id = 1 AND token = ?1",
+        params![lease.token],
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }

@@ -14,7 +14,11 @@ fn location(url: &str) -> JournalLocation {
     JournalLocation::Postgres(url.to_string().into())
 }
 
+/// A run of `j`, taking the lease first if `j` holds none.
 fn new_run(j: &Journal, kind: RunKind, parent: Option<i64>) -> i64 {
+    if j.token() == 0 {
+        j.acquire_lease(Duration::from_secs(60)).unwrap();
+    }
     j.start_run(NewRun {
         kind,
         parent,
@@ -48,6 +52,7 @@ fn the_journal_on_postgresql() {
         return;
     };
     migrates_once_when_opened_by_several_at_once(&server);
+    migrates_a_version_1_database_keeping_its_puts(&server);
     runs_leads_and_puts_write_before_send(&server);
     one_lease_at_a_time_and_expired_ones_are_taken_over(&server);
     cycles_and_recent_puts(&server);
@@ -121,29 +126,20 @@ fn runs_leads_and_puts_write_before_send(server: &PgServer) {
 
 fn one_lease_at_a_time_and_expired_ones_are_taken_over(server: &PgServer) {
     let url = server.database();
+    super::tests::lease_and_fencing(&|| Journal::open(location(&url)).unwrap());
+    // On PostgreSQL no holder is ever "certainly gone" by a process check
+    // of another host: a planted lease of an unknown instance holds.
     let a = Journal::open(location(&url)).unwrap();
-    let b = Journal::open(location(&url)).unwrap();
-    let lease = a.acquire_lease(Duration::from_secs(30)).unwrap();
-    assert!(lease.valid_for(Duration::from_secs(1)));
+    super::tests::plant_lease(&a, "elsewhere:1", "another-boot/pid:[1]/1/1", true);
     assert!(matches!(
-        b.acquire_lease(Duration::from_secs(30)),
+        a.acquire_lease(Duration::from_secs(30)),
         Err(ApplyError::LeaseHeld { .. })
     ));
-    assert!(a.renew_lease(&lease, Duration::from_secs(30)).unwrap());
-    a.release_lease(&lease).unwrap();
-    assert!(!a.renew_lease(&lease, Duration::from_secs(30)).unwrap());
-    // Released: free for the next one, whose lease expires...
-    let short = b.acquire_lease(Duration::from_millis(300)).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    // ...and is taken over; the old holder can no longer renew it.
-    let taken = a.acquire_lease(Duration::from_secs(30)).unwrap();
-    assert!(!b.renew_lease(&short, Duration::from_secs(30)).unwrap());
-    b.release_lease(&short).unwrap(); // not ours any more: a no-op
-    assert!(matches!(
-        b.acquire_lease(Duration::from_secs(30)),
-        Err(ApplyError::LeaseHeld { .. })
-    ));
-    a.release_lease(&taken).unwrap();
+    a.db.execute(
+        "UPDATE lease SET holder = '', expires_ms = 0 WHERE id = 1",
+        &[],
+    )
+    .unwrap();
     // Many acquirers at once: exactly one wins.
     let won = std::thread::scope(|s| {
         let handles: Vec<_> = (0..6)
@@ -233,6 +229,13 @@ fn a_failed_write_is_a_journal_error(server: &PgServer) {
     let url = server.database();
     let j = Journal::open(location(&url)).unwrap();
     let run = new_run(&j, RunKind::Apply, None);
+    // A read-only opening neither migrates nor writes.
+    let reader = Journal::open_read(location(&url)).unwrap().unwrap();
+    assert_eq!(reader.runs(5).unwrap()[0].id, run);
+    let e = reader.acquire_lease(Duration::from_secs(5)).unwrap_err();
+    assert!(e.to_string().contains("25006"), "{e}");
+    let fresh = server.database();
+    assert!(Journal::open_read(location(&fresh)).unwrap().is_none());
     j.break_for_test();
     let e = j.put_pending(run, LEAD, 1, "{}").unwrap_err();
     assert!(matches!(e, ApplyError::Journal { .. }), "{e}");
@@ -258,4 +261,52 @@ fn an_unreachable_server_names_the_key_and_hides_the_password(server: &PgServer)
     let e = Journal::open(location(&server.url("missing"))).unwrap_err();
     assert!(!e.to_string().contains("hunter2"), "{e}");
     assert!(e.to_string().contains("missing"), "{e}");
+}
+
+fn migrates_a_version_1_database_keeping_its_puts(server: &PgServer) {
+    let url = server.database();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(schema::PG_MIGRATIONS[0])
+            .await
+            .unwrap();
+        client
+            .batch_execute(
+                "CREATE TABLE rebalancer_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+                 INSERT INTO rebalancer_schema VALUES (1, 1);
+                 INSERT INTO runs (kind, plan_hash, snapshot_hash, config_digest, plan_json, started_at, outcome, holder)
+                   VALUES ('apply', 'p', 's', 'c', '\\x7b7d', '2026-01-01T00:00:00Z', 'completed', 'h:1');
+                 INSERT INTO puts (run, campaign_id, lead_id, seq, body, state, applied, sent_at, done_ms)
+                   VALUES (1, 5, 6, 1, '{}', 'applied', true, '2026-01-01T00:00:00Z', 5),
+                          (1, 5, 7, 1, '{}', 'failed', false, '2026-01-01T00:00:00Z', 6);
+                 INSERT INTO lease VALUES (1, 'h:1', 'h', 1, 'x', 'old-token', 99999999999999);",
+            )
+            .await
+            .unwrap();
+    });
+    // An older schema is not read as if it were current...
+    let e = Journal::open_read(location(&url)).unwrap_err();
+    assert!(
+        matches!(e, ApplyError::JournalNeedsMigration { found: 1, .. }),
+        "{e}"
+    );
+    // ...a writing opening migrates it, keeping what it holds.
+    let j = Journal::open(location(&url)).unwrap();
+    let puts = j.puts(&[1]).unwrap();
+    assert_eq!(
+        puts.iter().map(|p| p.applied).collect::<Vec<_>>(),
+        [Some(true), Some(false)]
+    );
+    assert_eq!(j.applied_since(0).unwrap().len(), 1);
+    // The version-1 lease (a text token) is gone: the lease is free.
+    let lease = j.acquire_lease(Duration::from_secs(5)).unwrap();
+    assert_eq!(lease.token(), 1);
 }

@@ -107,7 +107,31 @@ pub const MIGRATIONS: &[&str] = &[
         holder           TEXT    NOT NULL
     );
     "#,
+    // 5: the fenced lease (see `lease.rs`). `token` grows by one at every
+    // acquisition and is never reset (the row is blanked on release, never
+    // deleted); the expiry is kept on the journal's own clock
+    // (`rb_now_ms()`, in the epoch `rb_epoch()`); `instance` names the
+    // holder's process exactly enough to tell, on the same host and in the
+    // same PID namespace, that it is gone. A version-4 lease is dropped: a
+    // version-4 process cannot run against a version-5 journal.
+    LEASE_TABLE,
 ];
+
+/// The fenced lease's table, the same text in both dialects.
+const LEASE_TABLE: &str = r#"
+    DROP TABLE IF EXISTS lease;
+    CREATE TABLE lease (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        token      BIGINT  NOT NULL,
+        holder     TEXT    NOT NULL,
+        instance   TEXT    NOT NULL,
+        epoch      TEXT    NOT NULL,
+        expires_ms BIGINT  NOT NULL,
+        taken_at   TEXT    NOT NULL
+    );
+    INSERT INTO lease (id, token, holder, instance, epoch, expires_ms, taken_at)
+      VALUES (1, 0, '', '', '', 0, '');
+"#;
 
 /// The version this build writes.
 pub const VERSION: u32 = MIGRATIONS.len() as u32;
@@ -117,10 +141,6 @@ pub const VERSION: u32 = MIGRATIONS.len() as u32;
 /// it, so two processes opening a new journal at once migrate it once
 /// (the second waits on the busy timeout, then finds the work done).
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {
-    let version = |c: &Connection| -> Result<u32, String> {
-        c.query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| format!("cannot read the schema version: {e}"))
-    };
     let found = version(conn)?;
     if found > VERSION {
         return Err(format!(
@@ -141,6 +161,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
             .map_err(|e| format!("migration to schema version {to} failed: {e}"))?;
     }
     Ok(())
+}
+
+/// The SQLite file's schema version (0: empty).
+pub fn version(c: &Connection) -> Result<u32, String> {
+    c.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| format!("cannot read the schema version: {e}"))
 }
 
 /// The PostgreSQL journal's migrations (version in `rebalancer_schema`).
@@ -224,6 +250,19 @@ pub const PG_MIGRATIONS: &[&str] = &[
         holder           TEXT    NOT NULL
     );
     "#,
+    // 2: the journal's clock as SQL functions (the SQLite backend registers
+    // the same names on its connection), `applied` as a small integer like
+    // SQLite's (so one statement text serves both), and the fenced lease.
+    r#"
+    CREATE OR REPLACE FUNCTION rb_now_ms() RETURNS BIGINT LANGUAGE sql VOLATILE
+      AS $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+    CREATE OR REPLACE FUNCTION rb_epoch() RETURNS TEXT LANGUAGE sql IMMUTABLE
+      AS $$ SELECT 'server'::text $$;
+    DROP INDEX puts_applied_by_time;
+    ALTER TABLE puts ALTER COLUMN applied TYPE SMALLINT USING (applied::int)::smallint;
+    CREATE INDEX puts_applied_by_time ON puts (done_ms) WHERE applied = 1;
+    "#,
+    LEASE_TABLE,
 ];
 
 /// The PostgreSQL schema version this build writes.
