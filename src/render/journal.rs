@@ -207,7 +207,7 @@ mod tests {
         ) {
             let d = detail(&text);
             let table = run_detail(&d);
-            let runs = history(&[d.run.clone()], &JournalLocation::Sqlite("j.sqlite".into()));
+            let runs = history(std::slice::from_ref(&d.run), &JournalLocation::Sqlite("j.sqlite".into()));
             for out in [&table, &runs] {
                 prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'));
             }

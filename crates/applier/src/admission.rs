@@ -88,7 +88,10 @@ pub struct ConfiguredCampaign {
 /// config's `[plan]` section and `[[cms.campaigns]]`; the applier does not
 /// know how the digest is computed.
 #[derive(Clone)]
-pub struct ConfigDigest(Arc<dyn Fn(&[String]) -> String + Send + Sync>);
+pub struct ConfigDigest(Arc<DigestFn>);
+
+/// The digest of a config with the given what-ifs laid over it.
+type DigestFn = dyn Fn(&[String]) -> String + Send + Sync;
 
 impl ConfigDigest {
     pub fn new(digest: impl Fn(&[String]) -> String + Send + Sync + 'static) -> Self {
