@@ -1,8 +1,9 @@
 //! `rebalancer run`: rebalance on a schedule. Each cycle fetches, plans
 //! (with the flap guard: what the journal says moved within
 //! `run.min_move_interval` is held back), checks the gates (the applier's
-//! admission check; a blocked plan is not applied), applies through the journal (or, with `--dry-run`,
-//! only plans) and records the cycle in the journal. A cycle that overruns
+//! admission check; a blocked plan is not applied), applies through the
+//! journal (or, with `--dry-run`, only plans) and records the cycle in the
+//! journal. A cycle that overruns
 //! is never overlapped; SIGINT/SIGTERM ends the loop after the PUT in
 //! flight, the run recorded as interrupted. `--once` runs one cycle, for an
 //! external scheduler (systemd timer, Kubernetes CronJob).
