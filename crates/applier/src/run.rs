@@ -45,7 +45,7 @@ pub async fn apply(
     if let Some(unfinished) = held.journal.latest_unfinished()? {
         tracing::warn!(
             run = unfinished,
-            "an earlier run was interrupted or killed and not resumed; its half-applied leads will count as drifted (`resume` finishes it instead)"
+            "an earlier run was interrupted or killed and not resumed; its half-applied leads count as drifted, and once this run is recorded `resume` without a run id no longer picks it (name it: `resume RUN`; `rollback RUN` undoes what it applied)"
         );
     }
     blast_radius(plan, &goals, DriftRule::Exact, &up.cms, cfg).await?;
