@@ -245,7 +245,8 @@ pub struct RunArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
-    /// The run to continue (default: the latest unfinished one).
+    /// The run to continue (default: the journal's newest run, when it is
+    /// unfinished; an older one must be named).
     pub run: Option<i64>,
     /// Configuration file whose credentials write to the CMS.
     #[arg(long, value_name = "FILE")]

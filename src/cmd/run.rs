@@ -1,9 +1,9 @@
 //! `rebalancer run`: rebalance on a schedule. Each cycle fetches, plans
 //! (with the flap guard: what the journal says moved within
-//! `run.min_move_interval` is held back), checks the gates (a blocked plan
-//! is not applied), applies through the journal (or, with `--dry-run`,
-//! only plans) and records the cycle in the journal. A cycle that overruns
-//! is never overlapped (`schedule.rs` computes each start); the first cycle
+//! `run.min_move_interval` is held back), checks the gates (the applier's
+//! admission check; a blocked plan is not applied), applies through the
+//! journal (or, with `--dry-run`, only plans) and records the cycle in the
+//! journal. A cycle that overruns is never overlapped (`schedule.rs` computes each start); the first cycle
 //! of a cron schedule waits for the first cron time unless `--now` or
 //! `run.start_immediately`. `--once` runs one cycle at once, for an
 //! external scheduler (systemd timer, Kubernetes CronJob), and exits with
@@ -36,7 +36,7 @@ use crate::settings::{Env, RunKeys};
 use crate::telemetry;
 use anyhow::Context;
 use chrono::Utc;
-use rebalancer_applier::{ApplyError, CycleRecord, Progress, RunOutcome};
+use rebalancer_applier::{ApplyError, CycleRecord, Progress, Refusal, RunOutcome, WritePath};
 use rebalancer_model::Plan;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -304,11 +304,20 @@ async fn cycle_steps(
         record.detail = "nothing to change".into();
         return Ok(());
     }
-    if let Some(b) = &plan.blocked {
-        tracing::error!(reason = %b.reason, "the plan is BLOCKED; nothing is applied this cycle");
-        record.outcome = "blocked".into();
-        record.detail = b.reason.clone();
-        return Ok(());
+    // The gate is the applier's admission check (the one `apply --plan`,
+    // `resume` and `rollback` pass); a BLOCKED plan is this cycle's outcome,
+    // any other refusal fails the cycle.
+    let expected = session.expected();
+    let allow = session.config.allow_mass_unassign;
+    match rebalancer_applier::admit(&plan, &expected, WritePath::Apply, allow) {
+        Ok(()) => {}
+        Err(Refusal::Blocked { reason }) => {
+            tracing::error!(%reason, "the plan is BLOCKED; nothing is applied this cycle");
+            record.outcome = "blocked".into();
+            record.detail = reason;
+            return Ok(());
+        }
+        Err(r) => return Err(ApplyError::refused(WritePath::Apply, None, r).into()),
     }
     if opts.dry_run {
         record.outcome = "planned".into();
@@ -328,6 +337,7 @@ async fn cycle_steps(
             &plan,
             &session.upstreams,
             &session.config,
+            &expected,
             stop.child_token(),
             &progress,
         ),
