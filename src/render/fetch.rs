@@ -89,7 +89,10 @@ pub fn summary(snapshot: &Snapshot, report: &FetchReport) -> String {
     for (k, v) in rows {
         t.add_row(vec![Cell::new(k), right(v)]);
     }
-    format!("Snapshot {}:\n{t}", &s.snapshot_hash[..12])
+    format!(
+        "Snapshot {}:\n{t}",
+        s.snapshot_hash.get(..12).unwrap_or(&s.snapshot_hash)
+    )
 }
 
 /// The summary as one JSON object.

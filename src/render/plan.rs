@@ -47,7 +47,7 @@ fn header(out: &mut String, v: &PlanView) {
     let _ = writeln!(
         out,
         "Plan for snapshot {} ({}, fetched {}).",
-        &plan.snapshot_hash[..12.min(plan.snapshot_hash.len())],
+        plan.snapshot_hash.get(..12).unwrap_or(&plan.snapshot_hash),
         v.snapshot.source.description,
         plan.snapshot_fetched_at,
     );
