@@ -214,6 +214,8 @@ async fn cycle_steps(
     if let Some(per_lead) = fetched.cms_gets_per_lead() {
         metrics::gauge!("rebalancer_cms_gets_per_lead").set(per_lead);
     }
+    metrics::counter!("rebalancer_malformed_bodies_retried_total")
+        .increment(fetched.malformed_retried);
     let stage = std::time::Instant::now();
     let recent = if guard.is_zero() {
         Default::default()

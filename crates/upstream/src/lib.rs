@@ -22,7 +22,8 @@
 //! Every client shares the machinery in `http`: bounded body reads, retries
 //! with exponential backoff and jitter on 5xx / timeouts / connection errors
 //! / 429 (honouring `Retry-After` up to the backoff cap, failing fast
-//! beyond it), no redirects, `tracing` debug events per request (method,
+//! beyond it) and, for idempotent reads, on a 2xx whose body is malformed
+//! or truncated (counted in [`Stats::malformed_retries`]), no redirects, `tracing` debug events per request (method,
 //! path and query, status, elapsed; never headers) and a warning per retry.
 //! Text quoted from upstream bodies is scrubbed of token-like strings.
 //! A [`RequestBudget`] in [`HttpSettings::budget`] rate-limits writes and
