@@ -1,7 +1,9 @@
 //! Numeric keys have upper bounds at load (issue 16, #15), through the
 //! binary: `apply.lease_secs = 10000000000000000` (and a timeout of years)
 //! is exit 3 naming the key, where it came from and the bound, before
-//! anything connects to an upstream or a journal.
+//! anything connects to an upstream or a journal; a flap guard of a
+//! hundred million years is refused the same way instead of overflowing a
+//! date (it panicked, exit 101).
 
 mod common;
 
@@ -65,6 +67,25 @@ fn an_absurd_lease_is_exit_3_naming_the_key() {
         stderr.contains("http.timeout_secs")
             && stderr.contains("REBALANCER_HTTP__TIMEOUT_SECS")
             && stderr.contains("between 1 and 3600"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_flap_guard_longer_than_a_year_is_exit_3_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rebalancer"));
+    let out = cmd
+        .args(["run", "--sandbox", "--once", "--dry-run"])
+        .current_dir(dir.path())
+        .env("REBALANCER_RUN__MIN_MOVE_INTERVAL", "100000000years")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("run.min_move_interval") && stderr.contains("longer than a year"),
         "{stderr}"
     );
 }
