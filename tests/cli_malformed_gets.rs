@@ -130,3 +130,83 @@ async fn an_apply_under_3_percent_malformed_get_bodies_reaches_the_plan() {
 
     sb.shutdown().await;
 }
+
+/// `GET path` over plain HTTP/1.0: the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics server listens");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+/// A `run` cycle under the same faults succeeds and its reads of malformed
+/// bodies show in `/metrics` as `rebalancer_malformed_bodies_retried_total`.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cycle_counts_malformed_bodies_in_its_metrics() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let sb = start(plan_world()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        config_toml(&sb).replace("max_retries = 2", "max_retries = 4"),
+    )
+    .unwrap();
+    sb.set_faults(three_percent_malformed());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rebalancer"))
+        .args(["run", "--every", "1h", "--format", "json", "--config"])
+        .arg(&config)
+        .arg("--journal")
+        .arg(dir.path().join("journal.sqlite"))
+        .env("REBALANCER_RUN__METRICS_ADDR", &addr)
+        .env("REBALANCER_APPLY__PUTS_PER_SECOND", "200")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first: serde_json::Value = serde_json::from_str(
+        &lines
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("a cycle within two minutes"),
+    )
+    .expect("a JSON cycle line");
+    let metrics = http_get(&addr, "/metrics");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert_eq!(first["outcome"], "applied", "{first}");
+    let counted: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rebalancer_malformed_bodies_retried_total "))
+        .unwrap_or_else(|| panic!("no malformed-bodies counter in /metrics:\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(counted > 0.0, "{metrics}");
+    sb.shutdown().await;
+}

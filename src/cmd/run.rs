@@ -272,6 +272,8 @@ async fn cycle_steps(
     }
     let progress = Progress::default();
     let stage = std::time::Instant::now();
+    let stats = &session.connected.connection.clients.stats;
+    let malformed_before = stats.malformed_retries();
     let applied = applying::with_progress(
         log.interactive,
         &progress,
@@ -287,6 +289,8 @@ async fn cycle_steps(
     .await;
     metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "apply")
         .record(stage.elapsed().as_secs_f64());
+    metrics::counter!("rebalancer_malformed_bodies_retried_total")
+        .increment(stats.malformed_retries() - malformed_before);
     match applied {
         Ok(report) => {
             metrics::counter!("rebalancer_moves_applied_total").increment(report.moves_made as u64);
