@@ -7,12 +7,13 @@
 //! - `cycle_duration_seconds{stage="fetch"|"plan"|"apply"}` (histogram),
 //! - `cycles_total{outcome}`, `moves_applied_total`,
 //!   `puts_total{outcome="sent"|"failed"}`, `retries_total`,
-//!   `drifted_leads_total`, `malformed_bodies_retried_total` (reads of a
-//!   cycle, its fetch's and its apply's, whose 2xx body was malformed and
-//!   was read again) (counters),
+//!   `drifted_leads_total` (counters),
 //! - `shortfall_records`, `peak_utilisation` (after each cycle's plan),
 //!   `cms_gets_per_lead` (the cycle's fetch) and
-//!   `last_success_timestamp_seconds` (gauges).
+//!   `last_success_timestamp_seconds` (gauges),
+//! - `malformed_bodies_retried_total` (counter): reads of a cycle, its
+//!   fetch's and its apply's, whose 2xx body was malformed or truncated and
+//!   was read again.
 
 use anyhow::Context;
 use axum::extract::State;
