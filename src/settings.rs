@@ -1397,7 +1397,9 @@ threshold_ids = ["9"]
         }
     }
 
-    /// The comment paragraph above `section.key`'s line in the defaults.
+    /// The comment above `section.key`'s line in the defaults (skipping
+    /// the lines of keys that share it, as `max_moves_per_run` and
+    /// `max_moves_per_agent` do).
     fn comment_of(key: &str) -> String {
         let (section, name) = key.split_once('.').unwrap();
         let lines: Vec<&str> = DEFAULT_TOML.lines().collect();
@@ -1406,13 +1408,14 @@ threshold_ids = ["9"]
             if line.starts_with('[') {
                 in_section = *line == format!("[{section}]");
             } else if in_section && line.starts_with(&format!("{name} =")) {
-                let paragraph = lines[..i]
+                let comment = lines[..i]
                     .iter()
                     .rev()
-                    .take_while(|l| !l.trim().is_empty() && !l.starts_with('['))
+                    .skip_while(|l| !l.starts_with('#') && l.contains(" = "))
+                    .take_while(|l| l.starts_with('#'))
                     .copied()
                     .collect::<Vec<_>>();
-                return paragraph.join("\n");
+                return comment.join("\n");
             }
         }
         panic!("{key} is not in config/default.toml");
