@@ -1,6 +1,7 @@
 //! What `apply`, `resume` and `rollback` share: connecting with the write
-//! budget, stopping cleanly on SIGINT/SIGTERM, the progress bar while a run
-//! goes on, and the exit code of a finished run.
+//! budget, what the config expects of a plan (the applier's admission
+//! check: [`Session::expected`]), stopping cleanly on SIGINT/SIGTERM, the
+//! progress bar while a run goes on, and the exit code of a finished run.
 
 use crate::exit;
 use crate::input::{self, Connected, Purpose, Source};
@@ -8,10 +9,12 @@ use crate::progress::Bar;
 use crate::render::{self, Format};
 use crate::settings::Env;
 use rebalancer_applier::{
-    ApplyConfig, JournalLocation, Progress, RunOutcome, RunReport, Upstreams,
+    ApplyConfig, ConfigDigest, ConfiguredCampaign, Expected, JournalLocation, Progress, RunOutcome,
+    RunReport, Upstreams, MAX_CLOCK_SKEW,
 };
 use std::future::Future;
 use std::path::PathBuf;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The journal of `--sandbox` runs without `--journal`.
@@ -52,6 +55,37 @@ pub async fn session(
         config,
         journal,
     })
+}
+
+impl Session {
+    /// What this config expects of a plan it writes, asked now: the system
+    /// it names, its `[[cms.campaigns]]`, the digest of its `[plan]` rules
+    /// and campaigns (with the plan's what-ifs), `apply.max_plan_age_secs`
+    /// and the clock-skew tolerance [`MAX_CLOCK_SKEW`].
+    pub fn expected(&self) -> Expected {
+        let connection = &self.connected.connection;
+        let campaigns = &connection.options.campaigns;
+        let pairs: Vec<(u64, u64)> = campaigns
+            .iter()
+            .map(|c| (c.process_id, c.campaign_id))
+            .collect();
+        let rules = self.connected.plan.clone();
+        Expected {
+            system: connection.system(),
+            campaigns: campaigns
+                .iter()
+                .map(|c| ConfiguredCampaign {
+                    process_id: c.process_id,
+                    campaign_id: c.campaign_id,
+                    lead_ids: c.lead_ids.clone(),
+                })
+                .collect(),
+            config_digest: ConfigDigest::new(move |what_ifs| rules.digest_with(what_ifs, &pairs)),
+            max_plan_age: Duration::from_secs(self.connected.apply.max_plan_age_secs),
+            max_clock_skew: MAX_CLOCK_SKEW,
+            now: time::OffsetDateTime::now_utc(),
+        }
+    }
 }
 
 /// A token cancelled by the first SIGINT or SIGTERM: the run finishes the

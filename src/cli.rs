@@ -228,6 +228,10 @@ pub struct RunArgs {
     /// Kubernetes CronJobs).
     #[arg(long, conflicts_with_all = ["every", "cron"])]
     pub once: bool,
+    /// Run the first cycle of a cron schedule at start-up instead of
+    /// waiting for the first cron time (as run.start_immediately = true).
+    #[arg(long, conflicts_with = "once")]
+    pub now: bool,
     /// Plan and record each cycle, never write upstream.
     #[arg(long)]
     pub dry_run: bool,
@@ -241,7 +245,8 @@ pub struct RunArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
-    /// The run to continue (default: the latest unfinished one).
+    /// The run to continue (default: the journal's newest run, when it is
+    /// unfinished; an older one must be named).
     pub run: Option<i64>,
     /// Configuration file whose credentials write to the CMS.
     #[arg(long, value_name = "FILE")]
@@ -632,6 +637,7 @@ pub fn main() -> ExitCode {
                     every: a.every,
                     cron: a.cron,
                     once: a.once,
+                    now: a.now,
                     dry_run: a.dry_run,
                     journal: a.journal,
                     format: format(a.format),

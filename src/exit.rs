@@ -17,13 +17,20 @@
 //! | 12 | another apply holds the journal's lease |
 //! | 13 | an apply ended with failed PUTs or had to stop; see `rebalancer show RUN` |
 //! | 14 | `check` found a failing component |
+//! | 15 | the plan does not fit: made for another system, too old or dated ahead of this host's clock, under other `[plan]` rules or `[[cms.campaigns]]`; nothing was sent |
+//!
+//! Plan admission (`rebalancer_applier::admit`) refuses with 15 for those,
+//! 10 for a BLOCKED plan, and 4 for a plan that is itself malformed (schema
+//! version, a hash that is not SHA-256 hex, a fetch time that is not RFC
+//! 3339).
 //!
 //! With `plan --detailed-exitcode`, 2 also means "changes pending" (as in
 //! terraform); usage errors print `error:` on stderr and nothing on stdout.
 
 use crate::schedule::ScheduleError;
 use crate::settings::SettingsError;
-use rebalancer_applier::ApplyError;
+use crate::telemetry::TelemetryError;
+use rebalancer_applier::{ApplyError, Refusal};
 use rebalancer_fetcher::FetchError;
 use rebalancer_model::ModelError;
 use rebalancer_optimizer::OptimizerError;
@@ -44,20 +51,14 @@ pub const INTERRUPTED: u8 = 11;
 pub const JOURNAL_BUSY: u8 = 12;
 pub const APPLY_INCOMPLETE: u8 = 13;
 pub const CHECK_FAILED: u8 = 14;
+pub const PLAN_MISMATCH: u8 = 15;
 /// `plan --detailed-exitcode`: the plan has changes.
 pub const CHANGES_PENDING: u8 = 2;
 
-/// Why `apply` will not apply a plan it was given (before any write).
+/// Why `apply` will not go on before any write (plan admission itself is
+/// the applier's [`Refusal`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyRefused {
-    /// The plan is blocked by `plan.max_unassign_share` and
-    /// `--allow-mass-unassign` was not given.
-    #[error("{0}; pass --allow-mass-unassign if a person has checked it")]
-    Blocked(String),
-    /// The plan file does not fit this config (other system, too old, other
-    /// rules).
-    #[error("{0}")]
-    Mismatch(String),
     /// Nobody could confirm (stdin is not a terminal and `--yes` was not
     /// given).
     #[error("{0}")]
@@ -96,6 +97,24 @@ fn class_code(class: ErrorClass) -> u8 {
     }
 }
 
+/// The exit code of a plan admission refusal: the plan's own damage is bad
+/// input (4), a blocked plan 10, a plan that does not fit this config or
+/// this time 15.
+fn refusal_code(r: &Refusal) -> u8 {
+    match r {
+        Refusal::SchemaVersion { .. }
+        | Refusal::MalformedHash { .. }
+        | Refusal::BadFetchTime { .. }
+        | Refusal::NoContactCenter => INPUT,
+        Refusal::Blocked { .. } => BLOCKED,
+        Refusal::OtherSystem { .. }
+        | Refusal::TooOld { .. }
+        | Refusal::FromTheFuture { .. }
+        | Refusal::CampaignNotConfigured { .. }
+        | Refusal::OtherRules { .. } => PLAN_MISMATCH,
+    }
+}
+
 /// The exit code for an error, from the first typed error in its chain.
 pub fn code_of(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<UsageError>().is_some() {
@@ -108,15 +127,20 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<ScheduleError>().is_some() {
             return CONFIG;
         }
+        if cause.downcast_ref::<TelemetryError>().is_some() {
+            return OUTPUT;
+        }
         if let Some(r) = cause.downcast_ref::<ApplyRefused>() {
             return match r {
-                ApplyRefused::Blocked(_) => BLOCKED,
-                ApplyRefused::Mismatch(_) => INPUT,
                 ApplyRefused::NotConfirmed(_) => USAGE,
             };
         }
+        if let Some(r) = cause.downcast_ref::<Refusal>() {
+            return refusal_code(r);
+        }
         if let Some(a) = cause.downcast_ref::<ApplyError>() {
             return match a {
+                ApplyError::Refused { refusal, .. } => refusal_code(refusal),
                 ApplyError::LeaseHeld { .. }
                 | ApplyError::LeaseLost { .. }
                 | ApplyError::LeaseExpiring => JOURNAL_BUSY,
@@ -210,6 +234,41 @@ mod tests {
             code(OptimizerError::UnknownBackend("x".into(), "microlp".into())),
             CONFIG
         );
+    }
+
+    #[test]
+    fn admission_refusals_map_to_their_codes() {
+        use rebalancer_applier::WritePath;
+        let code = |r: Refusal| {
+            code_of(&anyhow::Error::from(ApplyError::refused(
+                WritePath::Resume,
+                Some(3),
+                r,
+            )))
+        };
+        assert_eq!(
+            code(Refusal::OtherRules {
+                plan: "a".into(),
+                config: "b".into()
+            }),
+            PLAN_MISMATCH
+        );
+        assert_eq!(
+            code(Refusal::TooOld {
+                fetched_at: "t".into(),
+                age_secs: 2,
+                max_secs: 1
+            }),
+            PLAN_MISMATCH
+        );
+        assert_eq!(
+            code(Refusal::MalformedHash {
+                field: "snapshot_hash",
+                shown: "x".into()
+            }),
+            INPUT
+        );
+        assert_eq!(code(Refusal::Blocked { reason: "r".into() }), BLOCKED);
     }
 
     #[test]

@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -684,17 +685,61 @@ impl JournalKeys {
     }
 }
 
-/// `[run]`: the schedule of `rebalancer run` and its flap guard. Strings
-/// here are checked when `run` starts (see `schedule.rs`), where the flags
-/// that override them are known.
+/// `[run]`: the schedule of `rebalancer run`, its flap guard and its
+/// metrics. The schedule strings are checked when `run` starts (see
+/// `schedule.rs`), where the flags that override them are known;
+/// `metrics_addr` is checked at load (`metrics_addr`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunKeys {
     pub every: String,
     pub cron: String,
     pub timezone: String,
+    /// Run the first cycle of a cron schedule at start-up instead of at
+    /// the first cron time (the `--now` flag).
+    pub start_immediately: bool,
     pub min_move_interval: String,
     pub metrics_addr: String,
+    /// Serve metrics under `run --once` too (nothing can scrape a process
+    /// that lives for one cycle, so by default it does not listen).
+    pub metrics_on_once: bool,
+}
+
+/// `run.metrics_addr` as the address to listen on: `None` when empty;
+/// `IP:PORT` (`[::1]:9090` for IPv6); `:PORT` for every IPv4 interface
+/// (`0.0.0.0:PORT`, as Prometheus exporters write it); `HOST:PORT` with
+/// the host name resolved now (its first address). The error says what is
+/// wrong and how to write it.
+pub fn metrics_addr(text: &str) -> Result<Option<SocketAddr>, String> {
+    use std::net::ToSocketAddrs;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    const FORMAT: &str = "write it like \"127.0.0.1:9090\", \"0.0.0.0:9090\" or \":9090\" (every interface), or leave it empty to serve no metrics";
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(Some(a));
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("is {text:?}, which has no port; {FORMAT}"));
+    };
+    let port: u16 = port.parse().map_err(|_| {
+        format!("is {text:?}, whose port {port:?} is not a number from 0 to 65535; {FORMAT}")
+    })?;
+    if host.is_empty() {
+        return Ok(Some(SocketAddr::from(([0, 0, 0, 0], port))));
+    }
+    if host.contains(':') || host.contains('[') || host.contains(char::is_whitespace) {
+        return Err(format!("is {text:?}, not a host and a port; {FORMAT}"));
+    }
+    match (host, port).to_socket_addrs() {
+        Ok(mut found) => found.next().map(Some).ok_or_else(|| {
+            format!("is {text:?}: host {host:?} has no address; {FORMAT}")
+        }),
+        Err(e) => Err(format!(
+            "is {text:?}: host {host:?} cannot be resolved ({e}); use a host name this machine resolves or an IP address; {FORMAT}"
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -758,6 +803,7 @@ pub fn load(path: &Path, env: &Env) -> Result<Loaded<Settings>, SettingsError> {
     check.plan(&settings.plan)?;
     check.apply(&settings.apply)?;
     check.journal(&settings.journal)?;
+    check.run(&settings.run)?;
     Ok(Loaded {
         value: settings,
         layers: layered.layers,
@@ -791,6 +837,7 @@ pub fn load_local(env: &Env) -> Result<Loaded<LocalSettings>, SettingsError> {
     check.plan(&local.plan)?;
     check.apply(&local.apply)?;
     check.journal(&local.journal)?;
+    check.run(&local.run)?;
     let mut layers = layered.layers;
     layers.connection = Some("embedded sandbox".into());
     Ok(Loaded {
@@ -1006,6 +1053,12 @@ impl Checker<'_> {
             ));
         }
         Ok(())
+    }
+
+    fn run(&self, r: &RunKeys) -> Result<(), SettingsError> {
+        metrics_addr(&r.metrics_addr)
+            .map(|_| ())
+            .map_err(|problem| self.fail("run.metrics_addr", problem))
     }
 
     fn plan(&self, p: &PlanConfig) -> Result<(), SettingsError> {
@@ -1820,5 +1873,25 @@ threshold_ids = ["9"]
         assert!(text.contains("journal.url"), "{text}");
         assert!(text.contains("REBALANCER_JOURNAL__URL"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn metrics_addr_forms() {
+        let ok = |t: &str| metrics_addr(t).unwrap().map(|a| a.to_string());
+        assert_eq!(ok(""), None);
+        assert_eq!(ok("127.0.0.1:9464").as_deref(), Some("127.0.0.1:9464"));
+        assert_eq!(ok(":9464").as_deref(), Some("0.0.0.0:9464"));
+        assert_eq!(ok("[::1]:9464").as_deref(), Some("[::1]:9464"));
+        assert!(ok("localhost:9464").is_some());
+        for (bad, says) in [
+            ("9464", "no port"),
+            ("0.0.0.0:http", "not a number"),
+            ("h:70000", "not a number"),
+            ("::1:9464", "not a host and a port"),
+            ("no-such-host.invalid:9464", "cannot be resolved"),
+        ] {
+            let e = metrics_addr(bad).unwrap_err();
+            assert!(e.contains(says) && e.contains(":9090"), "{bad}: {e}");
+        }
     }
 }

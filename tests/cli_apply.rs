@@ -294,7 +294,7 @@ async fn a_plan_for_another_system_or_stale_or_under_other_rules_is_refused_befo
         vec![],
     )
     .await;
-    assert_eq!(code, 4, "{stderr}");
+    assert_eq!(code, 15, "{stderr}");
     assert!(stderr.contains("was made for CMS"), "{stderr}");
     // Stale: the snapshot was fetched two days ago.
     let mut stale: serde_json::Value =
@@ -315,7 +315,7 @@ async fn a_plan_for_another_system_or_stale_or_under_other_rules_is_refused_befo
         vec![],
     )
     .await;
-    assert_eq!(code, 4, "{stderr}");
+    assert_eq!(code, 15, "{stderr}");
     assert!(stderr.contains("apply.max_plan_age_secs"), "{stderr}");
     // Other rules: the config's [plan] differs from the plan's.
     let (code, _, stderr) = run(
@@ -323,8 +323,8 @@ async fn a_plan_for_another_system_or_stale_or_under_other_rules_is_refused_befo
         vec![("REBALANCER_PLAN__MIN_BALANCE_GAIN".into(), "0.5".into())],
     )
     .await;
-    assert_eq!(code, 4, "{stderr}");
-    assert!(stderr.contains("config digests differ"), "{stderr}");
+    assert_eq!(code, 15, "{stderr}");
+    assert!(stderr.contains("other [plan] rules"), "{stderr}");
     // Without --yes and without a terminal, apply --config refuses.
     let (code, _, stderr) = run(
         s(&[

@@ -150,6 +150,7 @@ async fn every_documented_exit_code_has_its_cause() {
     assert_eq!(code, 2, "changes pending: {stderr}");
     seen.extend(plan_level_codes(dir.path(), &snap).await);
     seen.extend(apply_codes());
+    seen.extend(admission_codes());
     let mut documented = readme_codes();
     documented.remove(&1);
     let missing: Vec<_> = documented.difference(&seen).collect();
@@ -174,6 +175,23 @@ async fn plan_level_codes(dir: &Path, snap: &Path) -> BTreeSet<i32> {
     let (code, _, stderr) = run(s(&["plan", "--snapshot", &p(&outage)]), vec![]).await;
     assert_eq!(code, 10, "a blocked plan: {stderr}");
     BTreeSet::from([code, 9])
+}
+
+/// 15 (a plan that does not fit the config or the time) needs a reviewed
+/// plan and a second system; `tests/cli_admission.rs` produces it with the
+/// binary. This checks that test still exists and asserts the code.
+fn admission_codes() -> BTreeSet<i32> {
+    let source = include_str!("cli_admission.rs");
+    let test = "async fn resume_into_another_system_or_with_a_stale_plan_is_refused_before_any_put";
+    let body = source
+        .split(test)
+        .nth(1)
+        .unwrap_or_else(|| panic!("tests/cli_admission.rs has no {test}"));
+    assert!(
+        body.contains("assert_eq!(code, 15"),
+        "{test} checks exit 15"
+    );
+    BTreeSet::from([15])
 }
 
 /// 11, 12 and 13 need an apply in flight (a signal, a second apply, refused

@@ -42,6 +42,17 @@ impl Loop {
 
     /// With `journal` arguments of its own (none: from the config/env).
     fn start_with(config: &Path, journal: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Loop {
+        Loop::spawn(config, journal, extra, env, Stdio::null())
+    }
+
+    /// As `start_with`, its log (stderr) going to `stderr`.
+    fn spawn(
+        config: &Path,
+        journal: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Loop {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rebalancer"));
         cmd.args(["run", "--config", &p(config), "--format", "json"])
             .args(journal)
@@ -49,7 +60,7 @@ impl Loop {
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -80,6 +91,16 @@ impl Loop {
             .status();
         let status = self.child.wait().unwrap();
         status.code().unwrap_or(-1)
+    }
+}
+
+/// A test that fails mid-way leaves no loop running.
+impl Drop for Loop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -542,4 +563,450 @@ async fn sandbox_runs_never_write_the_configured_journal() {
         .path()
         .join("rebalancer-sandbox-journal.sqlite")
         .is_file());
+}
+
+/// The started_at of a cycle line.
+fn started_at(c: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(c["started_at"].as_str().expect("started_at"))
+        .expect("an RFC 3339 time")
+        .with_timezone(&chrono::Utc)
+}
+
+/// Finding #13: the first cycle of a cron schedule ran at start-up, so
+/// every restart applied off-schedule. It waits for the first cron time
+/// (a second a few seconds ahead here), unless `--now`.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_cron_cycle_waits_for_the_first_cron_time_unless_now() {
+    use chrono::Timelike;
+    let (sb, _dir, config, journal) = setup().await;
+    let launched = chrono::Utc::now();
+    let second = (launched.second() + 5) % 60;
+    let cron = format!("{second} * * * * *");
+    let l = Loop::start(&config, &journal, &["--cron", &cron, "--dry-run"], &[]);
+    let first = l.next();
+    assert_eq!(first["outcome"], "planned", "{first}");
+    let at = started_at(&first);
+    assert!(
+        at > launched && at.second() == second,
+        "the first cycle started at {at}, not at the cron time (second {second}; launched {launched})"
+    );
+    assert_eq!(l.stop(), 0);
+    // `--now` runs the first cycle at once: before that second comes round.
+    let launched = chrono::Utc::now();
+    let second = (launched.second() + 30) % 60;
+    let cron = format!("{second} * * * * *");
+    let l = Loop::start(
+        &config,
+        &journal,
+        &["--cron", &cron, "--dry-run", "--now"],
+        &[],
+    );
+    let first = l.next();
+    let at = started_at(&first);
+    assert!(
+        at - launched < chrono::Duration::seconds(25),
+        "with --now the first cycle started at {at} (launched {launched})"
+    );
+    assert_eq!(l.stop(), 0);
+    sb.shutdown().await;
+}
+
+/// A free port on 127.0.0.1, and a listener holding another one.
+fn busy_port() -> (std::net::TcpListener, String) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    (l, addr)
+}
+
+/// Finding #7: a port in use under `run --once` was exit 1, "this is a
+/// bug"; a host name or a bare `:port` also exit 1. Now `--once` binds no
+/// port unless `run.metrics_on_once`, a busy port is exit 8 naming the
+/// address, and `run.metrics_addr` is checked at load (exit 3 naming it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_addr_is_checked_at_load_and_a_busy_port_is_exit_8() {
+    let (sb, _dir, config, journal) = setup().await;
+    let (_holder, busy) = busy_port();
+    let once = |env: &[(&str, &str)]| {
+        run(
+            s(&[
+                "run",
+                "--once",
+                "--dry-run",
+                "--config",
+                &p(&config),
+                "--journal",
+                &p(&journal),
+            ]),
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    };
+    // --once serves nothing by default: the busy port does not matter.
+    let (code, _, stderr) = once(&[("REBALANCER_RUN__METRICS_ADDR", &busy)]).await;
+    assert_eq!(code, 0, "{stderr}");
+    // Asked to serve under --once, or in the loop: exit 8, the address named.
+    for args in [vec![("REBALANCER_RUN__METRICS_ON_ONCE", "true")], vec![]] {
+        let mut env = vec![("REBALANCER_RUN__METRICS_ADDR".to_owned(), busy.clone())];
+        env.extend(args.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut argv = s(&["run", "--config", &p(&config), "--journal", &p(&journal)]);
+        if args.is_empty() {
+            argv.extend(s(&["--every", "1h", "--dry-run"]));
+        } else {
+            argv.extend(s(&["--once", "--dry-run"]));
+        }
+        let (code, _, stderr) = run(argv, env).await;
+        assert_eq!(code, 8, "{stderr}");
+        assert!(
+            stderr.contains("cannot bind") && stderr.contains(&busy),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("bug"), "{stderr}");
+    }
+    // Bad values fail at load, naming the key and the fix.
+    for (value, says) in [
+        ("9090", "no port"),
+        ("127.0.0.1:99999", "port"),
+        ("no-such-host.invalid:9090", "cannot be resolved"),
+        ("[::1:9090", "not a host and a port"),
+    ] {
+        let (code, _, stderr) = once(&[("REBALANCER_RUN__METRICS_ADDR", value)]).await;
+        assert_eq!(code, 3, "{value}: {stderr}");
+        assert!(
+            stderr.contains("run.metrics_addr") && stderr.contains(says),
+            "{value}: {stderr}"
+        );
+    }
+    // A bare :port (every interface) and a host name that resolves serve.
+    for value in [":0", "localhost:0"] {
+        let (code, _, stderr) = once(&[
+            ("REBALANCER_RUN__METRICS_ADDR", value),
+            ("REBALANCER_RUN__METRICS_ON_ONCE", "true"),
+        ])
+        .await;
+        assert_eq!(code, 0, "{value}: {stderr}");
+    }
+    sb.shutdown().await;
+}
+
+/// Finding #13: after a failed first cycle /readyz said ready. It is not
+/// ready until a cycle succeeds; a failed cycle does not end the loop, and
+/// the next success makes it ready.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_a_successful_cycle() {
+    let (sb, _dir, config, journal) = setup().await;
+    let (holder, addr) = busy_port();
+    drop(holder);
+    // Zoho refuses the thresholds: every cycle's fetch fails.
+    sb.set_zoho_scope_granted(false);
+    let l = Loop::start(
+        &config,
+        &journal,
+        &["--every", "1s", "--dry-run"],
+        &[("REBALANCER_RUN__METRICS_ADDR", &addr)],
+    );
+    let first = l.next();
+    assert_eq!(first["outcome"], "failed", "{first}");
+    let (status, body) = http_get(&addr, "/readyz");
+    assert_eq!(status, 503, "ready after a failed first cycle: {body}");
+    assert!(body.contains("no cycle has succeeded"), "{body}");
+    sb.set_zoho_scope_granted(true);
+    let mut planned = None;
+    for _ in 0..20 {
+        let c = l.next();
+        if c["outcome"] == "planned" {
+            planned = Some(c);
+            break;
+        }
+    }
+    planned.expect("the loop went on after failed cycles and planned once Zoho answered");
+    let (status, body) = http_get(&addr, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(l.stop(), 0);
+    sb.shutdown().await;
+}
+
+/// `pg_ctl` on the harness's server, run as the harness runs it (as
+/// `postgres` when we are root).
+fn pg_ctl(server: &pg::PgServer, args: &[&str]) {
+    let bin = std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("pg_ctl"))
+                .find(|f| f.is_file())
+        })
+        .or_else(|| {
+            let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .filter_map(|e| Some(e.ok()?.path().join("bin/pg_ctl")))
+                .filter(|f| f.is_file())
+                .collect();
+            found.sort();
+            found.pop()
+        })
+        .expect("pg_ctl, found when the server started");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let mut cmd = if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    let out = cmd
+        .args(args)
+        .current_dir(server.dir())
+        .output()
+        .expect("pg_ctl runs");
+    assert!(
+        out.status.success(),
+        "pg_ctl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Finding #8: PostgreSQL stopped under `run --every`: the loop exited
+/// after one failed cycle. Now the failed cycles are logged (the journal
+/// cannot record them: id 0), the loop goes on, and once the server is
+/// back the next cycles are recorded in it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_restart_under_run_does_not_end_the_loop() {
+    let Some(server) = pg::start() else {
+        return;
+    };
+    let url = server.database();
+    let (sb, dir, config, _) = setup().await;
+    let run_log = dir.path().join("run.log");
+    let mut l = Loop::spawn(
+        &config,
+        &[],
+        &["--every", "1s", "--dry-run"],
+        &[("REBALANCER_JOURNAL__URL", url.as_str())],
+        std::fs::File::create(&run_log).unwrap().into(),
+    );
+    let first = l.next();
+    assert_eq!(first["outcome"], "planned", "{first}");
+    assert!(first["id"].as_i64().unwrap() > 0, "{first}");
+    let data = server.dir().join("data");
+    let data = p(&data);
+    pg_ctl(&server, &["-D", &data, "-m", "fast", "-w", "stop"]);
+    let mut failed = None;
+    for _ in 0..20 {
+        let c = l.next();
+        if c["outcome"] == "failed" {
+            failed = Some(c);
+            break;
+        }
+    }
+    let failed = failed.expect("a cycle failed while PostgreSQL was down");
+    assert_eq!(failed["id"], 0, "an unrecorded cycle shows id 0: {failed}");
+    assert!(
+        !failed["detail"].as_str().unwrap().contains("hunter2"),
+        "{failed}"
+    );
+    // Another failed cycle: the loop did not end with the first.
+    let again = l.next();
+    assert_eq!(again["outcome"], "failed", "{again}");
+    assert!(l.child.try_wait().unwrap().is_none(), "the loop exited");
+    let options = format!(
+        "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+        server.port(),
+        p(server.dir())
+    );
+    let server_log = p(&server.dir().join("server.log"));
+    pg_ctl(
+        &server,
+        &[
+            "-D",
+            &data,
+            "-l",
+            &server_log,
+            "-o",
+            &options,
+            "-w",
+            "start",
+        ],
+    );
+    let mut recorded = None;
+    for _ in 0..20 {
+        let c = l.next();
+        if c["outcome"] == "planned" && c["id"].as_i64().unwrap_or(0) > 0 {
+            recorded = Some(c);
+            break;
+        }
+    }
+    let recorded = recorded.expect("a cycle recorded after PostgreSQL came back");
+    assert_eq!(l.stop(), 0);
+    let location = rebalancer_applier::JournalLocation::Postgres(url.clone().into());
+    let cycles = rebalancer_applier::cycles(&location, 100).unwrap();
+    assert!(
+        cycles
+            .iter()
+            .any(|c| c.id == recorded["id"].as_i64().unwrap()),
+        "the cycle after the restart is in PostgreSQL"
+    );
+    assert!(
+        cycles.iter().all(|c| c.outcome == "planned"),
+        "only the cycles PostgreSQL saw are in it"
+    );
+    let log = std::fs::read_to_string(&run_log).unwrap();
+    assert!(
+        log.contains("the journal could not record this cycle"),
+        "the unrecorded cycles are logged: {log}"
+    );
+    assert!(!log.contains("hunter2"), "{log}");
+    sb.shutdown().await;
+}
+
+/// libfaketime's multi-threaded library (preloaded, so the child is the
+/// binary itself and SIGTERM reaches it), or why not: `None` skips with a
+/// notice; `REBALANCER_REQUIRE_FAKETIME` set makes a missing one a failure.
+fn libfaketime() -> Option<PathBuf> {
+    let found = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+        "/usr/local/lib",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join("faketime/libfaketimeMT.so.1"))
+    .find(|f| f.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var("REBALANCER_REQUIRE_FAKETIME").is_err(),
+            "libfaketime is not installed and REBALANCER_REQUIRE_FAKETIME is set; install it (Debian: apt-get install faketime)"
+        );
+        eprintln!("skipped: libfaketime is not installed (Debian: apt-get install faketime); set REBALANCER_REQUIRE_FAKETIME=1 to make this a failure");
+    }
+    found
+}
+
+/// Waits (up to 30 s) until `log` has a line containing `needle`.
+fn wait_for_log(log: &Path, needle: &str) -> String {
+    for _ in 0..600 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{needle:?} never logged:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Finding #6 through the binary, its clock set by libfaketime to the
+/// October change in Berlin (02:00–03:00 seen twice: 00:00–01:00 UTC at
+/// +02:00, then 01:00–02:00 UTC at +01:00). Started 3 s before 02:30 of
+/// the second pass, the next start fell an hour in the past and the loop
+/// spun; started 3 s before 02:45 of the first pass, it skipped the second
+/// pass's hour. Now: each next start is the next quarter hour in UTC.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dst_fold_neither_spins_nor_skips_under_run() {
+    let Some(lib) = libfaketime() else {
+        return;
+    };
+    let lib = p(&lib);
+    let (sb, dir, config, journal) = setup().await;
+    for (fake_now, second_start, then) in [
+        (
+            "2026-10-25 01:29:57",
+            "2026-10-25T01:30:00",
+            "2026-10-25T01:45:00",
+        ),
+        (
+            "2026-10-25 00:44:57",
+            "2026-10-25T00:45:00",
+            "2026-10-25T01:00:00",
+        ),
+    ] {
+        let log = dir.path().join("fold.log");
+        let at = format!("@{fake_now}");
+        let l = Loop::spawn(
+            &config,
+            &["--journal", &p(&journal)],
+            &["--cron", "*/15 * * * *", "--now", "--dry-run"],
+            &[
+                ("LD_PRELOAD", &lib),
+                ("FAKETIME", &at),
+                ("TZ", "UTC"),
+                ("REBALANCER_RUN__TIMEZONE", "Europe/Berlin"),
+            ],
+            std::fs::File::create(&log).unwrap().into(),
+        );
+        let first = l.next();
+        assert!(
+            first["started_at"].as_str().unwrap() < second_start,
+            "--now: the first cycle at once: {first}"
+        );
+        let second = l.next();
+        let started = second["started_at"].as_str().unwrap();
+        assert!(
+            started >= second_start && started < format!("{second_start}.999").as_str(),
+            "the second cycle started at {started}, not at {second_start}Z"
+        );
+        let text = wait_for_log(&log, &format!("next={then}"));
+        assert!(!text.contains("next=2026-10-25T00:30"), "{text}");
+        assert_eq!(l.stop(), 0);
+    }
+    sb.shutdown().await;
+}
+
+/// An HTTP server on 127.0.0.1 that answers every request with a redirect
+/// (an upstream URL that needs fixing: `UpstreamError::Redirected`, a
+/// configuration error); its base URL.
+fn redirector() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://elsewhere.invalid/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    url
+}
+
+/// A cycle refused by the configuration ends the loop (exit 3, the error
+/// shown), where an upstream or journal failure does not.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_error_in_a_cycle_ends_the_loop() {
+    let (sb, dir, config, journal) = setup().await;
+    let url = redirector();
+    let log = dir.path().join("run.log");
+    let mut l = Loop::spawn(
+        &config,
+        &["--journal", &p(&journal)],
+        &["--every", "1s", "--dry-run"],
+        &[("REBALANCER_CMS__BASE_URL", &url)],
+        std::fs::File::create(&log).unwrap().into(),
+    );
+    let first = l.next();
+    assert_eq!(first["outcome"], "failed", "{first}");
+    let mut code = None;
+    for _ in 0..600 {
+        if let Some(status) = l.child.try_wait().unwrap() {
+            code = status.code();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(code, Some(3), "{log}");
+    assert!(log.contains("a configuration error ends the loop"), "{log}");
+    sb.shutdown().await;
 }

@@ -2,9 +2,11 @@
 //! configured rate, with every PUT journaled.
 //!
 //! Three ways in: `--plan FILE --config FILE` applies a reviewed plan with
-//! that config's credentials (refused before any write if it was made for
-//! another system, from a snapshot older than `apply.max_plan_age_secs`,
-//! under other planning rules, or is blocked); `--config FILE` alone
+//! that config's credentials (refused before any write by the applier's
+//! admission check, `rebalancer_applier::admit`, if it was made for another
+//! system, from a snapshot older than `apply.max_plan_age_secs` or dated in
+//! the future, under other `[plan]` rules or `[[cms.campaigns]]`, is
+//! malformed, or is blocked); `--config FILE` alone
 //! fetches, plans, prints the plan and asks before applying (`--yes` skips
 //! the question); `--sandbox` does the same against the embedded sandbox.
 //! `--report FILE` writes the plan as an HTML page before any check or
@@ -18,11 +20,10 @@ use crate::logging::Log;
 use crate::render::{self, Format, PlanView};
 use crate::settings::{Env, Layers};
 use anyhow::Context;
-use rebalancer_applier::Progress;
+use rebalancer_applier::{ApplyError, Progress, WritePath};
 use rebalancer_model::{Plan, Snapshot};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// What `apply` was asked to do.
 #[derive(Debug)]
@@ -62,7 +63,6 @@ async fn apply(opts: &Options, session: &Session, log: &Log) -> anyhow::Result<u
         Some(path) => {
             let plan = Plan::load(path)?;
             save_report(opts, &plan)?;
-            check_plan_file(&plan, session)?;
             plan
         }
         None => {
@@ -73,11 +73,12 @@ async fn apply(opts: &Options, session: &Session, log: &Log) -> anyhow::Result<u
         }
     };
     if let Some(b) = &plan.blocked {
-        if !opts.allow_mass_unassign {
-            return Err(ApplyRefused::Blocked(format!("the plan is BLOCKED: {}", b.reason)).into());
+        if opts.allow_mass_unassign {
+            tracing::warn!(reason = %b.reason, "applying a blocked plan: --allow-mass-unassign was given");
         }
-        tracing::warn!(reason = %b.reason, "applying a blocked plan: --allow-mass-unassign was given");
     }
+    // The applier asks the admission check (same system, age, rules and
+    // campaigns, well-formed, not blocked) before anything else.
     let progress = Progress::default();
     let stop = applying::stop_on_signals();
     let report = applying::with_progress(
@@ -88,47 +89,13 @@ async fn apply(opts: &Options, session: &Session, log: &Log) -> anyhow::Result<u
             &plan,
             &session.upstreams,
             &session.config,
+            &session.expected(),
             stop,
             &progress,
         ),
     )
     .await?;
     applying::report(&report, &session.journal, opts.format)
-}
-
-/// A plan file must have been made for this system, recently, under the
-/// rules this config states.
-fn check_plan_file(plan: &Plan, session: &Session) -> anyhow::Result<()> {
-    let system = session.connected.connection.system();
-    if plan.system.contact_center_id.is_none() {
-        return Err(ApplyRefused::Mismatch(
-            "the plan does not record its contact center (it was made from an older snapshot); fetch and plan again".into(),
-        )
-        .into());
-    }
-    if plan.system != system {
-        return Err(ApplyRefused::Mismatch(format!(
-            "the plan was made for CMS {} (contact center {}), but the config names {} (contact center {}); apply it with the config of the system it was made for",
-            plan.system.cms_base_url,
-            show_id(plan.system.contact_center_id),
-            system.cms_base_url,
-            show_id(system.contact_center_id)
-        ))
-        .into());
-    }
-    rebalancer_applier::check_plan_age(
-        plan,
-        Duration::from_secs(session.connected.apply.max_plan_age_secs),
-        time::OffsetDateTime::now_utc(),
-    )?;
-    let digest = session.connected.plan.digest_with(&plan.what_ifs);
-    if digest != plan.config_digest {
-        return Err(ApplyRefused::Mismatch(
-            "the plan was made under other [plan] rules than this config states (config digests differ); plan again with this config, or apply with the config it was made with".into(),
-        )
-        .into());
-    }
-    Ok(())
 }
 
 /// `--report FILE`: the plan about to be applied, as an HTML page.
@@ -138,10 +105,6 @@ fn save_report(opts: &Options, plan: &Plan) -> anyhow::Result<()> {
         tracing::info!(path = %path.display(), "plan report written");
     }
     Ok(())
-}
-
-fn show_id(id: Option<u64>) -> String {
-    id.map_or("unknown".into(), |i| i.to_string())
 }
 
 /// Fetch, plan, show the plan and ask. `None` when the answer was no.
@@ -169,6 +132,14 @@ async fn plan_now(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
         render::emit("Nothing to apply.")?;
         return Ok(None);
     }
+    // Refuse (a BLOCKED plan, say) before asking, not after the "yes".
+    rebalancer_applier::admit(
+        &plan,
+        &session.expected(),
+        WritePath::Apply,
+        session.config.allow_mass_unassign,
+    )
+    .map_err(|r| ApplyError::refused(WritePath::Apply, None, r))?;
     if opts.yes {
         return Ok(Some(plan));
     }

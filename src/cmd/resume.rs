@@ -1,5 +1,11 @@
 //! `rebalancer resume [RUN]`: continue an interrupted or killed apply from
-//! the journal. Each remaining lead's live mapping is diffed against the
+//! the journal. Without RUN, only the journal's newest run is continued,
+//! when it is unfinished, and the command says which run that is before it
+//! starts (an older unfinished run was followed by later runs: resuming it
+//! would undo their work, so it must be named). The run's plan, read from
+//! the journal, must pass the same admission check as `apply --plan` under
+//! the config given here (same system, not too old, same rules and
+//! campaigns). Each remaining lead's live mapping is diffed against the
 //! plan's target (safe to repeat); PUTs the journal holds without an
 //! outcome are resolved by re-reading their lead first, so nothing is
 //! applied twice.
@@ -7,7 +13,7 @@
 use crate::applying;
 use crate::input::Source;
 use crate::logging::Log;
-use crate::render::Format;
+use crate::render::{self, Format};
 use crate::settings::Env;
 use rebalancer_applier::Progress;
 use std::path::PathBuf;
@@ -36,15 +42,29 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
         opts.allow_mass_unassign,
     )
     .await?;
+    let run = match opts.run {
+        Some(run) => run,
+        None => {
+            let r = rebalancer_applier::resumable_run(&session.journal)?;
+            if opts.format == Format::Table {
+                render::emit(&format!(
+                    "Resuming run {} ({}, {}, started {}): the latest unfinished run.",
+                    r.id, r.kind, r.outcome, r.started_at
+                ))?;
+            }
+            r.id
+        }
+    };
     let progress = Progress::default();
     let report = applying::with_progress(
         log.interactive,
         &progress,
         rebalancer_applier::resume(
             &session.journal,
-            opts.run,
+            Some(run),
             &session.upstreams,
             &session.config,
+            &session.expected(),
             applying::stop_on_signals(),
             &progress,
         ),

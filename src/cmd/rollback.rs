@@ -3,6 +3,12 @@
 //! under the same rules as an apply: the same rate, drift checks, and never
 //! assigning an agent that is now inactive or over its allowance. What it
 //! cannot restore it lists.
+//!
+//! The run's plan (from the journal) passes the applier's admission check
+//! as a rollback: the config given here must name the system the run wrote
+//! to, and the record must be well-formed; its age, the `[plan]` rules and
+//! campaigns it was made under and its BLOCKED flag do not matter for
+//! undoing it (see `rebalancer_applier::admission`).
 
 use crate::applying;
 use crate::input::Source;
@@ -41,6 +47,7 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
             opts.run,
             &session.upstreams,
             &session.config,
+            &session.expected(),
             applying::stop_on_signals(),
             &progress,
         ),

@@ -1,14 +1,24 @@
 //! `rebalancer run`: rebalance on a schedule. Each cycle fetches, plans
 //! (with the flap guard: what the journal says moved within
-//! `run.min_move_interval` is held back), checks the gates (a blocked plan
-//! is not applied), applies through the journal (or, with `--dry-run`,
-//! only plans) and records the cycle in the journal. A cycle that overruns
-//! is never overlapped; SIGINT/SIGTERM ends the loop after the PUT in
-//! flight, the run recorded as interrupted. `--once` runs one cycle, for an
-//! external scheduler (systemd timer, Kubernetes CronJob).
+//! `run.min_move_interval` is held back), checks the gates (the applier's
+//! admission check; a blocked plan is not applied), applies through the
+//! journal (or, with `--dry-run`, only plans) and records the cycle in the
+//! journal. A cycle that overruns is never overlapped (`schedule.rs` computes each start); the first cycle
+//! of a cron schedule waits for the first cron time unless `--now` or
+//! `run.start_immediately`. `--once` runs one cycle at once, for an
+//! external scheduler (systemd timer, Kubernetes CronJob), and exits with
+//! its code.
+//!
+//! A failed cycle (an upstream, the planner, the journal or PostgreSQL) is
+//! recorded in the journal, or only logged when the journal itself cannot
+//! record it, and the loop goes on to the next start. Only SIGINT/SIGTERM
+//! (after the PUT in flight, the run recorded as interrupted) or a cycle
+//! refused by the configuration (exit 3) ends it.
 //!
 //! With `run.metrics_addr` set, Prometheus metrics and the `/healthz` and
-//! `/readyz` probes are served while the loop runs (`telemetry.rs`).
+//! `/readyz` probes are served while the loop runs (`telemetry.rs`); under
+//! `--once` only with `run.metrics_on_once`. A port in use ends `run` at
+//! start-up with exit 8.
 //!
 //! Several replicas may share one journal (a SQLite file on one host, or a
 //! PostgreSQL database, `journal.url`, across hosts): the journal's lease
@@ -26,8 +36,9 @@ use crate::settings::{Env, RunKeys};
 use crate::telemetry;
 use anyhow::Context;
 use chrono::Utc;
-use rebalancer_applier::{ApplyError, CycleRecord, Progress, RunOutcome};
+use rebalancer_applier::{ApplyError, CycleRecord, Progress, Refusal, RunOutcome, WritePath};
 use rebalancer_model::Plan;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +53,8 @@ pub struct Options {
     pub cron: Option<String>,
     /// One cycle, then exit with its code.
     pub once: bool,
+    /// Run the first cycle of a cron schedule at start-up (`--now`).
+    pub now: bool,
     /// Plan and record, never write.
     pub dry_run: bool,
     pub journal: Option<PathBuf>,
@@ -116,14 +129,9 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
     let schedule = schedule(opts, keys)?;
     let guard = min_move_interval(keys)?;
     rebalancer_applier::prepare_journal(&session.journal)?;
-    let telemetry = match keys.metrics_addr.trim() {
-        "" => None,
-        addr => {
-            let interval = schedule
-                .as_ref()
-                .map_or(Duration::from_secs(3600), Schedule::nominal_interval);
-            Some(telemetry::serve(addr, interval).await?)
-        }
+    let telemetry = match metrics_socket(opts, keys)? {
+        None => None,
+        Some(addr) => Some(telemetry::serve(addr).await?),
     };
     match &schedule {
         Some(s) => {
@@ -132,38 +140,96 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
         None => tracing::info!(dry_run = opts.dry_run, "one cycle"),
     }
     let stop = applying::stop_on_signals();
-    let code = loop {
-        let started = Utc::now();
-        let record = cycle(opts, session, guard, &stop, log).await;
-        let code = cycle_code(&record);
-        metrics::counter!("rebalancer_cycles_total", "outcome" => record.record.outcome.clone())
-            .increment(1);
-        if let (Some(t), true) = (&telemetry, record.error.is_none() && code == 0) {
-            t.health.succeeded();
-        }
-        let id = rebalancer_applier::record_cycle(&session.journal, &record.record)?;
-        render::emit(&render::cycle::line(id, &record.record, opts.format))?;
-        if opts.once || stop.is_cancelled() {
-            break code;
-        }
-        let Some(next) = schedule
-            .as_ref()
-            .and_then(|s| s.next_start(started, Utc::now()))
-        else {
-            tracing::warn!("the schedule has no next time; stopping");
-            break code;
-        };
-        let wait = (next - Utc::now()).to_std().unwrap_or_default();
-        tracing::info!(next = %next.to_rfc3339(), "next cycle");
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => break code,
-        }
+    let immediately = opts.now || keys.start_immediately;
+    let mut start_at = match &schedule {
+        Some(s) => s.first_start(Utc::now(), immediately),
+        None => Some(Utc::now()),
     };
-    Ok(if opts.once || code == exit::INTERRUPTED {
-        code
+    let mut last_code = 0;
+    loop {
+        let Some(at) = start_at else {
+            tracing::warn!("the schedule has no next time; stopping");
+            break;
+        };
+        if at > Utc::now() {
+            tracing::info!(next = %at.to_rfc3339(), "next cycle");
+            let wait = (at - Utc::now()).to_std().unwrap_or_default();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => break,
+            }
+        }
+        let started = Utc::now();
+        let c = cycle(opts, session, guard, &stop, log).await;
+        let ended = Utc::now();
+        let code = cycle_code(&c);
+        last_code = code;
+        metrics::counter!("rebalancer_cycles_total", "outcome" => c.record.outcome.clone())
+            .increment(1);
+        if let (Some(t), true) = (&telemetry, c.error.is_none() && code == 0) {
+            let until = schedule
+                .as_ref()
+                .and_then(|s| s.ready_until(started, ended));
+            t.health.succeeded(ended, until);
+        }
+        // A journal that cannot record the cycle (PostgreSQL restarting,
+        // a full disk) fails this cycle only: logged, and the loop goes on;
+        // the next cycle opens the journal afresh.
+        let recorded = rebalancer_applier::record_cycle(&session.journal, &c.record);
+        let id = match &recorded {
+            Ok(id) => *id,
+            Err(e) => {
+                metrics::counter!("rebalancer_journal_write_failures_total").increment(1);
+                tracing::error!(
+                    error = %e,
+                    outcome = %c.record.outcome,
+                    "the journal could not record this cycle (shown with id 0); the loop goes on"
+                );
+                0
+            }
+        };
+        render::emit(&render::cycle::line(id, &c.record, opts.format))?;
+        if opts.once {
+            return match (code, recorded, c.error) {
+                (0, Err(e), _) => Err(e.into()),
+                (exit::CONFIG, _, Some(e)) => Err(e),
+                (code, _, _) => Ok(code),
+            };
+        }
+        if code == exit::CONFIG {
+            // A cycle refused by the configuration fails the same way every
+            // time: stop, and say why.
+            if let Some(e) = c.error {
+                return Err(e.context("a configuration error ends the loop; fix it and restart"));
+            }
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+        start_at = schedule.as_ref().and_then(|s| s.next_start(started, ended));
+    }
+    Ok(if last_code == exit::INTERRUPTED {
+        last_code
     } else {
         0
+    })
+}
+
+/// Where to serve metrics: `run.metrics_addr` (checked at load), not under
+/// `--once` unless `run.metrics_on_once`.
+fn metrics_socket(opts: &Options, keys: &RunKeys) -> Result<Option<SocketAddr>, ScheduleError> {
+    if opts.once && !keys.metrics_on_once {
+        if !keys.metrics_addr.trim().is_empty() {
+            tracing::info!(
+                "run --once serves no metrics (set run.metrics_on_once = true to serve them)"
+            );
+        }
+        return Ok(None);
+    }
+    crate::settings::metrics_addr(&keys.metrics_addr).map_err(|problem| ScheduleError {
+        what: "run.metrics_addr".into(),
+        value: keys.metrics_addr.clone(),
+        problem,
     })
 }
 
@@ -256,11 +322,20 @@ async fn cycle_steps(
         record.detail = "nothing to change".into();
         return Ok(());
     }
-    if let Some(b) = &plan.blocked {
-        tracing::error!(reason = %b.reason, "the plan is BLOCKED; nothing is applied this cycle");
-        record.outcome = "blocked".into();
-        record.detail = b.reason.clone();
-        return Ok(());
+    // The gate is the applier's admission check (the one `apply --plan`,
+    // `resume` and `rollback` pass); a BLOCKED plan is this cycle's outcome,
+    // any other refusal fails the cycle.
+    let expected = session.expected();
+    let allow = session.config.allow_mass_unassign;
+    match rebalancer_applier::admit(&plan, &expected, WritePath::Apply, allow) {
+        Ok(()) => {}
+        Err(Refusal::Blocked { reason }) => {
+            tracing::error!(%reason, "the plan is BLOCKED; nothing is applied this cycle");
+            record.outcome = "blocked".into();
+            record.detail = reason;
+            return Ok(());
+        }
+        Err(r) => return Err(ApplyError::refused(WritePath::Apply, None, r).into()),
     }
     if opts.dry_run {
         record.outcome = "planned".into();
@@ -282,6 +357,7 @@ async fn cycle_steps(
             &plan,
             &session.upstreams,
             &session.config,
+            &expected,
             stop.child_token(),
             &progress,
         ),

@@ -1,5 +1,11 @@
 //! What `history` and `show` print: the journal's runs, and one run's leads
 //! and PUTs.
+//!
+//! Everything here comes from the journal, which another version, a person
+//! or a damaged disk may have written: no stored string is trusted to be
+//! ASCII, short or free of control characters. Nothing here slices a string
+//! by bytes or panics on its content; control characters are shown escaped
+//! so a stored value cannot drive the terminal.
 
 use super::{right, table};
 use comfy_table::Cell;
@@ -26,8 +32,8 @@ pub fn history(runs: &[RunRecord], journal: &rebalancer_applier::JournalLocation
             right(r.id),
             Cell::new(r.kind.to_string()),
             right(r.parent.map_or(String::new(), |p| p.to_string())),
-            Cell::new(&r.started_at),
-            Cell::new(r.ended_at.as_deref().unwrap_or("-")),
+            Cell::new(shown(&r.started_at)),
+            Cell::new(shown(r.ended_at.as_deref().unwrap_or("-"))),
             Cell::new(r.outcome.to_string()),
             right(r.puts_sent),
             right(r.failed),
@@ -48,9 +54,9 @@ pub fn run_detail(d: &RunDetail) -> String {
         r.kind,
         r.parent.map_or(String::new(), |p| format!(" of run {p}")),
         r.outcome,
-        r.started_at,
-        r.ended_at.as_deref().unwrap_or("-"),
-        r.holder
+        shown(&r.started_at),
+        shown(r.ended_at.as_deref().unwrap_or("-")),
+        shown(&r.holder)
     );
     let _ = writeln!(
         out,
@@ -66,7 +72,7 @@ pub fn run_detail(d: &RunDetail) -> String {
             t.add_row(vec![
                 Cell::new(l.lead),
                 Cell::new(format!("{:?}", l.state).to_lowercase()),
-                Cell::new(&l.detail),
+                Cell::new(shown(&l.detail)),
             ]);
         }
         let _ = writeln!(out, "{t}");
@@ -83,11 +89,11 @@ pub fn run_detail(d: &RunDetail) -> String {
                 right(p.id),
                 Cell::new(p.lead),
                 right(p.seq),
-                Cell::new(&p.state),
+                Cell::new(shown(&p.state)),
                 right(p.status.map_or(String::new(), |s| s.to_string())),
-                Cell::new(&p.sent_at),
-                Cell::new(&p.body),
-                Cell::new(p.message.as_deref().unwrap_or("")),
+                Cell::new(shown(&p.sent_at)),
+                Cell::new(shown(&p.body)),
+                Cell::new(shown(p.message.as_deref().unwrap_or(""))),
             ]);
         }
         let _ = writeln!(out, "{t}");
@@ -95,6 +101,117 @@ pub fn run_detail(d: &RunDetail) -> String {
     out
 }
 
-fn short(hash: &str) -> &str {
-    &hash[..12.min(hash.len())]
+/// The first 12 characters of a hash (characters, not bytes: a stored hash
+/// may hold anything), escaped like [`shown`].
+fn short(hash: &str) -> String {
+    let head: String = hash.chars().take(12).collect();
+    shown(&head).into_owned()
+}
+
+/// A stored string as it may be printed: itself, or with its control
+/// characters (and only those) escaped.
+fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rebalancer_applier::{
+        JournalLocation, LeadKey, LeadRecord, LeadState, PutRecord, RunKind, RunOutcome,
+    };
+
+    fn run(text: &str) -> RunRecord {
+        RunRecord {
+            id: 1,
+            kind: RunKind::Apply,
+            parent: Some(0),
+            plan_hash: text.into(),
+            snapshot_hash: text.into(),
+            config_digest: text.into(),
+            started_at: text.into(),
+            ended_at: Some(text.into()),
+            outcome: RunOutcome::Completed,
+            puts_sent: 1,
+            failed: 0,
+            moves_made: 1,
+            holder: text.into(),
+        }
+    }
+
+    fn detail(text: &str) -> RunDetail {
+        let lead = LeadKey {
+            campaign_id: 1,
+            lead_id: 2,
+        };
+        RunDetail {
+            run: run(text),
+            leads: vec![LeadRecord {
+                lead,
+                state: LeadState::Done,
+                detail: text.into(),
+            }],
+            puts: vec![PutRecord {
+                id: 1,
+                lead,
+                seq: 1,
+                body: text.into(),
+                state: text.into(),
+                applied: Some(true),
+                status: Some(200),
+                echo: Some(text.into()),
+                message: Some(text.into()),
+                sent_at: text.into(),
+                done_at: Some(text.into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_non_ascii_hash_is_shown_not_a_panic() {
+        // Finding #11: `show` panicked slicing this at byte 12.
+        let hash = format!("{}é{}", "a".repeat(11), "b".repeat(52));
+        let text = run_detail(&detail(&hash));
+        assert!(text.contains("aaaaaaaaaaaé"), "{text}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let text = run_detail(&detail("\u{1b}[2Jgone"));
+        assert!(
+            !text.contains('\u{1b}') && text.contains(r"\u{1b}[2Jgone"),
+            "{text}"
+        );
+    }
+
+    proptest! {
+        /// `show` and `history` render any stored strings, in a table and
+        /// as JSON, without panicking, and never print a stored control
+        /// character.
+        #[test]
+        fn any_stored_string_renders(
+            text in "\\PC{0,40}|.{0,40}|[\\x00-\\x1f\\x7f-\\u{9f}é😀a-f0-9]{0,24}"
+        ) {
+            let d = detail(&text);
+            let table = run_detail(&d);
+            let runs = history(std::slice::from_ref(&d.run), &JournalLocation::Sqlite("j.sqlite".into()));
+            for out in [&table, &runs] {
+                prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'));
+            }
+            prop_assert!(to_json(&d).contains("\"run\""));
+        }
+    }
 }

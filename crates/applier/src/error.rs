@@ -5,6 +5,7 @@
 
 use rebalancer_upstream::UpstreamError;
 
+use crate::admission::{Refusal, WritePath};
 use crate::journal::JournalLocation;
 use crate::report::RunOutcome;
 
@@ -63,13 +64,11 @@ pub enum ApplyError {
     #[error("the plan cannot be applied: {0}; fix: make the plan again with `rebalancer plan`")]
     InvalidPlan(String),
 
-    /// The plan's snapshot is older than `apply.max_plan_age_secs`.
-    #[error("the plan was made from a snapshot fetched at {fetched_at}, {age_secs} s ago, more than apply.max_plan_age_secs = {max_secs}; fix: fetch and plan again")]
-    PlanTooOld {
-        fetched_at: String,
-        age_secs: u64,
-        max_secs: u64,
-    },
+    /// Plan admission ([`crate::admit`]) refused the plan before anything
+    /// was sent: `what` is the write path (and the run it resumes or rolls
+    /// back), `refusal` names what differs and the fix.
+    #[error("{what} refused, nothing was sent: {refusal}")]
+    Refused { what: String, refusal: Refusal },
 
     /// A setting of `ApplyConfig` is out of range.
     #[error("invalid setting {key}: {detail}")]
@@ -78,8 +77,11 @@ pub enum ApplyError {
     #[error("the journal has no run {0}; fix: `rebalancer history` lists the runs")]
     NoSuchRun(i64),
 
-    #[error("the journal has no interrupted or killed run to resume")]
-    NothingToResume,
+    /// `resume` without a run id found no run to continue (the reason says
+    /// what the latest run was, and which older unfinished runs it passed
+    /// over).
+    #[error("nothing to resume: {0}")]
+    NothingToResume(String),
 
     #[error("run {run} ended {outcome}; only an interrupted or killed (running) run can be resumed; fix: make a new plan and apply it")]
     NotResumable { run: i64, outcome: RunOutcome },
@@ -94,10 +96,19 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
+    /// `refusal` of the plan of `path` (resuming or rolling back `run`).
+    pub fn refused(path: WritePath, run: Option<i64>, refusal: Refusal) -> Self {
+        let what = match run {
+            Some(run) => format!("{path} of run {run}"),
+            None => path.to_string(),
+        };
+        ApplyError::Refused { what, refusal }
+    }
+
     pub(crate) fn journal(location: &JournalLocation, detail: impl std::fmt::Display) -> Self {
         let fix = match location {
             JournalLocation::Sqlite(_) => "check that the file (apply.journal) is on a writable local disk with free space, and that no other program locks it",
-            JournalLocation::Postgres(_) => "check journal.url: the PostgreSQL server must be reachable from this host (plain TCP), the database must exist, and its user must be allowed to create tables in it",
+            JournalLocation::Postgres(_) => "check journal.url: the PostgreSQL server must be reachable from this host, its certificate trusted when TLS is used (sslmode, sslrootcert), the database must exist, and its user must be allowed to create tables in it",
         };
         ApplyError::Journal {
             location: location.to_string(),

@@ -18,8 +18,17 @@
 //! undoes what a run (and its resumptions) applied, under the same rules;
 //! [`history`] and [`show`] read the journal; [`recent_moves`] lists the
 //! agents and leads that PUTs applied since a time changed (the flap guard
-//! of a scheduled run); [`check_plan_age`] refuses a plan made from a stale
-//! snapshot (`apply.max_plan_age_secs`).
+//! of a scheduled run).
+//!
+//! Every write path asks one question first: [`admit`] (module
+//! [`admission`]) decides, as a pure function of the plan and what the
+//! command's config expects of it ([`Expected`]), whether the plan may be
+//! written: the same system, a snapshot neither too old
+//! (`apply.max_plan_age_secs`) nor dated in the future (beyond
+//! [`MAX_CLOCK_SKEW`]), the same `[plan]` rules and campaigns (config
+//! digest), the schema version, well-formed hashes, and not BLOCKED unless
+//! allowed. [`apply`], [`resume`] and [`rollback`] call it before taking
+//! the lease; a `run` cycle asks it at its gate as well.
 //!
 //! The journal is a SQLite file on this host or a PostgreSQL database that
 //! replicas on several hosts share ([`JournalLocation`]); both keep the
@@ -33,12 +42,15 @@
 //! the workspace's crates; knows no URL or wire format and no solver.
 //! **Architecture Invariant:** nothing is sent that was not journaled first;
 //! no PUT is empty; an inactive or over-allowance agent is never assigned.
-//! **API Boundary:** the functions above, [`Upstreams`], [`ApplyConfig`],
+//! **API Boundary:** the functions above, [`admission`] ([`admit`],
+//! [`Expected`], [`Refusal`], [`WritePath`], [`latest_unfinished`]),
+//! [`Upstreams`], [`ApplyConfig`],
 //! [`OnDrift`], [`Progress`], the report and record types, [`RecentMoves`],
 //! [`JournalLocation`] (and [`mask_url`]),
 //! [`ApplyError`],
 //! and the pure [`batch`] planning of a lead's PUTs.
 
+pub mod admission;
 pub mod batch;
 mod error;
 mod executor;
@@ -55,6 +67,10 @@ use std::time::Duration;
 
 use rebalancer_upstream::{CmsClient, WebexClient, ZohoClient};
 
+pub use admission::{
+    admit, latest_unfinished, ConfigDigest, ConfiguredCampaign, Expected, Refusal, WritePath,
+    MAX_CLOCK_SKEW,
+};
 pub use error::ApplyError;
 pub use journal::{mask_url, JournalLocation};
 pub use rebalancer_model::{LeadKey, Plan};
@@ -64,7 +80,7 @@ pub use report::{
     RunRecord, RunReport,
 };
 pub use run::{
-    apply, check_plan_age, cycles, history, prepare_journal, record_cycle, resume, rollback, show,
+    apply, cycles, history, prepare_journal, record_cycle, resumable_run, resume, rollback, show,
 };
 
 /// The clients a run uses; the binary builds them (with the write budget).

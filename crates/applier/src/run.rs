@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::{admit, latest_unfinished, Expected, WritePath};
 use crate::batch::PutBatch;
 use crate::error::ApplyError;
 use crate::executor::{put_took_effect, read_live, Counters, Ctx, LeadEnd};
@@ -25,37 +26,27 @@ use crate::recheck::Rechecker;
 use crate::report::{CycleRecord, LeadState, RunDetail, RunKind, RunOutcome, RunRecord, RunReport};
 use crate::{ApplyConfig, Progress, Upstreams};
 
-/// Applies `plan`; see the crate documentation.
+/// Applies `plan`, once [`admit`] lets it (`expected`: what the config
+/// given to the command expects of it); see the crate documentation.
 pub async fn apply(
     journal: &JournalLocation,
     plan: &Plan,
     up: &Upstreams,
     cfg: &ApplyConfig,
+    expected: &Expected,
     stop: CancellationToken,
     progress: &Progress,
 ) -> Result<RunReport, ApplyError> {
     check_config(cfg)?;
-    if plan.system.contact_center_id.is_none() {
-        return Err(ApplyError::InvalidPlan(
-            "its snapshot did not record the CMS contact center id".into(),
-        ));
-    }
+    admit(plan, expected, WritePath::Apply, cfg.allow_mass_unassign)
+        .map_err(|r| ApplyError::refused(WritePath::Apply, None, r))?;
     let goals = goals_from_plan(plan)?;
     let held = Held::take(Journal::open(journal)?, cfg)?;
     if let Some(unfinished) = held.journal.latest_unfinished()? {
         tracing::warn!(
             run = unfinished,
-            "an earlier run was interrupted or killed and not resumed; its half-applied leads will count as drifted (`resume` finishes it instead)"
+            "an earlier run was interrupted or killed and not resumed; its half-applied leads count as drifted, and once this run is recorded `resume` without a run id no longer picks it (name it: `resume RUN`; `rollback RUN` undoes what it applied)"
         );
-    }
-    if !cfg.allow_mass_unassign {
-        if let Some(b) = &plan.blocked {
-            return Err(ApplyError::Blocked {
-                unassigns: b.unassigns,
-                current_pairs: b.current_pairs,
-                max_share: b.max_share,
-            });
-        }
     }
     blast_radius(plan, &goals, DriftRule::Exact, &up.cms, cfg).await?;
     let start = Start {
@@ -67,24 +58,30 @@ pub async fn apply(
     execute(&held, start, goals, up, cfg, stop, progress).await
 }
 
-/// Continues an interrupted or killed run (the latest unfinished one when
-/// `run` is `None`) by diffing each remaining lead's live mapping against
-/// the plan. Safe to repeat.
+/// Continues an interrupted or killed run (when `run` is `None`, the
+/// newest run of the journal if it is unfinished: [`latest_unfinished`])
+/// by diffing each remaining lead's live mapping against the plan, once
+/// [`admit`] lets the run's plan (read from the journal) through under
+/// `expected` (the config given to `resume`). Safe to repeat.
 pub async fn resume(
     journal: &JournalLocation,
     run: Option<i64>,
     up: &Upstreams,
     cfg: &ApplyConfig,
+    expected: &Expected,
     stop: CancellationToken,
     progress: &Progress,
 ) -> Result<RunReport, ApplyError> {
     check_config(cfg)?;
     let Some(j) = Journal::open_existing(journal)? else {
-        return Err(run.map_or(ApplyError::NothingToResume, ApplyError::NoSuchRun));
+        return Err(run.map_or(
+            ApplyError::NothingToResume("the journal does not exist yet".into()),
+            ApplyError::NoSuchRun,
+        ));
     };
     let id = match run {
         Some(id) => id,
-        None => j.latest_unfinished()?.ok_or(ApplyError::NothingToResume)?,
+        None => resumable(&j)?,
     };
     let record = j.run(id)?.ok_or(ApplyError::NoSuchRun(id))?;
     if !matches!(
@@ -96,11 +93,17 @@ pub async fn resume(
             outcome: record.outcome,
         });
     }
-    let held = Held::take(j, cfg)?;
-    let j = &held.journal;
     let family = j.family(id)?;
     let root = j.run(family[0])?.ok_or(ApplyError::NoSuchRun(family[0]))?;
     let plan = j.plan_of(id)?;
+    let path = match root.kind {
+        RunKind::Rollback => WritePath::Rollback,
+        _ => WritePath::Resume,
+    };
+    admit(&plan, expected, path, cfg.allow_mass_unassign)
+        .map_err(|r| ApplyError::refused(path, Some(id), r))?;
+    let held = Held::take(j, cfg)?;
+    let j = &held.journal;
     let all = match (root.kind, root.parent) {
         (RunKind::Rollback, Some(undone)) => rollback_goals(j, undone, &plan)?,
         _ => goals_from_plan(&plan)?,
@@ -122,23 +125,33 @@ pub async fn resume(
 }
 
 /// Undoes what `run` and its resumptions applied, as journaled, under the
-/// same rules as an apply; what cannot be restored is in the report.
+/// same rules as an apply; what cannot be restored is in the report. The
+/// run's plan must pass [`admit`] as a rollback (the same system, a
+/// well-formed record) under `expected`.
 pub async fn rollback(
     journal: &JournalLocation,
     run: i64,
     up: &Upstreams,
     cfg: &ApplyConfig,
+    expected: &Expected,
     stop: CancellationToken,
     progress: &Progress,
 ) -> Result<RunReport, ApplyError> {
     check_config(cfg)?;
     let j = Journal::open_existing(journal)?.ok_or(ApplyError::NoSuchRun(run))?;
     j.run(run)?.ok_or(ApplyError::NoSuchRun(run))?;
-    let held = Held::take(j, cfg)?;
-    let j = &held.journal;
     let family = j.family(run)?;
     let root = family[0];
     let plan = j.plan_of(root)?;
+    admit(
+        &plan,
+        expected,
+        WritePath::Rollback,
+        cfg.allow_mass_unassign,
+    )
+    .map_err(|r| ApplyError::refused(WritePath::Rollback, Some(run), r))?;
+    let held = Held::take(j, cfg)?;
+    let j = &held.journal;
     resolve_pending(j, &family, &plan, &up.cms).await?;
     let goals = rollback_goals(j, root, &plan)?;
     if goals.is_empty() {
@@ -157,33 +170,35 @@ pub async fn rollback(
     execute(&held, start, goals, up, cfg, stop, progress).await
 }
 
-/// Refuses a plan whose snapshot was fetched more than `max_age` before
-/// `now` (`apply.max_plan_age_secs`); the binary calls it before `apply`.
-/// A fetch time that does not parse as RFC 3339 is refused too.
-pub fn check_plan_age(
-    plan: &Plan,
-    max_age: Duration,
-    now: time::OffsetDateTime,
-) -> Result<(), ApplyError> {
-    let fetched = time::OffsetDateTime::parse(
-        &plan.snapshot_fetched_at,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_err(|e| {
-        ApplyError::InvalidPlan(format!(
-            "its snapshot_fetched_at `{}` is not an RFC 3339 time: {e}",
-            plan.snapshot_fetched_at
-        ))
-    })?;
-    let age = (now - fetched).whole_seconds().max(0) as u64;
-    if age > max_age.as_secs() {
-        return Err(ApplyError::PlanTooOld {
-            fetched_at: plan.snapshot_fetched_at.clone(),
-            age_secs: age,
-            max_secs: max_age.as_secs(),
-        });
-    }
-    Ok(())
+/// How many of the newest runs `resume` reads to pick the one to continue
+/// and to name the unfinished ones it passes over.
+const RESUME_LOOKBACK: usize = 1000;
+
+/// The run `resume` without a run id continues ([`latest_unfinished`] of
+/// the journal's newest runs).
+fn resumable(j: &Journal) -> Result<i64, ApplyError> {
+    let runs = j.runs(RESUME_LOOKBACK)?;
+    let run = latest_unfinished(&runs)?;
+    tracing::info!(
+        run = run.id,
+        kind = %run.kind,
+        outcome = %run.outcome,
+        started_at = %run.started_at,
+        "resuming the latest unfinished run"
+    );
+    Ok(run.id)
+}
+
+/// The run `resume` without a run id would continue, for a command that
+/// says which before it starts; errors as `resume` would.
+pub fn resumable_run(journal: &JournalLocation) -> Result<RunRecord, ApplyError> {
+    let Some(j) = Journal::open_existing(journal)? else {
+        return Err(ApplyError::NothingToResume(
+            "the journal does not exist yet".into(),
+        ));
+    };
+    let runs = j.runs(RESUME_LOOKBACK)?;
+    latest_unfinished(&runs).cloned()
 }
 
 /// The newest runs first; empty when the journal does not exist yet.

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use common::*;
 use rebalancer_applier::{
-    apply, history, resume, rollback, show, ApplyError, LeadState, OnDrift, Progress, RunKind,
-    RunOutcome,
+    apply, history, resume, rollback, show, ApplyError, LeadState, OnDrift, Progress, Refusal,
+    RunKind, RunOutcome,
 };
 use rebalancer_model::Blocked;
 use rebalancer_upstream::{MappingUpdate, UpstreamError};
@@ -38,9 +38,17 @@ async fn a_plan_reaches_its_target_and_a_second_apply_changes_nothing() {
     let journal = journal_path(dir.path());
     std::fs::write(&journal, b"").unwrap(); // an empty file is migrated
     let progress = Progress::default();
-    let report = apply(&loc(&journal), &plan, &up, &config(), no_stop(), &progress)
-        .await
-        .unwrap();
+    let report = apply(
+        &loc(&journal),
+        &plan,
+        &up,
+        &config(),
+        &expected(&sb),
+        no_stop(),
+        &progress,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.outcome, RunOutcome::Completed, "{report:#?}");
     assert_eq!(report.kind, RunKind::Apply);
     assert!(report.verify_mismatches.is_empty());
@@ -58,6 +66,7 @@ async fn a_plan_reaches_its_target_and_a_second_apply_changes_nothing() {
         &plan,
         &up,
         &config(),
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -115,6 +124,7 @@ async fn long_changes_are_chunked_and_still_reach_the_target() {
         &plan,
         &up,
         &cfg,
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -204,6 +214,7 @@ async fn drifted_leads_are_skipped_or_rebased() {
         &plan,
         &up,
         &config(),
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -225,6 +236,7 @@ async fn drifted_leads_are_skipped_or_rebased() {
         &plan,
         &up,
         &cfg,
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -283,6 +295,7 @@ async fn inactive_and_over_allowance_agents_are_never_assigned() {
         &plan,
         &up,
         &config(),
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -339,6 +352,7 @@ async fn a_lead_whose_replacements_are_refused_keeps_an_agent() {
         &plan,
         &up,
         &config(),
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -373,6 +387,7 @@ async fn the_live_blast_radius_blocks_before_any_put() {
         &plan,
         &up,
         &cfg,
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -401,11 +416,15 @@ async fn the_live_blast_radius_blocks_before_any_put() {
             &plan,
             &up,
             &config(),
+            &expected(&sb),
             no_stop(),
             &Progress::default()
         )
         .await,
-        Err(ApplyError::Blocked { unassigns: 9, .. })
+        Err(ApplyError::Refused {
+            refusal: Refusal::Blocked { .. },
+            ..
+        })
     ));
     assert_eq!(sb.counts().cms_put, 0);
     assert!(history(&loc(&journal), 10).unwrap().is_empty());
@@ -419,6 +438,7 @@ async fn the_live_blast_radius_blocks_before_any_put() {
         &plan,
         &up,
         &allowed,
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -444,9 +464,17 @@ async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
         }
         s.cancel();
     });
-    let first = apply(&loc(&journal), &plan, &up, &config(), stop, &progress)
-        .await
-        .unwrap();
+    let first = apply(
+        &loc(&journal),
+        &plan,
+        &up,
+        &config(),
+        &expected(&sb),
+        stop,
+        &progress,
+    )
+    .await
+    .unwrap();
     watcher.await.unwrap();
     assert_eq!(first.outcome, RunOutcome::Interrupted);
     assert!(first.puts_sent >= 8 && (first.puts_sent as usize) < plan.leads.len());
@@ -457,6 +485,7 @@ async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
             12345,
             &up,
             &config(),
+            &expected(&sb),
             no_stop(),
             &Progress::default()
         )
@@ -469,6 +498,7 @@ async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
         None,
         &up,
         &config(),
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -501,11 +531,12 @@ async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
             None,
             &up,
             &config(),
+            &expected(&sb),
             no_stop(),
             &Progress::default()
         )
         .await,
-        Err(ApplyError::NothingToResume)
+        Err(ApplyError::NothingToResume(_))
     ));
     assert!(matches!(
         resume(
@@ -513,6 +544,7 @@ async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
             Some(second.run),
             &up,
             &config(),
+            &expected(&sb),
             no_stop(),
             &Progress::default()
         )
@@ -537,6 +569,7 @@ async fn rollback_restores_the_original_mapping() {
         &plan,
         &up,
         &config(),
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -548,6 +581,7 @@ async fn rollback_restores_the_original_mapping() {
         run.run,
         &up,
         &config(),
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -597,18 +631,23 @@ async fn two_applies_on_one_journal_one_gets_lease_held() {
     let cfg = config();
     let progress = Progress::default();
     let at = loc(&journal);
-    let (a, b) = tokio::join!(apply(&at, &plan, &up, &cfg, no_stop(), &progress), async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        apply(
-            &loc(&journal),
-            &plan,
-            &up,
-            &cfg,
-            no_stop(),
-            &Progress::default(),
-        )
-        .await
-    });
+    let want = expected(&sb);
+    let (a, b) = tokio::join!(
+        apply(&at, &plan, &up, &cfg, &want, no_stop(), &progress),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            apply(
+                &loc(&journal),
+                &plan,
+                &up,
+                &cfg,
+                &want,
+                no_stop(),
+                &Progress::default(),
+            )
+            .await
+        }
+    );
     assert_eq!(a.unwrap().outcome, RunOutcome::Completed);
     match b {
         Err(ApplyError::LeaseHeld { holder, .. }) => {
@@ -625,6 +664,7 @@ async fn two_applies_on_one_journal_one_gets_lease_held() {
         &plan,
         &up,
         &cfg,
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -657,6 +697,7 @@ async fn refused_credentials_stop_the_run() {
         &plan,
         &up,
         &config(),
+        &expected(&sb),
         no_stop(),
         &Progress::default(),
     )
@@ -670,32 +711,49 @@ async fn refused_credentials_stop_the_run() {
 }
 
 #[tokio::test]
-async fn plans_older_than_the_limit_are_refused() {
+async fn plans_too_old_or_from_the_future_are_refused_before_any_put() {
     let sb = sandbox(7, 60, 6).await;
+    let up = upstreams(&sb, http(None));
+    let dir = tempfile::tempdir().unwrap();
+    let journal = journal_path(dir.path());
     let mut plan = rebalance(&sb, 1);
-    plan.snapshot_fetched_at = "2026-11-30T10:00:00Z".into();
-    let at = |s: &str| {
-        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
-    };
-    let hour = Duration::from_secs(3600);
-    rebalancer_applier::check_plan_age(&plan, hour, at("2026-11-30T10:59:00Z")).unwrap();
-    let e =
-        rebalancer_applier::check_plan_age(&plan, hour, at("2026-11-30T11:01:00Z")).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ApplyError::PlanTooOld {
-                age_secs: 3660,
-                max_secs: 3600,
-                ..
-            }
-        ),
-        "{e}"
-    );
-    assert!(e.to_string().contains("apply.max_plan_age_secs"));
-    plan.snapshot_fetched_at = "yesterday".into();
-    assert!(matches!(
-        rebalancer_applier::check_plan_age(&plan, hour, at("2026-11-30T11:01:00Z")),
-        Err(ApplyError::InvalidPlan(_))
-    ));
+    let mut e = expected(&sb);
+    e.max_plan_age = Duration::from_secs(3600);
+    for (fetched_at, refused) in [
+        // 1 h 00 min 01 s before `now`: too old.
+        ("2026-11-29T23:59:59Z", "apply.max_plan_age_secs"),
+        // 5 min 01 s after `now`: from the future.
+        ("2026-11-30T01:05:01Z", "ahead of this host's clock"),
+    ] {
+        plan.snapshot_fetched_at = fetched_at.into();
+        let err = apply(
+            &loc(&journal),
+            &plan,
+            &up,
+            &config(),
+            &e,
+            no_stop(),
+            &Progress::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ApplyError::Refused { .. }), "{err}");
+        assert!(err.to_string().contains(refused), "{err}");
+    }
+    assert_eq!(sb.counts().cms_put, 0);
+    assert!(history(&loc(&journal), 10).unwrap().is_empty());
+    // Within the window (4 min ahead is clock skew, not the future): applied.
+    plan.snapshot_fetched_at = "2026-11-30T01:04:00Z".into();
+    let report = apply(
+        &loc(&journal),
+        &plan,
+        &up,
+        &config(),
+        &e,
+        no_stop(),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, RunOutcome::Completed);
 }

@@ -31,6 +31,7 @@ async fn an_apply_with_a_postgresql_journal_reaches_its_target() {
         &plan,
         &up,
         &config(),
+        &expected(&sb),
         CancellationToken::new(),
         &Progress::default(),
     )
@@ -52,12 +53,14 @@ async fn an_apply_with_a_postgresql_journal_reaches_its_target() {
     cfg.lease_ttl = Duration::from_secs(30);
     let plan = rebalance(&sb, 3);
     let progress = Progress::default();
+    let want = expected(&sb);
     let (a, b) = tokio::join!(
         apply(
             &journal,
             &plan,
             &up,
             &cfg,
+            &want,
             CancellationToken::new(),
             &progress
         ),
@@ -68,6 +71,7 @@ async fn an_apply_with_a_postgresql_journal_reaches_its_target() {
                 &plan,
                 &up,
                 &cfg,
+                &want,
                 CancellationToken::new(),
                 &Progress::default(),
             )

@@ -96,6 +96,7 @@ async fn a_failing_cms_still_reaches_the_target_exactly_once() {
         &plan,
         &up,
         &cfg,
+        &expected(&sb),
         CancellationToken::new(),
         &Progress::default(),
     )
@@ -128,6 +129,7 @@ async fn a_failing_cms_still_reaches_the_target_exactly_once() {
         &plan,
         &up,
         &cfg,
+        &expected(&sb),
         CancellationToken::new(),
         &Progress::default(),
     )
@@ -165,6 +167,7 @@ async fn agents_that_went_inactive_or_over_allowance_after_the_plan_are_assigned
         &plan,
         &up,
         &config(),
+        &expected(&sb),
         CancellationToken::new(),
         &Progress::default(),
     )
@@ -223,8 +226,9 @@ async fn a_killed_run_resumes_without_writing_anything_twice() {
     // Kill: drop the run's future mid-flight, PUTs in the air.
     let p = progress.clone();
     let at = loc(&journal);
+    let want = expected(&sb);
     tokio::select! {
-        r = apply(&at, &plan, &up, &cfg, CancellationToken::new(), &progress) => panic!("finished before the kill: {r:?}"),
+        r = apply(&at, &plan, &up, &cfg, &want, CancellationToken::new(), &progress) => panic!("finished before the kill: {r:?}"),
         _ = async { while p.puts_sent() < 12 { tokio::time::sleep(Duration::from_millis(2)).await } } => {}
     }
     let killed = history(&loc(&journal), 1).unwrap().remove(0);
@@ -235,6 +239,7 @@ async fn a_killed_run_resumes_without_writing_anything_twice() {
         None,
         &up,
         &cfg,
+        &expected(&sb),
         CancellationToken::new(),
         &Progress::default(),
     )
@@ -285,6 +290,7 @@ async fn timed(
         &plan,
         &up,
         &cfg,
+        &expected(&sb),
         CancellationToken::new(),
         &Progress::default(),
     )
@@ -359,6 +365,7 @@ async fn measure() {
         &plan,
         &up,
         &cfg,
+        &expected(&sb),
         CancellationToken::new(),
         &Progress::default(),
     )

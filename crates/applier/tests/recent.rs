@@ -69,6 +69,7 @@ async fn recent_moves_are_what_the_sandbox_applied_in_the_window() {
         &plan,
         &up,
         &config(),
+        &common::expected(&sb),
         CancellationToken::new(),
         &Progress::default(),
     )
@@ -123,6 +124,7 @@ async fn recent_moves_are_what_the_sandbox_applied_in_the_window() {
         first.run,
         &up,
         &config(),
+        &common::expected(&sb),
         CancellationToken::new(),
         &Progress::default(),
     )

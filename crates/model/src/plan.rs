@@ -27,7 +27,8 @@ pub struct Plan {
     /// SHA-256 (hex) of the snapshot's canonical JSON.
     pub snapshot_hash: String,
     pub snapshot_fetched_at: String,
-    /// SHA-256 (hex) of the planning config's canonical JSON.
+    /// SHA-256 (hex) of the planning config's canonical JSON, the campaigns
+    /// it was made over and its what-ifs (`PlanConfig::digest_with`).
     pub config_digest: String,
     /// `flow` (exact network flow) or `lp-<backend>`.
     pub solver: String,

@@ -191,23 +191,80 @@ impl Default for PlanConfig {
 }
 
 impl PlanConfig {
-    /// SHA-256 (hex) of the canonical JSON of this config: two plans with
-    /// the same digest were made under the same rules. Holds no secrets.
+    /// SHA-256 (hex) of the canonical JSON of this config alone (no
+    /// campaigns, no what-ifs). Holds no secrets.
     pub fn digest(&self) -> String {
-        self.digest_with(&[])
+        self.digest_with(&[], &[])
     }
 
-    /// The digest of this config with what-ifs (canonical lines, sorted)
-    /// laid over it: plans with the same digest were made under the same
-    /// rules and what-ifs. With no what-ifs, equal to [`PlanConfig::digest`].
-    pub fn digest_with(&self, what_ifs: &[String]) -> String {
+    /// The digest a plan records (`config_digest`): this config, the
+    /// campaigns it was made over (`[[cms.campaigns]]`, as `(process_id,
+    /// campaign_id)`, any order, duplicates ignored) and its what-ifs
+    /// (canonical lines, sorted). Plans with the same digest were made under
+    /// the same `[plan]` rules, over the same campaigns, with the same
+    /// what-ifs; a config that drops or adds a campaign gives another
+    /// digest. Deterministic: the campaigns are sorted here, and none of the
+    /// three parts can be mistaken for another (the config is one line of
+    /// JSON, the campaigns one line starting `[[cms.campaigns]]`, every
+    /// what-if line starts `plan.`). With no campaigns and no what-ifs,
+    /// equal to [`PlanConfig::digest`].
+    pub fn digest_with(&self, what_ifs: &[String], campaigns: &[(u64, u64)]) -> String {
         use sha2::Digest;
         let mut hasher = sha2::Sha256::new();
         hasher.update(serde_json::to_vec(self).expect("a plan config always serialises"));
+        if !campaigns.is_empty() {
+            let mut sorted = campaigns.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            hasher.update(b"\n[[cms.campaigns]]");
+            for (process, campaign) in sorted {
+                hasher.update(format!(" {process}:{campaign}").as_bytes());
+            }
+        }
         for w in what_ifs {
             hasher.update(b"\n");
             hasher.update(w.as_bytes());
         }
         format!("{:x}", hasher.finalize())
+    }
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::PlanConfig;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The digest depends on the set of campaigns, not on their order
+        /// or repeats, and every campaign added or dropped changes it.
+        #[test]
+        fn campaigns_are_in_the_digest_as_a_set(
+            campaigns in proptest::collection::vec((0u64..4, 0u64..6), 1..8),
+            extra in (4u64..8, 0u64..6),
+            seed in any::<u64>(),
+        ) {
+            let cfg = PlanConfig::default();
+            let what_ifs = vec!["plan.set_allowance: a=1".to_string()];
+            let d = cfg.digest_with(&what_ifs, &campaigns);
+            let mut shuffled = campaigns.clone();
+            shuffled.rotate_left((seed as usize) % campaigns.len());
+            shuffled.push(campaigns[0]);
+            prop_assert_eq!(&d, &cfg.digest_with(&what_ifs, &shuffled));
+            let mut more = campaigns.clone();
+            more.push(extra);
+            prop_assert_ne!(&d, &cfg.digest_with(&what_ifs, &more));
+            let first = campaigns[0];
+            let fewer: Vec<_> = campaigns.iter().copied().filter(|c| *c != first).collect();
+            prop_assert_ne!(&d, &cfg.digest_with(&what_ifs, &fewer));
+            prop_assert_ne!(&d, &cfg.digest_with(&[], &campaigns));
+            prop_assert_eq!(d.len(), 64);
+        }
+    }
+
+    #[test]
+    fn without_campaigns_or_what_ifs_the_digest_is_the_configs() {
+        let cfg = PlanConfig::default();
+        assert_eq!(cfg.digest(), cfg.digest_with(&[], &[]));
+        assert_ne!(cfg.digest(), cfg.digest_with(&[], &[(1, 501)]));
     }
 }

@@ -855,7 +855,14 @@ fn assemble(
         schema_version: PLAN_SCHEMA_VERSION,
         snapshot_hash: String::new(), // filled in by `plan_with`
         snapshot_fetched_at: snap.fetched_at.clone(),
-        config_digest: cfg.digest_with(&prep.what_ifs),
+        config_digest: cfg.digest_with(
+            &prep.what_ifs,
+            &snap
+                .campaigns
+                .iter()
+                .map(|c| (c.process_id, c.campaign_id))
+                .collect::<Vec<_>>(),
+        ),
         solver: opt.solver.clone(),
         system: TargetSystem {
             cms_base_url: snap.source.cms_base_url.clone(),

@@ -3,7 +3,8 @@
 //!
 //! The journal's API is synchronous (the SQLite one blocks its caller for
 //! each commit); here each call runs on a scoped thread that drives this
-//! journal's own single-threaded Tokio runtime, which owns the connection.
+//! journal's own single-threaded Tokio runtime, which owns the connection
+//! (opened by `pg_connect.rs`: TLS as `sslmode` says, always verified).
 //! So a call works the same from any runtime flavour or from none, and
 //! returns only once the server answered: a write returns after its
 //! autocommitted statement is committed (`synchronous_commit = on` for the
@@ -51,6 +52,9 @@ pub(super) struct Pg {
 struct Conn {
     client: Client,
     prepared: HashMap<&'static str, Statement>,
+    /// The last call failed in a way that leaves the session unusable
+    /// (`pg_connect::session_is_gone`).
+    gone: bool,
 }
 
 impl std::fmt::Debug for Pg {
@@ -118,6 +122,7 @@ impl Pg {
             conn: Mutex::new(Conn {
                 client,
                 prepared: HashMap::new(),
+                gone: false,
             }),
         })
     }
@@ -127,13 +132,20 @@ impl Pg {
     }
 
     /// The connection, opened again first if it was closed (the server
-    /// restarted, a proxy dropped it).
+    /// restarted, a proxy dropped it, the last call found it gone).
     fn conn(&self) -> Result<MutexGuard<'_, Conn>, DbError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if conn.client.is_closed() {
-            tracing::warn!("the PostgreSQL journal's connection was closed; connecting again");
+        let client = &conn.client;
+        let closed = block_on(self.rt(), async move {
+            pg_connect::settle().await;
+            client.is_closed()
+        });
+        if conn.gone || closed {
+            tracing::warn!("the PostgreSQL journal's connection was lost; connecting again");
             conn.client = block_on(self.rt(), connect(&self.url, self.writable))?;
             conn.prepared.clear();
+            conn.gone = false;
+            tracing::info!("connected to the PostgreSQL journal again");
         }
         Ok(conn)
     }
@@ -166,7 +178,10 @@ impl Pg {
             let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
             go(&conn.client, stmt, refs).await
         })
-        .map_err(|e| DbError::new(pg_connect::describe(&e)))
+        .map_err(|e| {
+            guard.gone = pg_connect::session_is_gone(&e);
+            DbError::new(pg_connect::describe(&e))
+        })
     }
 }
 

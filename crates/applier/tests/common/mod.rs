@@ -10,7 +10,10 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rebalancer_applier::{ApplyConfig, JournalLocation, OnDrift, RetryPolicy, Upstreams};
+use rebalancer_applier::{
+    ApplyConfig, ConfigDigest, ConfiguredCampaign, Expected, JournalLocation, OnDrift, RetryPolicy,
+    Upstreams, MAX_CLOCK_SKEW,
+};
 use rebalancer_model::{
     Action, AgentId, AgentPlan, Balance, Change, LeadKey, LeadPlan, Metrics, NewPairs, Objectives,
     Plan, Reason, Summary, TargetSystem, PLAN_SCHEMA_VERSION,
@@ -113,6 +116,41 @@ pub fn config() -> ApplyConfig {
             backoff_initial: Duration::from_millis(5),
             backoff_max: Duration::from_millis(50),
         },
+    }
+}
+
+/// The plans of [`plan_from`] were fetched at this time.
+pub const FETCHED_AT: &str = "2026-11-30T00:00:00Z";
+
+/// What a config of `sb` expects of the plans built here: its system and
+/// campaigns, their config digest (`cd…`), asked an hour after
+/// [`FETCHED_AT`] (a fixed moment, so the tests do not depend on the
+/// clock).
+pub fn expected(sb: &Sandbox) -> Expected {
+    let world = sb.world();
+    Expected {
+        system: TargetSystem {
+            cms_base_url: sb.base_url(),
+            contact_center_id: Some(world.contact_center_id),
+        },
+        campaigns: world
+            .campaigns
+            .iter()
+            .map(|c| ConfiguredCampaign {
+                process_id: c.process_id,
+                campaign_id: c.campaign_id,
+                lead_ids: c.lead_ids.clone(),
+            })
+            .collect(),
+        config_digest: ConfigDigest::new(|_| "cd".repeat(32)),
+        max_plan_age: Duration::from_secs(3600 * 24),
+        max_clock_skew: MAX_CLOCK_SKEW,
+        now: time::OffsetDateTime::parse(
+            FETCHED_AT,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+            + time::Duration::hours(1),
     }
 }
 
@@ -232,7 +270,7 @@ pub fn plan_from(
     Plan {
         schema_version: PLAN_SCHEMA_VERSION,
         snapshot_hash: "ab".repeat(32),
-        snapshot_fetched_at: "2026-11-30T00:00:00Z".into(),
+        snapshot_fetched_at: FETCHED_AT.into(),
         config_digest: "cd".repeat(32),
         solver: "test".into(),
         system: TargetSystem {

@@ -7,11 +7,31 @@
 //! (never silently); with `REBALANCER_REQUIRE_POSTGRES` set (CI) a missing
 //! server is a failure. PostgreSQL refuses to run as root: as root the
 //! server runs as the `postgres` user (`runuser`).
+//!
+//! [`start_with`] takes [`Options`]: TLS (`ssl = on` with a certificate
+//! and key the test made), and `pg_hba.conf` lines of the test's own
+//! (password authentication, `hostssl` only). [`PgServer::sql`] runs
+//! statements as the superuser over the Unix socket (which `pg_hba.conf`
+//! always trusts), e.g. to create roles or terminate backends.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// How [`start_with`] sets the server up beyond the defaults.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// The server's certificate (PEM, chain first) and private key (PEM):
+    /// the server runs with `ssl = on`.
+    pub tls: Option<(String, String)>,
+    /// `pg_hba.conf` lines before the default ones (the first match
+    /// wins), e.g. `host all alice 127.0.0.1/32 scram-sha-256`.
+    pub hba: Vec<String>,
+    /// Drop the default `host … trust` lines: TCP connections get only
+    /// the lines of `hba` (Unix-socket connections stay trusted).
+    pub hba_only: bool,
+}
 
 /// A running server; stopped and deleted on drop.
 pub struct PgServer {
@@ -20,6 +40,8 @@ pub struct PgServer {
     port: u16,
     as_postgres: bool,
     next_db: std::sync::atomic::AtomicU32,
+    /// The server's settings (`pg_ctl -o`), kept for [`PgServer::restart`].
+    settings: std::sync::OnceLock<String>,
 }
 
 /// Whether `dir` holds the server tools the tests run.
@@ -71,6 +93,11 @@ fn free_port() -> u16 {
 /// returns early). Panics when `REBALANCER_REQUIRE_POSTGRES` is set and
 /// no server can be started.
 pub fn start() -> Option<PgServer> {
+    start_with(Options::default())
+}
+
+/// [`start`], set up as `options` say.
+pub fn start_with(options: Options) -> Option<PgServer> {
     let required = std::env::var("REBALANCER_REQUIRE_POSTGRES").is_ok_and(|v| !v.is_empty());
     let Some(bin) = find_bin() else {
         if required {
@@ -106,6 +133,7 @@ pub fn start() -> Option<PgServer> {
         port: free_port(),
         as_postgres,
         next_db: std::sync::atomic::AtomicU32::new(0),
+        settings: std::sync::OnceLock::new(),
     };
     let data = server.data_dir();
     server.run_ok(
@@ -122,29 +150,72 @@ pub fn start() -> Option<PgServer> {
             "UTF8",
         ],
     );
-    let options = format!(
+    let mut settings = format!(
         "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
         server.port,
         server.dir.path().display()
     );
-    let log = server.dir.path().join("server.log");
-    server.run_ok(
-        "pg_ctl",
-        &[
-            "-D",
-            &data.to_string_lossy(),
-            "-l",
-            &log.to_string_lossy(),
-            "-o",
-            &options,
-            "-w",
-            "start",
-        ],
-    );
+    if let Some((cert, key)) = &options.tls {
+        let cert_file = server.write_file("server.crt", cert);
+        let key_file = server.write_file("server.key", key);
+        settings.push_str(&format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert_file.display(),
+            key_file.display()
+        ));
+    }
+    if !options.hba.is_empty() || options.hba_only {
+        let mut hba = options.hba.join("\n");
+        hba.push_str("\nlocal all all trust\n");
+        if !options.hba_only {
+            hba.push_str("host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n");
+        }
+        let file = server.write_file("pg_hba.conf", &hba);
+        settings.push_str(&format!(" -c hba_file={}", file.display()));
+    }
+    server
+        .settings
+        .set(settings)
+        .expect("settings are set once");
+    server.pg_start();
     Some(server)
 }
 
 impl PgServer {
+    fn pg_start(&self) {
+        let data = self.data_dir();
+        let log = self.dir.path().join("server.log");
+        self.run_ok(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-l",
+                &log.to_string_lossy(),
+                "-o",
+                self.settings.get().expect("settings are set at start"),
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server (fast shutdown: sessions are terminated) and
+    /// returns once it is down.
+    pub fn stop(&self) {
+        let data = self.data_dir();
+        self.run_ok(
+            "pg_ctl",
+            &["-D", &data.to_string_lossy(), "-m", "fast", "-w", "stop"],
+        );
+    }
+
+    /// Starts the server [`stop`](Self::stop)ped, on the same port and
+    /// settings, and returns once it accepts connections.
+    pub fn start_again(&self) {
+        self.pg_start();
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -158,6 +229,25 @@ impl PgServer {
         } else {
             Command::new(path)
         }
+    }
+
+    /// Writes `text` to `name` in the server's directory, readable by the
+    /// server alone (a key file must be), owned by it.
+    fn write_file(&self, name: &str, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {name}: {e}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod of a file of the server");
+        if self.as_postgres {
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&path)
+                .status()
+                .expect("chown runs");
+            assert!(status.success(), "chown of {name} to postgres failed");
+        }
+        path
     }
 
     fn run_ok(&self, tool: &str, args: &[&str]) -> Output {
@@ -208,6 +298,48 @@ impl PgServer {
             "postgres://rebalancer:hunter2-secret@127.0.0.1:{}/{name}",
             self.port
         )
+    }
+
+    /// The URL of database `name` as `user` with `password`, plus
+    /// `params` (`sslmode=…&…`, may be empty).
+    pub fn url_as(&self, user: &str, password: &str, name: &str, params: &str) -> String {
+        let query = if params.is_empty() {
+            String::new()
+        } else {
+            format!("?{params}")
+        };
+        format!(
+            "postgres://{user}:{password}@127.0.0.1:{}/{name}{query}",
+            self.port
+        )
+    }
+
+    /// Runs `sql` in database `db` as the superuser over the Unix socket;
+    /// its output, one row a line, columns separated by `|`. Panics when
+    /// a statement fails.
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        let out = self.run_ok(
+            "psql",
+            &[
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                &self.dir.path().to_string_lossy(),
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "rebalancer",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     pub fn dir(&self) -> &Path {
