@@ -17,7 +17,7 @@
 use rebalancer_applier::{mask_url, ApplyConfig, JournalLocation, OnDrift, RetryPolicy};
 use rebalancer_fetcher::{CampaignSpec, FetchOptions, FetchProgress, IdentityMap};
 use rebalancer_model::SnapshotSource;
-use rebalancer_optimizer::PlanConfig;
+use rebalancer_optimizer::{PlanConfig, TargetUtilisation};
 use rebalancer_upstream::{
     BaseUrl, CmsConfig, HttpSettings, RequestBudget, WebexConfig, ZohoConfig,
 };
@@ -57,6 +57,83 @@ const LIST_KEYS: &[&str] = &[
 
 /// Config files larger than this are refused before parsing.
 const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The range of one integer key, and what its upper end means to a person.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub key: &'static str,
+    pub min: u64,
+    pub max: u64,
+    /// The upper end in words ("a day"), for the error.
+    pub means: &'static str,
+}
+
+const fn bound(key: &'static str, min: u64, max: u64, means: &'static str) -> Bound {
+    Bound {
+        key,
+        min,
+        max,
+        means,
+    }
+}
+
+/// Every integer key's least and most value, in one table: loading refuses
+/// a value outside them with an error naming the key (exit 3), so a typo
+/// such as `lease_secs = 10000000000000000` never reaches a lease, a timer
+/// or a `Duration` sum. `config/default.toml` states each bound in the
+/// key's comment. (Identifiers, such as `cms.contact_center_id`, are not
+/// limits and have none.)
+pub const BOUNDS: &[Bound] = &[
+    bound("cms.page_size", 1, 10_000, "ten thousand users per page"),
+    bound("zoho.per_page", 1, 200, "Zoho's maximum"),
+    bound("http.timeout_secs", 1, 3_600, "an hour"),
+    bound("http.connect_timeout_secs", 1, 300, "five minutes"),
+    bound("http.max_retries", 0, 20, "twenty retries"),
+    bound("http.backoff_initial_ms", 0, 60_000, "a minute"),
+    bound("http.backoff_max_ms", 0, 600_000, "ten minutes"),
+    bound("http.max_body_bytes", 1, 1 << 30, "1 GiB"),
+    bound("fetch.concurrency", 1, 256, "256 reads in flight"),
+    bound("fetch.deadline_secs", 1, 86_400, "a day"),
+    bound("apply.puts_per_second", 1, 1_000, "a thousand per second"),
+    bound("apply.burst", 1, 1_000, "a thousand at once"),
+    bound("apply.concurrency", 1, 256, "256 leads at once"),
+    bound(
+        "apply.max_users_per_put",
+        1,
+        10_000,
+        "ten thousand user ids",
+    ),
+    bound("apply.recheck_secs", 0, 3_600, "an hour"),
+    bound("apply.lease_secs", 1, 86_400, "a day"),
+    bound("apply.max_plan_age_secs", 1, 604_800, "a week"),
+    bound(
+        "plan.unjoined_headroom",
+        0,
+        rebalancer_optimizer::limits::MAX_RECORDS as u64,
+        "the planner's limit of 10^12 records",
+    ),
+    bound(
+        "plan.max_leads_per_agent",
+        0,
+        100_000,
+        "a hundred thousand leads",
+    ),
+    bound("plan.max_moves_per_run", 0, 1_000_000, "a million moves"),
+    bound(
+        "plan.max_moves_per_agent",
+        0,
+        100_000,
+        "a hundred thousand moves",
+    ),
+];
+
+/// Most a lead or campaign weight may be: weights are multiplied and
+/// summed, and 10^6 keeps every product finite and meaningful.
+pub const MAX_WEIGHT: f64 = 1e6;
+
+/// Most records a plan figure (`plan.min_flow`, `plan.min_shortfall_gain`,
+/// `plan.demand` entries) may be: the planner's limit.
+const MAX_RECORDS_F: f64 = rebalancer_optimizer::limits::MAX_RECORDS as f64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -791,6 +868,31 @@ impl Checker<'_> {
         }
     }
 
+    /// `value` of `key` within its [`BOUNDS`] entry.
+    fn within(&self, key: &str, value: u64) -> Result<(), SettingsError> {
+        let Some(b) = BOUNDS.iter().find(|b| b.key == key) else {
+            debug_assert!(false, "{key} has no entry in BOUNDS");
+            return Ok(());
+        };
+        if (b.min..=b.max).contains(&value) {
+            return Ok(());
+        }
+        Err(self.fail(
+            key,
+            format!(
+                "is {value}; it must be between {} and {} ({})",
+                b.min, b.max, b.means
+            ),
+        ))
+    }
+
+    /// Every `(key, value)` within its bounds.
+    fn all_within<const N: usize>(&self, values: [(&str, u64); N]) -> Result<(), SettingsError> {
+        values
+            .into_iter()
+            .try_for_each(|(key, value)| self.within(key, value))
+    }
+
     fn connection(&self, s: &Settings) -> Result<(), SettingsError> {
         for (key, value) in [
             ("cms.base_url", &s.cms.base_url),
@@ -828,9 +930,10 @@ impl Checker<'_> {
                 return Err(self.fail(key, "is empty"));
             }
         }
-        if s.cms.page_size == 0 {
-            return Err(self.fail("cms.page_size", "must be at least 1"));
-        }
+        self.all_within([
+            ("cms.page_size", u64::from(s.cms.page_size)),
+            ("zoho.per_page", u64::from(s.zoho.per_page)),
+        ])?;
         if s.cms.campaigns.is_empty() {
             return Err(self.fail(
                 "cms.campaigns",
@@ -878,28 +981,18 @@ impl Checker<'_> {
                 ),
             ));
         }
-        if !(1..=200).contains(&s.zoho.per_page) {
-            return Err(self.fail(
-                "zoho.per_page",
-                "must be between 1 and 200 (Zoho's maximum)",
-            ));
-        }
         Ok(())
     }
 
     fn http(&self, h: &HttpKeys) -> Result<(), SettingsError> {
-        if h.timeout_secs == 0 {
-            return Err(self.fail("http.timeout_secs", "must be at least 1"));
-        }
-        if h.connect_timeout_secs == 0 {
-            return Err(self.fail("http.connect_timeout_secs", "must be at least 1"));
-        }
-        if h.max_body_bytes == 0 {
-            return Err(self.fail(
-                "http.max_body_bytes",
-                "must be at least 1 (the default is 67108864)",
-            ));
-        }
+        self.all_within([
+            ("http.timeout_secs", h.timeout_secs),
+            ("http.connect_timeout_secs", h.connect_timeout_secs),
+            ("http.max_retries", u64::from(h.max_retries)),
+            ("http.backoff_initial_ms", h.backoff_initial_ms),
+            ("http.backoff_max_ms", h.backoff_max_ms),
+            ("http.max_body_bytes", as_u64(h.max_body_bytes)),
+        ])?;
         if h.backoff_max_ms < h.backoff_initial_ms {
             return Err(self.fail(
                 "http.backoff_max_ms",
@@ -913,12 +1006,10 @@ impl Checker<'_> {
     }
 
     fn fetch(&self, f: &FetchKeys) -> Result<(), SettingsError> {
-        if f.concurrency == 0 {
-            return Err(self.fail("fetch.concurrency", "must be at least 1"));
-        }
-        if f.deadline_secs == 0 {
-            return Err(self.fail("fetch.deadline_secs", "must be at least 1"));
-        }
+        self.all_within([
+            ("fetch.concurrency", as_u64(f.concurrency)),
+            ("fetch.deadline_secs", f.deadline_secs),
+        ])?;
         let c = f.min_webex_coverage;
         if !(c.is_finite() && (0.0..=1.0).contains(&c)) {
             return Err(self.fail(
@@ -930,18 +1021,15 @@ impl Checker<'_> {
     }
 
     fn apply(&self, a: &ApplyKeys) -> Result<(), SettingsError> {
-        for (key, value) in [
-            ("apply.puts_per_second", a.puts_per_second as u64),
-            ("apply.burst", a.burst as u64),
-            ("apply.concurrency", a.concurrency as u64),
-            ("apply.max_users_per_put", a.max_users_per_put as u64),
+        self.all_within([
+            ("apply.puts_per_second", u64::from(a.puts_per_second)),
+            ("apply.burst", u64::from(a.burst)),
+            ("apply.concurrency", as_u64(a.concurrency)),
+            ("apply.max_users_per_put", as_u64(a.max_users_per_put)),
+            ("apply.recheck_secs", a.recheck_secs),
             ("apply.lease_secs", a.lease_secs),
             ("apply.max_plan_age_secs", a.max_plan_age_secs),
-        ] {
-            if value == 0 {
-                return Err(self.fail(key, "must be at least 1"));
-            }
-        }
+        ])?;
         if a.journal.as_os_str().is_empty() {
             return Err(self.fail(
                 "apply.journal",
@@ -982,34 +1070,82 @@ impl Checker<'_> {
                 Err(self.fail(
                     key,
                     format!(
-                        "is {v}; it must be a number {} 0 and 1",
-                        if lo_open { "above" } else { "between" }
+                        "is {v}; it must be a number {} 1",
+                        if lo_open {
+                            "above 0 and at most"
+                        } else {
+                            "between 0 and"
+                        }
                     ),
                 ))
             }
         };
-        let non_negative = |key: &str, v: f64| -> Result<(), SettingsError> {
-            if v.is_finite() && v >= 0.0 {
+        let up_to = |key: &str, v: f64, max: f64, means: &str| -> Result<(), SettingsError> {
+            if v.is_finite() && (0.0..=max).contains(&v) {
                 Ok(())
             } else {
-                Err(self.fail(key, format!("is {v}; it must be a finite number ≥ 0")))
+                Err(self.fail(
+                    key,
+                    format!("is {v}; it must be a number between 0 and {max} ({means})"),
+                ))
             }
         };
         unit("plan.demand_share", p.demand_share, true)?;
-        non_negative("plan.min_shortfall_gain", p.min_shortfall_gain)?;
-        non_negative("plan.min_balance_gain", p.min_balance_gain)?;
-        if !(p.min_flow.is_finite() && p.min_flow > 0.0) {
+        unit("plan.max_unassign_share", p.max_unassign_share, false)?;
+        if let TargetUtilisation::At(x) = p.target_utilisation {
+            unit("plan.target_utilisation", x, true)?;
+        }
+        up_to(
+            "plan.min_shortfall_gain",
+            p.min_shortfall_gain,
+            MAX_RECORDS_F,
+            "the planner's limit of 10^12 records",
+        )?;
+        up_to(
+            "plan.min_balance_gain",
+            p.min_balance_gain,
+            1.0,
+            "a gain of 100 points of utilisation",
+        )?;
+        if !(p.min_flow.is_finite() && p.min_flow > 0.0 && p.min_flow <= MAX_RECORDS_F) {
             return Err(self.fail(
                 "plan.min_flow",
-                format!("is {}; it must be a number above 0", p.min_flow),
+                format!(
+                    "is {}; it must be a number above 0 and at most {MAX_RECORDS_F} (the planner's limit of 10^12 records)",
+                    p.min_flow
+                ),
             ));
         }
         for (lead, &w) in &p.lead_weights {
-            non_negative(&format!("plan.lead_weights.\"{lead}\""), w)?;
+            up_to(
+                &format!("plan.lead_weights.\"{lead}\""),
+                w,
+                MAX_WEIGHT,
+                "a million",
+            )?;
         }
         for (campaign, &w) in &p.campaign_weights {
-            non_negative(&format!("plan.campaign_weights.\"{campaign}\""), w)?;
+            up_to(
+                &format!("plan.campaign_weights.\"{campaign}\""),
+                w,
+                MAX_WEIGHT,
+                "a million",
+            )?;
         }
+        for (lead, &d) in &p.demand {
+            if d > rebalancer_optimizer::limits::MAX_RECORDS as u64 {
+                return Err(self.fail(
+                    &format!("plan.demand.\"{lead}\""),
+                    format!("is {d}; it must be at most 10^12 records (the planner's limit)"),
+                ));
+            }
+        }
+        self.all_within([
+            ("plan.unjoined_headroom", p.unjoined_headroom),
+            ("plan.max_leads_per_agent", as_u64(p.max_leads_per_agent)),
+            ("plan.max_moves_per_run", as_u64(p.max_moves_per_run)),
+            ("plan.max_moves_per_agent", as_u64(p.max_moves_per_agent)),
+        ])?;
         Ok(())
     }
 }
@@ -1118,10 +1254,225 @@ fn load_identity_file(path: &Path) -> Result<IdentityMap, SettingsError> {
     Ok(file.agents)
 }
 
+/// A count as `u64` (saturating; `usize` is at most 64 bits here).
+fn as_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 /// The environment variable that overrides `key` (`cms.password` →
 /// `REBALANCER_CMS__PASSWORD`).
 pub fn env_name(key: &str) -> String {
     format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+}
+
+/// The bounds of every numeric key, through the loader (issue 16, #15).
+#[cfg(test)]
+mod bounds_tests {
+    use super::*;
+
+    const FILE: &str = r#"
+[cms]
+base_url = "https://cms.example.com:8443"
+username = "u"
+password = "p-secret"
+contact_center_id = 1
+[[cms.campaigns]]
+process_id = 1
+campaign_id = 2
+lead_ids = [3]
+[webex]
+base_url = "https://webex.example.com"
+api_key = "k-secret"
+[zoho]
+client_id = "c"
+client_secret = "s-secret"
+refresh_token = "r-secret"
+threshold_ids = ["9"]
+"#;
+
+    fn load_with(text: &str, vars: &[(String, String)]) -> Result<Settings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        let env = Env::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        load(&path, &env)
+            .map(|l| l.value)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Other keys a value needs to be valid on its own (a large first
+    /// backoff needs a large cap).
+    fn companions(key: &str) -> Vec<(String, String)> {
+        match key {
+            "http.backoff_initial_ms" => vec![(env_name("http.backoff_max_ms"), "600000".into())],
+            "http.backoff_max_ms" => vec![(env_name("http.backoff_initial_ms"), "0".into())],
+            _ => vec![],
+        }
+    }
+
+    #[test]
+    fn every_integer_bound_is_enforced_by_the_loader() {
+        for b in BOUNDS {
+            let var = env_name(b.key);
+            let with = |value: u64| {
+                let mut vars = companions(b.key);
+                vars.push((var.clone(), value.to_string()));
+                load_with(FILE, &vars)
+            };
+            with(b.max).unwrap_or_else(|e| panic!("{} = {} (its maximum): {e}", b.key, b.max));
+            with(b.min).unwrap_or_else(|e| panic!("{} = {} (its minimum): {e}", b.key, b.min));
+            let mut outside = vec![b.max + 1];
+            if b.min > 0 {
+                outside.push(b.min - 1);
+            }
+            for value in outside {
+                let err = with(value).expect_err(&format!("{} = {value} was accepted", b.key));
+                assert!(
+                    err.contains(&format!("`{}`", b.key))
+                        && err.contains(&var)
+                        && err.contains(&format!("between {} and {}", b.min, b.max)),
+                    "{} = {value}: {err}",
+                    b.key
+                );
+            }
+        }
+    }
+
+    /// Issue 16, #15: a lease of 10^16 seconds is refused at load, naming
+    /// the key and the file, never reaching the journal.
+    #[test]
+    fn an_absurd_lease_is_refused_naming_the_key() {
+        let text = format!("{FILE}[apply]\nlease_secs = 10000000000000000\n");
+        let err = load_with(&text, &[]).unwrap_err();
+        assert!(
+            err.contains("`apply.lease_secs`")
+                && err.contains("c.toml")
+                && err.contains("86400 (a day)"),
+            "{err}"
+        );
+        let err = load_journal(
+            None,
+            None,
+            &Env::from_pairs([("REBALANCER_APPLY__LEASE_SECS", "10000000000000000")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("REBALANCER_APPLY__LEASE_SECS"), "{err}");
+    }
+
+    #[test]
+    fn every_float_and_table_value_has_an_upper_bound() {
+        for (text, key) in [
+            (
+                "[fetch]\nmin_webex_coverage = 1.5",
+                "fetch.min_webex_coverage",
+            ),
+            ("[plan]\ndemand_share = 1.5", "plan.demand_share"),
+            (
+                "[plan]\nmax_unassign_share = 1.5",
+                "plan.max_unassign_share",
+            ),
+            (
+                "[plan]\ntarget_utilisation = 1.5",
+                "plan.target_utilisation",
+            ),
+            ("[plan]\nmin_flow = 1e13", "plan.min_flow"),
+            (
+                "[plan]\nmin_shortfall_gain = 1e13",
+                "plan.min_shortfall_gain",
+            ),
+            (
+                "[plan]\nmin_shortfall_gain = inf",
+                "plan.min_shortfall_gain",
+            ),
+            ("[plan]\nmin_balance_gain = 1.5", "plan.min_balance_gain"),
+            ("[plan.lead_weights]\n\"2/3\" = 1e7", "plan.lead_weights"),
+            (
+                "[plan.campaign_weights]\n\"2\" = 1e300",
+                "plan.campaign_weights",
+            ),
+            ("[plan.demand]\n\"2/3\" = 1000000000001", "plan.demand"),
+        ] {
+            let err = load_with(&format!("{FILE}{text}\n"), &[])
+                .expect_err(&format!("{text} was accepted"));
+            assert!(err.contains(key) && err.contains("c.toml"), "{key}: {err}");
+        }
+        for text in [
+            "[plan]\nmin_flow = 1e12\nmin_shortfall_gain = 1e12\nmin_balance_gain = 1.0",
+            "[plan.lead_weights]\n\"2/3\" = 1e6",
+            "[plan.demand]\n\"2/3\" = 1000000000000",
+        ] {
+            load_with(&format!("{FILE}{text}\n"), &[])
+                .unwrap_or_else(|e| panic!("{text} (at the bound): {e}"));
+        }
+    }
+
+    /// Every integer key of `config/default.toml` has a bound, its default
+    /// lies within it, and the key's comment states the upper end.
+    #[test]
+    fn every_integer_key_of_the_defaults_is_bounded_and_documented() {
+        let table: toml::Table = DEFAULT_TOML.parse().unwrap();
+        let mut integers = Vec::new();
+        collect_integers("", &toml::Value::Table(table), &mut integers);
+        assert!(integers.len() >= 15, "{integers:?}");
+        for (key, value) in &integers {
+            let b = BOUNDS
+                .iter()
+                .find(|b| b.key == key)
+                .unwrap_or_else(|| panic!("{key} (an integer key) has no entry in BOUNDS"));
+            let value = u64::try_from(*value).unwrap();
+            assert!((b.min..=b.max).contains(&value), "{key}'s default");
+        }
+        for b in BOUNDS {
+            let comment = comment_of(b.key);
+            let stated = if b.max == 1_000_000_000_000 {
+                "10^12".to_string()
+            } else {
+                b.max.to_string()
+            };
+            assert!(
+                comment.contains(&stated),
+                "config/default.toml does not state {}'s bound {stated}: {comment}",
+                b.key
+            );
+        }
+    }
+
+    fn collect_integers(prefix: &str, value: &toml::Value, out: &mut Vec<(String, i64)>) {
+        match value {
+            toml::Value::Integer(n) => out.push((prefix.to_string(), *n)),
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    collect_integers(&join_key(prefix, k), v, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The comment above `section.key`'s line in the defaults (skipping
+    /// the lines of keys that share it, as `max_moves_per_run` and
+    /// `max_moves_per_agent` do).
+    fn comment_of(key: &str) -> String {
+        let (section, name) = key.split_once('.').unwrap();
+        let lines: Vec<&str> = DEFAULT_TOML.lines().collect();
+        let mut in_section = false;
+        for (i, line) in lines.iter().enumerate() {
+            if line.starts_with('[') {
+                in_section = *line == format!("[{section}]");
+            } else if in_section && line.starts_with(&format!("{name} =")) {
+                let comment = lines[..i]
+                    .iter()
+                    .rev()
+                    .skip_while(|l| !l.starts_with('#') && l.contains(" = "))
+                    .take_while(|l| l.starts_with('#'))
+                    .copied()
+                    .collect::<Vec<_>>();
+                return comment.join("\n");
+            }
+        }
+        panic!("{key} is not in config/default.toml");
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,10 @@
 //!   `drifted_leads_total`, `journal_write_failures_total` (counters),
 //! - `shortfall_records`, `peak_utilisation` (after each cycle's plan),
 //!   `cms_gets_per_lead` (the cycle's fetch) and
-//!   `last_success_timestamp_seconds` (gauges).
+//!   `last_success_timestamp_seconds` (gauges),
+//! - `malformed_bodies_retried_total` (counter): reads of a cycle, its
+//!   fetch's and its apply's, whose 2xx body was malformed or truncated and
+//!   was read again.
 
 use anyhow::Context;
 use axum::extract::State;

@@ -93,13 +93,27 @@ fn schedule(opts: &Options, keys: &RunKeys) -> Result<Option<Schedule>, Schedule
     }
 }
 
-/// `run.min_move_interval` as a duration (`0s` turns the guard off).
+/// Longest flap guard: a year (a longer one would reach back past any
+/// journal, and dates built from it could overflow).
+const MAX_MOVE_INTERVAL: Duration = Duration::from_secs(366 * 86_400);
+
+/// `run.min_move_interval` as a duration (`0s` turns the guard off), at
+/// most [`MAX_MOVE_INTERVAL`].
 fn min_move_interval(keys: &RunKeys) -> Result<Duration, ScheduleError> {
-    humantime::parse_duration(keys.min_move_interval.trim()).map_err(|e| ScheduleError {
+    let err = |problem: String| ScheduleError {
         what: "run.min_move_interval".into(),
         value: keys.min_move_interval.clone(),
-        problem: format!("is not a duration ({e}); write it like \"1h\" or \"0s\" (off)"),
-    })
+        problem,
+    };
+    let d = humantime::parse_duration(keys.min_move_interval.trim()).map_err(|e| {
+        err(format!(
+            "is not a duration ({e}); write it like \"1h\" or \"0s\" (off)"
+        ))
+    })?;
+    if d > MAX_MOVE_INTERVAL {
+        return Err(err("is longer than a year; write at most \"366d\"".into()));
+    }
+    Ok(d)
 }
 
 pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
@@ -280,11 +294,15 @@ async fn cycle_steps(
     if let Some(per_lead) = fetched.cms_gets_per_lead() {
         metrics::gauge!("rebalancer_cms_gets_per_lead").set(per_lead);
     }
+    metrics::counter!("rebalancer_malformed_bodies_retried_total")
+        .increment(fetched.malformed_retried);
     let stage = std::time::Instant::now();
     let recent = if guard.is_zero() {
         Default::default()
     } else {
-        let since = time::OffsetDateTime::now_utc() - guard;
+        let now = time::OffsetDateTime::now_utc();
+        let since = now.checked_sub(guard.try_into().unwrap_or(time::Duration::MAX));
+        let since = since.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         recent_for_plan(rebalancer_applier::recent_moves(&session.journal, since)?)
     };
     let cfg = session.connected.plan.clone();
@@ -329,6 +347,8 @@ async fn cycle_steps(
     }
     let progress = Progress::default();
     let stage = std::time::Instant::now();
+    let stats = &session.connected.connection.clients.stats;
+    let malformed_before = stats.malformed_retries();
     let applied = applying::with_progress(
         log.interactive,
         &progress,
@@ -345,6 +365,8 @@ async fn cycle_steps(
     .await;
     metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "apply")
         .record(stage.elapsed().as_secs_f64());
+    metrics::counter!("rebalancer_malformed_bodies_retried_total")
+        .increment(stats.malformed_retries() - malformed_before);
     match applied {
         Ok(report) => {
             metrics::counter!("rebalancer_moves_applied_total").increment(report.moves_made as u64);

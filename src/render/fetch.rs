@@ -23,6 +23,8 @@ struct Summary {
     cms_gets: u64,
     cms_gets_per_lead: Option<f64>,
     retries: u64,
+    /// Of `retries`, reads whose 2xx body was malformed or truncated.
+    malformed_retried: u64,
     elapsed_ms: u64,
     snapshot_hash: String,
 }
@@ -46,6 +48,7 @@ fn summarise(snapshot: &Snapshot, report: &FetchReport) -> Summary {
         cms_gets: report.cms_gets,
         cms_gets_per_lead: report.cms_gets_per_lead(),
         retries: report.retries,
+        malformed_retried: report.malformed_retried,
         elapsed_ms: report.elapsed.as_millis() as u64,
         snapshot_hash: snapshot.content_hash(),
     }
@@ -84,6 +87,10 @@ pub fn summary(snapshot: &Snapshot, report: &FetchReport) -> String {
             },
         ),
         ("retries".into(), s.retries.to_string()),
+        (
+            "retried: malformed 2xx bodies".into(),
+            s.malformed_retried.to_string(),
+        ),
         ("time".into(), format!("{} ms", s.elapsed_ms)),
     ]);
     for (k, v) in rows {

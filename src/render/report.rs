@@ -216,7 +216,7 @@ fn summary(out: &mut String, plan: &Plan) {
         "System",
         &format!(
             "CMS {}, contact center {}",
-            Esc(&plan.system.cms_base_url),
+            Esc(&rebalancer_upstream::mask_url(&plan.system.cms_base_url)),
             Esc(&center)
         ),
     );

@@ -40,6 +40,7 @@ use rebalancer_model::{Plan, TargetSystem, PLAN_SCHEMA_VERSION};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::journal::mask_url;
 use crate::report::{RunKind, RunOutcome, RunRecord};
 use crate::ApplyError;
 
@@ -246,9 +247,9 @@ fn check_system(plan: &TargetSystem, config: &TargetSystem) -> Result<(), Refusa
     if plan != config {
         let cc = |id: Option<u64>| id.map_or("unknown".into(), |i| i.to_string());
         return Err(Refusal::OtherSystem {
-            plan_url: shown(&plan.cms_base_url),
+            plan_url: shown(&mask_url(&plan.cms_base_url)),
             plan_cc: cc(plan.contact_center_id),
-            config_url: shown(&config.cms_base_url),
+            config_url: shown(&mask_url(&config.cms_base_url)),
             config_cc: cc(config.contact_center_id),
         });
     }

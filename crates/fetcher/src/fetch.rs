@@ -137,6 +137,10 @@ pub struct FetchReport {
     /// HTTP requests sent, every attempt counted.
     pub requests: u64,
     pub retries: u64,
+    /// Of `retries`, those of a read whose 2xx body was malformed or
+    /// truncated (a proxy's HTML page, cut-off JSON): retried within
+    /// `http.max_retries` like a 5xx.
+    pub malformed_retried: u64,
     pub elapsed: Duration,
     pub leads_read: usize,
     pub leads_missing: usize,
@@ -174,6 +178,7 @@ async fn fetch_unbounded(
     let started = Instant::now();
     let requests_before = clients.stats.requests();
     let retries_before = clients.stats.retries();
+    let malformed_before = clients.stats.malformed_retries();
     let cms_gets_before = clients.stats.gets(Api::Cms);
 
     let (leads, webex, zoho) = futures::try_join!(
@@ -203,6 +208,7 @@ async fn fetch_unbounded(
     let report = FetchReport {
         requests: clients.stats.requests() - requests_before,
         retries: clients.stats.retries() - retries_before,
+        malformed_retried: clients.stats.malformed_retries() - malformed_before,
         elapsed: started.elapsed(),
         leads_read: read.leads_read,
         leads_missing: read.leads_missing,
@@ -214,6 +220,8 @@ async fn fetch_unbounded(
         problems = snapshot.problems.len(),
         requests = report.requests,
         cms_gets = report.cms_gets,
+        retries = report.retries,
+        malformed_retried = report.malformed_retried,
         elapsed_ms = report.elapsed.as_millis() as u64,
         "fetch finished"
     );

@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth;
-use crate::faults::{json_response, malformed_response, AfterApply, Endpoint, Fault};
+use crate::faults::{
+    html_response, json_response, malformed_response, AfterApply, Endpoint, Fault,
+};
 use crate::state::{Shared, WriteRecord};
 
 /// The CMS routes.
@@ -99,6 +101,7 @@ fn unauthorized() -> Response {
 /// The CMS's answer to an injected fault.
 fn fault_response(fault: Fault) -> Response {
     match fault {
+        Fault::Html => html_response(),
         Fault::Malformed => {
             malformed_response(r#"{"campaignLeadId":1,"assignedCampaignUserIds":[30"#)
         }

@@ -1,7 +1,9 @@
 //! Fault injection per endpoint: latency, "fail the first N requests",
-//! random 500 / 429 (with `Retry-After`), malformed 200 bodies, and 200s
-//! with an empty (or null) result, the way an upstream in trouble may
-//! answer "nothing" instead of an error.
+//! random 500 / 429 (with `Retry-After`), malformed 200 bodies (truncated
+//! JSON, or a proxy's HTML page), and 200s with an empty (or null) result,
+//! the way an upstream in trouble may answer "nothing" instead of an error.
+//! Every random decision comes from one RNG seeded with the sandbox's seed,
+//! so a given seed and request order give the same faults.
 //!
 //! Two faults only make sense for a write (the CMS PUT): apply the change
 //! and THEN answer 500 ([`FaultSpec::p_500_after_apply`]) or a malformed 200
@@ -37,7 +39,7 @@ pub struct Faults {
 }
 
 /// Faults for one endpoint. Applied in this order: latency, `fail_first`,
-/// then the probabilities (500, 429, malformed, empty), then (CMS PUT only)
+/// then the probabilities (500, 429, malformed, HTML, empty), then (CMS PUT only)
 /// the after-apply ones (500 after apply, malformed after apply).
 #[derive(Clone, Default, Debug)]
 pub struct FaultSpec {
@@ -49,6 +51,9 @@ pub struct FaultSpec {
     pub retry_after_secs: u64,
     /// Probability of a 200 with a truncated JSON body.
     pub p_malformed: f64,
+    /// Probability of a 200 with a proxy's HTML page (`text/html`) instead
+    /// of the API's JSON, as a misconfigured or overloaded proxy answers.
+    pub p_html: f64,
     /// Probability of a 200 with an empty result: Webex `{"users":[]}`, CMS
     /// empty lists, Zoho `restrict_to: []` without more records, a token
     /// body with neither token nor error.
@@ -106,6 +111,8 @@ pub enum Fault {
     },
     /// Answer 200 with a truncated JSON body.
     Malformed,
+    /// Answer 200 with a proxy's HTML page ([`html_response`]).
+    Html,
     /// Answer 200 with an empty result (`null` lists with `null`).
     Empty { null: bool },
 }
@@ -173,6 +180,8 @@ impl FaultState {
             })
         } else if roll(spec.p_malformed) {
             Some(Fault::Malformed)
+        } else if roll(spec.p_html) {
+            Some(Fault::Html)
         } else if roll(spec.p_empty) {
             Some(Fault::Empty {
                 null: spec.empty_null,
@@ -219,6 +228,19 @@ pub fn malformed_response(truncated: &'static str) -> Response {
         StatusCode::OK,
         [("content-type", "application/json")],
         truncated,
+    )
+        .into_response()
+}
+
+/// A 200 with the HTML error page of a proxy in front of the API, the
+/// same for every API (a proxy does not know which one it fronts).
+pub fn html_response() -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "text/html; charset=utf-8")],
+        "<!DOCTYPE html>\n<html><head><title>Service temporarily unavailable</title></head>\n\
+         <body><h1>Please wait</h1><p>The upstream is busy; this page was served by the \
+         gateway.</p></body></html>\n",
     )
         .into_response()
 }
@@ -286,6 +308,28 @@ mod tests {
             Some(AfterApply::Malformed)
         );
         assert_eq!(state.decide_after_apply(Endpoint::CmsGet), None);
+    }
+
+    #[test]
+    fn html_pages_are_seeded_and_roughly_at_their_rate() {
+        let faults = Faults {
+            cms_get: FaultSpec {
+                p_html: 0.03,
+                ..FaultSpec::default()
+            },
+            ..Faults::default()
+        };
+        let draw = |seed| {
+            let mut state = FaultState::new(faults.clone(), ChaCha8Rng::seed_from_u64(seed));
+            (0..2000)
+                .map(|_| state.decide(Endpoint::CmsGet).1)
+                .collect::<Vec<_>>()
+        };
+        let first = draw(5);
+        assert_eq!(first, draw(5), "the same seed gives the same faults");
+        let html = first.iter().filter(|f| **f == Some(Fault::Html)).count();
+        assert!((30..90).contains(&html), "{html} of 2000 at 3 %");
+        assert!(first.iter().all(|f| matches!(f, None | Some(Fault::Html))));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::auth;
-use crate::faults::{json_response, malformed_response, Endpoint, Fault};
+use crate::faults::{html_response, json_response, malformed_response, Endpoint, Fault};
 use crate::generate::User;
 use crate::state::Shared;
 
@@ -89,6 +89,7 @@ fn error(status: u16, code: u16, message: &str, retry_after: Option<u64>) -> Res
 /// "not processed" (1010) body with HTTP 200, 498 the expired-token body.
 fn fault_response(fault: Fault) -> Response {
     match fault {
+        Fault::Html => html_response(),
         Fault::Malformed => malformed_response(r#"{"users":[{"username":"agent0001","user_em"#),
         Fault::Empty { null } => {
             let users = if null { json!(null) } else { json!([]) };

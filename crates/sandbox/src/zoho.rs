@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::auth;
-use crate::faults::{json_response, malformed_response, Endpoint, Fault};
+use crate::faults::{html_response, json_response, malformed_response, Endpoint, Fault};
 use crate::generate::MODULE;
 use crate::state::Shared;
 
@@ -91,6 +91,7 @@ fn error(status: u16, code: &str, message: &str, details: Value) -> Response {
 
 fn crm_fault_response(fault: Fault) -> Response {
     match fault {
+        Fault::Html => html_response(),
         Fault::Malformed => malformed_response(r#"{"restrict_to":[{"backlog_allow_count":4,"defa"#),
         Fault::Empty { null } => {
             let users = if null { json!(null) } else { json!([]) };
@@ -115,6 +116,7 @@ fn crm_fault_response(fault: Fault) -> Response {
 
 fn token_fault_response(fault: Fault) -> Response {
     match fault {
+        Fault::Html => html_response(),
         Fault::Malformed => malformed_response(r#"{"access_token":"1000.3f"#),
         Fault::Empty { null } => {
             let body = if null {

@@ -888,6 +888,22 @@ async fn throttling_carries_retry_after_and_webex_special_faults() {
     assert!(started.elapsed() >= Duration::from_millis(150));
     assert_eq!(resp.status(), 200);
     assert!(serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).is_err());
+
+    // A proxy's HTML page: a 200, text/html, no JSON.
+    sb.set_faults(Faults {
+        webex: FaultSpec {
+            p_html: 1.0,
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    let resp = client.get(&url).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let body = resp.bytes().await.unwrap();
+    assert!(body.starts_with(b"<!DOCTYPE html>"));
+    assert!(serde_json::from_slice::<Value>(&body).is_err());
     sb.shutdown().await;
 }
 

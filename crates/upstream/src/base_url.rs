@@ -17,6 +17,7 @@ use std::str::FromStr;
 
 use url::{Host, Url};
 
+use crate::mask::mask_url;
 use crate::scrub::scrub;
 
 /// A validated base URL (see the module documentation for the rules).
@@ -134,15 +135,17 @@ impl BaseUrl {
     }
 }
 
+/// Shown through [`mask_url`], as every URL is (a base URL holds no
+/// credentials, so this changes nothing unless that rule is broken).
 impl fmt::Display for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.url.as_str())
+        f.write_str(&mask_url(self.url.as_str()))
     }
 }
 
 impl fmt::Debug for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BaseUrl({:?})", self.url.as_str())
+        write!(f, "BaseUrl({:?})", mask_url(self.url.as_str()))
     }
 }
 
@@ -172,31 +175,10 @@ impl serde::Serialize for BaseUrl {
     }
 }
 
-/// `input` with the password of a `user:password@` part replaced by `****`
-/// (also when `input` is no valid URL), and token-like strings scrubbed.
+/// `input` with any password masked by [`mask_url`] (also when `input` is
+/// no valid URL), and token-like strings scrubbed.
 pub(crate) fn mask_credentials(input: &str) -> String {
-    let (scheme, rest) = match input.find("://") {
-        Some(i) => (&input[..i + 3], &input[i + 3..]),
-        None => ("", input),
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let masked = match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let shown_user = match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:****"),
-                None => userinfo.to_string(),
-            };
-            format!(
-                "{scheme}{shown_user}@{}{}",
-                &authority[at + 1..],
-                &rest[authority_end..]
-            )
-        }
-        None => input.to_string(),
-    };
-    scrub(&masked)
+    scrub(&mask_url(input))
 }
 
 #[cfg(test)]

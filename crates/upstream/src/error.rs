@@ -348,6 +348,15 @@ impl UpstreamError {
         matches!(self, UpstreamError::AmbiguousWrite { .. })
     }
 
+    /// Whether this is a 2xx whose body could not be understood (truncated
+    /// JSON, a proxy's HTML page, an empty body where JSON was due). On an
+    /// idempotent read (a GET) it is retried within `http.max_retries` like
+    /// a 5xx, and returned only when every attempt was malformed; on a write
+    /// it stays what it is (for the CMS PUT, an ambiguous write).
+    pub fn is_malformed_body(&self) -> bool {
+        matches!(self, UpstreamError::Malformed { .. })
+    }
+
     /// Whether the upstream said the object does not exist (CMS CONF-1001,
     /// HTTP 404).
     pub fn is_not_found(&self) -> bool {

@@ -2,7 +2,8 @@
 //! `reqwest::Client` (timeouts, TLS roots, no redirects), joining URLs onto
 //! base URLs, reading bodies with a size cap, the retry loop with
 //! exponential backoff and `Retry-After` (failing fast when the server asks
-//! for more than the backoff cap), request/retry counters, and the mapping
+//! for more than the backoff cap; a read is also retried on a malformed 2xx
+//! body, see `may_retry`), request/retry counters, and the mapping
 //! of common HTTP statuses onto [`UpstreamError`]. Every text quoted from a
 //! body is scrubbed of token-like strings first.
 //!
@@ -185,6 +186,8 @@ pub struct Stats {
     /// GET attempts, indexed by [`api_index`].
     gets: Arc<[AtomicU64; 4]>,
     retries: Arc<AtomicU64>,
+    /// Retries of a read whose 2xx body was malformed (also in `retries`).
+    malformed_retries: Arc<AtomicU64>,
     retry_wait_ms: Arc<AtomicU64>,
 }
 
@@ -213,6 +216,12 @@ impl Stats {
     /// Retries so far (attempts after a failed first attempt).
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Of [`Stats::retries`], those of a read (GET) whose 2xx body was
+    /// malformed or truncated (a proxy's HTML page, cut-off JSON).
+    pub fn malformed_retries(&self) -> u64 {
+        self.malformed_retries.load(Ordering::Relaxed)
     }
 
     /// The sum of the delays chosen before retries (backoff or
@@ -370,9 +379,7 @@ impl Http {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
-            let allowed =
-                failure.error.is_retryable() && (replay == Replay::Safe || failure.not_processed);
-            if !allowed {
+            if !may_retry(replay, &failure) {
                 return Err(give_up(api, endpoint, replay, failure));
             }
             let asked = failure.error.retry_after();
@@ -397,6 +404,9 @@ impl Http {
             }
             retries += 1;
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            if failure.error.is_malformed_body() {
+                self.stats.malformed_retries.fetch_add(1, Ordering::Relaxed);
+            }
             self.stats
                 .retry_wait_ms
                 .fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
@@ -579,6 +589,22 @@ impl Http {
             endpoint: endpoint.to_string(),
             origin,
             detail: error_chain(&e.without_url()),
+        }
+    }
+}
+
+/// Whether `failure` may be sent again (within `max_retries`). A read
+/// ([`Replay::Safe`]) is idempotent: it is retried on whatever
+/// `is_retryable` allows and on a 2xx whose body was malformed or truncated
+/// (a proxy's HTML page, cut-off JSON), which the next attempt usually
+/// reads whole. A write is retried only when the server certainly did not
+/// process it; a malformed answer to a write is never retried here (for the
+/// CMS PUT it becomes `AmbiguousWrite` in [`give_up`]).
+fn may_retry(replay: Replay, failure: &Failure) -> bool {
+    match replay {
+        Replay::Safe => failure.error.is_retryable() || failure.error.is_malformed_body(),
+        Replay::OnlyIfNotProcessed | Replay::Write => {
+            failure.error.is_retryable() && failure.not_processed
         }
     }
 }

@@ -15,12 +15,15 @@
 //!
 //! **API Boundary**: the clients, their configs, the value types they return,
 //! [`BaseUrl`], [`HttpSettings`], [`RequestBudget`], [`Stats`], [`UpstreamError`] and its
-//! [`ErrorClass`], and [`is_active_status`] (what Webex status strings mean).
+//! [`ErrorClass`], [`is_active_status`] (what Webex status strings mean), and
+//! [`mask_url`], the one function every URL or connection string is shown
+//! through (any password masked, whatever characters it holds).
 //!
 //! Every client shares the machinery in `http`: bounded body reads, retries
 //! with exponential backoff and jitter on 5xx / timeouts / connection errors
 //! / 429 (honouring `Retry-After` up to the backoff cap, failing fast
-//! beyond it), no redirects, `tracing` debug events per request (method,
+//! beyond it) and, for idempotent reads, on a 2xx whose body is malformed
+//! or truncated (counted in [`Stats::malformed_retries`]), no redirects, `tracing` debug events per request (method,
 //! path and query, status, elapsed; never headers) and a warning per retry.
 //! Text quoted from upstream bodies is scrubbed of token-like strings.
 //! A [`RequestBudget`] in [`HttpSettings::budget`] rate-limits writes and
@@ -33,6 +36,7 @@ mod cms;
 mod error;
 mod http;
 mod lenient;
+mod mask;
 mod scrub;
 mod webex;
 mod zoho;
@@ -44,5 +48,6 @@ pub use base_url::{BaseUrl, BaseUrlError};
 pub use cms::{CmsClient, CmsConfig, LeadUsers, MappingUpdate};
 pub use error::{Api, ErrorClass, UpstreamError};
 pub use http::{Fence, HttpSettings, RequestBudget, Stats};
+pub use mask::mask_url;
 pub use webex::{is_active_status, WebexClient, WebexConfig, WebexUser};
 pub use zoho::{ThresholdUser, ZohoClient, ZohoConfig, ZohoUser};

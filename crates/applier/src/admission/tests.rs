@@ -340,6 +340,20 @@ fn messages_quote_stored_text_escaped_and_cut() {
     assert!(text.len() < 700, "{text}");
 }
 
+#[test]
+fn a_plan_for_another_system_never_shows_a_password_of_its_url() {
+    let mut p = plan();
+    p.system.cms_base_url = "https://api:Zx9/Kq+secret@cms-b.example.com".into();
+    let r = admit(&p, &expected(), WritePath::Apply, false).unwrap_err();
+    let text = r.to_string();
+    assert!(matches!(r, Refusal::OtherSystem { .. }), "{text}");
+    assert!(
+        !text.contains("Kq+secret") && !text.contains("Zx9"),
+        "{text}"
+    );
+    assert!(text.contains("api:****@cms-b.example.com"), "{text}");
+}
+
 proptest! {
     /// A hash passes exactly when it is 64 lowercase hex digits.
     #[test]

@@ -1,10 +1,13 @@
 //! [`JournalLocation`]: where the journal lives, a SQLite file on this host
-//! or a PostgreSQL database (`journal.url`), and [`mask_url`], which hides
-//! the password a PostgreSQL URL may hold wherever the location is shown.
+//! or a PostgreSQL database (`journal.url`). It is shown only through
+//! [`mask_url`] (the upstream crate's one masking function, re-exported
+//! here), which hides the password a PostgreSQL URL or `key=value` string
+//! may hold, whatever characters it has.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use rebalancer_upstream::mask_url;
 use secrecy::{ExposeSecret, SecretString};
 
 /// Where the journal is. `Display` never shows a password.
@@ -65,51 +68,6 @@ impl From<&JournalLocation> for JournalLocation {
     }
 }
 
-/// `url` with any password replaced by `****`: the user-info of a URL
-/// (`postgres://user:****@host/db`), and `password=` in a `key=value`
-/// string or a URL's query.
-pub fn mask_url(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(scheme_end) = out.find("://") {
-        let rest = scheme_end + 3;
-        let authority_end = out[rest..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| rest + i);
-        if let Some(at) = out[rest..authority_end].rfind('@') {
-            let at = rest + at;
-            if let Some(colon) = out[rest..at].find(':') {
-                out.replace_range(rest + colon + 1..at, "****");
-            }
-        }
-    }
-    mask_key(&out, "password=")
-}
-
-/// Replaces the value after every `key` (case-insensitive) up to the next
-/// space, `&` or `#` (a quoted value up to its closing quote).
-fn mask_key(s: &str, key: &str) -> String {
-    let lower = s.to_ascii_lowercase();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while let Some(found) = lower[i..].find(key) {
-        let value = i + found + key.len();
-        out.push_str(&s[i..value]);
-        let end = if s[value..].starts_with('\'') {
-            s[value + 1..]
-                .find('\'')
-                .map_or(s.len(), |e| value + 1 + e + 1)
-        } else {
-            s[value..]
-                .find([' ', '&', '#'])
-                .map_or(s.len(), |e| value + e)
-        };
-        out.push_str("****");
-        i = end;
-    }
-    out.push_str(&s[i..]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +95,10 @@ mod tests {
             (
                 "host=h password='s3 cret' dbname=j",
                 "host=h password=**** dbname=j",
+            ),
+            (
+                "postgres://rebalancer:Zx9/Kq+s3cret@db.internal:5432/rebalancer",
+                "postgres://rebalancer:****@db.internal:5432/rebalancer",
             ),
         ] {
             assert_eq!(mask_url(url), shown);
