@@ -7,48 +7,10 @@
 
 mod common;
 
+use common::world::{setup, wait_child, Setup};
 use common::{config_toml, p, plan_world, run_async as run, s, start};
-use rebalancer_model::Plan;
-use rebalancer_sandbox::Sandbox;
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-/// A sandbox (system A), its config and a reviewed plan of it.
-struct Setup {
-    sb: Sandbox,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    plan_path: PathBuf,
-    plan: Plan,
-    journal: PathBuf,
-}
-
-async fn setup() -> Setup {
-    let sb = start(plan_world()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("a.toml");
-    std::fs::write(&config, config_toml(&sb)).unwrap();
-    let plan_path = dir.path().join("plan.json");
-    let (code, _, stderr) = run(
-        s(&["plan", "--config", &p(&config), "--out", &p(&plan_path)]),
-        vec![],
-    )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
-    let plan = Plan::load(&plan_path).unwrap();
-    assert!(plan.changes.len() > 20, "the world needs changes");
-    let journal = dir.path().join("journal.sqlite");
-    Setup {
-        sb,
-        dir,
-        config,
-        plan_path,
-        plan,
-        journal,
-    }
-}
+use std::process::{Command, Stdio};
 
 fn fast() -> Vec<(String, String)> {
     vec![("REBALANCER_APPLY__PUTS_PER_SECOND".into(), "100".into())]
@@ -112,42 +74,6 @@ impl Setup {
         );
     }
 
-    async fn wait_for_puts(&self, n: usize) {
-        for _ in 0..600 {
-            if self.sb.write_log().len() >= n {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the sandbox never saw {n} PUTs");
-    }
-
-    /// Every lead's assigned users in A now.
-    fn live(&self) -> BTreeMap<String, BTreeSet<String>> {
-        self.plan
-            .leads
-            .iter()
-            .map(|l| {
-                let (assigned, _) = self
-                    .sb
-                    .mapping(l.lead.campaign_id, l.lead.lead_id)
-                    .expect("the sandbox knows the plan's leads");
-                (l.lead.to_string(), assigned.into_iter().collect())
-            })
-            .collect()
-    }
-
-    fn target(&self) -> BTreeMap<String, BTreeSet<String>> {
-        self.plan
-            .leads
-            .iter()
-            .map(|l| {
-                let target = l.target.iter().map(|a| a.0.to_string()).collect();
-                (l.lead.to_string(), target)
-            })
-            .collect()
-    }
-
     /// The journal's runs, newest first.
     async fn runs(&self) -> Vec<serde_json::Value> {
         let (code, stdout, stderr) = run(
@@ -165,19 +91,6 @@ impl Setup {
         let runs: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         runs.as_array().unwrap().clone()
     }
-}
-
-async fn wait_child(child: Child) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    })
-    .await
-    .unwrap()
 }
 
 /// RFC 3339, `secs` seconds from now (negative: ago).

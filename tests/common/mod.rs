@@ -3,6 +3,8 @@
 //! it over real HTTP, or a config file for driving the binary.
 #![allow(dead_code)]
 
+pub mod world;
+
 use rebalancer_fetcher::{CampaignSpec, Clients, FetchOptions, FetchProgress, IdentityMap};
 use rebalancer_model::SnapshotSource;
 use rebalancer_sandbox::{Sandbox, SandboxConfig};
