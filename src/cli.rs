@@ -3,7 +3,9 @@
 //! This is the only place that sees clap types: it turns them into the plain
 //! option values each subcommand module takes.
 
-use crate::cmd::{apply, bench, check, fetch, history, plan, resume, rollback, run, sandbox, show};
+use crate::cmd::{
+    apply, bench, bench_instance, check, fetch, history, plan, resume, rollback, run, sandbox, show,
+};
 use crate::input::{Source, World};
 use crate::render::Format;
 use crate::{exit, logging};
@@ -82,6 +84,11 @@ pub enum Command {
     /// One size and backend of `bench`, in this process; prints one JSON line.
     #[command(hide = true)]
     BenchOne(BenchOneArgs),
+    /// Write one generated bench instance to a text file (for external
+    /// solvers: benches/lemon_stages.sh); the format is in
+    /// src/cmd/bench_instance.rs.
+    #[command(hide = true)]
+    BenchInstance(BenchInstanceArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -449,6 +456,32 @@ pub struct BenchOneArgs {
     pub repeat: u32,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct BenchInstanceArgs {
+    /// Instance family, by its bench name (uniform, skewed, ...).
+    #[arg(long, value_parser = parse_family)]
+    pub family: bench::Family,
+    /// AGENTSxLEADS.
+    #[arg(long, value_parser = parse_size)]
+    pub size: (usize, usize),
+    /// Seed of the instance generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Also solve the three exact stages and append their optimum (F*, u*,
+    /// stage-3 cost) as the file's `o` line.
+    #[arg(long)]
+    pub optimum: bool,
+}
+
+/// A family `bench` generates, by name.
+fn parse_family(text: &str) -> Result<bench::Family, String> {
+    bench::Family::parse(text.trim())
+        .ok_or_else(|| format!("`{text}` is not a bench family (uniform, skewed, ...)"))
+}
+
 /// A bench backend compiled into this build (the error names the others).
 fn parse_backend(text: &str) -> Result<bench::Backend, String> {
     bench::Backend::parse(text)
@@ -691,6 +724,13 @@ pub fn main() -> ExitCode {
                 let fam = family(args.family);
                 bench::run_one(fam[0], args.size, args.backend, args.seed, args.repeat)
             }
+            Command::BenchInstance(args) => bench_instance::run(bench_instance::Options {
+                family: args.family,
+                size: args.size,
+                seed: args.seed,
+                out: args.out,
+                optimum: args.optimum,
+            }),
         }
     });
     match result {

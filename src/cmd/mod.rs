@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod bench;
+pub mod bench_instance;
 pub mod check;
 pub mod fetch;
 pub mod history;
