@@ -2,8 +2,10 @@
 """OR-Tools comparison bench for the three lexicographic flow stages.
 
 Solves the same three stages as `crates/optimizer/src/stages.rs`, on the
-"uniform" instance family of `bench-instances.md`, with OR-Tools' C++ graph
-solvers through their Python wrappers:
+"uniform" instance family of `bench-instances.md` or (`--family dense`) the
+"dense" family of `crates/optimizer/src/families.rs` (generated here by the
+same steps, so both programs solve the same instance), with OR-Tools' C++
+graph solvers through their Python wrappers:
 
 1. Shortfall: max flow F* on source -> agents (cap h_i) -> leads (pair arcs,
    uncapacitated) -> sink (cap D_j), with `SimpleMaxFlow`.
@@ -39,6 +41,7 @@ Usage:
     python3 ortools_stages.py --sizes 20000x2000,200000x20000 --seed 42
     python3 ortools_stages.py --sizes 20000x2000 --format json --repeat 2 \
         --rust-bin target/release/rebalancer   # also check F*, u* against Rust
+    python3 ortools_stages.py --family dense --sizes 20000x2000 --repeat 3
 """
 
 from __future__ import annotations
@@ -60,6 +63,14 @@ GAMMA = 0x9E3779B97F4A7C15
 K_ELIGIBLE = 20  # eligible leads per agent
 CURRENT = 2  # the first 2 drawn leads of an agent are its current pairs
 SHARE = 0.8
+
+# The dense family (families.rs): pools of DENSE_POOL_MIN + below(SPREAD)
+# agents, 2 + below(3) current leads per agent, every 10th lead hot (x20).
+DENSE_POOL_MIN = 130
+DENSE_POOL_SPREAD = 71
+DENSE_HOT_EVERY = 10
+DENSE_HOT_FACTOR = 20.0
+FAMILIES = ("uniform", "dense")
 
 # bench-instances.md, seed 42: (A, L) -> (pairs, sum h, F*, u* to 12 digits)
 SPEC = {
@@ -97,6 +108,31 @@ class SplitMix64:
         out = self.block(self.pos, n)
         self.pos += n
         return out
+
+
+class Stream:
+    """splitmix64 one output at a time (for draws with rejection), read
+    ahead in vectorised blocks."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self, seed: int):
+        self.rng = SplitMix64(seed)
+        self.buf: list = []
+        self.at = 0
+
+    def next(self) -> int:
+        if self.at == len(self.buf):
+            self.buf = self.rng.take(self.BLOCK).tolist()
+            self.at = 0
+        self.at += 1
+        return self.buf[self.at - 1]
+
+    def below(self, n: int) -> int:
+        return self.next() % n
+
+    def unit(self) -> float:
+        return (self.next() >> 11) / float(1 << 53)
 
 
 def round_half_away(x: float) -> int:
@@ -151,6 +187,49 @@ def generate_uniform(agents: int, leads: int, seed: int):
         [round_half_away(SHARE * total * w / weight_sum) for w in weights], dtype=np.int64
     )
     return h, d, tail, lead, current
+
+
+def generate_dense(agents: int, leads: int, seed: int):
+    """The dense family, step by step as families.rs's module doc gives it;
+    same return as generate_uniform, pairs lead by lead."""
+    rng = Stream(seed)
+    h = np.array([rng.below(51) for _ in range(agents)], dtype=np.int64)
+    current_of = [[] for _ in range(leads)]
+    for i in range(agents):
+        c = min(2 + rng.below(3), leads)
+        drawn = []
+        while len(drawn) < c:
+            j = rng.below(leads)
+            if j not in drawn:
+                drawn.append(j)
+        for j in drawn:
+            current_of[j].append(i)
+    tail, lead, current = [], [], []
+    for j in range(leads):
+        s = min(DENSE_POOL_MIN + rng.below(DENSE_POOL_SPREAD), agents)
+        pool = list(current_of[j])
+        seen = set(pool)
+        while len(pool) < s:
+            i = rng.below(agents)
+            if i not in seen:
+                seen.add(i)
+                pool.append(i)
+        tail.extend(pool)
+        lead.extend([j] * len(pool))
+        current.extend([True] * len(current_of[j]) + [False] * (len(pool) - len(current_of[j])))
+    weights = []
+    for j in range(leads):
+        w = 0.5 + rng.unit()
+        weights.append(w * DENSE_HOT_FACTOR if j % DENSE_HOT_EVERY == 0 else w)
+    weight_sum = 0.0
+    for w in weights:  # sequential, as the Rust iterator sum
+        weight_sum += w
+    total = float(int(h.sum()))
+    d = np.array(
+        [round_half_away(SHARE * total * w / weight_sum) for w in weights], dtype=np.int64
+    )
+    return (h, d, np.array(tail, dtype=np.int32), np.array(lead, dtype=np.int32),
+            np.array(current, dtype=bool))
 
 
 # --------------------------------------------------------------------------
@@ -272,9 +351,10 @@ def rss_mib() -> float:
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
 
 
-def worker(agents: int, leads: int, seed: int, repeat: int) -> dict:
+def worker(family: str, agents: int, leads: int, seed: int, repeat: int) -> dict:
     t0 = time.perf_counter()
-    h, d, tail, lead, current = generate_uniform(agents, leads, seed)
+    generate = generate_dense if family == "dense" else generate_uniform
+    h, d, tail, lead, current = generate(agents, leads, seed)
     gen_s = time.perf_counter() - t0
     import ortools  # noqa: F401  (loaded before the RSS baseline)
     from ortools.graph.python import max_flow, min_cost_flow  # noqa: F401
@@ -292,7 +372,7 @@ def worker(agents: int, leads: int, seed: int, repeat: int) -> dict:
             if r["total_s"] < best["total_s"]:
                 best = r
     row = {
-        "family": "uniform",
+        "family": family,
         "agents": agents,
         "leads": leads,
         "pairs": len(tail),
@@ -304,7 +384,7 @@ def worker(agents: int, leads: int, seed: int, repeat: int) -> dict:
         "rss_after_generate_mib": rss_before,
         "peak_rss_mib": rss_mib(),
     }
-    spec = SPEC.get((agents, leads)) if seed == 42 else None
+    spec = SPEC.get((agents, leads)) if seed == 42 and family == "uniform" else None
     if spec is not None:
         row["matches_spec"] = (
             spec[0] == row["pairs"]
@@ -328,11 +408,11 @@ def parse_sizes(text: str):
     return sizes
 
 
-def rust_check(rust_bin: str, sizes, seed: int) -> dict:
+def rust_check(rust_bin: str, family: str, sizes, seed: int) -> dict:
     """F* and u* from `rebalancer bench --wide`, keyed by (A, L)."""
     arg = ",".join(f"{a}x{l}" for a, l in sizes)
     out = subprocess.run(
-        [rust_bin, "bench", "--family", "uniform", "--sizes", arg, "--seed", str(seed),
+        [rust_bin, "bench", "--family", family, "--sizes", arg, "--seed", str(seed),
          "--repeat", "1", "--format", "json", "--wide", "-q"],
         check=True, capture_output=True, text=True,
     ).stdout
@@ -357,6 +437,7 @@ def print_table(rows):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--family", choices=FAMILIES, default="uniform")
     ap.add_argument("--sizes", default="20000x2000", help="AGENTSxLEADS, comma-separated")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--repeat", type=int, default=1, help="solves per size (best total kept)")
@@ -367,7 +448,7 @@ def main(argv=None):
 
     if args.worker:
         a, l = parse_sizes(args.worker)[0]
-        print(json.dumps(worker(a, l, args.seed, max(1, args.repeat))))
+        print(json.dumps(worker(args.family, a, l, args.seed, max(1, args.repeat))))
         return 0
 
     sizes = parse_sizes(args.sizes)
@@ -376,17 +457,19 @@ def main(argv=None):
         print(f"ortools_stages: {a}x{l} ...", file=sys.stderr, flush=True)
         out = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--worker", f"{a}x{l}",
-             "--seed", str(args.seed), "--repeat", str(args.repeat)],
+             "--family", args.family, "--seed", str(args.seed), "--repeat", str(args.repeat)],
             check=True, capture_output=True, text=True,
         ).stdout
         rows.append(json.loads(out))
     if args.rust_bin:
-        rust = rust_check(args.rust_bin, sizes, args.seed)
+        rust = rust_check(args.rust_bin, args.family, sizes, args.seed)
         for r in rows:
             x = rust[(r["agents"], r["leads"])]
             r["rust_max_flow"] = x["max_flow"]
             r["rust_peak_utilisation"] = x["peak_utilisation"]
-            r["matches_rust"] = (x["max_flow"] == r["max_flow"]
+            r["rust_pairs"] = x["pairs"]
+            r["matches_rust"] = (x["pairs"] == r["pairs"]
+                                 and x["max_flow"] == r["max_flow"]
                                  and x["peak_utilisation"] == r["peak_utilisation"])
     if args.format == "json":
         print(json.dumps(rows, indent=2))

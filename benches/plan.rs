@@ -3,6 +3,9 @@
 //!
 //! - `plan/uniform`, `plan/skewed`: the whole dry-run `plan()` (prepare,
 //!   every stage, rounding, diff) on a snapshot built outside the timed loop.
+//! - `plan/dense`: the same on the dense family (pools of 130–200 agents,
+//!   issue 17's regression) at 5000x500 only (≈ 82k pairs), to keep
+//!   `cargo bench` short; `rebalancer bench --family dense` has the rest.
 //! - `stages/uniform`: only the three exact flow stages,
 //!   `Stages::new(&inst).solve()`.
 //!
@@ -23,6 +26,10 @@ use std::time::Duration;
 /// (agents, leads) per benchmark size.
 const SIZES: [(usize, usize); 3] = [(1_000, 100), (5_000, 500), (20_000, 2_000)];
 
+/// (agents, leads) of the dense family's criterion bench: small enough
+/// that ten samples take seconds.
+const DENSE_SIZES: [(usize, usize); 1] = [(5_000, 500)];
+
 /// Seed of the reference figures.
 const SEED: u64 = 42;
 
@@ -39,10 +46,15 @@ fn configure(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::W
 }
 
 fn bench_plan(c: &mut Criterion) {
-    for family in [Family::Uniform, Family::Skewed] {
+    let families: [(Family, &[(usize, usize)]); 3] = [
+        (Family::Uniform, &SIZES),
+        (Family::Skewed, &SIZES),
+        (Family::Dense, &DENSE_SIZES),
+    ];
+    for (family, sizes) in families {
         let mut group = c.benchmark_group(format!("plan/{}", family.name()));
         configure(&mut group);
-        for (agents, leads) in SIZES {
+        for &(agents, leads) in sizes {
             let generated = generate(family, agents, leads, SEED);
             let (snapshot, cfg) = generated.to_snapshot();
             group.throughput(Throughput::Elements(generated.pairs.len() as u64));

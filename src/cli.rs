@@ -379,7 +379,10 @@ pub struct SandboxArgs {
 pub enum BenchFamily {
     Uniform,
     Skewed,
-    /// Every family, uniform first.
+    /// Pools of 130–200 agents per lead, 2–4 current leads per agent, 10 %
+    /// hot leads with 20× the weight (issue 17's dense pools).
+    Dense,
+    /// Every family: uniform, skewed, dense.
     All,
 }
 
@@ -561,7 +564,12 @@ fn family(f: BenchFamily) -> Vec<bench::Family> {
     match f {
         BenchFamily::Uniform => vec![bench::Family::Uniform],
         BenchFamily::Skewed => vec![bench::Family::Skewed],
-        BenchFamily::All => vec![bench::Family::Uniform, bench::Family::Skewed],
+        BenchFamily::Dense => vec![bench::Family::Dense],
+        BenchFamily::All => vec![
+            bench::Family::Uniform,
+            bench::Family::Skewed,
+            bench::Family::Dense,
+        ],
     }
 }
 

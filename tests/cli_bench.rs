@@ -2,7 +2,8 @@
 //! and the uniform family reproduces bench-instances.md's exact optimum
 //! (shortfall 0, u* to 1e-9) with a peak RSS measured per child process;
 //! LP backends on the same instances (one row each, checked against flow,
-//! with the ratio), CSV, the SVG plot, backend usage errors and timeouts.
+//! with the ratio), CSV, the SVG plot, backend usage errors and timeouts;
+//! the dense family through the same options, flow and microlp agreeing.
 
 use serde_json::Value;
 use std::process::Command;
@@ -228,6 +229,79 @@ fn a_timeout_marks_the_row_and_skips_larger_sizes() {
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stdout.contains("timeout") && stdout.contains("microlp skipped from 2000x200"),
+        "{stdout}"
+    );
+}
+
+/// The dense family (issue 17) through `bench`: JSON rows with a plot and
+/// a timeout, flow and microlp on the same instance agreeing on the
+/// optimum; at 100x10 every pool holds all 100 agents (1,000 pairs).
+#[test]
+fn dense_rows_agree_between_flow_and_lp_with_every_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("dense.svg");
+    let (code, stdout, stderr) = bench(&[
+        "--family",
+        "dense",
+        "--sizes",
+        "100x10,200x10",
+        "--backends",
+        "flow,microlp",
+        "--timeout",
+        "120",
+        "--repeat",
+        "1",
+        "--format",
+        "json",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Vec<Value> =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(rows.len(), 4, "{stdout}");
+    assert_eq!(rows[0]["pairs"].as_u64(), Some(1_000), "{}", rows[0]);
+    let big = rows[2]["pairs"].as_u64().unwrap();
+    // 10 pools of 130–200 of the 200 agents.
+    assert!((1_300..=2_000).contains(&big), "{}", rows[2]);
+    for pair in rows.chunks(2) {
+        let (flow, lp) = (&pair[0], &pair[1]);
+        assert_eq!(flow["family"], "dense", "{flow}");
+        assert_eq!(lp["family"], "dense", "{lp}");
+        assert_eq!(flow["backend"], "flow", "{flow}");
+        assert_eq!(flow["pairs"], lp["pairs"], "the same instance: {lp}");
+        assert_eq!(flow["status"], "ok", "{flow}");
+        assert!(flow["matches_spec"].is_null(), "no spec entry: {flow}");
+        assert!(flow["plan_ms_best"].as_f64().unwrap() > 0.0, "{flow}");
+        assert_eq!(lp["status"], "ok", "{lp}");
+        assert_eq!(lp["matches_flow"], Value::Bool(true), "{lp}");
+        for key in ["shortfall", "peak_utilisation"] {
+            let (f, l) = (flow[key].as_f64().unwrap(), lp[key].as_f64().unwrap());
+            assert!(
+                (f - l).abs() <= 1e-6 * f.abs().max(1.0),
+                "{key}: {flow} vs {lp}"
+            );
+        }
+    }
+    let text = std::fs::read_to_string(&svg).expect("the plot is written");
+    assert!(
+        text.contains("flow dense") && text.contains("microlp dense"),
+        "{text}"
+    );
+
+    let (code, stdout, stderr) = bench(&[
+        "--family", "dense", "--sizes", "100x10", "--repeat", "1", "--format", "csv",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[1].starts_with("flow,dense,100,10,1000,"), "{stdout}");
+
+    let (code, stdout, stderr) =
+        bench(&["--family", "dense", "--sizes", "100x10", "--repeat", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("dense") && stdout.contains("100x10"),
         "{stdout}"
     );
 }
