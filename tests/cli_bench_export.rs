@@ -114,7 +114,7 @@ fn every_family_exports_and_parses_back_to_the_generator() {
     use rebalancer_optimizer::families::{generate, Family};
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f.txt");
-    for name in ["uniform", "skewed"] {
+    for name in ["uniform", "skewed", "dense"] {
         let (code, text, err) = export(&["--family", name, "--size", "40x12", "--seed", "7"], &out);
         assert_eq!(code, 0, "{name}: {err}");
         assert!(text.starts_with(&format!("c rebalancer bench instance family={name} ")));
