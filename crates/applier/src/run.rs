@@ -557,23 +557,11 @@ async fn execute(
     progress: &Progress,
 ) -> Result<RunReport, ApplyError> {
     let began = Instant::now();
-    let plan_json = start.plan.to_json();
-    let plan_hash = sha256_hex(&plan_json);
-    let journal = held.journal.clone();
-    let run = journal.start_run(NewRun {
-        kind: start.kind,
-        parent: start.parent,
-        snapshot_hash: &start.plan.snapshot_hash,
-        config_digest: &start.plan.config_digest,
-        plan_json: &plan_json,
-        plan_hash: &plan_hash,
-        holder: &held.lease.holder,
-    })?;
-    tracing::info!(run, kind = %start.kind, leads = goals.len(), "run started");
+    let run = record_start(held, &start, goals.len())?;
     progress.set_total(goals.len() as u64);
     let ctx = Arc::new(Ctx {
         cms: up.cms.clone(),
-        journal: journal.clone(),
+        journal: held.journal.clone(),
         lease: held.lease.clone(),
         recheck: Rechecker::new(
             up.webex.clone(),
@@ -596,58 +584,20 @@ async fn execute(
         .map(|g| (g.lead, (g.process_id, g.target.clone())))
         .collect();
     let total = goals.len();
-    let c2 = ctx.clone();
-    let results = bounded(goals, cfg.concurrency, move |goal| {
-        let ctx = c2.clone();
-        async move {
-            if ctx.halt.is_cancelled() {
-                return Ok(None);
+    let ends = match work_through(&ctx, goals).await {
+        Ok(ends) => ends,
+        Err(e) => {
+            let (sent, failed, moves) = totals(&ctx.counters);
+            tracing::error!(run, error = %e, "run failed");
+            if let Err(je) = ctx
+                .journal
+                .end_run(run, RunOutcome::Failed, sent, failed, moves)
+            {
+                tracing::error!(error = %je, "could not record the run's failure");
             }
-            let end = ctx.run_lead(&goal).await;
-            if end.is_err() {
-                ctx.halt.cancel();
-            } else {
-                let c = &ctx.counters;
-                let counted = ctx.journal.count_run(
-                    ctx.run,
-                    c.puts_sent.load(Ordering::Relaxed),
-                    c.failed.load(Ordering::Relaxed),
-                    c.moves.load(Ordering::Relaxed),
-                );
-                if let Err(e) = counted {
-                    ctx.halt.cancel();
-                    return Err(e);
-                }
-            }
-            end
+            return Err(e);
         }
-    })
-    .await;
-    let c = &ctx.counters;
-    let counts = || {
-        (
-            c.puts_sent.load(Ordering::Relaxed),
-            c.failed.load(Ordering::Relaxed),
-            c.moves.load(Ordering::Relaxed),
-        )
     };
-    let mut ends: Vec<LeadEnd> = Vec::new();
-    let mut fatal = None;
-    for r in results {
-        match r {
-            Ok(Some(end)) => ends.push(end),
-            Ok(None) => {}
-            Err(e) => fatal = fatal.or(Some(e)),
-        }
-    }
-    if let Some(e) = fatal {
-        let (sent, failed, moves) = counts();
-        tracing::error!(run, error = %e, "run failed");
-        if let Err(je) = journal.end_run(run, RunOutcome::Failed, sent, failed, moves) {
-            tracing::error!(error = %je, "could not record the run's failure");
-        }
-        return Err(e);
-    }
     let unfinished =
         ends.len() < total || ends.iter().any(|e| e.report.state == LeadState::Pending);
     let verify: Vec<(LeadKey, u64, BTreeSet<String>)> = ends
@@ -659,7 +609,7 @@ async fn execute(
         })
         .collect();
     let verify_mismatches = verify_leads(&up.cms, verify, cfg.concurrency).await;
-    let (sent, failed, moves) = counts();
+    let (sent, failed, moves) = totals(&ctx.counters);
     let outcome = if unfinished && stop.is_cancelled() {
         RunOutcome::Interrupted
     } else if failed > 0 {
@@ -667,9 +617,10 @@ async fn execute(
     } else {
         RunOutcome::Completed
     };
-    journal.end_run(run, outcome, sent, failed, moves)?;
+    ctx.journal.end_run(run, outcome, sent, failed, moves)?;
     let mut leads: Vec<_> = ends.into_iter().map(|e| e.report).collect();
     leads.sort_by_key(|l| l.lead);
+    let c = &ctx.counters;
     let report = RunReport {
         run,
         kind: start.kind,
@@ -689,6 +640,69 @@ async fn execute(
     };
     tracing::info!(run, outcome = %outcome, puts = sent, moves, failed, "run ended");
     Ok(report)
+}
+
+/// Records the start of the run (fenced by the lease); its id.
+fn record_start(held: &Held, start: &Start<'_>, leads: usize) -> Result<i64, ApplyError> {
+    let plan_json = start.plan.to_json();
+    let plan_hash = sha256_hex(&plan_json);
+    let run = held.journal.start_run(NewRun {
+        kind: start.kind,
+        parent: start.parent,
+        snapshot_hash: &start.plan.snapshot_hash,
+        config_digest: &start.plan.config_digest,
+        plan_json: &plan_json,
+        plan_hash: &plan_hash,
+        holder: &held.lease.holder,
+    })?;
+    tracing::info!(run, kind = %start.kind, leads, "run started");
+    Ok(run)
+}
+
+/// PUTs sent, failed PUTs and moves made so far.
+fn totals(c: &Counters) -> (u64, u64, u64) {
+    (
+        c.puts_sent.load(Ordering::Relaxed),
+        c.failed.load(Ordering::Relaxed),
+        c.moves.load(Ordering::Relaxed),
+    )
+}
+
+/// Works through the goals with `apply.concurrency` workers, keeping the
+/// run's counts in the journal after each lead; the first fatal error
+/// (journal, credentials, lost lease) halts the others and is returned.
+async fn work_through(ctx: &Arc<Ctx>, goals: Vec<LeadGoal>) -> Result<Vec<LeadEnd>, ApplyError> {
+    let c2 = ctx.clone();
+    let results = bounded(goals, ctx.cfg.concurrency, move |goal| {
+        let ctx = c2.clone();
+        async move {
+            if ctx.halt.is_cancelled() {
+                return Ok(None);
+            }
+            let end = ctx.run_lead(&goal).await;
+            if end.is_err() {
+                ctx.halt.cancel();
+            } else {
+                let (sent, failed, moves) = totals(&ctx.counters);
+                if let Err(e) = ctx.journal.count_run(ctx.run, sent, failed, moves) {
+                    ctx.halt.cancel();
+                    return Err(e);
+                }
+            }
+            end
+        }
+    })
+    .await;
+    let mut ends: Vec<LeadEnd> = Vec::new();
+    let mut fatal = None;
+    for r in results {
+        match r {
+            Ok(Some(end)) => ends.push(end),
+            Ok(None) => {}
+            Err(e) => fatal = fatal.or(Some(e)),
+        }
+    }
+    fatal.map_or(Ok(ends), Err)
 }
 
 /// Reads the touched leads back; the ones that differ from their target.

@@ -439,32 +439,8 @@ impl Http {
                 true,
             )
         })?;
-        let permit = match &self.settings.budget {
-            Some(budget) => {
-                let waiting = Instant::now();
-                let permit = budget.admit(request.method()).await;
-                tracing::trace!(
-                    %api,
-                    endpoint,
-                    waited_ms = waiting.elapsed().as_millis() as u64,
-                    "request budget admitted"
-                );
-                permit
-            }
-            None => None,
-        };
-        if let Some(fence) = fence {
-            if let Err(detail) = fence() {
-                return Err(Failure::new(
-                    UpstreamError::Fenced {
-                        api,
-                        endpoint: endpoint.to_string(),
-                        detail,
-                    },
-                    true,
-                ));
-            }
-        }
+        let permit = self.admit(api, endpoint, request.method()).await;
+        ask_fence(api, endpoint, fence)?;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         if request.method() == Method::GET {
             self.stats.gets[api_index(api)].fetch_add(1, Ordering::Relaxed);
@@ -499,19 +475,7 @@ impl Http {
         );
         let body = body.map_err(|error| Failure::new(error, false))?;
         if status.is_redirection() {
-            let location = headers
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map_or_else(|| "(no Location header)".to_string(), scrub);
-            return Err(Failure::new(
-                UpstreamError::Redirected {
-                    api,
-                    endpoint: endpoint.to_string(),
-                    status: status.as_u16(),
-                    location,
-                },
-                false,
-            ));
+            return Err(redirected(api, endpoint, status, &headers));
         }
         let reply = Reply {
             status,
@@ -527,6 +491,26 @@ impl Http {
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.chars().take(BODY_PREFIX_BYTES).collect()),
         })
+    }
+
+    /// Waits for the request budget (a write token or a read permit), if
+    /// this client draws on one; the permit is held while in flight.
+    async fn admit(
+        &self,
+        api: Api,
+        endpoint: &str,
+        method: &Method,
+    ) -> Option<OwnedSemaphorePermit> {
+        let budget = self.settings.budget.as_ref()?;
+        let waiting = Instant::now();
+        let permit = budget.admit(method).await;
+        tracing::trace!(
+            %api,
+            endpoint,
+            waited_ms = waiting.elapsed().as_millis() as u64,
+            "request budget admitted"
+        );
+        permit
     }
 
     /// Reads the body chunk by chunk, refusing it as soon as it exceeds
@@ -610,6 +594,39 @@ fn may_retry(replay: Replay, failure: &Failure) -> bool {
 }
 
 /// The error to return when the retry loop stops on `failure`. For
+/// Asks the caller's fence, if any, right before the request is sent; a
+/// refusal is a failure with nothing sent.
+fn ask_fence(api: Api, endpoint: &str, fence: Option<Fence<'_>>) -> Result<(), Failure> {
+    match fence.map(|fence| fence()) {
+        Some(Err(detail)) => Err(Failure::new(
+            UpstreamError::Fenced {
+                api,
+                endpoint: endpoint.to_string(),
+                detail,
+            },
+            true,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A redirect is an error naming its `Location` (scrubbed).
+fn redirected(api: Api, endpoint: &str, status: StatusCode, headers: &HeaderMap) -> Failure {
+    let location = headers
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| "(no Location header)".to_string(), scrub);
+    Failure::new(
+        UpstreamError::Redirected {
+            api,
+            endpoint: endpoint.to_string(),
+            status: status.as_u16(),
+            location,
+        },
+        false,
+    )
+}
+
 /// [`Replay::Write`], a failure after the request went out (the server may
 /// have applied it) becomes `AmbiguousWrite`; a failure where the server
 /// certainly did nothing (429, no connection) stays as it is, and so do
