@@ -14,7 +14,7 @@ mod pg;
 use common::world::{setup, wait_child, Setup};
 use common::{config_toml, p, plan_world, run_async as run, s, start};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -350,15 +350,50 @@ fn signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid}");
 }
 
+/// Stops `pid` once it has sent at least three PUTs, at a moment it holds
+/// no lock on the SQLite journal `sqlite` (when given). SQLite's locks
+/// belong to the process: one stopped inside a journal write (the commit
+/// after a PUT, a renewal) keeps the file locked until it continues, and no
+/// one can take over. The race under test is a pause in the rate limiter's
+/// wait, so a pause that lands inside a write is undone and tried again at
+/// the next PUT. A PostgreSQL journal has no such window: each statement
+/// commits on the server, whatever the client does next.
+#[cfg(unix)]
+async fn pause_outside_journal_writes(t: &Setup, pid: u32, sqlite: Option<&Path>) {
+    let mut puts = 3;
+    loop {
+        t.wait_for_puts(puts).await;
+        signal(pid, "STOP");
+        let Some(path) = sqlite else { return };
+        if journal_unlocked(path) {
+            return;
+        }
+        signal(pid, "CONT");
+        puts = t.sb.write_log().len() + 1;
+    }
+}
+
+/// Whether another process holds a lock on the SQLite journal at `path`
+/// that would stop a reader or a writer now (no waiting).
+#[cfg(unix)]
+fn journal_unlocked(path: &Path) -> bool {
+    let conn = rusqlite::Connection::open(path).expect("the journal opens");
+    conn.busy_timeout(Duration::ZERO).unwrap();
+    let probe = conn.execute_batch("BEGIN IMMEDIATE; SELECT token FROM lease; ROLLBACK;");
+    probe.is_ok()
+}
+
 /// The pause/takeover race (issue #1): `apply` with a 2 s lease is paused
 /// (SIGSTOP) mid-run past its lease; `resume` takes the journal over and
 /// finishes; the paused process, continued, must exit 12 without sending
 /// anything more. The CMS sees every change exactly once. `journal` selects
-/// the journal (the `--journal` flag, or the environment for PostgreSQL).
+/// the journal (the `--journal` flag, or the environment for PostgreSQL);
+/// `sqlite` is its file when it is SQLite.
 #[cfg(unix)]
 async fn a_paused_holder_sends_nothing_after_a_takeover(
     t: &Setup,
     journal_args: &[String],
+    sqlite: Option<&Path>,
     env: Vec<(String, String)>,
 ) {
     let mut args = s(&[
@@ -381,8 +416,7 @@ async fn a_paused_holder_sends_nothing_after_a_takeover(
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
-    t.wait_for_puts(3).await;
-    signal(child.id(), "STOP");
+    pause_outside_journal_writes(t, child.id(), sqlite).await;
     let paused_at = t.sb.write_log().len();
     assert!(
         paused_at < t.plan.changes.len(),
@@ -432,8 +466,13 @@ async fn a_paused_holder_sends_nothing_after_a_takeover(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_holder_sends_nothing_after_a_takeover_on_sqlite() {
     let t = setup().await;
-    a_paused_holder_sends_nothing_after_a_takeover(&t, &s(&["--journal", &p(&t.journal)]), vec![])
-        .await;
+    a_paused_holder_sends_nothing_after_a_takeover(
+        &t,
+        &s(&["--journal", &p(&t.journal)]),
+        Some(&t.journal),
+        vec![],
+    )
+    .await;
     t.sb.shutdown().await;
 }
 
@@ -445,7 +484,7 @@ async fn a_paused_holder_sends_nothing_after_a_takeover_on_postgresql() {
     };
     let t = setup().await;
     let env = vec![("REBALANCER_JOURNAL__URL".to_string(), server.database())];
-    a_paused_holder_sends_nothing_after_a_takeover(&t, &[], env).await;
+    a_paused_holder_sends_nothing_after_a_takeover(&t, &[], None, env).await;
     t.sb.shutdown().await;
 }
 

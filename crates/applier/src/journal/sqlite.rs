@@ -49,7 +49,21 @@ fn value(v: ValueRef<'_>) -> Value {
 }
 
 fn db_error(e: rusqlite::Error) -> DbError {
-    DbError::new(e.to_string())
+    match e.sqlite_error_code() {
+        // SQLite's locks belong to a process: one stopped (SIGSTOP, a
+        // debugger, a frozen container) inside a journal write keeps the
+        // file locked until it continues, and its lease cannot be taken
+        // over meanwhile.
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            DbError::new(format!(
+                "{e}: another process has held the journal file's lock for over {} s \
+                 (a stopped or hung rebalancer on this host? `fuser FILE` names it; \
+                 let it continue or end it, then retry)",
+                BUSY_TIMEOUT.as_secs()
+            ))
+        }
+        _ => DbError::new(e.to_string()),
+    }
 }
 
 impl Sqlite {
@@ -152,5 +166,26 @@ impl Db for Sqlite {
         self.conn()
             .execute_batch("PRAGMA query_only = ON")
             .expect("query_only");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_locked_file_is_explained_as_a_stopped_or_hung_process() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        let m = db_error(busy).message;
+        assert!(m.contains("stopped or hung rebalancer"), "{m}");
+        assert!(m.contains("over 10 s"), "{m}");
+        let other = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        assert!(!db_error(other).message.contains("hung"));
     }
 }
