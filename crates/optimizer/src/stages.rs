@@ -36,7 +36,7 @@
 //! and the peak cap are unchanged. [`Solution`] reports the count before
 //! and after.
 
-use crate::flow::{max_flow, min_cost_max_flow, shed_arcs, source_side, Network};
+use crate::flow::{max_flow, min_cost_max_flow, shed_arcs, source_side, Budget, Network};
 use std::cmp::Ordering;
 
 /// The integer instance the stages solve: agents with capacity (headroom),
@@ -124,11 +124,21 @@ fn gcd(mut a: i64, mut b: i64) -> i64 {
     a.abs()
 }
 
-/// Arcs one search of the pair-count reduction may scan: with slack near
-/// the pair (a target above `u*`) a path is found among the first few
-/// nodes; at a tight `u*` most attempts fail, and this bounds their cost
-/// whatever the degrees (a lead's node has one arc per agent of its pool).
-pub const REROUTE_BUDGET: usize = 4096;
+/// Arcs one search of the pair-count reduction may scan while the total
+/// lasts: with slack near the pair (a target above `u*`) a path is found
+/// within a few nodes; at a tight `u*` most attempts fail, and this bounds
+/// their cost whatever the degrees.
+pub const REROUTE_SEARCH: usize = 4096;
+/// The reduction's searches together scan at most this many times the arcs
+/// of the network they search (measured on the bench families: count and
+/// time per setting in docs/performance.md); after that, each scans at
+/// most [`REROUTE_SEARCH_AFTER`].
+pub const REROUTE_TOTAL_FACTOR: usize = 4;
+/// The least total, for small networks: a millisecond or two of searching.
+pub const REROUTE_TOTAL_FLOOR: usize = 1 << 20;
+/// Arcs one search may scan once the total is spent: the tree of residual
+/// paths still finds the short reroutes.
+pub const REROUTE_SEARCH_AFTER: usize = 64;
 
 /// Stages 1 and 2, which every utilisation target shares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +251,49 @@ fn network(inst: &Instance, p: i64, q: i64, costs: bool) -> Result<crate::flow::
             emit(pair.agent, lay.agents as u32 + pair.lead, UNLIMITED, cost);
         }
     }))
+}
+
+/// The stage-3 flow `flows` on a network of its open arcs only: the source
+/// arcs of `net` with their capacity and flow, the sink arcs with exactly
+/// their flow (no spare: the reduction gives each lead back what it had),
+/// and the pairs that are current or carry flow (a new pair without flow
+/// stays closed in the reduction, so its arc need not exist). On dense
+/// pools that is a fifth of the pairs, and the reduction's searches scan
+/// only arcs they may use. Returns the network and, per pair arc of it (in
+/// order), the pair's index; pair arc `k` is arc `A + L + k` as in
+/// [`network`].
+fn open_network(inst: &Instance, net: &Network, flows: &[i64]) -> (Network, Vec<usize>) {
+    let lay = Layout::new(inst);
+    let pair_of: Vec<usize> = (0..inst.pairs.len())
+        .filter(|&k| inst.pairs[k].current || flows[k] > 0)
+        .collect();
+    let (source, sink) = (lay.source() as u32, lay.sink() as u32);
+    let residual = |i: usize| net.cap[net.arc(i) as usize] + net.flow(i);
+    let mut open = Network::from_arcs(
+        lay.nodes(),
+        lay.agents + lay.leads + pair_of.len(),
+        |emit| {
+            for i in 0..lay.agents {
+                emit(source, i as u32, residual(i), 0);
+            }
+            for j in 0..lay.leads {
+                emit((lay.agents + j) as u32, sink, net.flow(lay.agents + j), 0);
+            }
+            for &k in &pair_of {
+                let pair = &inst.pairs[k];
+                emit(pair.agent, lay.agents as u32 + pair.lead, UNLIMITED, 0);
+            }
+        },
+    );
+    for i in 0..lay.agents + lay.leads {
+        let f = net.flow(i);
+        open.push(open.arc(i) as usize, f);
+    }
+    let first = lay.agents + lay.leads;
+    for (k, &pair) in pair_of.iter().enumerate() {
+        open.push(open.arc(first + k) as usize, flows[pair]);
+    }
+    (open, pair_of)
 }
 
 /// A first flow in one pass over the pairs (of the current mapping only,
@@ -387,29 +440,35 @@ impl<'a> Stages<'a> {
         let flow = greedy + flow;
         let solved = started.elapsed();
         let first_pair = lay.agents + lay.leads;
+        let mut flows: Vec<i64> = (0..self.inst.pairs.len())
+            .map(|k| net.flow(first_pair + k))
+            .collect();
         let shed = if reduce {
-            let new_pairs: Vec<usize> = (0..self.inst.pairs.len())
-                .filter(|&k| !self.inst.pairs[k].current)
+            let (mut open, pair_of) = open_network(self.inst, &net, &flows);
+            drop(net);
+            let new_pairs: Vec<usize> = (0..pair_of.len())
+                .filter(|&k| !self.inst.pairs[pair_of[k]].current)
                 .map(|k| first_pair + k)
                 .collect();
-            shed_arcs(
-                &mut net,
-                lay.source(),
-                lay.sink(),
-                &new_pairs,
-                REROUTE_BUDGET,
-            )
+            let budget = Budget {
+                search: REROUTE_SEARCH,
+                total: (REROUTE_TOTAL_FACTOR * open.arc_slots()).max(REROUTE_TOTAL_FLOOR),
+                after: REROUTE_SEARCH_AFTER,
+            };
+            let shed = shed_arcs(&mut open, lay.source(), lay.sink(), &new_pairs, budget);
+            for (k, &pair) in pair_of.iter().enumerate() {
+                flows[pair] = open.flow(first_pair + k);
+            }
+            shed
         } else {
             crate::flow::Shed::default()
         };
-        let flows = (0..self.inst.pairs.len())
-            .map(|k| net.flow(first_pair + k))
-            .collect();
         tracing::debug!(
             min_cost_ms = solved.as_secs_f64() * 1e3,
             reduce_ms = (started.elapsed() - solved).as_secs_f64() * 1e3,
             new_pairs_before = shed.used_before,
             new_pairs_after = shed.used_after,
+            reduce_scanned_arcs = shed.scanned,
             "change stage"
         );
         Ok((flows, flow, cost, shed))

@@ -16,8 +16,9 @@
 //!   phases, each as cheap as a max-flow.
 //!
 //! - [`shed_arcs`]: fewer used arcs among given candidates at the same flow,
-//!   by rerouting light arcs' flow onto open, used arcs (a bounded local
-//!   search; see `reroute.rs`).
+//!   by rerouting light arcs' flow onto open, used arcs (a local search
+//!   guided by a tree of residual paths, within a [`Budget`] of scanned
+//!   arcs; see `reroute.rs`).
 //!
 //! Invariants: capacities and flows are non-negative `i64` and integral, so
 //! every optimum found is integral; after `min_cost_max_flow` every residual
@@ -32,4 +33,4 @@ mod reroute;
 pub use maxflow::{max_flow, source_side};
 pub use mincost::min_cost_max_flow;
 pub use network::{ArcId, Network, NetworkBuilder};
-pub use reroute::{shed_arcs, Shed};
+pub use reroute::{shed_arcs, Budget, Shed};

@@ -125,6 +125,11 @@ impl Network {
         self.first.len() - 1
     }
 
+    /// Residual arcs (two per added arc).
+    pub fn arc_slots(&self) -> usize {
+        self.to.len()
+    }
+
     /// The arc id of the `i`-th arc added to the builder.
     pub fn arc(&self, i: usize) -> ArcId {
         self.forward[i]
