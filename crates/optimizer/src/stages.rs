@@ -135,7 +135,7 @@ pub const REROUTE_SEARCH: usize = 4096;
 /// most [`REROUTE_SEARCH_AFTER`].
 pub const REROUTE_TOTAL_FACTOR: usize = 4;
 /// The least total, for small networks: a millisecond or two of searching.
-pub const REROUTE_TOTAL_FLOOR: usize = 1 << 20;
+pub const REROUTE_TOTAL_FLOOR: usize = 1 << 19;
 /// Arcs one search may scan once the total is spent: the tree of residual
 /// paths still finds the short reroutes.
 pub const REROUTE_SEARCH_AFTER: usize = 64;
@@ -222,17 +222,7 @@ impl Layout {
 /// Arc order: agents, leads, then pairs (pair `k` is arc `A + L + k`).
 fn network(inst: &Instance, p: i64, q: i64, costs: bool) -> Result<crate::flow::Network, Overflow> {
     let lay = Layout::new(inst);
-    // Every flow value is at most the source's (and the sink's) total
-    // capacity; keeping both below UNLIMITED keeps every sum the flow
-    // algorithms form in range and no pair arc ever saturated.
-    let mut out_of_source: i64 = 0;
-    for &h in &inst.capacity {
-        out_of_source = checked_total(out_of_source, scaled(h, p)?)?;
-    }
-    let mut into_sink: i64 = 0;
-    for &d in &inst.demand {
-        into_sink = checked_total(into_sink, scaled(d, q)?)?;
-    }
+    check_capacities(inst, p, q)?;
     let (source, sink) = (lay.source() as u32, lay.sink() as u32);
     let arcs = lay.agents + lay.leads + inst.pairs.len();
     // Scaled capacities are in range: checked above.
@@ -253,74 +243,130 @@ fn network(inst: &Instance, p: i64, q: i64, costs: bool) -> Result<crate::flow::
     }))
 }
 
-/// The stage-3 flow `flows` on a network of its open arcs only: the source
-/// arcs of `net` with their capacity and flow, the sink arcs with exactly
+/// Whether the network scaled by `p` (agents) and `q` (leads) is in range.
+/// Every flow value is at most the source's (and the sink's) total
+/// capacity; keeping both below UNLIMITED keeps every sum the flow
+/// algorithms form in range and no pair arc ever saturated.
+fn check_capacities(inst: &Instance, p: i64, q: i64) -> Result<(), Overflow> {
+    let mut out_of_source: i64 = 0;
+    for &h in &inst.capacity {
+        out_of_source = checked_total(out_of_source, scaled(h, p)?)?;
+    }
+    let mut into_sink: i64 = 0;
+    for &d in &inst.demand {
+        into_sink = checked_total(into_sink, scaled(d, q)?)?;
+    }
+    Ok(())
+}
+
+/// The network of [`network`] with the pairs `pair_of` only (pair arc `k`
+/// is arc `A + L + k` and stands for pair `pair_of[k]`), lead `j`'s sink
+/// arc capped at `lead_cap(j)`, every cost 0. Agent caps are `p·h_i`, in
+/// range when [`check_capacities`] passed for `p`.
+fn sub_network(
+    inst: &Instance,
+    p: i64,
+    pair_of: &[usize],
+    lead_cap: impl Fn(usize) -> i64,
+) -> Network {
+    let lay = Layout::new(inst);
+    let (source, sink) = (lay.source() as u32, lay.sink() as u32);
+    let arcs = lay.agents + lay.leads + pair_of.len();
+    Network::from_arcs(lay.nodes(), arcs, |emit| {
+        for (i, &h) in inst.capacity.iter().enumerate() {
+            emit(source, i as u32, h * p, 0);
+        }
+        for j in 0..lay.leads {
+            emit((lay.agents + j) as u32, sink, lead_cap(j), 0);
+        }
+        for &k in pair_of {
+            let pair = &inst.pairs[k];
+            emit(pair.agent, lay.agents as u32 + pair.lead, UNLIMITED, 0);
+        }
+    })
+}
+
+/// A flow's values on the source and sink arcs, per agent and per lead.
+struct Ends {
+    agents: Vec<i64>,
+    leads: Vec<i64>,
+}
+
+impl Ends {
+    fn of(net: &Network, lay: &Layout) -> Ends {
+        Ends {
+            agents: (0..lay.agents).map(|i| net.flow(i)).collect(),
+            leads: (0..lay.leads).map(|j| net.flow(lay.agents + j)).collect(),
+        }
+    }
+
+    /// Push this flow into `net`, an empty network of the same layout,
+    /// with `pairs` giving each pair arc (builder index) its flow.
+    fn load(&self, net: &mut Network, pairs: impl Iterator<Item = (usize, i64)>) {
+        let arcs = self.agents.iter().chain(&self.leads).copied().enumerate();
+        for (i, f) in arcs.chain(pairs) {
+            if f > 0 {
+                net.push(net.arc(i) as usize, f);
+            }
+        }
+    }
+}
+
+/// The stage-3 flow (`ends`, pair flows `flows`) on a network of its open
+/// arcs only: the source arcs with their capacity, the sink arcs capped at
 /// their flow (no spare: the reduction gives each lead back what it had),
 /// and the pairs that are current or carry flow (a new pair without flow
 /// stays closed in the reduction, so its arc need not exist). On dense
 /// pools that is a fifth of the pairs, and the reduction's searches scan
 /// only arcs they may use. Returns the network and, per pair arc of it (in
-/// order), the pair's index; pair arc `k` is arc `A + L + k` as in
-/// [`network`].
-fn open_network(inst: &Instance, net: &Network, flows: &[i64]) -> (Network, Vec<usize>) {
+/// order), the pair's index.
+fn open_network(inst: &Instance, p: i64, ends: &Ends, flows: &[i64]) -> (Network, Vec<usize>) {
     let lay = Layout::new(inst);
     let pair_of: Vec<usize> = (0..inst.pairs.len())
         .filter(|&k| inst.pairs[k].current || flows[k] > 0)
         .collect();
-    let (source, sink) = (lay.source() as u32, lay.sink() as u32);
-    let residual = |i: usize| net.cap[net.arc(i) as usize] + net.flow(i);
-    let mut open = Network::from_arcs(
-        lay.nodes(),
-        lay.agents + lay.leads + pair_of.len(),
-        |emit| {
-            for i in 0..lay.agents {
-                emit(source, i as u32, residual(i), 0);
-            }
-            for j in 0..lay.leads {
-                emit((lay.agents + j) as u32, sink, net.flow(lay.agents + j), 0);
-            }
-            for &k in &pair_of {
-                let pair = &inst.pairs[k];
-                emit(pair.agent, lay.agents as u32 + pair.lead, UNLIMITED, 0);
-            }
-        },
-    );
-    for i in 0..lay.agents + lay.leads {
-        let f = net.flow(i);
-        open.push(open.arc(i) as usize, f);
-    }
+    let mut open = sub_network(inst, p, &pair_of, |j| ends.leads[j]);
     let first = lay.agents + lay.leads;
-    for (k, &pair) in pair_of.iter().enumerate() {
-        open.push(open.arc(first + k) as usize, flows[pair]);
-    }
+    let pairs = pair_of
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| (first + i, flows[k]));
+    ends.load(&mut open, pairs);
     (open, pair_of)
 }
 
-/// A first flow in one pass over the pairs (of the current mapping only,
-/// with `current_only`): each pair takes what its agent and its lead both
-/// have left. Max-flow and min-cost flow then only add what this misses;
-/// on transportation networks that is a small part (measured: the greedy
-/// pass carries most of `F*`), so they run fewer, shorter phases. Returns
-/// the flow value pushed.
-fn greedy_fill(net: &mut Network, inst: &Instance, current_only: bool) -> i64 {
+/// A first flow in one pass over `pairs` (each a pair arc's builder
+/// index and the pair's index in the instance): each pair takes what its
+/// agent and its lead both have left. Max-flow and min-cost flow then only
+/// add what this misses; on transportation networks that is a small part
+/// (measured: the greedy pass carries most of `F*`), so they run fewer,
+/// shorter phases. Returns the flow value pushed.
+fn greedy_fill(
+    net: &mut Network,
+    inst: &Instance,
+    pairs: impl Iterator<Item = (usize, usize)>,
+) -> i64 {
     let lay = Layout::new(inst);
-    let first_pair = lay.agents + lay.leads;
     let mut total = 0;
-    for (k, pair) in inst.pairs.iter().enumerate() {
-        if current_only && !pair.current {
-            continue;
-        }
+    for (arc, k) in pairs {
+        let pair = &inst.pairs[k];
         let into_agent = net.arc(pair.agent as usize) as usize;
         let out_of_lead = net.arc(lay.agents + pair.lead as usize) as usize;
         let amount = net.cap[into_agent].min(net.cap[out_of_lead]);
         if amount > 0 {
             net.push(into_agent, amount);
-            net.push(net.arc(first_pair + k) as usize, amount);
+            net.push(net.arc(arc) as usize, amount);
             net.push(out_of_lead, amount);
             total += amount;
         }
     }
     total
+}
+
+/// Every pair of `inst`, as [`greedy_fill`] takes them on [`network`].
+fn all_pairs(inst: &Instance) -> impl Iterator<Item = (usize, usize)> {
+    let first = inst.capacity.len() + inst.demand.len();
+    (0..inst.pairs.len()).map(move |k| (first + k, k))
 }
 
 /// `value · factor` for a capacity; negative values are refused too (an
@@ -359,7 +405,7 @@ impl<'a> Stages<'a> {
     pub fn shortfall(&self) -> Result<i64, Overflow> {
         let lay = Layout::new(self.inst);
         let mut net = network(self.inst, 1, 1, false)?;
-        let greedy = greedy_fill(&mut net, self.inst, false);
+        let greedy = greedy_fill(&mut net, self.inst, all_pairs(self.inst));
         Ok(greedy + max_flow(&mut net, lay.source(), lay.sink()))
     }
 
@@ -385,7 +431,7 @@ impl<'a> Stages<'a> {
         loop {
             iterations += 1;
             let mut net = network(self.inst, u.num, u.den, false)?;
-            let flow = greedy_fill(&mut net, self.inst, false)
+            let flow = greedy_fill(&mut net, self.inst, all_pairs(self.inst))
                 + max_flow(&mut net, lay.source(), lay.sink());
             let want = target.checked_mul(u.den).ok_or(Overflow)?;
             if flow >= want {
@@ -431,21 +477,48 @@ impl<'a> Stages<'a> {
         reduce: bool,
     ) -> Result<(Vec<i64>, i64, i64, crate::flow::Shed), Overflow> {
         let lay = Layout::new(self.inst);
-        let started = std::time::Instant::now();
-        let mut net = network(self.inst, u.num, u.den, true)?;
-        // Free flow on current pairs first: it has reduced cost zero under
-        // zero potentials, which is where the primal-dual method starts.
-        let greedy = greedy_fill(&mut net, self.inst, true);
-        let (flow, cost) = min_cost_max_flow(&mut net, lay.source(), lay.sink());
-        let flow = greedy + flow;
-        let solved = started.elapsed();
+        let (s, t) = (lay.source(), lay.sink());
         let first_pair = lay.agents + lay.leads;
+        let started = std::time::Instant::now();
+        check_capacities(self.inst, u.num, u.den)?;
+        // The primal-dual method's first phase (distance 0) is a max flow
+        // on the zero-cost arcs: the current pairs. It runs on a network of
+        // those pairs alone (an eighth of the arcs on the bench families;
+        // at 4M pairs it was two thirds of the min-cost flow's time on the
+        // whole network), which is then loaded into the whole network: a
+        // flow of cost 0 is a least-cost flow of its value, so the
+        // primal-dual method starts from it with zero potentials.
+        let current: Vec<usize> = (0..self.inst.pairs.len())
+            .filter(|&k| self.inst.pairs[k].current)
+            .collect();
+        let mut free = sub_network(self.inst, u.num, &current, |j| self.inst.demand[j] * u.den);
+        let on_current = current
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| (first_pair + i, k));
+        let value = greedy_fill(&mut free, self.inst, on_current) + max_flow(&mut free, s, t);
+        let ends = Ends::of(&free, &lay);
+        let current_flows: Vec<i64> = (0..current.len())
+            .map(|i| free.flow(first_pair + i))
+            .collect();
+        drop(free);
+        let mut net = network(self.inst, u.num, u.den, true)?;
+        let on_full = current
+            .iter()
+            .zip(&current_flows)
+            .map(|(&k, &f)| (first_pair + k, f));
+        ends.load(&mut net, on_full);
+        drop((current, current_flows));
+        let (more, cost) = min_cost_max_flow(&mut net, s, t);
+        let flow = value + more;
+        let solved = started.elapsed();
         let mut flows: Vec<i64> = (0..self.inst.pairs.len())
             .map(|k| net.flow(first_pair + k))
             .collect();
         let shed = if reduce {
-            let (mut open, pair_of) = open_network(self.inst, &net, &flows);
+            let ends = Ends::of(&net, &lay);
             drop(net);
+            let (mut open, pair_of) = open_network(self.inst, u.num, &ends, &flows);
             let new_pairs: Vec<usize> = (0..pair_of.len())
                 .filter(|&k| !self.inst.pairs[pair_of[k]].current)
                 .map(|k| first_pair + k)
@@ -455,7 +528,7 @@ impl<'a> Stages<'a> {
                 total: (REROUTE_TOTAL_FACTOR * open.arc_slots()).max(REROUTE_TOTAL_FLOOR),
                 after: REROUTE_SEARCH_AFTER,
             };
-            let shed = shed_arcs(&mut open, lay.source(), lay.sink(), &new_pairs, budget);
+            let shed = shed_arcs(&mut open, s, t, &new_pairs, budget);
             for (k, &pair) in pair_of.iter().enumerate() {
                 flows[pair] = open.flow(first_pair + k);
             }
