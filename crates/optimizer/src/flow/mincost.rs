@@ -21,7 +21,7 @@ use std::collections::BinaryHeap;
 /// negative cost.
 pub fn min_cost_max_flow(net: &mut Network, s: usize, t: usize) -> (i64, i64) {
     debug_assert!(
-        (0..net.cap.len()).all(|a| net.cap[a] == 0 || net.cost[a] >= 0),
+        (0..net.cap.len()).all(|a| net.cap[a] == 0 || net.cost(a) >= 0),
         "primal-dual needs non-negative costs on arcs with capacity"
     );
     let n = net.nodes();
@@ -55,7 +55,7 @@ pub fn min_cost_max_flow(net: &mut Network, s: usize, t: usize) -> (i64, i64) {
                     continue;
                 }
                 let w = net.to[a] as usize;
-                let rc = net.cost[a] as i64 + potential[v] - potential[w];
+                let rc = net.cost(a) as i64 + potential[v] - potential[w];
                 debug_assert!(rc >= 0, "negative reduced cost {rc}");
                 let nd = d + rc;
                 if nd < dist[w] {
@@ -77,7 +77,7 @@ pub fn min_cost_max_flow(net: &mut Network, s: usize, t: usize) -> (i64, i64) {
         for v in 0..n {
             for a in net.arcs_of(v) {
                 admissible[a] =
-                    net.cost[a] as i64 + potential[v] - potential[net.to[a] as usize] == 0;
+                    net.cost(a) as i64 + potential[v] - potential[net.to[a] as usize] == 0;
             }
         }
         let usable = |a: usize| admissible[a];
@@ -115,8 +115,8 @@ mod tests {
                 for a in net.arcs_of(v) {
                     if net.cap[a] > 0 {
                         let w = net.to[a] as usize;
-                        if d[v] + (net.cost[a] as i64) < d[w] {
-                            d[w] = d[v] + net.cost[a] as i64;
+                        if d[v] + (net.cost(a) as i64) < d[w] {
+                            d[w] = d[v] + net.cost(a) as i64;
                             changed = true;
                         }
                     }
