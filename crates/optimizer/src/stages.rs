@@ -483,9 +483,9 @@ impl<'a> Stages<'a> {
         check_capacities(self.inst, u.num, u.den)?;
         // The primal-dual method's first phase (distance 0) is a max flow
         // on the zero-cost arcs: the current pairs. It runs on a network of
-        // those pairs alone (an eighth of the arcs on the bench families;
-        // at 4M pairs it was two thirds of the min-cost flow's time on the
-        // whole network), which is then loaded into the whole network: a
+        // those pairs alone (a fraction of the eligible ones; on the whole
+        // network it was two thirds of the min-cost flow's time at 4M
+        // pairs), which is then loaded into the whole network: a
         // flow of cost 0 is a least-cost flow of its value, so the
         // primal-dual method starts from it with zero potentials.
         let current: Vec<usize> = (0..self.inst.pairs.len())
