@@ -402,27 +402,40 @@ mod tests {
     use super::super::{min_cost_max_flow, NetworkBuilder};
     use super::*;
 
+    /// A network of `nodes` nodes with `arcs` (from, to, capacity, flow),
+    /// each carrying its flow; arc `k` is the `k`-th of the list.
+    fn with_flows(nodes: usize, arcs: &[(usize, usize, i64, i64)]) -> Network {
+        let mut b = NetworkBuilder::new(nodes);
+        for &(from, to, cap, _) in arcs {
+            b.add(from, to, cap, 0);
+        }
+        let mut net = b.build();
+        for (k, &(_, _, _, flow)) in arcs.iter().enumerate() {
+            net.push(net.arc(k) as usize, flow);
+        }
+        net
+    }
+
     #[test]
     fn a_light_new_arc_moves_onto_a_used_one() {
         // s=0, agents 1,2, lead 3, t=4. Agent 1 feeds lead 3 on a used arc
-        // and has slack; agent 2's new arc carries 1 unit agent 1 can take.
-        let mut b = NetworkBuilder::new(5);
-        let s1 = b.add(0, 1, 10, 0);
-        let s2 = b.add(0, 2, 10, 0);
-        let used = b.add(1, 3, 100, 0);
-        let light = b.add(2, 3, 100, 1);
-        let sink = b.add(3, 4, 6, 0);
-        let mut net = b.build();
-        for (arc, units) in [(s1, 5), (used, 5), (s2, 1), (light, 1), (sink, 6)] {
-            net.push(net.arc(arc) as usize, units);
-        }
-        let shed = shed_arcs(&mut net, 0, 4, &[light], Budget::per_search(100));
+        // and has slack; agent 2's new arc (3) carries 1 unit agent 1 can
+        // take.
+        let arcs = [
+            (0, 1, 10, 5),
+            (0, 2, 10, 1),
+            (1, 3, 100, 5),
+            (2, 3, 100, 1),
+            (3, 4, 6, 6),
+        ];
+        let mut net = with_flows(5, &arcs);
+        let shed = shed_arcs(&mut net, 0, 4, &[3], Budget::per_search(100));
         assert_eq!(
             (shed.used_before, shed.used_after, shed.attempts),
             (1, 0, 1)
         );
-        assert_eq!((net.flow(used), net.flow(light)), (6, 0));
-        assert_eq!((net.flow(s1), net.flow(s2), net.flow(sink)), (6, 0, 6));
+        let flows: Vec<i64> = (0..5).map(|k| net.flow(k)).collect();
+        assert_eq!(flows, vec![6, 0, 6, 0, 6]);
     }
 
     #[test]
@@ -448,82 +461,61 @@ mod tests {
     fn the_tree_of_residual_paths_finds_a_reroute_without_searching() {
         // s=0, agents 1..=3, leads 4 and 5, t=6. Agent 1 has slack and
         // feeds lead 4 with agent 2; agent 2 may also feed lead 5. The
-        // light new arc 3 → 5 can go: 1 takes over 2's share of lead 4 and
-        // 2 moves it to lead 5. No search may scan an arc: only the tree
-        // (s → 1 → 4 → 2 → 5) can find that.
-        let mut b = NetworkBuilder::new(7);
-        let s1 = b.add(0, 1, 10, 0);
-        let s2 = b.add(0, 2, 5, 0);
-        let s3 = b.add(0, 3, 2, 0);
-        let a14 = b.add(1, 4, 100, 0);
-        let a24 = b.add(2, 4, 100, 0);
-        let a25 = b.add(2, 5, 100, 0);
-        let light = b.add(3, 5, 100, 1);
-        let t4 = b.add(4, 6, 10, 0);
-        let t5 = b.add(5, 6, 2, 0);
-        let mut net = b.build();
-        for (arc, units) in [(s1, 5), (a14, 5), (s2, 5), (a24, 5), (s3, 2), (light, 2)] {
-            net.push(net.arc(arc) as usize, units);
-        }
-        for (arc, units) in [(t4, 10), (t5, 2)] {
-            net.push(net.arc(arc) as usize, units);
-        }
-        let shed = shed_arcs(&mut net, 0, 6, &[light], Budget::per_search(0));
+        // light new arc 3 → 5 (arc 6) can go: 1 takes over 2's share of
+        // lead 4 and 2 moves it to lead 5. No search may scan an arc: only
+        // the tree (s → 1 → 4 → 2 → 5) can find that.
+        let arcs = [
+            (0, 1, 10, 5),
+            (0, 2, 5, 5),
+            (0, 3, 2, 2),
+            (1, 4, 100, 5),
+            (2, 4, 100, 5),
+            (2, 5, 100, 0),
+            (3, 5, 100, 2),
+            (4, 6, 10, 10),
+            (5, 6, 2, 2),
+        ];
+        let mut net = with_flows(7, &arcs);
+        let shed = shed_arcs(&mut net, 0, 6, &[6], Budget::per_search(0));
         assert_eq!((shed.used_after, shed.scanned), (0, 0));
-        let flows: Vec<i64> = [a14, a24, a25, light]
-            .iter()
-            .map(|&k| net.flow(k))
-            .collect();
+        let flows: Vec<i64> = (3..7).map(|k| net.flow(k)).collect();
         assert_eq!(flows, vec![7, 3, 2, 0]);
     }
 
     #[test]
     fn searches_scan_the_larger_budget_only_until_the_total_is_spent() {
         // s=0, agents 1 and 2 (both full), leads 3 and 4, t=5. The new arc
-        // 1 → 3 can go only by a cycle no tree from s holds (nothing has
-        // slack): 1 takes lead 4 from agent 2, which moves to lead 3.
-        let build = || {
-            let mut b = NetworkBuilder::new(6);
-            let s1 = b.add(0, 1, 2, 0);
-            let s2 = b.add(0, 2, 1, 0);
-            let new = b.add(1, 3, 100, 1);
-            let a14 = b.add(1, 4, 100, 0);
-            let a24 = b.add(2, 4, 100, 0);
-            b.add(2, 3, 100, 0);
-            let t3 = b.add(3, 5, 1, 0);
-            let t4 = b.add(4, 5, 2, 0);
-            let mut net = b.build();
-            for (arc, units) in [
-                (s1, 2),
-                (new, 1),
-                (a14, 1),
-                (s2, 1),
-                (a24, 1),
-                (t3, 1),
-                (t4, 2),
-            ] {
-                net.push(net.arc(arc) as usize, units);
-            }
-            (net, new)
-        };
+        // 1 → 3 (arc 2) can go only by a cycle no tree from s holds
+        // (nothing has slack): 1 takes lead 4 from agent 2, which moves to
+        // lead 3.
+        let arcs = [
+            (0, 1, 2, 2),
+            (0, 2, 1, 1),
+            (1, 3, 100, 1),
+            (1, 4, 100, 1),
+            (2, 4, 100, 1),
+            (2, 3, 100, 0),
+            (3, 5, 1, 1),
+            (4, 5, 2, 2),
+        ];
         let spent = Budget {
             search: 100,
             total: 0,
             after: 0,
         };
-        let (mut net, new) = build();
-        let shed = shed_arcs(&mut net, 0, 5, &[new], spent);
+        let mut net = with_flows(6, &arcs);
+        let shed = shed_arcs(&mut net, 0, 5, &[2], spent);
         assert_eq!(
             (shed.used_after, shed.scanned),
             (1, 0),
             "the total was spent"
         );
-        let (mut net, new) = build();
+        let mut net = with_flows(6, &arcs);
         let shed = shed_arcs(
             &mut net,
             0,
             5,
-            &[new],
+            &[2],
             Budget {
                 total: 1000,
                 ..spent
@@ -534,7 +526,7 @@ mod tests {
             "within the total, the search finds the cycle"
         );
         assert!(shed.scanned > 0);
-        assert_eq!(net.flow(new), 0);
+        assert_eq!(net.flow(2), 0);
     }
 
     proptest::proptest! {
