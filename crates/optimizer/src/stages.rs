@@ -363,6 +363,34 @@ fn greedy_fill(
     total
 }
 
+/// Push the pair flows `flows` of a flow on the network scaled by `from`
+/// (lead caps `from·D_j`) into `net`, an empty [`network`] scaled by `to`
+/// whose agent caps are at least as large relative to it (a Newton step
+/// only raises `u`), each rounded down to `⌊f·to/from⌋`. Rounding down
+/// keeps every agent within `⌊Σf·to/from⌋ ≤ p·h_i` and every lead within
+/// `to·D_j`, so the result is a flow of `net`. Returns its value.
+fn load_rescaled(net: &mut Network, inst: &Instance, flows: &[i64], from: i64, to: i64) -> i64 {
+    let lay = Layout::new(inst);
+    let first_pair = lay.agents + lay.leads;
+    let mut ends = Ends {
+        agents: vec![0; lay.agents],
+        leads: vec![0; lay.leads],
+    };
+    let mut total = 0;
+    for (k, (&f, pair)) in flows.iter().zip(&inst.pairs).enumerate() {
+        // f ≤ from·D_j and to·D_j are in range, so the quotient is too.
+        let g = (i128::from(f) * i128::from(to) / i128::from(from)) as i64;
+        if g > 0 {
+            net.push(net.arc(first_pair + k) as usize, g);
+            ends.agents[pair.agent as usize] += g;
+            ends.leads[pair.lead as usize] += g;
+            total += g;
+        }
+    }
+    ends.load(net, std::iter::empty());
+    total
+}
+
 /// Every pair of `inst`, as [`greedy_fill`] takes them on [`network`].
 fn all_pairs(inst: &Instance) -> impl Iterator<Item = (usize, usize)> {
     let first = inst.capacity.len() + inst.demand.len();
@@ -428,16 +456,25 @@ impl<'a> Stages<'a> {
         let first_pair = lay.agents + lay.leads;
         let mut u = Ratio::new(target, total);
         let mut iterations = 0;
+        // The last iteration's pair flows and their scale: each Newton step
+        // raises `u`, so they still fit, rescaled, under the next caps and
+        // the next max flow only adds what they miss.
+        let mut previous: Option<(Vec<i64>, i64)> = None;
         loop {
             iterations += 1;
             let mut net = network(self.inst, u.num, u.den, false)?;
-            let flow = greedy_fill(&mut net, self.inst, all_pairs(self.inst))
+            let warm = match previous.take() {
+                Some((flows, den)) => load_rescaled(&mut net, self.inst, &flows, den, u.den),
+                None => 0,
+            };
+            let flow = warm
+                + greedy_fill(&mut net, self.inst, all_pairs(self.inst))
                 + max_flow(&mut net, lay.source(), lay.sink());
             let want = target.checked_mul(u.den).ok_or(Overflow)?;
+            let flows: Vec<i64> = (0..self.inst.pairs.len())
+                .map(|k| net.flow(first_pair + k))
+                .collect();
             if flow >= want {
-                let flows = (0..self.inst.pairs.len())
-                    .map(|k| net.flow(first_pair + k))
-                    .collect();
                 return Ok((u, iterations, flows));
             }
             // Minimum cut S: agents outside S are cut at u·h_i, leads inside
@@ -458,6 +495,7 @@ impl<'a> Stages<'a> {
                 (next.num as i128) * (u.den as i128) > (u.num as i128) * (next.den as i128),
                 "Newton must increase u"
             );
+            previous = Some((flows, u.den));
             u = next;
         }
     }
@@ -614,6 +652,76 @@ mod tests {
         assert_eq!(s.shortfall, 0);
         assert_eq!(s.peak, Ratio::new(1, 1));
         assert!(s.balance_iterations >= 2);
+    }
+
+    #[test]
+    fn a_chain_of_newton_steps_starts_each_from_the_last_flow_and_stays_exact() {
+        // Three groups of decreasing tightness: agent 0 alone for lead 0
+        // (u ≥ 9/10), agents 1–2 for lead 1 (u ≥ 12/20), agents 3–6 for
+        // lead 2 (u ≥ 8/40). Newton from Σd/Σh = 29/70 needs three steps;
+        // the second and third start from the rescaled flow before.
+        let i = inst(
+            &[10, 10, 10, 10, 10, 10, 10],
+            &[9, 12, 8],
+            &[
+                (0, 0, true),
+                (1, 1, false),
+                (2, 1, false),
+                (3, 2, false),
+                (4, 2, false),
+                (5, 2, false),
+                (6, 2, false),
+            ],
+        );
+        let stages = Stages::new(&i);
+        let (u, iterations, flows) = stages.balance_with_flows(29).unwrap();
+        assert_eq!(u, Ratio::new(9, 10));
+        assert!(iterations >= 3, "{iterations} Newton steps");
+        assert_flow_fits(&i, 29, u, &flows);
+    }
+
+    /// `flows` (scaled by `u.den`) carries `target` within every agent's
+    /// `u·h_i` and every lead's demand.
+    fn assert_flow_fits(i: &Instance, target: i64, u: Ratio, flows: &[i64]) {
+        let mut agents = vec![0; i.capacity.len()];
+        let mut leads = vec![0; i.demand.len()];
+        for (p, &f) in i.pairs.iter().zip(flows) {
+            assert!(f >= 0);
+            agents[p.agent as usize] += f;
+            leads[p.lead as usize] += f;
+        }
+        for (a, h) in agents.iter().zip(&i.capacity) {
+            assert!(*a <= u.num * h, "an agent over u·h: {a} > {} × {h}", u.num);
+        }
+        for (l, d) in leads.iter().zip(&i.demand) {
+            assert!(
+                *l <= u.den * d,
+                "a lead over its demand: {l} > {} × {d}",
+                u.den
+            );
+        }
+        assert_eq!(leads.iter().sum::<i64>(), target * u.den);
+    }
+
+    proptest::proptest! {
+        /// The balance stage's flow, however many Newton steps it took
+        /// (each from the last one's flow), carries `F*` within the caps
+        /// of the `u*` it returns.
+        #[test]
+        fn the_balance_flow_fits_its_caps(
+            caps in proptest::collection::vec(1i64..20, 2..8),
+            dems in proptest::collection::vec(1i64..30, 1..6),
+            edges in proptest::collection::vec((0usize..8, 0usize..6), 1..24),
+        ) {
+            let (na, nl) = (caps.len(), dems.len());
+            let pairs: std::collections::BTreeSet<(usize, usize)> =
+                edges.iter().map(|&(a, l)| (a % na, l % nl)).collect();
+            let i = Instance::new(caps, dems, pairs.into_iter().map(|(a, l)| (a, l, false)));
+            let stages = Stages::new(&i);
+            let target = stages.shortfall().unwrap();
+            let (u, _, flows) = stages.balance_with_flows(target).unwrap();
+            assert_flow_fits(&i, target, u, &flows);
+        }
     }
 
     #[test]
