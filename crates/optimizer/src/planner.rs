@@ -90,9 +90,8 @@ pub(crate) struct Evaluation {
 /// optimum (stage 3 is not needed for loads and coverage).
 fn evaluate(inst: &Instance) -> Result<Evaluation, OptimizerError> {
     let stages = Stages::new(inst);
-    let carried_total = stages.shortfall().map_err(|_| OptimizerError::Overflow)?;
-    let (peak, _, flows) = stages
-        .balance_with_flows(carried_total)
+    let (carried_total, peak, _, flows) = stages
+        .shortfall_and_balance()
         .map_err(|_| OptimizerError::Overflow)?;
     let mut carried = vec![0.0; inst.demand.len()];
     let mut load = vec![0.0; inst.capacity.len()];

@@ -431,10 +431,24 @@ impl<'a> Stages<'a> {
 
     /// Stage 1: `F*`.
     pub fn shortfall(&self) -> Result<i64, Overflow> {
+        self.shortfall_on().map(|(carried, _)| carried)
+    }
+
+    /// Stage 1, and its network for stage 2 to reuse.
+    fn shortfall_on(&self) -> Result<(i64, Network), Overflow> {
         let lay = Layout::new(self.inst);
         let mut net = network(self.inst, 1, 1, false)?;
         let greedy = greedy_fill(&mut net, self.inst, all_pairs(self.inst));
-        Ok(greedy + max_flow(&mut net, lay.source(), lay.sink()))
+        let carried = greedy + max_flow(&mut net, lay.source(), lay.sink());
+        Ok((carried, net))
+    }
+
+    /// Stages 1 and 2 on one network: `F*`, `u*`, the Newton steps and a
+    /// flow reaching `F*` within `u*` (as [`Stages::balance_with_flows`]).
+    pub fn shortfall_and_balance(&self) -> Result<(i64, Ratio, u32, Vec<i64>), Overflow> {
+        let (carried, net) = self.shortfall_on()?;
+        let (u, iterations, flows) = self.balance_on(Some(net), carried)?;
+        Ok((carried, u, iterations, flows))
     }
 
     /// Stage 2: least `u` whose max flow reaches `target` (= `F*`), and the
@@ -448,6 +462,17 @@ impl<'a> Stages<'a> {
     /// (pair flows scaled by `u.den`, as in [`Solution::flow_scaled`]). Any
     /// such flow will do when only loads are wanted, which saves stage 3.
     pub fn balance_with_flows(&self, target: i64) -> Result<(Ratio, u32, Vec<i64>), Overflow> {
+        self.balance_on(None, target)
+    }
+
+    /// Stage 2 on `reuse`, a network of this instance's layout (any
+    /// capacities and flow), when given: every Newton step resets it
+    /// instead of building another.
+    fn balance_on(
+        &self,
+        mut reuse: Option<Network>,
+        target: i64,
+    ) -> Result<(Ratio, u32, Vec<i64>), Overflow> {
         let lay = Layout::new(self.inst);
         let total = checked_sum(&self.inst.capacity)?;
         if target == 0 || total == 0 {
@@ -462,7 +487,14 @@ impl<'a> Stages<'a> {
         let mut previous: Option<(Vec<i64>, i64)> = None;
         loop {
             iterations += 1;
-            let mut net = network(self.inst, u.num, u.den, false)?;
+            let mut net = match reuse.take() {
+                Some(mut net) => {
+                    check_capacities(self.inst, u.num, u.den)?;
+                    net.reset(|i| self.capacity_of(i, u));
+                    net
+                }
+                None => network(self.inst, u.num, u.den, false)?,
+            };
             let warm = match previous.take() {
                 Some((flows, den)) => load_rescaled(&mut net, self.inst, &flows, den, u.den),
                 None => 0,
@@ -496,6 +528,7 @@ impl<'a> Stages<'a> {
                 "Newton must increase u"
             );
             previous = Some((flows, u.den));
+            reuse = Some(net);
             u = next;
         }
     }
@@ -585,10 +618,21 @@ impl<'a> Stages<'a> {
         Ok((flows, flow, cost, shed))
     }
 
+    /// The capacity of the `i`-th arc of [`network`] scaled by `u`.
+    fn capacity_of(&self, i: usize, u: Ratio) -> i64 {
+        let (agents, leads) = (self.inst.capacity.len(), self.inst.demand.len());
+        if i < agents {
+            self.inst.capacity[i] * u.num
+        } else if i < agents + leads {
+            self.inst.demand[i - agents] * u.den
+        } else {
+            UNLIMITED
+        }
+    }
+
     /// Stages 1 and 2.
     pub fn base(&self) -> Result<Base, Overflow> {
-        let max_flow = self.shortfall()?;
-        let (least_peak, balance_iterations) = self.balance(max_flow)?;
+        let (max_flow, least_peak, balance_iterations, _) = self.shortfall_and_balance()?;
         Ok(Base {
             max_flow,
             demand: checked_sum(&self.inst.demand)?,

@@ -149,6 +149,17 @@ impl Network {
         self.cap[self.rev[a] as usize]
     }
 
+    /// Empty the network and give the `i`-th arc added to the builder the
+    /// capacity `capacity(i)`: the same network as one built with those
+    /// capacities, without building it again.
+    pub fn reset(&mut self, capacity: impl Fn(usize) -> i64) {
+        for (i, &a) in self.forward.iter().enumerate() {
+            let a = a as usize;
+            self.cap[a] = capacity(i);
+            self.cap[self.rev[a] as usize] = 0;
+        }
+    }
+
     /// Cost per unit on arc `a`.
     #[inline]
     pub(crate) fn cost(&self, a: usize) -> i32 {
@@ -215,5 +226,31 @@ impl Network {
     #[inline]
     pub(crate) fn tail(&self, a: usize) -> usize {
         self.to[self.rev[a] as usize] as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(caps: &[i64]) -> Network {
+        let mut b = NetworkBuilder::new(4);
+        for (k, &(u, v)) in [(0, 1), (0, 2), (1, 3), (2, 3), (1, 2)].iter().enumerate() {
+            b.add(u, v, caps[k], 0);
+        }
+        b.build()
+    }
+
+    #[test]
+    fn a_reset_network_is_the_network_built_with_those_capacities() {
+        let mut net = build(&[5, 4, 3, 6, 2]);
+        crate::flow::max_flow(&mut net, 0, 3);
+        assert!(net.flow(0) > 0, "the test needs a flow to clear");
+        let caps = [7, 1, 9, 2, 8];
+        net.reset(|i| caps[i]);
+        let fresh = build(&caps);
+        assert_eq!(net.cap, fresh.cap);
+        assert_eq!(net.to, fresh.to);
+        assert_eq!(net.rev, fresh.rev);
     }
 }
