@@ -967,13 +967,14 @@ fn agent_plans(
         lead.current.iter().for_each(|&i| leads_before[i] += 1);
         target.iter().for_each(|&i| leads_after[i] += 1);
     }
-    let in_pool: BTreeSet<usize> = prep
-        .leads
-        .iter()
-        .flat_map(|l| l.pool.iter().copied())
-        .collect();
-    in_pool
-        .into_iter()
+    // Agents in some pool, in index order (a mark per agent: one pass
+    // over the pools, which hold every pair).
+    let mut in_pool = vec![false; prep.agents.len()];
+    for l in &prep.leads {
+        l.pool.iter().for_each(|&i| in_pool[i] = true);
+    }
+    (0..prep.agents.len())
+        .filter(|&i| in_pool[i])
         .map(|i| {
             let id = &prep.agents[i].id;
             let known = snap
