@@ -637,6 +637,47 @@ impl From<ApplyArgs> for apply::Options {
     }
 }
 
+impl From<RunArgs> for run::Options {
+    fn from(a: RunArgs) -> Self {
+        run::Options {
+            source: match a.config {
+                Some(config) => Source::Live { config },
+                None => Source::Sandbox(world(&a.world)),
+            },
+            every: a.every,
+            cron: a.cron,
+            once: a.once,
+            now: a.now,
+            dry_run: a.dry_run,
+            journal: a.journal,
+            format: format(a.format),
+        }
+    }
+}
+
+impl From<ResumeArgs> for resume::Options {
+    fn from(a: ResumeArgs) -> Self {
+        resume::Options {
+            config: a.config,
+            run: a.run,
+            journal: a.journal,
+            allow_mass_unassign: a.allow_mass_unassign,
+            format: format(a.format),
+        }
+    }
+}
+
+impl From<RollbackArgs> for rollback::Options {
+    fn from(a: RollbackArgs) -> Self {
+        rollback::Options {
+            config: a.config,
+            run: a.run,
+            journal: a.journal,
+            format: format(a.format),
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -645,18 +686,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::usage_code(&e));
         }
     };
-    let color = match cli.color {
-        ColorArg::Auto => logging::Color::Auto,
-        ColorArg::Always => logging::Color::Always,
-        ColorArg::Never => logging::Color::Never,
-    };
-    let verbosity = i16::from(cli.verbose) - i16::from(cli.quiet);
-    let log = logging::init(
-        cli.log.as_deref(),
-        verbosity,
-        color,
-        cli.log_format == LogFormatArg::Json,
-    );
+    let log = start_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -664,85 +694,72 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return exit::report(anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Fetch(args) => fetch::run(args.into(), &log).await,
-            Command::Plan(args) => plan::run(args.into(), &log).await,
-            Command::Apply(args) => apply::run(args.into(), &log).await,
-            Command::Run(a) => {
-                let opts = run::Options {
-                    source: match a.config {
-                        Some(config) => Source::Live { config },
-                        None => Source::Sandbox(world(&a.world)),
-                    },
-                    every: a.every,
-                    cron: a.cron,
-                    once: a.once,
-                    now: a.now,
-                    dry_run: a.dry_run,
-                    journal: a.journal,
-                    format: format(a.format),
-                };
-                run::run(opts, &log).await
-            }
-            Command::Resume(a) => {
-                let opts = resume::Options {
-                    config: a.config,
-                    run: a.run,
-                    journal: a.journal,
-                    allow_mass_unassign: a.allow_mass_unassign,
-                    format: format(a.format),
-                };
-                resume::run(opts, &log).await
-            }
-            Command::Rollback(a) => {
-                let opts = rollback::Options {
-                    config: a.config,
-                    run: a.run,
-                    journal: a.journal,
-                    format: format(a.format),
-                };
-                rollback::run(opts, &log).await
-            }
-            Command::History(a) => history::run(history::Options {
-                config: a.config,
-                journal: a.journal,
-                limit: a.limit,
-                format: format(a.format),
-            }),
-            Command::Show(a) => show::run(show::Options {
-                config: a.config,
-                journal: a.journal,
-                run: a.run,
-                format: format(a.format),
-            }),
-            Command::Check(a) => {
-                check::run(check::Options {
-                    config: a.config,
-                    journal: a.journal,
-                    format: format(a.format),
-                })
-                .await
-            }
-            Command::Sandbox(args) => {
-                sandbox::run(world(&args.world), args.port, args.write_config).await
-            }
-            Command::Bench(args) => bench::run(bench_options(args), &log),
-            Command::BenchOne(args) => {
-                let fam = family(args.family);
-                bench::run_one(fam[0], args.size, args.backend, args.seed, args.repeat)
-            }
-            Command::BenchInstance(args) => bench_instance::run(bench_instance::Options {
-                family: args.family,
-                size: args.size,
-                seed: args.seed,
-                out: args.out,
-                optimum: args.optimum,
-            }),
-        }
-    });
-    match result {
+    match runtime.block_on(dispatch(cli.command, &log)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => exit::report(e),
+    }
+}
+
+/// Logging as the global options ask (`-v`/`-q`, `--log`, `--color`,
+/// `--log-format`).
+fn start_logging(cli: &Cli) -> logging::Log {
+    let color = match cli.color {
+        ColorArg::Auto => logging::Color::Auto,
+        ColorArg::Always => logging::Color::Always,
+        ColorArg::Never => logging::Color::Never,
+    };
+    let verbosity = i16::from(cli.verbose) - i16::from(cli.quiet);
+    logging::init(
+        cli.log.as_deref(),
+        verbosity,
+        color,
+        cli.log_format == LogFormatArg::Json,
+    )
+}
+
+/// Run `command`; its exit code.
+async fn dispatch(command: Command, log: &logging::Log) -> anyhow::Result<u8> {
+    match command {
+        Command::Fetch(args) => fetch::run(args.into(), log).await,
+        Command::Plan(args) => plan::run(args.into(), log).await,
+        Command::Apply(args) => apply::run(args.into(), log).await,
+        Command::Run(args) => run::run(args.into(), log).await,
+        Command::Resume(args) => resume::run(args.into(), log).await,
+        Command::Rollback(args) => rollback::run(args.into(), log).await,
+        Command::History(a) => history::run(history::Options {
+            config: a.config,
+            journal: a.journal,
+            limit: a.limit,
+            format: format(a.format),
+        }),
+        Command::Show(a) => show::run(show::Options {
+            config: a.config,
+            journal: a.journal,
+            run: a.run,
+            format: format(a.format),
+        }),
+        Command::Check(a) => {
+            check::run(check::Options {
+                config: a.config,
+                journal: a.journal,
+                format: format(a.format),
+            })
+            .await
+        }
+        Command::Sandbox(args) => {
+            sandbox::run(world(&args.world), args.port, args.write_config).await
+        }
+        Command::Bench(args) => bench::run(bench_options(args), log),
+        Command::BenchOne(args) => {
+            let fam = family(args.family);
+            bench::run_one(fam[0], args.size, args.backend, args.seed, args.repeat)
+        }
+        Command::BenchInstance(args) => bench_instance::run(bench_instance::Options {
+            family: args.family,
+            size: args.size,
+            seed: args.seed,
+            out: args.out,
+            optimum: args.optimum,
+        }),
     }
 }

@@ -279,6 +279,8 @@ fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// One cycle: fetch, plan, the admission gate, then (unless a dry run)
+/// apply; `record` says how it ended.
 async fn cycle_steps(
     opts: &Options,
     session: &Session,
@@ -287,33 +289,8 @@ async fn cycle_steps(
     log: &Log,
     record: &mut CycleRecord,
 ) -> anyhow::Result<()> {
-    let stage = std::time::Instant::now();
-    let (snapshot, fetched) = session.connected.connection.fetch(false).await?;
-    metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "fetch")
-        .record(stage.elapsed().as_secs_f64());
-    if let Some(per_lead) = fetched.cms_gets_per_lead() {
-        metrics::gauge!("rebalancer_cms_gets_per_lead").set(per_lead);
-    }
-    metrics::counter!("rebalancer_malformed_bodies_retried_total")
-        .increment(fetched.malformed_retried);
-    let stage = std::time::Instant::now();
-    let recent = if guard.is_zero() {
-        Default::default()
-    } else {
-        let now = time::OffsetDateTime::now_utc();
-        let since = now.checked_sub(guard.try_into().unwrap_or(time::Duration::MAX));
-        let since = since.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        recent_for_plan(rebalancer_applier::recent_moves(&session.journal, since)?)
-    };
-    let cfg = session.connected.plan.clone();
-    let plan: Plan = tokio::task::spawn_blocking(move || {
-        rebalancer_optimizer::plan_guarded(&snapshot, &cfg, &Default::default(), &recent)
-            .map(|(p, _)| p)
-    })
-    .await
-    .context("the planner stopped unexpectedly")??;
-    metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "plan")
-        .record(stage.elapsed().as_secs_f64());
+    let snapshot = fetch_step(session).await?;
+    let plan = plan_step(session, guard, snapshot).await?;
     describe_plan(&plan, record);
     metrics::gauge!("rebalancer_shortfall_records").set(plan.objectives.after.shortfall);
     metrics::gauge!("rebalancer_peak_utilisation").set(plan.objectives.after.peak_utilisation);
@@ -345,6 +322,61 @@ async fn cycle_steps(
         );
         return Ok(());
     }
+    apply_step(session, &plan, &expected, stop, log, record).await
+}
+
+/// Fetch this cycle's snapshot, with the fetch's metrics.
+async fn fetch_step(session: &Session) -> anyhow::Result<rebalancer_model::Snapshot> {
+    let stage = std::time::Instant::now();
+    let (snapshot, fetched) = session.connected.connection.fetch(false).await?;
+    metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "fetch")
+        .record(stage.elapsed().as_secs_f64());
+    if let Some(per_lead) = fetched.cms_gets_per_lead() {
+        metrics::gauge!("rebalancer_cms_gets_per_lead").set(per_lead);
+    }
+    metrics::counter!("rebalancer_malformed_bodies_retried_total")
+        .increment(fetched.malformed_retried);
+    Ok(snapshot)
+}
+
+/// Plan `snapshot` under the flap guard (the journal's moves of the last
+/// `guard`), on a blocking thread.
+async fn plan_step(
+    session: &Session,
+    guard: Duration,
+    snapshot: rebalancer_model::Snapshot,
+) -> anyhow::Result<Plan> {
+    let stage = std::time::Instant::now();
+    let recent = if guard.is_zero() {
+        Default::default()
+    } else {
+        let now = time::OffsetDateTime::now_utc();
+        let since = now.checked_sub(guard.try_into().unwrap_or(time::Duration::MAX));
+        let since = since.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        recent_for_plan(rebalancer_applier::recent_moves(&session.journal, since)?)
+    };
+    let cfg = session.connected.plan.clone();
+    let plan: Plan = tokio::task::spawn_blocking(move || {
+        rebalancer_optimizer::plan_guarded(&snapshot, &cfg, &Default::default(), &recent)
+            .map(|(p, _)| p)
+    })
+    .await
+    .context("the planner stopped unexpectedly")??;
+    metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "plan")
+        .record(stage.elapsed().as_secs_f64());
+    Ok(plan)
+}
+
+/// Apply an admitted `plan`, with the apply's metrics; `record` gets the
+/// run and its outcome (a journal held by another apply skips the cycle).
+async fn apply_step(
+    session: &Session,
+    plan: &Plan,
+    expected: &rebalancer_applier::Expected,
+    stop: &CancellationToken,
+    log: &Log,
+    record: &mut CycleRecord,
+) -> anyhow::Result<()> {
     let progress = Progress::default();
     let stage = std::time::Instant::now();
     let stats = &session.connected.connection.clients.stats;
@@ -354,10 +386,10 @@ async fn cycle_steps(
         &progress,
         rebalancer_applier::apply(
             &session.journal,
-            &plan,
+            plan,
             &session.upstreams,
             &session.config,
-            &expected,
+            expected,
             stop.child_token(),
             &progress,
         ),
@@ -369,29 +401,7 @@ async fn cycle_steps(
         .increment(stats.malformed_retries() - malformed_before);
     match applied {
         Ok(report) => {
-            metrics::counter!("rebalancer_moves_applied_total").increment(report.moves_made as u64);
-            metrics::counter!("rebalancer_puts_total", "outcome" => "sent")
-                .increment(report.puts_sent);
-            metrics::counter!("rebalancer_puts_total", "outcome" => "failed")
-                .increment(report.failed as u64);
-            metrics::counter!("rebalancer_retries_total").increment(report.puts_retried);
-            metrics::counter!("rebalancer_drifted_leads_total")
-                .increment(report.skipped_drift as u64);
-            record.run = Some(report.run);
-            record.outcome = match report.outcome {
-                RunOutcome::Completed => "applied",
-                RunOutcome::Interrupted => "interrupted",
-                _ => "applied_with_failures",
-            }
-            .into();
-            record.detail = format!(
-                "run {}: {} PUTs, {} moves, {} failed, {} leads skipped for drift",
-                report.run,
-                report.puts_sent,
-                report.moves_made,
-                report.failed,
-                report.skipped_drift
-            );
+            record_applied(&report, record);
             Ok(())
         }
         Err(ApplyError::LeaseHeld { holder, .. }) => {
@@ -402,6 +412,27 @@ async fn cycle_steps(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// An apply's counters, and its run and outcome in the cycle's record.
+fn record_applied(report: &rebalancer_applier::RunReport, record: &mut CycleRecord) {
+    metrics::counter!("rebalancer_moves_applied_total").increment(report.moves_made as u64);
+    metrics::counter!("rebalancer_puts_total", "outcome" => "sent").increment(report.puts_sent);
+    metrics::counter!("rebalancer_puts_total", "outcome" => "failed")
+        .increment(report.failed as u64);
+    metrics::counter!("rebalancer_retries_total").increment(report.puts_retried);
+    metrics::counter!("rebalancer_drifted_leads_total").increment(report.skipped_drift as u64);
+    record.run = Some(report.run);
+    record.outcome = match report.outcome {
+        RunOutcome::Completed => "applied",
+        RunOutcome::Interrupted => "interrupted",
+        _ => "applied_with_failures",
+    }
+    .into();
+    record.detail = format!(
+        "run {}: {} PUTs, {} moves, {} failed, {} leads skipped for drift",
+        report.run, report.puts_sent, report.moves_made, report.failed, report.skipped_drift
+    );
 }
 
 /// The journal's recent moves in the optimizer's terms.

@@ -598,6 +598,20 @@ fn utilisation_chart(out: &mut String, plan: &Plan) {
         ),
         &labels,
     );
+    utilisation_bars(out, &f, &bars);
+    utilisation_references(out, &f, b);
+    out.push_str("</svg>\n");
+    let caption = utilisation_caption(plan, &bars, with_headroom);
+    let _ = writeln!(
+        out,
+        "<figcaption>{}</figcaption>\n</figure>\n</section>",
+        Esc(&caption)
+    );
+}
+
+/// One bar (after) and one tick (before) per agent, each with its figures
+/// as a tooltip.
+fn utilisation_bars(out: &mut String, f: &Frame, bars: &[(&AgentPlan, f64, f64)]) {
     for (i, (a, before, after)) in bars.iter().enumerate() {
         let tip = format!(
             "{}: before {} of {} ({}), after {} of {} ({})",
@@ -612,6 +626,10 @@ fn utilisation_chart(out: &mut String, plan: &Plan) {
         f.bar(out, i, (0.14, 0.86), *after, "after", &tip);
         f.tick(out, i, (0.0, 1.0), *before, "before", &tip);
     }
+}
+
+/// The u* line, the cap line when it differs, and the legend.
+fn utilisation_references(out: &mut String, f: &Frame, b: &rebalancer_model::Balance) {
     let distinct_cap = (b.cap - b.least_peak).abs() > 1e-9;
     let below = |v: f64| {
         if distinct_cap && v < b.cap.max(b.least_peak) {
@@ -622,7 +640,7 @@ fn utilisation_chart(out: &mut String, plan: &Plan) {
     };
     reference(
         out,
-        &f,
+        f,
         b.least_peak,
         "ustar",
         &format!("u* {}", utilisation(b.least_peak)),
@@ -631,7 +649,7 @@ fn utilisation_chart(out: &mut String, plan: &Plan) {
     if distinct_cap {
         reference(
             out,
-            &f,
+            f,
             b.cap,
             "cap",
             &format!("cap {}", utilisation(b.cap)),
@@ -649,11 +667,18 @@ fn utilisation_chart(out: &mut String, plan: &Plan) {
     if distinct_cap {
         entries.push((Swatch::Line("cap"), "cap: max(u*, target)".to_string()));
     }
-    legend(out, &f, &entries);
-    out.push_str("</svg>\n");
+    legend(out, f, &entries);
+}
+
+/// What the chart shows and what it leaves out.
+fn utilisation_caption(
+    plan: &Plan,
+    bars: &[(&AgentPlan, f64, f64)],
+    with_headroom: usize,
+) -> String {
     let mut caption = format!(
         "Load / headroom per agent: bars after the plan, ticks before it; every agent's load stays within the cap {}.",
-        utilisation(b.cap)
+        utilisation(plan.objectives.balance.cap)
     );
     let idle = bars
         .iter()
@@ -673,11 +698,7 @@ fn utilisation_chart(out: &mut String, plan: &Plan) {
             bars.len()
         );
     }
-    let _ = writeln!(
-        out,
-        "<figcaption>{}</figcaption>\n</figure>\n</section>",
-        Esc(&caption)
-    );
+    caption
 }
 
 /// A round step for about five ticks up to `max`.

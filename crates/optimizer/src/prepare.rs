@@ -329,30 +329,19 @@ struct Rules {
 }
 
 impl Rules {
+    /// Every rule of `cfg` and the what-ifs `w`, by agent and lead index;
+    /// the what-ifs applied are listed, sorted, in `what_ifs`.
     fn resolve(names: &Names, cfg: &PlanConfig, w: &WhatIfs) -> Result<Rules, OptimizerError> {
         let mut what_ifs = Vec::new();
-        let agents = |key: &'static str,
-                      config: &[String],
-                      extra: &BTreeSet<AgentId>,
-                      what_ifs: &mut Vec<String>|
-         -> Result<BTreeSet<usize>, OptimizerError> {
-            let mut out = BTreeSet::new();
-            for a in config {
-                out.insert(names.agent(key, &AgentId::new(a.trim()))?);
-            }
-            for a in extra {
-                out.insert(names.agent(key, a)?);
-                what_ifs.push(format!("{key}: {a}"));
-            }
-            Ok(out)
-        };
-        let frozen_agents = agents(
+        let frozen_agents = agent_set(
+            names,
             "plan.frozen_agents",
             &cfg.frozen_agents,
             &w.freeze_agents,
             &mut what_ifs,
         )?;
-        let excluded_agents = agents(
+        let excluded_agents = agent_set(
+            names,
             "plan.exclude_agents",
             &cfg.exclude_agents,
             &w.exclude_agents,
@@ -363,88 +352,11 @@ impl Rules {
             allowance.insert(names.agent("plan.set_allowance", a)?, n);
             what_ifs.push(format!("plan.set_allowance: {a}={n}"));
         }
-        let mut frozen_leads = BTreeSet::new();
-        for l in &cfg.frozen_leads {
-            frozen_leads.insert(names.lead_text("plan.frozen_leads", l)?);
-        }
-        for &l in &w.freeze_leads {
-            let j = names.lead("plan.frozen_leads", l)?;
-            frozen_leads.insert(j);
-            what_ifs.push(format!("plan.frozen_leads: {}", names.key_of(j)));
-        }
-        let mut demand = BTreeMap::new();
-        let explicit = |lead: &str, d: u64| -> Result<i64, OptimizerError> {
-            if d > MAX_RECORDS as u64 {
-                return Err(OptimizerError::BadValue {
-                    key: "plan.demand",
-                    detail: format!(
-                        "lead {lead}: demand {d} is above the limit of {MAX_RECORDS} records"
-                    ),
-                });
-            }
-            Ok(d as i64)
-        };
-        for (l, &d) in &cfg.demand {
-            let j = names.lead_text("plan.demand", l)?;
-            demand.insert(j, explicit(l, d)?);
-        }
-        for (&l, &d) in &w.set_demand {
-            let j = names.lead("plan.demand", l)?;
-            let key = names.key_of(j);
-            demand.insert(j, explicit(&key.to_string(), d)?);
-            what_ifs.push(format!("plan.demand: {key}={d}"));
-        }
-        let mut lead_weight = BTreeMap::new();
-        for (l, &weight) in &cfg.lead_weights {
-            if !(weight.is_finite() && weight >= 0.0) {
-                return Err(OptimizerError::BadValue {
-                    key: "plan.lead_weights",
-                    detail: format!("weight {weight} for {l} must be a non-negative number"),
-                });
-            }
-            lead_weight.insert(names.lead_text("plan.lead_weights", l)?, weight);
-        }
-        let mut campaign_weight = BTreeMap::new();
-        for (c, &weight) in &cfg.campaign_weights {
-            let id: u64 = c.trim().parse().map_err(|_| OptimizerError::BadName {
-                key: "plan.campaign_weights",
-                detail: format!("`{c}` is not a campaign id"),
-            })?;
-            if !names.snap.campaigns.iter().any(|x| x.campaign_id == id) {
-                return Err(OptimizerError::UnknownLead {
-                    key: "plan.campaign_weights",
-                    lead: format!("campaign {id}"),
-                });
-            }
-            if !(weight.is_finite() && weight >= 0.0) {
-                return Err(OptimizerError::BadValue {
-                    key: "plan.campaign_weights",
-                    detail: format!(
-                        "weight {weight} for campaign {c} must be a non-negative number"
-                    ),
-                });
-            }
-            campaign_weight.insert(id, weight);
-        }
-        let pair = |key: &'static str, p: &PairRef| -> Result<(usize, usize), OptimizerError> {
-            Ok((names.agent(key, &p.agent)?, names.lead(key, p.lead)?))
-        };
-        let mut excluded_pairs = BTreeSet::new();
-        for text in &cfg.exclude_pairs {
-            excluded_pairs.insert(pair(
-                "plan.exclude_pairs",
-                &PairRef::parse("plan.exclude_pairs", text)?,
-            )?);
-        }
-        let mut pins = Vec::new();
-        for text in &cfg.pins {
-            pins.push(pair("plan.pins", &PairRef::parse("plan.pins", text)?)?);
-        }
-        for p in &w.pins {
-            let (i, j) = pair("plan.pins", p)?;
-            pins.push((i, j));
-            what_ifs.push(format!("plan.pins: {}@{}", p.agent, names.key_of(j)));
-        }
+        let frozen_leads = frozen_leads(names, cfg, w, &mut what_ifs)?;
+        let demand = demand_overrides(names, cfg, w, &mut what_ifs)?;
+        let lead_weight = lead_weights(names, cfg)?;
+        let campaign_weight = campaign_weights(names, cfg)?;
+        let (excluded_pairs, pins) = pairs(names, cfg, w, &mut what_ifs)?;
         what_ifs.sort();
         what_ifs.dedup();
         Ok(Rules {
@@ -460,6 +372,146 @@ impl Rules {
             what_ifs,
         })
     }
+}
+
+/// The agents named by config key `key` (`config`) and by a what-if
+/// (`extra`, each listed in `what_ifs`).
+fn agent_set(
+    names: &Names,
+    key: &'static str,
+    config: &[String],
+    extra: &BTreeSet<AgentId>,
+    what_ifs: &mut Vec<String>,
+) -> Result<BTreeSet<usize>, OptimizerError> {
+    let mut out = BTreeSet::new();
+    for a in config {
+        out.insert(names.agent(key, &AgentId::new(a.trim()))?);
+    }
+    for a in extra {
+        out.insert(names.agent(key, a)?);
+        what_ifs.push(format!("{key}: {a}"));
+    }
+    Ok(out)
+}
+
+/// `plan.frozen_leads` and the freeze what-ifs.
+fn frozen_leads(
+    names: &Names,
+    cfg: &PlanConfig,
+    w: &WhatIfs,
+    what_ifs: &mut Vec<String>,
+) -> Result<BTreeSet<usize>, OptimizerError> {
+    let mut frozen = BTreeSet::new();
+    for l in &cfg.frozen_leads {
+        frozen.insert(names.lead_text("plan.frozen_leads", l)?);
+    }
+    for &l in &w.freeze_leads {
+        let j = names.lead("plan.frozen_leads", l)?;
+        frozen.insert(j);
+        what_ifs.push(format!("plan.frozen_leads: {}", names.key_of(j)));
+    }
+    Ok(frozen)
+}
+
+/// `plan.demand` and the demand what-ifs, each within [`MAX_RECORDS`].
+fn demand_overrides(
+    names: &Names,
+    cfg: &PlanConfig,
+    w: &WhatIfs,
+    what_ifs: &mut Vec<String>,
+) -> Result<BTreeMap<usize, i64>, OptimizerError> {
+    let explicit = |lead: &str, d: u64| -> Result<i64, OptimizerError> {
+        if d > MAX_RECORDS as u64 {
+            return Err(OptimizerError::BadValue {
+                key: "plan.demand",
+                detail: format!(
+                    "lead {lead}: demand {d} is above the limit of {MAX_RECORDS} records"
+                ),
+            });
+        }
+        Ok(d as i64)
+    };
+    let mut demand = BTreeMap::new();
+    for (l, &d) in &cfg.demand {
+        let j = names.lead_text("plan.demand", l)?;
+        demand.insert(j, explicit(l, d)?);
+    }
+    for (&l, &d) in &w.set_demand {
+        let j = names.lead("plan.demand", l)?;
+        let key = names.key_of(j);
+        demand.insert(j, explicit(&key.to_string(), d)?);
+        what_ifs.push(format!("plan.demand: {key}={d}"));
+    }
+    Ok(demand)
+}
+
+/// `plan.lead_weights`, each a non-negative number.
+fn lead_weights(names: &Names, cfg: &PlanConfig) -> Result<BTreeMap<usize, f64>, OptimizerError> {
+    let mut lead_weight = BTreeMap::new();
+    for (l, &weight) in &cfg.lead_weights {
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(OptimizerError::BadValue {
+                key: "plan.lead_weights",
+                detail: format!("weight {weight} for {l} must be a non-negative number"),
+            });
+        }
+        lead_weight.insert(names.lead_text("plan.lead_weights", l)?, weight);
+    }
+    Ok(lead_weight)
+}
+
+/// `plan.campaign_weights`: campaigns of the snapshot, each weight a
+/// non-negative number.
+fn campaign_weights(names: &Names, cfg: &PlanConfig) -> Result<BTreeMap<u64, f64>, OptimizerError> {
+    let mut campaign_weight = BTreeMap::new();
+    for (c, &weight) in &cfg.campaign_weights {
+        let id: u64 = c.trim().parse().map_err(|_| OptimizerError::BadName {
+            key: "plan.campaign_weights",
+            detail: format!("`{c}` is not a campaign id"),
+        })?;
+        if !names.snap.campaigns.iter().any(|x| x.campaign_id == id) {
+            return Err(OptimizerError::UnknownLead {
+                key: "plan.campaign_weights",
+                lead: format!("campaign {id}"),
+            });
+        }
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(OptimizerError::BadValue {
+                key: "plan.campaign_weights",
+                detail: format!("weight {weight} for campaign {c} must be a non-negative number"),
+            });
+        }
+        campaign_weight.insert(id, weight);
+    }
+    Ok(campaign_weight)
+}
+
+/// `plan.exclude_pairs`, and the pins: `plan.pins`, then the pin what-ifs.
+#[allow(clippy::type_complexity)]
+fn pairs(
+    names: &Names,
+    cfg: &PlanConfig,
+    w: &WhatIfs,
+    what_ifs: &mut Vec<String>,
+) -> Result<(BTreeSet<(usize, usize)>, Vec<(usize, usize)>), OptimizerError> {
+    let pair = |key: &'static str, p: &PairRef| -> Result<(usize, usize), OptimizerError> {
+        Ok((names.agent(key, &p.agent)?, names.lead(key, p.lead)?))
+    };
+    let mut excluded_pairs = BTreeSet::new();
+    for text in &cfg.exclude_pairs {
+        let p = PairRef::parse("plan.exclude_pairs", text)?;
+        excluded_pairs.insert(pair("plan.exclude_pairs", &p)?);
+    }
+    let mut pins = Vec::new();
+    for text in &cfg.pins {
+        pins.push(pair("plan.pins", &PairRef::parse("plan.pins", text)?)?);
+    }
+    for p in &w.pins {
+        let (i, j) = pair("plan.pins", p)?;
+        pins.push((i, j));
+        what_ifs.push(format!("plan.pins: {}@{}", p.agent, names.key_of(j)));
+    }
+    Ok((excluded_pairs, pins))
 }
 
 /// Each agent's standing and usable capacity (see the module doc for the

@@ -204,45 +204,70 @@ async fn restrict_to(
     if let Some(fault) = shared.before(Endpoint::Zoho).await {
         return crm_fault_response(fault);
     }
-    let Some(token) = auth::zoho_oauthtoken(&headers) else {
-        return error(
+    if let Some(refused) = token_refusal(&shared, &headers).or_else(|| version_refusal(&version)) {
+        return refused;
+    }
+    restrict_to_page(&shared, &threshold_id, query.as_deref())
+}
+
+/// Zoho's answer to a missing, unknown or under-scoped OAuth token, if
+/// any.
+fn token_refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = auth::zoho_oauthtoken(headers) else {
+        return Some(error(
             401,
             "AUTHENTICATION_FAILURE",
             "Authentication failed",
             json!({}),
-        );
+        ));
     };
     if !shared.token_valid(token) {
-        return error(401, "INVALID_TOKEN", "invalid oauth token", json!({}));
+        return Some(error(
+            401,
+            "INVALID_TOKEN",
+            "invalid oauth token",
+            json!({}),
+        ));
     }
     if shared.zoho_scope_missing() {
-        return error(
+        return Some(error(
             401,
             "OAUTH_SCOPE_MISMATCH",
             "invalid oauth scope to access this URL",
             json!({}),
-        );
+        ));
     }
+    None
+}
+
+/// Zoho's answer to an API version other than `v8` or later, if any.
+fn version_refusal(version: &str) -> Option<Response> {
     let Some(version) = version
         .strip_prefix('v')
         .and_then(|n| n.parse::<u32>().ok())
     else {
-        return error(
+        return Some(error(
             404,
             "INVALID_URL_PATTERN",
             "Please check if the URL trying to access is a correct one",
             json!({}),
-        );
+        ));
     };
     if version < 8 {
-        return error(
+        return Some(error(
             400,
             "API_NOT_SUPPORTED",
             "this API is not supported in this version",
             json!({"supported_version": 8}),
-        );
+        ));
     }
-    let params = crate::params(query.as_deref().map(str::as_bytes));
+    None
+}
+
+/// One page of a threshold's `restrict_to` users, or Zoho's answer to a
+/// bad module, threshold or paging parameter.
+fn restrict_to_page(shared: &Shared, threshold_id: &str, query: Option<&str>) -> Response {
+    let params = crate::params(query.map(str::as_bytes));
     let Some(module) = params.get("module") else {
         return error(
             400,
@@ -260,7 +285,7 @@ async fn restrict_to(
         );
     }
     let world = &shared.world;
-    let threshold = match world.threshold(&threshold_id) {
+    let threshold = match world.threshold(threshold_id) {
         Some(t) if module.eq_ignore_ascii_case(MODULE) => t,
         _ => {
             return error(
