@@ -237,7 +237,7 @@ fn network(inst: &Instance, p: i64, q: i64, costs: bool) -> Result<crate::flow::
             // Pair arcs are uncapacitated, as in the LP: then no minimum
             // cut runs through one, which the balance stage's Newton step
             // relies on.
-            let cost = i32::from(costs && !pair.current);
+            let cost = i8::from(costs && !pair.current);
             emit(pair.agent, lay.agents as u32 + pair.lead, UNLIMITED, cost);
         }
     }))
@@ -503,12 +503,11 @@ impl<'a> Stages<'a> {
                 + greedy_fill(&mut net, self.inst, all_pairs(self.inst))
                 + max_flow(&mut net, lay.source(), lay.sink());
             let want = target.checked_mul(u.den).ok_or(Overflow)?;
-            let flows: Vec<i64> = (0..self.inst.pairs.len())
-                .map(|k| net.flow(first_pair + k))
-                .collect();
+            let pairs = first_pair..first_pair + self.inst.pairs.len();
             if flow >= want {
-                return Ok((u, iterations, flows));
+                return Ok((u, iterations, net.into_flows(pairs)));
             }
+            let flows: Vec<i64> = pairs.map(|k| net.flow(k)).collect();
             // Minimum cut S: agents outside S are cut at u·h_i, leads inside
             // S at D_j. The next lower bound makes this cut carry `target`.
             // (Sums of subsets of totals `network` checked: in range.)
@@ -583,12 +582,9 @@ impl<'a> Stages<'a> {
         let (more, cost) = min_cost_max_flow(&mut net, s, t);
         let flow = value + more;
         let solved = started.elapsed();
-        let mut flows: Vec<i64> = (0..self.inst.pairs.len())
-            .map(|k| net.flow(first_pair + k))
-            .collect();
+        let ends = Ends::of(&net, &lay);
+        let mut flows = net.into_flows(first_pair..first_pair + self.inst.pairs.len());
         let shed = if reduce {
-            let ends = Ends::of(&net, &lay);
-            drop(net);
             let (mut open, pair_of) = open_network(self.inst, u.num, &ends, &flows);
             let new_pairs: Vec<usize> = (0..pair_of.len())
                 .filter(|&k| !self.inst.pairs[pair_of[k]].current)

@@ -156,7 +156,7 @@ mod tests {
         fn random_bipartite_is_optimal(
             caps in proptest::collection::vec(0i64..20, 2..8),
             dems in proptest::collection::vec(0i64..20, 1..6),
-            edges in proptest::collection::vec((0usize..8, 0usize..6, 0i32..3), 1..30),
+            edges in proptest::collection::vec((0usize..8, 0usize..6, 0i8..3), 1..30),
         ) {
             let (na, nl) = (caps.len(), dems.len());
             let n = na + nl + 2;

@@ -8,7 +8,7 @@ pub type ArcId = u32;
 #[derive(Debug, Default, Clone)]
 pub struct NetworkBuilder {
     nodes: usize,
-    arcs: Vec<(u32, u32, i64, i32)>,
+    arcs: Vec<(u32, u32, i64, i8)>,
 }
 
 impl NetworkBuilder {
@@ -28,7 +28,7 @@ impl NetworkBuilder {
 
     /// Add an arc `from → to` with capacity `cap ≥ 0` and cost per unit.
     /// Returns its index in insertion order (see [`Network::arc`]).
-    pub fn add(&mut self, from: usize, to: usize, cap: i64, cost: i32) -> usize {
+    pub fn add(&mut self, from: usize, to: usize, cap: i64, cost: i8) -> usize {
         debug_assert!(cap >= 0 && from < self.nodes && to < self.nodes);
         self.arcs.push((from as u32, to as u32, cap, cost));
         self.arcs.len() - 1
@@ -52,7 +52,7 @@ impl Network {
     pub fn from_arcs(
         nodes: usize,
         arcs: usize,
-        each: impl Fn(&mut dyn FnMut(u32, u32, i64, i32)),
+        each: impl Fn(&mut dyn FnMut(u32, u32, i64, i8)),
     ) -> Network {
         let n = nodes;
         let mut first = vec![0u32; n + 1];
@@ -71,9 +71,9 @@ impl Network {
         let mut to = vec![0u32; m2];
         let mut rev = vec![0u32; m2];
         let mut cap = vec![0i64; m2];
-        // Max-flow networks have no costs: no array for them (4 bytes an
-        // arc, 33 MB at 4M pairs).
-        let mut cost = if costs { vec![0i32; m2] } else { Vec::new() };
+        // Max-flow networks have no costs: no array for them (8 MB at 4M
+        // pairs).
+        let mut cost = if costs { vec![0i8; m2] } else { Vec::new() };
         let mut reverse = vec![0u64; m2.div_ceil(64)];
         let mut forward = Vec::with_capacity(arcs);
         each(&mut |u, v, c, w| {
@@ -109,9 +109,10 @@ impl Network {
 
 /// A residual network. `cap[a]` is the residual capacity of arc `a`.
 ///
-/// Layout (16 bytes per arc, 20 with costs; two arcs per added arc): head
+/// Layout (16 bytes per arc, 17 with costs; two arcs per added arc): head
 /// `to` and paired arc `rev` as `u32`, residual `cap` as `i64`, `cost` as
-/// `i32` (empty when every cost is 0), plus one bit per arc marking
+/// `i8` (the change stage's costs are 0 and 1; empty when every cost is 0:
+/// 1 byte instead of 4 an arc is 25 MB less at 4M pairs), plus one bit per arc marking
 /// reverse arcs. The flow on an added arc is
 /// the residual capacity of its reverse (reverse arcs start empty), so no
 /// copy of the original capacities is kept.
@@ -122,7 +123,7 @@ pub struct Network {
     pub(crate) rev: Vec<u32>,
     pub(crate) cap: Vec<i64>,
     /// Per arc, or empty when every cost is 0 (see [`Network::cost`]).
-    cost: Vec<i32>,
+    cost: Vec<i8>,
     /// Bit `a` set: arc `a` is the reverse of an added arc.
     reverse: Vec<u64>,
     forward: Vec<ArcId>,
@@ -162,8 +163,29 @@ impl Network {
 
     /// Cost per unit on arc `a`.
     #[inline]
-    pub(crate) fn cost(&self, a: usize) -> i32 {
+    pub(crate) fn cost(&self, a: usize) -> i8 {
         self.cost.get(a).copied().unwrap_or(0)
+    }
+
+    /// The flows on the `range` of added arcs, taking the network apart
+    /// first: its heads and costs are freed before the flows are
+    /// allocated, so the peak is the network's alone (31 MB less at 4M
+    /// pairs than reading the flows from a whole network).
+    pub fn into_flows(self, range: std::ops::Range<usize>) -> Vec<i64> {
+        let Network {
+            first,
+            to,
+            rev,
+            cap,
+            cost,
+            reverse,
+            forward,
+        } = self;
+        drop((first, to, cost, reverse));
+        forward[range]
+            .iter()
+            .map(|&a| cap[rev[a as usize] as usize])
+            .collect()
     }
 
     /// Total cost of the current flow.
@@ -239,6 +261,15 @@ mod tests {
             b.add(u, v, caps[k], 0);
         }
         b.build()
+    }
+
+    #[test]
+    fn into_flows_reads_the_flows_of_the_range() {
+        let mut net = build(&[5, 4, 3, 6, 2]);
+        crate::flow::max_flow(&mut net, 0, 3);
+        let each: Vec<i64> = (1..4).map(|i| net.flow(i)).collect();
+        assert!(each.iter().any(|&f| f > 0), "the test needs a flow");
+        assert_eq!(net.into_flows(1..4), each);
     }
 
     #[test]

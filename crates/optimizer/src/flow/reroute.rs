@@ -537,7 +537,7 @@ mod tests {
         fn shedding_keeps_flow_and_capacities(
             caps in proptest::collection::vec(0i64..20, 2..8),
             dems in proptest::collection::vec(0i64..20, 1..6),
-            edges in proptest::collection::vec((0usize..8, 0usize..6, 0i32..2), 1..30),
+            edges in proptest::collection::vec((0usize..8, 0usize..6, 0i8..2), 1..30),
             (search, total, after) in (0usize..50, 0usize..200, 0usize..50),
         ) {
             let (na, nl) = (caps.len(), dems.len());
