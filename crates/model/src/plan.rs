@@ -386,7 +386,8 @@ impl Plan {
 
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Plan, ModelError> {
         check_schema_version(bytes, path, "plan", PLAN_SCHEMA_VERSION, "plan --out FILE")?;
-        serde_json::from_slice(bytes).map_err(|e| parse_error(e, path, "plan", "plan --out FILE"))
+        AgentId::interning(|| serde_json::from_slice(bytes))
+            .map_err(|e| parse_error(e, path, "plan", "plan --out FILE"))
     }
 
     pub fn load(path: &Path) -> Result<Plan, ModelError> {

@@ -213,12 +213,19 @@ impl Snapshot {
                 l.unassigned.dedup();
                 let assigned = &l.assigned;
                 l.unassigned.retain(|a| assigned.binary_search(a).is_err());
+                // A parsed list keeps the slack of its growth; at 4M pool
+                // entries, 200k agents the lists below held 90 MB of it.
+                l.assigned.shrink_to_fit();
+                l.unassigned.shrink_to_fit();
             }
+            c.leads.shrink_to_fit();
         }
         for a in &mut self.agents {
             a.derive();
+            a.thresholds.shrink_to_fit();
         }
         self.agents.sort_by(|a, b| a.id.cmp(&b.id));
+        self.agents.shrink_to_fit();
         self.problems.sort();
         self.problems.dedup();
         self.source.threshold_ids.sort();
@@ -269,8 +276,8 @@ impl Snapshot {
     /// Parse a snapshot from bytes. `path` is used only in error messages.
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Snapshot, ModelError> {
         check_schema_version(bytes, path, "snapshot", SNAPSHOT_SCHEMA_VERSION, "fetch")?;
-        let mut snap: Snapshot =
-            serde_json::from_slice(bytes).map_err(|e| parse_error(e, path, "snapshot", "fetch"))?;
+        let mut snap: Snapshot = AgentId::interning(|| serde_json::from_slice(bytes))
+            .map_err(|e| parse_error(e, path, "snapshot", "fetch"))?;
         snap.validate(path)?;
         snap.normalize();
         Ok(snap)
@@ -385,6 +392,14 @@ mod tests {
         assert!(s.agents[1].at_threshold());
         let lead = &s.campaigns[0].leads[0];
         assert_eq!(lead.unassigned, vec![AgentId::new("a")]);
+    }
+
+    #[test]
+    fn a_loaded_snapshot_holds_each_agent_name_once() {
+        let s = Snapshot::from_json(&sample().to_json(), Path::new("s.json")).unwrap();
+        let in_lead = &s.campaigns[0].leads[0].assigned[0];
+        let agent = s.agents.iter().find(|a| a.id == *in_lead).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&in_lead.0, &agent.id.0));
     }
 
     #[test]
