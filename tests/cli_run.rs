@@ -346,24 +346,155 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+impl Loop {
+    /// With `run.metrics_addr` on port 0: the address the loop bound, read
+    /// from its start-up log line (the port is never let go in between).
+    fn with_metrics(
+        config: &Path,
+        journal: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Loop, String) {
+        let mut env = env.to_vec();
+        env.push(("REBALANCER_RUN__METRICS_ADDR", "127.0.0.1:0"));
+        env.push(("RUST_LOG", "info"));
+        let mut l = Loop::spawn(
+            config,
+            &["--journal", &p(journal)],
+            extra,
+            &env,
+            Stdio::piped(),
+        );
+        let stderr = l.child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && line.contains("metrics at /metrics") {
+                    let addr = line
+                        .split_once("addr=")
+                        .and_then(|(_, rest)| rest.split_whitespace().next())
+                        .map(|a| a.trim_matches('"').to_owned());
+                    sent = tx.send(addr).is_ok();
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the loop logs where it serves metrics")
+            .expect("the log line names the address");
+        (l, addr)
+    }
+}
+
+/// The value of the series line `name{labels}` (exactly so) in `metrics`.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `promtool check metrics` on `text`: its complaints (empty: none).
+/// Without promtool, `None` and a notice; `REBALANCER_REQUIRE_PROMTOOL=1`
+/// (as in CI) makes that a failure.
+fn promtool_check(text: &str) -> Option<String> {
+    use std::io::Write;
+    let spawned = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(
+                std::env::var("REBALANCER_REQUIRE_PROMTOOL").as_deref() != Ok("1"),
+                "promtool is required (REBALANCER_REQUIRE_PROMTOOL=1) but cannot run ({e}); install it with `apt-get install --no-install-recommends prometheus`"
+            );
+            eprintln!("skipped `promtool check metrics`: promtool cannot run here ({e}); `apt-get install prometheus` provides it");
+            return None;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() || !said.trim().is_empty(),
+        "promtool failed silently"
+    );
+    Some(said)
+}
+
+/// Every series is on /metrics before the first cycle (the cron schedule's
+/// first time is weeks away), and promtool finds nothing to say about it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_series_is_served_before_the_first_cycle_and_passes_promtool() {
+    let (sb, _dir, config, journal) = setup().await;
+    let (l, addr) = Loop::with_metrics(&config, &journal, &["--cron", "0 0 0 1 1 *"], &[]);
+    let (status, metrics) = http_get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    for (series, value) in [
+        ("rebalancer_cycles_total{outcome=\"failed\"}", 0.0),
+        ("rebalancer_cycles_total{outcome=\"applied\"}", 0.0),
+        ("rebalancer_last_success_timestamp_seconds", 0.0),
+        ("rebalancer_last_cycle_timestamp_seconds", 0.0),
+        ("rebalancer_puts_total{outcome=\"sent\"}", 0.0),
+        ("rebalancer_lease_lost_total", 0.0),
+        (
+            "rebalancer_upstream_requests_total{api=\"cms_get\",outcome=\"5xx\"}",
+            0.0,
+        ),
+        // January 1st, yearly: 365 days between the next two.
+        ("rebalancer_cycle_interval_seconds", 365.0 * 86400.0),
+    ] {
+        assert_eq!(sample(&metrics, series), value, "{series}");
+    }
+    assert!(sample(&metrics, "rebalancer_shortfall_records").is_nan());
+    for family in [
+        "# TYPE rebalancer_cycle_duration_seconds histogram",
+        "# TYPE rebalancer_upstream_request_duration_seconds histogram",
+        "# HELP rebalancer_build_info ",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_cpu_seconds_total counter",
+        "# HELP process_open_fds ",
+    ] {
+        assert!(metrics.contains(family), "no `{family}`:\n{metrics}");
+    }
+    if let Some(said) = promtool_check(&metrics) {
+        assert_eq!(
+            said.trim(),
+            "",
+            "promtool check metrics:\n{said}\n{metrics}"
+        );
+    }
+    assert_eq!(l.stop(), 0);
+    sb.shutdown().await;
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_probes_answer_while_the_loop_runs() {
     let (sb, _dir, config, journal) = setup().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let l = Loop::start(
+    let (l, addr) = Loop::with_metrics(
         &config,
         &journal,
         &["--every", "1s"],
-        &[
-            ("REBALANCER_APPLY__PUTS_PER_SECOND", "200"),
-            ("REBALANCER_RUN__METRICS_ADDR", &addr),
-        ],
+        &[("REBALANCER_APPLY__PUTS_PER_SECOND", "200")],
     );
     let first = l.next();
     assert_eq!(first["outcome"], "applied", "{first}");
@@ -373,25 +504,39 @@ async fn metrics_and_probes_answer_while_the_loop_runs() {
     assert_eq!(status, 200, "ready after a successful cycle");
     let (status, metrics) = http_get(&addr, "/metrics");
     assert_eq!(status, 200);
+    // Counted as each PUT ended: every PUT the sandbox took, and no more
+    // (the next cycle may have started: at least the first's).
+    let puts = sb.write_log().len() as f64;
+    let sent = sample(&metrics, "rebalancer_puts_total{outcome=\"sent\"}");
+    assert!(
+        sent >= 1.0 && sent <= puts,
+        "sent {sent}, sandbox took {puts}"
+    );
+    let put_oks = sample(
+        &metrics,
+        "rebalancer_upstream_requests_total{api=\"cms_put\",outcome=\"ok\"}",
+    );
+    assert_eq!(put_oks, sent, "each PUT is one cms_put request");
     for series in [
-        "rebalancer_cycle_duration_seconds",
-        "stage=\"fetch\"",
-        "stage=\"plan\"",
-        "stage=\"apply\"",
-        "rebalancer_cycles_total{outcome=\"applied\"}",
+        "rebalancer_upstream_requests_total{api=\"cms_get\",outcome=\"ok\"}",
+        "rebalancer_upstream_requests_total{api=\"webex_users\",outcome=\"ok\"}",
+        "rebalancer_upstream_requests_total{api=\"zoho_restrict_to\",outcome=\"ok\"}",
+        "rebalancer_upstream_requests_total{api=\"zoho_token\",outcome=\"ok\"}",
         "rebalancer_moves_applied_total",
-        "rebalancer_puts_total{outcome=\"sent\"}",
-        "rebalancer_retries_total",
-        "rebalancer_drifted_leads_total",
-        "rebalancer_shortfall_records",
-        "rebalancer_peak_utilisation",
+        "rebalancer_cycles_total{outcome=\"applied\"}",
+        "rebalancer_last_cycle_outcome{outcome=\"applied\"}",
         "rebalancer_last_success_timestamp_seconds",
-        "rebalancer_cms_gets_per_lead ",
+        "rebalancer_cycle_duration_seconds_count{stage=\"fetch\"}",
+        "rebalancer_cycle_duration_seconds_count{stage=\"plan\"}",
+        "rebalancer_cycle_duration_seconds_count{stage=\"apply\"}",
+        "rebalancer_upstream_request_duration_seconds_count{api=\"cms_get\"}",
     ] {
-        assert!(
-            metrics.contains(series),
-            "{series} missing from /metrics:\n{metrics}"
-        );
+        assert!(sample(&metrics, series) >= 1.0, "{series}:\n{metrics}");
+    }
+    assert!(sample(&metrics, "rebalancer_peak_utilisation") > 0.0);
+    assert_eq!(sample(&metrics, "rebalancer_cycle_interval_seconds"), 1.0);
+    if let Some(said) = promtool_check(&metrics) {
+        assert_eq!(said.trim(), "", "promtool check metrics:\n{said}");
     }
     assert_eq!(l.stop(), 0);
     sb.shutdown().await;

@@ -21,6 +21,7 @@ use crate::goal::{decide, Decision, DriftRule, LeadGoal};
 use crate::journal::{Journal, Lease, PutOutcome};
 use crate::recheck::{Rechecker, Verdict};
 use crate::report::{LeadReport, LeadState};
+use crate::series;
 use crate::{ApplyConfig, Progress};
 
 /// Rounds of "read back, send what is still missing" per lead, whatever the
@@ -378,11 +379,6 @@ impl Ctx {
         debug_assert!(!put.is_empty(), "never an empty PUT");
         let body = serde_json::to_string(&update).expect("a mapping update serialises");
         let row = self.journal.put_pending(self.run, goal.lead, seq, &body)?;
-        self.progress.put_sent();
-        self.counters.puts_sent.fetch_add(1, Ordering::Relaxed);
-        if retry {
-            self.counters.puts_retried.fetch_add(1, Ordering::Relaxed);
-        }
         // Right before the PUT goes out (after the write budget's wait):
         // the lease is confirmed and extended by the journal's clock, and
         // still surely ours by this process's clock. A stale holder stops
@@ -402,6 +398,13 @@ impl Ctx {
         if let Err(UpstreamError::Fenced { .. }) = &sent {
             let refused = lost.lock().unwrap_or_else(|p| p.into_inner()).take();
             return Err(refused.unwrap_or(ApplyError::LeaseExpiring));
+        }
+        // It went out (a fenced PUT did not: its row stays pending).
+        self.progress.put_sent();
+        series::put_sent();
+        self.counters.puts_sent.fetch_add(1, Ordering::Relaxed);
+        if retry {
+            self.counters.puts_retried.fetch_add(1, Ordering::Relaxed);
         }
         let message = match sent {
             Ok(echo)
@@ -427,11 +430,13 @@ impl Ctx {
                 self.counters
                     .moves
                     .fetch_add(put.len() as u64, Ordering::Relaxed);
+                series::moves(put.len());
                 return Ok(Sent::Applied);
             }
             Err(e) if e.is_ambiguous_write() => e.to_string(),
             Err(e) => {
                 self.progress.put_failed();
+                series::put_failed();
                 let message = e.to_string();
                 self.journal.put_done(
                     row,
@@ -462,6 +467,7 @@ impl Ctx {
     ) -> Result<Sent, ApplyError> {
         tracing::warn!(lead = %goal.lead, %message, "PUT outcome unknown; reading the lead back");
         self.progress.put_failed();
+        series::put_failed();
         self.journal.put_done(
             row,
             PutOutcome {
@@ -497,6 +503,7 @@ impl Ctx {
             self.counters
                 .moves
                 .fetch_add(put.len() as u64, Ordering::Relaxed);
+            series::moves(put.len());
         }
         Ok(Sent::Ambiguous(Some(live)))
     }
