@@ -104,6 +104,59 @@ impl Drop for Loop {
     }
 }
 
+/// When a cycle line says its cycle started.
+fn started_at(cycle: &Value) -> chrono::DateTime<chrono::Utc> {
+    let text = cycle["started_at"]
+        .as_str()
+        .expect("a cycle has started_at");
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("started_at {text:?}: {e}"))
+        .to_utc()
+}
+
+/// The runs of `history --format json` output, checked never to overlap
+/// in time (timestamps compared as times, not text); there must be at
+/// least `at_least` of them, so the check compares something.
+fn assert_runs_never_overlap(history_json: &str, at_least: usize) {
+    let runs: Vec<Value> = serde_json::from_str(history_json).unwrap();
+    assert!(
+        runs.len() >= at_least,
+        "{} runs, the test needs {at_least}: {history_json}",
+        runs.len()
+    );
+    let time = |v: &Value| {
+        let text = v
+            .as_str()
+            .expect("every run has ended (the loops were stopped)");
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+            .to_utc()
+    };
+    let mut spans: Vec<_> = runs
+        .iter()
+        .map(|r| (time(&r["started_at"]), time(&r["ended_at"])))
+        .collect();
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "two runs overlap: {w:?}");
+    }
+}
+
+/// Waits until one of the loops reports an applied cycle.
+fn next_applied(loops: &[&Loop]) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        for l in loops {
+            if let Ok(c) = l.lines.recv_timeout(Duration::from_millis(50)) {
+                if c["outcome"] == "applied" {
+                    return c;
+                }
+            }
+        }
+    }
+    panic!("no loop applied anything within two minutes");
+}
+
 /// Every lead an agent is assigned to in the sandbox.
 fn leads_of(sb: &Sandbox, agent: &str) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
@@ -143,18 +196,26 @@ async fn the_loop_reacts_to_upstream_changes_on_its_next_cycle() {
     let full = an_assigned_agent(&sb, &[gone.as_str()]);
     sb.set_webex_active(&gone, false).unwrap();
     sb.set_zoho_counts(&full, 1_000_000).unwrap();
-    let mut reacted = None;
-    for _ in 0..10 {
+    // Cycles that started before this instant may have fetched the world
+    // as it was; the first one that started after it must react.
+    let changed_at = chrono::Utc::now();
+    let mut seen = Vec::new();
+    loop {
         let c = l.next();
-        if leads_of(&sb, &gone).is_empty() && leads_of(&sb, &full).is_empty() {
-            reacted = Some(c);
+        let after = started_at(&c) > changed_at;
+        seen.push(c);
+        if after {
             break;
         }
     }
-    let c = reacted.expect("the loop never unassigned the inactive and the full agent");
     assert!(
-        matches!(c["outcome"].as_str(), Some("applied")),
-        "safety moves are applied even right after a cycle moved things: {c}"
+        leads_of(&sb, &gone).is_empty() && leads_of(&sb, &full).is_empty(),
+        "the first cycle that started after the change left the inactive or the full agent assigned: {seen:#?}"
+    );
+    let reacted = seen.iter().rev().find(|c| c["outcome"] == "applied");
+    assert!(
+        reacted.is_some(),
+        "safety moves are applied even right after a cycle moved things: {seen:#?}"
     );
     let code = l.stop();
     assert_eq!(code, 0, "a loop stopped between cycles ends cleanly");
@@ -242,6 +303,10 @@ async fn two_loops_on_one_journal_never_apply_in_the_same_cycle() {
         outcomes.contains(&Value::from("applied")) && outcomes.contains(&Value::from("skipped")),
         "one applies, the other skips its cycle: {first_a} / {first_b}"
     );
+    // The world changes: a second run is needed, by whichever loop.
+    sb.set_webex_active(&an_assigned_agent(&sb, &[]), false)
+        .unwrap();
+    next_applied(&[&a, &b]);
     let _ = (a.stop(), b.stop());
     // The journal's runs never overlap in time.
     let (code, stdout, stderr) = run(
@@ -250,20 +315,7 @@ async fn two_loops_on_one_journal_never_apply_in_the_same_cycle() {
     )
     .await;
     assert_eq!(code, 0, "{stderr}");
-    let runs: Vec<Value> = serde_json::from_str(&stdout).unwrap();
-    let mut spans: Vec<(String, String)> = runs
-        .iter()
-        .map(|r| {
-            (
-                r["started_at"].as_str().unwrap().to_owned(),
-                r["ended_at"].as_str().unwrap_or("~").to_owned(),
-            )
-        })
-        .collect();
-    spans.sort();
-    for w in spans.windows(2) {
-        assert!(w[0].1 <= w[1].0, "two runs overlap: {w:?}");
-    }
+    assert_runs_never_overlap(&stdout, 2);
     sb.shutdown().await;
 }
 
@@ -612,6 +664,9 @@ async fn two_loops_on_one_postgresql_journal_never_apply_in_the_same_cycle() {
         outcomes.contains(&Value::from("applied")) && outcomes.contains(&Value::from("skipped")),
         "one applies, the other skips its cycle: {first_a} / {first_b}"
     );
+    sb.set_webex_active(&an_assigned_agent(&sb, &[]), false)
+        .unwrap();
+    next_applied(&[&a, &b]);
     let _ = (a.stop(), b.stop());
     let (code, stdout, stderr) = run(
         s(&["history", "--format", "json"]),
@@ -619,21 +674,7 @@ async fn two_loops_on_one_postgresql_journal_never_apply_in_the_same_cycle() {
     )
     .await;
     assert_eq!(code, 0, "{stderr}");
-    let runs: Vec<Value> = serde_json::from_str(&stdout).unwrap();
-    assert!(!runs.is_empty(), "the applied cycle's run is in PostgreSQL");
-    let mut spans: Vec<(String, String)> = runs
-        .iter()
-        .map(|r| {
-            (
-                r["started_at"].as_str().unwrap().to_owned(),
-                r["ended_at"].as_str().unwrap_or("~").to_owned(),
-            )
-        })
-        .collect();
-    spans.sort();
-    for w in spans.windows(2) {
-        assert!(w[0].1 <= w[1].0, "two runs overlap: {w:?}");
-    }
+    assert_runs_never_overlap(&stdout, 2);
     let (code, stdout, stderr) = run(
         s(&["history"]),
         vec![("REBALANCER_JOURNAL__URL".into(), url)],
@@ -713,13 +754,6 @@ async fn sandbox_runs_never_write_the_configured_journal() {
         .path()
         .join("rebalancer-sandbox-journal.sqlite")
         .is_file());
-}
-
-/// The started_at of a cycle line.
-fn started_at(c: &Value) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::parse_from_rfc3339(c["started_at"].as_str().expect("started_at"))
-        .expect("an RFC 3339 time")
-        .with_timezone(&chrono::Utc)
 }
 
 /// Finding #13: the first cycle of a cron schedule ran at start-up, so
