@@ -619,17 +619,21 @@ async fn sigterm_mid_cycle_records_the_run_as_interrupted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(sb.write_log().len() >= 2, "the first cycle never wrote");
+    let puts_at_signal = sb.write_log().len();
     let _ = Command::new("kill")
         .args(["-TERM", &l.child.id().to_string()])
         .status();
     let cycle = l.next();
     assert_eq!(cycle["outcome"], "interrupted", "{cycle}");
-    let puts_at_stop = sb.write_log().len();
     let code = l.stop();
     assert_eq!(code, 11, "a loop stopped mid-apply exits 11");
+    // At 2 PUTs a second with a burst of 1, at most one PUT can have been
+    // on its way when the signal came; nothing new is started after it.
+    let puts = sb.write_log().len();
     assert!(
-        puts_at_stop < 40,
-        "the apply went on after SIGTERM ({puts_at_stop} PUTs)"
+        puts <= puts_at_signal + 1,
+        "{} PUTs went out after SIGTERM (beyond the one in flight)",
+        puts - puts_at_signal
     );
     let (code, stdout, _) = run(
         s(&["history", "--journal", &p(&journal), "--format", "json"]),
@@ -639,6 +643,35 @@ async fn sigterm_mid_cycle_records_the_run_as_interrupted() {
     assert_eq!(code, 0);
     let runs: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(runs[0]["outcome"], "interrupted", "{stdout}");
+    // Every PUT that went out, the one in flight included, is in the
+    // journal with its outcome: none left pending.
+    let run_id = runs[0]["id"].to_string();
+    let (code, stdout, stderr) = run(
+        s(&[
+            "show",
+            &run_id,
+            "--journal",
+            &p(&journal),
+            "--format",
+            "json",
+        ]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let shown: Value = serde_json::from_str(&stdout).unwrap();
+    let journaled = shown["puts"].as_array().expect("show lists the PUTs");
+    // Those that waited for the write budget when the stop came are
+    // recorded as never sent.
+    let went_out: Vec<&Value> = journaled
+        .iter()
+        .filter(|p| p["state"] != "unsent")
+        .collect();
+    assert_eq!(went_out.len(), puts, "journal and CMS disagree: {stdout}");
+    assert!(
+        went_out.iter().all(|put| put["state"] == "applied"),
+        "a PUT without its outcome: {stdout}"
+    );
     sb.shutdown().await;
 }
 
