@@ -135,9 +135,14 @@ fn fault_response(fault: Fault) -> Response {
     }
 }
 
-/// Faults, then Basic auth.
-async fn admit(shared: &Shared, endpoint: Endpoint, headers: &HeaderMap) -> Option<Response> {
-    if let Some(fault) = shared.before(endpoint).await {
+/// Faults (for the request `key`), then Basic auth.
+async fn admit(
+    shared: &Shared,
+    endpoint: Endpoint,
+    key: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    if let Some(fault) = shared.before(endpoint, key).await {
         return Some(fault_response(fault));
     }
     let c = &shared.credentials;
@@ -165,7 +170,9 @@ async fn get_lead_user(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(rejected) = admit(&shared, Endpoint::CmsGet, &headers).await {
+    // Faults are keyed by the campaign and the query (lead, page).
+    let key = format!("{campaign}?{}", query.as_deref().unwrap_or(""));
+    if let Some(rejected) = admit(&shared, Endpoint::CmsGet, &key, &headers).await {
         return rejected;
     }
     let (Ok(cc), Ok(process), Ok(campaign)) = (
@@ -268,7 +275,12 @@ async fn put_answer(
     headers: &HeaderMap,
     change: &Result<MappingChange, String>,
 ) -> (Response, Option<Vec<String>>) {
-    let (fault, after_apply) = shared.before_write(Endpoint::CmsPut).await;
+    // Faults are keyed by the lead written (the body's, when it parses).
+    let key = match change {
+        Ok(c) => format!("{}/{}", c.campaign_id, c.lead_id),
+        Err(_) => String::new(),
+    };
+    let (fault, after_apply) = shared.before_write(Endpoint::CmsPut, &key).await;
     if let Some(fault) = fault {
         return (fault_response(fault), None);
     }

@@ -2,8 +2,13 @@
 //! random 500 / 429 (with `Retry-After`), malformed 200 bodies (truncated
 //! JSON, or a proxy's HTML page), and 200s with an empty (or null) result,
 //! the way an upstream in trouble may answer "nothing" instead of an error.
-//! Every random decision comes from one RNG seeded with the sandbox's seed,
-//! so a given seed and request order give the same faults.
+//! Every random decision for a request comes from an RNG seeded with the
+//! sandbox's seed, the endpoint, the request's key (the lead and page it
+//! asks for, or the lead it writes) and how many requests with that key
+//! came before it: the n-th request for a lead gets the same faults
+//! whatever other requests ran at the same time, so a seed replays
+//! exactly under concurrency (one shared RNG did not: the order in which
+//! concurrent requests drew from it decided who failed).
 //!
 //! Two faults only make sense for a write (the CMS PUT): apply the change
 //! and THEN answer 500 ([`FaultSpec::p_500_after_apply`]) or a malformed 200
@@ -20,7 +25,10 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rand::Rng;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Faults for every endpoint.
@@ -79,7 +87,7 @@ pub struct FaultSpec {
 }
 
 /// Which endpoint a request is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     CmsGet = 0,
     CmsPut = 1,
@@ -126,20 +134,34 @@ pub enum AfterApply {
     Malformed,
 }
 
-/// The live fault configuration with its counters and RNG.
+/// What happens to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Latency to add first.
+    pub latency: Duration,
+    /// Fail it this way (nothing is applied).
+    pub fault: Option<Fault>,
+    /// A write no fault hit: apply it, then answer this way.
+    pub after_apply: Option<AfterApply>,
+}
+
+/// The live fault configuration with its counters.
 #[derive(Debug)]
 pub struct FaultState {
     faults: Faults,
     failed_first: [u32; 5],
-    rng: ChaCha8Rng,
+    seed: u64,
+    /// Requests so far per (endpoint, key).
+    seen: HashMap<(Endpoint, String), u32>,
 }
 
 impl FaultState {
-    pub fn new(faults: Faults, rng: ChaCha8Rng) -> Self {
+    pub fn new(faults: Faults, seed: u64) -> Self {
         FaultState {
             faults,
             failed_first: [0; 5],
-            rng,
+            seed,
+            seen: HashMap::new(),
         }
     }
 
@@ -149,8 +171,27 @@ impl FaultState {
         self.failed_first = [0; 5];
     }
 
-    /// The latency to add and the fault (if any) for one request.
-    pub fn decide(&mut self, endpoint: Endpoint) -> (Duration, Option<Fault>) {
+    /// The latency, the fault (if any) and, for a write no fault hit, the
+    /// after-apply answer (if any) of one request for `key`.
+    pub fn decide(&mut self, endpoint: Endpoint, key: &str) -> Decision {
+        let n = self.seen.entry((endpoint, key.to_owned())).or_insert(0);
+        let mut hasher = rustc_hash::FxHasher::default();
+        (self.seed, endpoint as u8, key, *n).hash(&mut hasher);
+        *n += 1;
+        let mut rng = ChaCha8Rng::seed_from_u64(hasher.finish());
+        let (latency, fault) = self.fault(endpoint, &mut rng);
+        let after_apply = match fault {
+            None => after_apply(endpoint.spec(&self.faults), &mut rng),
+            Some(_) => None,
+        };
+        Decision {
+            latency,
+            fault,
+            after_apply,
+        }
+    }
+
+    fn fault(&mut self, endpoint: Endpoint, rng: &mut ChaCha8Rng) -> (Duration, Option<Fault>) {
         let spec = endpoint.spec(&self.faults).clone();
         let retry_after = |status: u16| (status == 429).then_some(spec.retry_after_secs);
         let counter = &mut self.failed_first[endpoint as usize];
@@ -167,7 +208,7 @@ impl FaultState {
             };
             return (spec.latency, Some(fault));
         }
-        let mut roll = |p: f64| p > 0.0 && self.rng.gen_bool(p.min(1.0));
+        let mut roll = |p: f64| p > 0.0 && rng.gen_bool(p.min(1.0));
         let fault = if roll(spec.p_500) {
             Some(Fault::Status {
                 status: 500,
@@ -191,21 +232,19 @@ impl FaultState {
         };
         (spec.latency, fault)
     }
+}
 
-    /// Whether a write that no [`Fault`] hit is to be answered badly after
-    /// it is applied. Rolls nothing when both probabilities are 0, so the
-    /// random sequence of other faults is unchanged.
-    pub fn decide_after_apply(&mut self, endpoint: Endpoint) -> Option<AfterApply> {
-        let spec = endpoint.spec(&self.faults);
-        let (p_500, p_malformed) = (spec.p_500_after_apply, spec.p_malformed_after_apply);
-        let mut roll = |p: f64| p > 0.0 && self.rng.gen_bool(p.min(1.0));
-        if roll(p_500) {
-            Some(AfterApply::Status500)
-        } else if roll(p_malformed) {
-            Some(AfterApply::Malformed)
-        } else {
-            None
-        }
+/// Whether a request that no [`Fault`] hit is to be answered badly after it
+/// is applied (only writes have these probabilities).
+fn after_apply(spec: &FaultSpec, rng: &mut ChaCha8Rng) -> Option<AfterApply> {
+    let (p_500, p_malformed) = (spec.p_500_after_apply, spec.p_malformed_after_apply);
+    let mut roll = |p: f64| p > 0.0 && rng.gen_bool(p.min(1.0));
+    if roll(p_500) {
+        Some(AfterApply::Status500)
+    } else if roll(p_malformed) {
+        Some(AfterApply::Malformed)
+    } else {
+        None
     }
 }
 
@@ -248,7 +287,10 @@ pub fn html_response() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
+
+    fn fault(state: &mut FaultState, endpoint: Endpoint) -> Option<Fault> {
+        state.decide(endpoint, "k").fault
+    }
 
     #[test]
     fn fail_first_then_pass() {
@@ -261,15 +303,15 @@ mod tests {
             },
             ..Faults::default()
         };
-        let mut state = FaultState::new(faults, ChaCha8Rng::seed_from_u64(1));
+        let mut state = FaultState::new(faults, 1);
         let expected = Some(Fault::Status {
             status: 429,
             retry_after: Some(3),
         });
-        assert_eq!(state.decide(Endpoint::CmsGet).1, expected);
-        assert_eq!(state.decide(Endpoint::CmsPut).1, None);
-        assert_eq!(state.decide(Endpoint::CmsGet).1, expected);
-        assert_eq!(state.decide(Endpoint::CmsGet).1, None);
+        assert_eq!(fault(&mut state, Endpoint::CmsGet), expected);
+        assert_eq!(fault(&mut state, Endpoint::CmsPut), None);
+        assert_eq!(fault(&mut state, Endpoint::CmsGet), expected);
+        assert_eq!(fault(&mut state, Endpoint::CmsGet), None);
     }
 
     #[test]
@@ -282,12 +324,12 @@ mod tests {
             },
             ..Faults::default()
         };
-        let mut state = FaultState::new(faults, ChaCha8Rng::seed_from_u64(1));
+        let mut state = FaultState::new(faults, 1);
         assert_eq!(
-            state.decide(Endpoint::Webex).1,
+            fault(&mut state, Endpoint::Webex),
             Some(Fault::Empty { null: true })
         );
-        assert_eq!(state.decide(Endpoint::Zoho).1, None);
+        assert_eq!(fault(&mut state, Endpoint::Zoho), None);
     }
 
     #[test]
@@ -300,14 +342,15 @@ mod tests {
             },
             ..Faults::default()
         };
-        let mut state = FaultState::new(faults, ChaCha8Rng::seed_from_u64(1));
-        assert!(state.decide(Endpoint::CmsPut).1.is_some());
-        assert_eq!(state.decide(Endpoint::CmsPut).1, None);
+        let mut state = FaultState::new(faults, 1);
+        let first = state.decide(Endpoint::CmsPut, "k");
+        assert!(first.fault.is_some() && first.after_apply.is_none());
+        let second = state.decide(Endpoint::CmsPut, "k");
         assert_eq!(
-            state.decide_after_apply(Endpoint::CmsPut),
-            Some(AfterApply::Malformed)
+            (second.fault, second.after_apply),
+            (None, Some(AfterApply::Malformed))
         );
-        assert_eq!(state.decide_after_apply(Endpoint::CmsGet), None);
+        assert_eq!(state.decide(Endpoint::CmsGet, "k").after_apply, None);
     }
 
     #[test]
@@ -320,16 +363,60 @@ mod tests {
             ..Faults::default()
         };
         let draw = |seed| {
-            let mut state = FaultState::new(faults.clone(), ChaCha8Rng::seed_from_u64(seed));
+            let mut state = FaultState::new(faults.clone(), seed);
             (0..2000)
-                .map(|_| state.decide(Endpoint::CmsGet).1)
+                .map(|i| {
+                    state
+                        .decide(Endpoint::CmsGet, &format!("lead {}", i % 40))
+                        .fault
+                })
                 .collect::<Vec<_>>()
         };
         let first = draw(5);
         assert_eq!(first, draw(5), "the same seed gives the same faults");
+        assert_ne!(first, draw(6), "another seed, other faults");
         let html = first.iter().filter(|f| **f == Some(Fault::Html)).count();
         assert!((30..90).contains(&html), "{html} of 2000 at 3 %");
         assert!(first.iter().all(|f| matches!(f, None | Some(Fault::Html))));
+    }
+
+    /// The faults a request gets depend on its key and how many requests
+    /// with that key came before, not on the other keys' requests in
+    /// between: a seed replays exactly under any interleaving.
+    #[test]
+    fn each_key_gets_the_same_faults_in_any_interleaving() {
+        let faults = Faults {
+            cms_put: FaultSpec {
+                p_500: 0.3,
+                p_500_after_apply: 0.3,
+                ..FaultSpec::default()
+            },
+            ..Faults::default()
+        };
+        let keys: Vec<String> = (0..20).map(|l| format!("501/{l}")).collect();
+        let run = |order: &mut dyn Iterator<Item = usize>| {
+            let mut state = FaultState::new(faults.clone(), 9);
+            let mut per_key: HashMap<String, Vec<Decision>> = HashMap::new();
+            for k in order {
+                let key = &keys[k % keys.len()];
+                per_key
+                    .entry(key.clone())
+                    .or_default()
+                    .push(state.decide(Endpoint::CmsPut, key));
+            }
+            per_key
+        };
+        let forward = run(&mut (0..200));
+        let backward = run(&mut (0..200).rev());
+        let strided = run(&mut (0..200).map(|i| (i * 7) % 200));
+        assert_eq!(forward, backward);
+        assert_eq!(forward, strided);
+        let hit = forward
+            .values()
+            .flatten()
+            .filter(|d| d.fault.is_some())
+            .count();
+        assert!((30..90).contains(&hit), "{hit} of 200 at 30 %");
     }
 
     #[test]
@@ -341,9 +428,9 @@ mod tests {
             },
             ..Faults::default()
         };
-        let mut state = FaultState::new(faults, ChaCha8Rng::seed_from_u64(1));
+        let mut state = FaultState::new(faults, 1);
         let failed = (0..1000)
-            .filter(|_| state.decide(Endpoint::Zoho).1.is_some())
+            .filter(|_| fault(&mut state, Endpoint::Zoho).is_some())
             .count();
         assert!((400..600).contains(&failed), "{failed}");
     }

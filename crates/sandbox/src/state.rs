@@ -149,10 +149,7 @@ impl Shared {
             token_ttl: cfg.token_ttl,
             base_url,
             mappings: Mutex::new(mappings),
-            faults: Mutex::new(FaultState::new(
-                cfg.faults,
-                ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xFA17_FA17),
-            )),
+            faults: Mutex::new(FaultState::new(cfg.faults, cfg.seed ^ 0xFA17_FA17)),
             tokens: Mutex::new(Tokens {
                 expiry: HashMap::new(),
                 rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x70CE_0000),
@@ -173,16 +170,16 @@ impl Shared {
 
     /// As [`Shared::before`], for a write: also says whether the write, if
     /// no fault hit it, is to be answered badly after it is applied.
-    pub async fn before_write(&self, endpoint: Endpoint) -> (Option<Fault>, Option<AfterApply>) {
-        let fault = self.before(endpoint).await;
-        if fault.is_some() {
-            return (fault, None);
-        }
-        let after = lock(&self.faults).decide_after_apply(endpoint);
-        if let Some(after) = after {
+    pub async fn before_write(
+        &self,
+        endpoint: Endpoint,
+        key: &str,
+    ) -> (Option<Fault>, Option<AfterApply>) {
+        let decision = self.decided(endpoint, key).await;
+        if let Some(after) = decision.after_apply {
             tracing::debug!(?endpoint, ?after, "injecting fault after apply");
         }
-        (None, after)
+        (decision.fault, decision.after_apply)
     }
 
     /// Appends to the write log.
@@ -295,17 +292,23 @@ impl Shared {
         Ok(())
     }
 
-    /// Count the request, wait the injected latency, and say whether it must fail.
-    pub async fn before(&self, endpoint: Endpoint) -> Option<Fault> {
+    /// Count the request, wait the injected latency, and say whether it
+    /// must fail. `key` names what it asks for (a lead and page, a query):
+    /// the faults of the n-th request for a key depend on the seed alone.
+    pub async fn before(&self, endpoint: Endpoint, key: &str) -> Option<Fault> {
+        self.decided(endpoint, key).await.fault
+    }
+
+    async fn decided(&self, endpoint: Endpoint, key: &str) -> crate::faults::Decision {
         self.counts[endpoint as usize].fetch_add(1, Ordering::Relaxed);
-        let (latency, fault) = lock(&self.faults).decide(endpoint);
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
+        let decision = lock(&self.faults).decide(endpoint, key);
+        if !decision.latency.is_zero() {
+            tokio::time::sleep(decision.latency).await;
         }
-        if let Some(fault) = fault {
-            tracing::debug!(?endpoint, ?fault, "injecting fault");
+        if let Some(fault) = decision.fault {
+            tracing::debug!(?endpoint, ?fault, key, "injecting fault");
         }
-        fault
+        decision
     }
 
     pub fn set_faults(&self, faults: Faults) {

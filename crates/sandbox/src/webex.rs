@@ -134,7 +134,8 @@ async fn users(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(fault) = shared.before(Endpoint::Webex).await {
+    let key = query.as_deref().unwrap_or("");
+    if let Some(fault) = shared.before(Endpoint::Webex, key).await {
         return fault_response(fault);
     }
     if auth::bearer(&headers) != Some(shared.credentials.webex_api_key.as_str()) {

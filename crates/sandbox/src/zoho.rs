@@ -147,7 +147,7 @@ async fn token(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Some(fault) = shared.before(Endpoint::ZohoToken).await {
+    if let Some(fault) = shared.before(Endpoint::ZohoToken, "").await {
         return token_fault_response(fault);
     }
     // Form body first, the query string fills in what the body lacks.
@@ -201,7 +201,8 @@ async fn restrict_to(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(fault) = shared.before(Endpoint::Zoho).await {
+    let key = format!("{threshold_id}?{}", query.as_deref().unwrap_or(""));
+    if let Some(fault) = shared.before(Endpoint::Zoho, &key).await {
         return crm_fault_response(fault);
     }
     if let Some(refused) = token_refusal(&shared, &headers).or_else(|| version_refusal(&version)) {
