@@ -276,9 +276,10 @@ impl Env {
     /// config and are left alone. A variable naming an unknown section is
     /// an error, and so is an empty one (or only blanks) whatever its
     /// section: it is a mistake (a template left unfilled, `export
-    /// VAR=` meant as an unset), never a way to unset a key; every such
-    /// variable is named at once.
-    fn overrides(&self, sections: &[&str]) -> Result<Vec<EnvKey>, SettingsError> {
+    /// VAR=` meant as an unset), never a way to unset a key. Such
+    /// variables are left out and returned as problems, to be reported
+    /// with the others a load finds.
+    fn overrides(&self, sections: &[&str]) -> (Vec<EnvKey>, Vec<SettingsError>) {
         let mut out = Vec::new();
         let mut problems = Vec::new();
         for (var, value) in &self.vars {
@@ -322,8 +323,7 @@ impl Env {
                 value: value.clone(),
             });
         }
-        all_of(problems)?;
-        Ok(out)
+        (out, problems)
     }
 }
 
@@ -406,6 +406,9 @@ struct Layered {
     /// Secrets read from files (`cms.password` from `cms.password_file`),
     /// by key, with where each came from.
     secret_files: Vec<(String, Origin)>,
+    /// Variables refused while layering (empty, unknown section), reported
+    /// by [`Layered::complete`] with everything else it finds.
+    env_problems: Vec<SettingsError>,
 }
 
 impl Layered {
@@ -421,7 +424,7 @@ impl Layered {
     /// The layers as they are, before secret files are read.
     fn layer(file: Option<&Path>, env: &Env, sections: &[&str]) -> Result<Layered, SettingsError> {
         let file_text = file.map(read_config_file).transpose()?;
-        let overrides = env.overrides(sections)?;
+        let (overrides, env_problems) = env.overrides(sections);
         let mut builder = config::Config::builder().add_source(config::File::from_str(
             DEFAULT_TOML,
             config::FileFormat::Toml,
@@ -455,16 +458,18 @@ impl Layered {
             env: overrides,
             file_text,
             secret_files: Vec::new(),
+            env_problems,
         })
     }
 
     /// Checks what must hold before the sections are deserialised, all at
-    /// once: every required key of `sections` set (by any layer; a secret
+    /// once: no refused variable, every required key of `sections` set (by any layer; a secret
     /// also by its `_file` key), no secret set both inline and as a file,
     /// every named secret file readable and not empty. The secrets read
     /// from files are then laid over every layer.
     fn complete(&mut self, sections: &[&str]) -> Result<(), SettingsError> {
-        let mut problems = required::missing(self, sections);
+        let mut problems = std::mem::take(&mut self.env_problems);
+        problems.extend(required::missing(self, sections));
         let (read, secret_problems) = secrets::resolve(self, sections);
         problems.extend(secret_problems);
         all_of(problems)?;
@@ -1792,20 +1797,41 @@ threshold_ids = ["9"]
         );
     }
 
+    /// The example names its secret files; variables naming other files
+    /// override those paths (as a systemd unit's `%d/…` does).
     #[test]
-    fn production_example_loads_with_secrets_from_env() {
+    fn production_example_loads_with_secrets_from_files() {
         let text = include_str!("../config/production.example.toml");
-        let s = from_toml(
-            text,
-            &[
-                ("REBALANCER_CMS__PASSWORD", "a"),
-                ("REBALANCER_WEBEX__API_KEY", "b"),
-                ("REBALANCER_ZOHO__CLIENT_SECRET", "c"),
-                ("REBALANCER_ZOHO__REFRESH_TOKEN", "d"),
-            ],
-        )
-        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut vars = Vec::new();
+        for (key, value) in [
+            ("cms.password", "a"),
+            ("webex.api_key", "b"),
+            ("zoho.client_secret", "c"),
+            ("zoho.refresh_token", "d"),
+        ] {
+            let file = dir.path().join(key);
+            std::fs::write(&file, value).unwrap();
+            vars.push((env_name(&format!("{key}_file")), file.display().to_string()));
+        }
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let s = from_toml(text, &vars).unwrap();
         assert_eq!(s.value.cms.campaigns.len(), 2);
+        assert_eq!(s.value.zoho.refresh_token.expose_secret(), "d");
+        // As shipped, the four files it names are reported at once.
+        let err = from_toml(text, &[]).unwrap_err().to_string();
+        assert!(err.contains("4 problems"), "{err}");
+        for path in [
+            "cms-password",
+            "webex-api-key",
+            "zoho-client-secret",
+            "zoho-refresh-token",
+        ] {
+            assert!(
+                err.contains(&format!("/etc/rebalancer/secrets/{path}")),
+                "{path}: {err}"
+            );
+        }
     }
 
     #[test]
@@ -2162,6 +2188,18 @@ threshold_ids = ["9"]
         assert!(
             err.contains("environment variable REBALANCER_CMS__USERNAME: key `cms.username` is set but empty; unset REBALANCER_CMS__USERNAME")
                 && err.contains("REBALANCER_RUN__METRICS_ADDR"),
+            "{err}"
+        );
+        // Reported with the other problems of the same load.
+        let err = from_toml(
+            &MINIMAL.replace("threshold_ids = [\"9\"]\n", ""),
+            &[("REBALANCER_WEBEX__BASE_URL", "")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("REBALANCER_WEBEX__BASE_URL")
+                && err.contains("`zoho.threshold_ids` is missing"),
             "{err}"
         );
         // Whatever the mode: a replan of a snapshot refuses it too.
