@@ -10,9 +10,14 @@
 //!
 //! Environment values are taken byte for byte as strings (`007` stays
 //! `007`); the `config` crate converts them where a key is numeric, and an
-//! error names the variable it came from. Every error names the key, where
-//! its value came from, and what to put there. Secrets stay `SecretString`
-//! from the moment they are read.
+//! error names the variable it came from; one set but empty is refused.
+//! Every error names the key, where its value came from, and what to put
+//! there. Secrets stay `SecretString` from the moment they are read; each
+//! may instead be read from a file (`cms.password_file`; the rules are in
+//! `settings/secrets.rs`). A load reports every problem it can find in
+//! one pass (refused variables, missing required keys, secret files: see
+//! `settings/required.rs`; then the first problem of each section's
+//! checks), not one per run.
 
 use rebalancer_applier::{mask_url, ApplyConfig, JournalLocation, OnDrift, RetryPolicy};
 use rebalancer_fetcher::{CampaignSpec, FetchOptions, FetchProgress, IdentityMap};
