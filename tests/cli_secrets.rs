@@ -131,29 +131,48 @@ async fn a_fetch_whose_secrets_exist_only_in_files_succeeds_without_warning() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_secret_file_readable_by_others_warns_naming_key_path_and_chmod() {
+async fn a_secret_file_readable_by_others_warns_naming_key_path_mode_and_chmod() {
     let sb = start(small_world(182)).await;
     let dir = tempfile::tempdir().unwrap();
     let (config, vars) = secrets_in_files(&sb, dir.path(), 0o600);
-    let open = dir.path().join("secrets/cms-password");
-    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let world = dir.path().join("secrets/cms-password");
+    std::fs::set_permissions(&world, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Our own file, readable by its group: no use to us, so warned about.
+    let group = dir.path().join("secrets/webex-api-key");
+    std::fs::set_permissions(&group, std::fs::Permissions::from_mode(0o640)).unwrap();
     let (code, stdout, stderr) = run(s(&["fetch", "--config", &p(&config)]), vars).await;
     assert_eq!(code, 0, "a readable file is still read: {stderr}");
-    let warning = stderr
-        .lines()
-        .find(|l| l.contains("WARN") && l.contains("chmod 600"))
-        .unwrap_or_else(|| panic!("no WARN about the file's mode: {stderr}"));
-    assert!(
-        warning.contains("`cms.password`")
-            && warning.contains(&p(&open))
-            && warning.contains("0644")
-            && warning.contains("defaultMode: 0400"),
-        "{warning}"
-    );
+    let warning = |key: &str| {
+        stderr
+            .lines()
+            .find(|l| l.contains("WARN") && l.contains(&format!("`{key}`")))
+            .unwrap_or_else(|| panic!("no WARN about {key}'s file: {stderr}"))
+    };
+    for (key, path, says) in [
+        (
+            "cms.password",
+            &world,
+            "can be read by any user (mode 0644)",
+        ),
+        (
+            "webex.api_key",
+            &group,
+            "can be read by its group (mode 0640)",
+        ),
+    ] {
+        let line = warning(key);
+        assert!(
+            line.contains(&p(path))
+                && line.contains(says)
+                && line.contains(&format!("chmod 600 {}", p(path)))
+                && line.contains("defaultMode: 0400"),
+            "{line}"
+        );
+    }
     assert_eq!(
         stderr.matches("chmod 600").count(),
-        1,
-        "only the readable file is warned about: {stderr}"
+        2,
+        "the 0600 files are not warned about: {stderr}"
     );
     no_secret(&sb, "fetch", &format!("{stdout}{stderr}"));
     sb.shutdown().await;

@@ -13,9 +13,13 @@
 //!   path, the OS error and the fix;
 //! - `KEY` and `KEY_file` both set (by the config file or a variable; the
 //!   built-in defaults do not count) is an error naming both origins;
-//! - a file whose mode lets group or others read it is read, with a
-//!   warning naming the key, the path and `chmod 600` (Kubernetes Secret
-//!   volumes default to 0644; `defaultMode: 0400` fixes that).
+//! - a file that any user can read (`o+r`), or that this process owns and
+//!   its group can read (`g+r`), is read with a warning naming the key, the
+//!   path and `chmod 600` (Kubernetes Secret volumes default to 0644;
+//!   `defaultMode: 0400` fixes that). Group read of a file another user
+//!   owns is how a non-root process reads a root-owned secret (a Secret
+//!   volume with the pod's `fsGroup` is root-owned, mode 0440), and is not
+//!   warned about.
 //!
 //! The secret's value is never part of an error or a log line.
 
@@ -166,21 +170,42 @@ fn strip_one_newline(text: &str) -> &str {
         .unwrap_or(text)
 }
 
-/// A WARN when group or others may read the secret file (mode bits
-/// 0o044). The mode is the file's own, through symlinks (a Kubernetes
-/// Secret volume's files are symlinks into `..data`).
+/// Who besides its owner can read a secret file, when someone should
+/// not: any user (`o+r`), or the file's group while this process owns the
+/// file (`g+r` is then of no use to it). A group-readable file that
+/// another user owns is how a process reads a secret it does not own (a
+/// Kubernetes Secret volume with the pod's `fsGroup`: root-owned, mode
+/// 0440; `root:rebalancer 0640` in /etc), so it is not warned about.
+/// `own_uid` is this process's user when known; unknown, any `g+r` warns.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn too_open(mode: u32, file_uid: u32, own_uid: Option<u32>) -> Option<&'static str> {
+    if mode & 0o004 != 0 {
+        Some("any user")
+    } else if mode & 0o040 != 0 && own_uid.is_none_or(|own| own == file_uid) {
+        Some("its group")
+    } else {
+        None
+    }
+}
+
+/// A WARN naming the key, the path, the mode and `chmod 600` when the
+/// secret file is [`too_open`]. The mode is the file's own, through
+/// symlinks (a Kubernetes Secret volume's files are symlinks into
+/// `..data`). This process's user is the owner of `/proc/self` (Linux);
+/// where that is unknown, any group read warns.
 #[cfg(unix)]
 fn warn_if_readable_by_others(key: &str, path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(path) else {
         return;
     };
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o044 != 0 {
+    let mode = meta.mode() & 0o777;
+    let own_uid = std::fs::metadata("/proc/self").ok().map(|m| m.uid());
+    if let Some(who) = too_open(mode, meta.uid(), own_uid) {
         tracing::warn!(
             key,
             path = %path.display(),
-            "the secret file {} of `{key}` can be read by group or others (mode {mode:04o}); run `chmod 600 {}` (in Kubernetes, Secret volumes default to 0644: set `defaultMode: 0400`)",
+            "the secret file {} of `{key}` can be read by {who} (mode {mode:04o}); run `chmod 600 {}` (Kubernetes Secret volumes default to 0644: set the volume's `defaultMode: 0400`, and the pod's `fsGroup` when it runs as non-root)",
             path.display(),
             path.display(),
         );
@@ -201,6 +226,21 @@ mod tests {
         assert_eq!(strip_one_newline("s3cret\n\n"), "s3cret\n");
         assert_eq!(strip_one_newline(" s3cret "), " s3cret ");
         assert_eq!(strip_one_newline("s3cret"), "s3cret");
+    }
+
+    #[test]
+    fn readable_by_any_user_or_needlessly_by_the_group_is_too_open() {
+        let (me, root) = (Some(1000), 0);
+        assert_eq!(too_open(0o644, 1000, me), Some("any user"));
+        assert_eq!(too_open(0o444, root, me), Some("any user"));
+        assert_eq!(too_open(0o640, 1000, me), Some("its group"));
+        assert_eq!(too_open(0o640, 1000, None), Some("its group"));
+        // Group read of a file someone else owns is how this process reads
+        // it (Kubernetes with fsGroup: root-owned 0440).
+        assert_eq!(too_open(0o440, root, me), None);
+        assert_eq!(too_open(0o640, root, me), None);
+        assert_eq!(too_open(0o600, 1000, me), None);
+        assert_eq!(too_open(0o400, 1000, me), None);
     }
 
     #[test]
