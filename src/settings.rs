@@ -10,9 +10,14 @@
 //!
 //! Environment values are taken byte for byte as strings (`007` stays
 //! `007`); the `config` crate converts them where a key is numeric, and an
-//! error names the variable it came from. Every error names the key, where
-//! its value came from, and what to put there. Secrets stay `SecretString`
-//! from the moment they are read.
+//! error names the variable it came from; one set but empty is refused.
+//! Every error names the key, where its value came from, and what to put
+//! there. Secrets stay `SecretString` from the moment they are read; each
+//! may instead be read from a file (`cms.password_file`; the rules are in
+//! `settings/secrets.rs`). A load reports every problem it can find in
+//! one pass (refused variables, missing required keys, secret files: see
+//! `settings/required.rs`; then the first problem of each section's
+//! checks), not one per run.
 
 use rebalancer_applier::{mask_url, ApplyConfig, JournalLocation, OnDrift, RetryPolicy};
 use rebalancer_fetcher::{CampaignSpec, FetchOptions, FetchProgress, IdentityMap};
@@ -30,6 +35,9 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod required;
+mod secrets;
 
 /// The compiled-in defaults; also the documentation of every key.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -149,6 +157,53 @@ pub enum SettingsError {
     },
     #[error("identity file {path}: {detail}; see fetch.identity_file in config/default.toml for the format")]
     Identity { path: PathBuf, detail: String },
+    /// A `*_file` key whose file cannot give the secret. The secret itself
+    /// is never part of the message.
+    #[error("{origin}: key `{key}` names the secret file {path}, which {problem}")]
+    SecretFile {
+        origin: Origin,
+        key: String,
+        path: PathBuf,
+        problem: String,
+    },
+    /// A secret given both inline and as a file.
+    #[error("`{key}` is set twice: inline by {inline} and as a file by {file} (`{key}_file`); remove one of them")]
+    SecretTwice {
+        key: String,
+        inline: Origin,
+        file: Origin,
+    },
+    /// Every problem one pass found (missing keys, secret files, empty
+    /// variables, one per checked section), so one run shows them all.
+    #[error("{}", several(.0))]
+    Several(Vec<SettingsError>),
+}
+
+/// `Several`'s message: a count, then one problem a line.
+fn several(problems: &[SettingsError]) -> String {
+    let mut text = format!("the configuration has {} problems:", problems.len());
+    for p in problems {
+        text.push_str("\n  - ");
+        text.push_str(&p.to_string());
+    }
+    text
+}
+
+/// `Ok` when nothing was found, the problem itself when one was, all of
+/// them as [`SettingsError::Several`] otherwise.
+fn all_of(mut problems: Vec<SettingsError>) -> Result<(), SettingsError> {
+    match problems.len() {
+        0 => Ok(()),
+        1 => Err(problems.remove(0)),
+        _ => Err(SettingsError::Several(problems)),
+    }
+}
+
+/// The first error of each result, all reported together.
+fn first_errors<const N: usize>(
+    results: [Result<(), SettingsError>; N],
+) -> Result<(), SettingsError> {
+    all_of(results.into_iter().filter_map(Result::err).collect())
 }
 
 /// Where a configuration value came from, for error messages.
@@ -161,6 +216,11 @@ pub enum Origin {
     Env(String),
     /// No layer set it (a required key).
     Nowhere(Option<PathBuf>),
+    /// Read from a secret file, which `named_by` (a `*_file` key) named.
+    SecretFile {
+        path: PathBuf,
+        named_by: Box<Origin>,
+    },
 }
 
 impl fmt::Display for Origin {
@@ -171,6 +231,9 @@ impl fmt::Display for Origin {
             Origin::Env(var) => write!(f, "environment variable {var}"),
             Origin::Nowhere(Some(p)) => write!(f, "config file {}", p.display()),
             Origin::Nowhere(None) => f.write_str("config"),
+            Origin::SecretFile { path, named_by } => {
+                write!(f, "secret file {} (named by {named_by})", path.display())
+            }
         }
     }
 }
@@ -215,10 +278,15 @@ impl Env {
     /// The config overrides among the variables: `(key, variable, value)`
     /// for each `REBALANCER_<SECTION>__<KEY>` whose section is in
     /// `sections`. Variables without `__` (`REBALANCER_VERSION`) are not
-    /// config and are left alone; a variable naming an unknown section is
-    /// an error.
-    fn overrides(&self, sections: &[&str]) -> Result<Vec<EnvKey>, SettingsError> {
+    /// config and are left alone. A variable naming an unknown section is
+    /// an error, and so is an empty one (or only blanks) whatever its
+    /// section: it is a mistake (a template left unfilled, `export
+    /// VAR=` meant as an unset), never a way to unset a key. Such
+    /// variables are left out and returned as problems, to be reported
+    /// with the others a load finds.
+    fn overrides(&self, sections: &[&str]) -> (Vec<EnvKey>, Vec<SettingsError>) {
         let mut out = Vec::new();
+        let mut problems = Vec::new();
         for (var, value) in &self.vars {
             let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -230,7 +298,7 @@ impl Env {
             let section = section.to_ascii_lowercase();
             let key = key.to_ascii_lowercase().replace("__", ".");
             if !SECTIONS.contains(&section.as_str()) {
-                return Err(SettingsError::Key {
+                problems.push(SettingsError::Key {
                     origin: Origin::Env(var.clone()),
                     key: format!("{section}.{key}"),
                     problem: format!(
@@ -238,6 +306,17 @@ impl Env {
                         SECTIONS.join(", ")
                     ),
                 });
+                continue;
+            }
+            if value.trim().is_empty() {
+                problems.push(SettingsError::Key {
+                    origin: Origin::Env(var.clone()),
+                    key: format!("{section}.{key}"),
+                    problem: format!(
+                        "is set but empty; unset {var} to keep the value of the config file or the defaults, or give it a value"
+                    ),
+                });
+                continue;
             }
             if !sections.contains(&section.as_str()) {
                 tracing::debug!(variable = %var, "not used in this mode");
@@ -249,7 +328,7 @@ impl Env {
                 value: value.clone(),
             });
         }
-        Ok(out)
+        (out, problems)
     }
 }
 
@@ -329,13 +408,28 @@ struct Layered {
     layers: Layers,
     env: Vec<EnvKey>,
     file_text: Option<String>,
+    /// Secrets read from files (`cms.password` from `cms.password_file`),
+    /// by key, with where each came from.
+    secret_files: Vec<(String, Origin)>,
+    /// Variables refused while layering (empty, unknown section), reported
+    /// by [`Layered::complete`] with everything else it finds.
+    env_problems: Vec<SettingsError>,
 }
 
 impl Layered {
-    /// defaults < `file` < environment, for the keys of `sections`.
+    /// defaults < `file` < environment, for the keys of `sections`, with
+    /// every required key of `sections` present and every secret file
+    /// read (see [`Layered::complete`]).
     fn build(file: Option<&Path>, env: &Env, sections: &[&str]) -> Result<Layered, SettingsError> {
+        let mut layered = Layered::layer(file, env, sections)?;
+        layered.complete(sections)?;
+        Ok(layered)
+    }
+
+    /// The layers as they are, before secret files are read.
+    fn layer(file: Option<&Path>, env: &Env, sections: &[&str]) -> Result<Layered, SettingsError> {
         let file_text = file.map(read_config_file).transpose()?;
-        let overrides = env.overrides(sections)?;
+        let (overrides, env_problems) = env.overrides(sections);
         let mut builder = config::Config::builder().add_source(config::File::from_str(
             DEFAULT_TOML,
             config::FileFormat::Toml,
@@ -368,7 +462,51 @@ impl Layered {
             },
             env: overrides,
             file_text,
+            secret_files: Vec::new(),
+            env_problems,
         })
+    }
+
+    /// Checks what must hold before the sections are deserialised, all at
+    /// once: no refused variable, every required key of `sections` set (by any layer; a secret
+    /// also by its `_file` key), no secret set both inline and as a file,
+    /// every named secret file readable and not empty. The secrets read
+    /// from files are then laid over every layer.
+    fn complete(&mut self, sections: &[&str]) -> Result<(), SettingsError> {
+        let mut problems = std::mem::take(&mut self.env_problems);
+        problems.extend(required::missing(self, sections));
+        let (read, secret_problems) = secrets::resolve(self, sections);
+        problems.extend(secret_problems);
+        all_of(problems)?;
+        if read.is_empty() {
+            return Ok(());
+        }
+        let internal = |key: &str, e: config::ConfigError| SettingsError::Key {
+            origin: Origin::Nowhere(self.layers.file.clone()),
+            key: key.to_owned(),
+            problem: format!("cannot be set from its secret file: {e}"),
+        };
+        let mut builder = config::Config::builder().add_source(self.config.clone());
+        for secret in &read {
+            builder = builder
+                .set_override(secret.key, secret.value.expose_secret().to_owned())
+                .map_err(|e| internal(secret.key, e))?;
+        }
+        self.config = builder.build().map_err(|e| internal("", e))?;
+        self.secret_files = read
+            .into_iter()
+            .map(|secret| (secret.key.to_owned(), secret.origin))
+            .collect();
+        Ok(())
+    }
+
+    /// Which layer set `key`, if one did (the built-in defaults do not
+    /// count): the user's file or a variable.
+    fn set_by(&self, key: &str) -> Option<Origin> {
+        match self.origin_of(key) {
+            Origin::Defaults => None,
+            origin => Some(origin),
+        }
     }
 
     fn deserialize<T: DeserializeOwned>(&self) -> Result<T, SettingsError> {
@@ -381,6 +519,9 @@ impl Layered {
     /// Where the value of `key` came from: the environment wins over the
     /// file, the file over the defaults.
     fn origin_of(&self, key: &str) -> Origin {
+        if let Some((_, origin)) = self.secret_files.iter().find(|(k, _)| k == key) {
+            return origin.clone();
+        }
         if let Some(e) = self
             .env
             .iter()
@@ -401,18 +542,7 @@ impl Layered {
         use config::ConfigError as C;
         let file = self.layers.file.clone();
         match e {
-            C::NotFound(key) => SettingsError::Key {
-                problem: format!(
-                    "is missing; set it in {} or as {}",
-                    file.as_ref()
-                        .map_or("a config file (--config)".to_owned(), |p| p
-                            .display()
-                            .to_string()),
-                    env_name(&key)
-                ),
-                origin: Origin::Nowhere(file),
-                key,
-            },
+            C::NotFound(key) => required::missing_key(file.as_deref(), &key),
             C::Type {
                 origin,
                 unexpected,
@@ -557,6 +687,9 @@ pub struct CmsSettings {
     pub base_url: BaseUrl,
     pub username: String,
     pub password: SecretString,
+    /// Read (into the secret) before deserialising; see `settings/secrets.rs`.
+    #[serde(rename = "password_file", default)]
+    _password_file: Option<serde::de::IgnoredAny>,
     pub contact_center_id: u64,
     pub page_size: u32,
     /// A page shorter than `page_size` ends a lead's paging (trusts the CMS
@@ -571,6 +704,9 @@ pub struct CmsSettings {
 pub struct WebexSettings {
     pub base_url: BaseUrl,
     pub api_key: SecretString,
+    /// Read (into the secret) before deserialising; see `settings/secrets.rs`.
+    #[serde(rename = "api_key_file", default)]
+    _api_key_file: Option<serde::de::IgnoredAny>,
     pub ca_file: Option<PathBuf>,
 }
 
@@ -581,7 +717,13 @@ pub struct ZohoSettings {
     pub api_domain: BaseUrl,
     pub client_id: String,
     pub client_secret: SecretString,
+    /// Read (into the secret) before deserialising; see `settings/secrets.rs`.
+    #[serde(rename = "client_secret_file", default)]
+    _client_secret_file: Option<serde::de::IgnoredAny>,
     pub refresh_token: SecretString,
+    /// Read (into the secret) before deserialising; see `settings/secrets.rs`.
+    #[serde(rename = "refresh_token_file", default)]
+    _refresh_token_file: Option<serde::de::IgnoredAny>,
     pub api_version: String,
     pub module: String,
     pub threshold_ids: Vec<String>,
@@ -669,6 +811,9 @@ pub struct JournalKeys {
     /// Empty: the SQLite file at `apply.journal`; `postgres://…`: a
     /// PostgreSQL database (may hold a password: never printed).
     pub url: SecretString,
+    /// Read (into the secret) before deserialising; see `settings/secrets.rs`.
+    #[serde(rename = "url_file", default)]
+    _url_file: Option<serde::de::IgnoredAny>,
 }
 
 impl JournalKeys {
@@ -763,8 +908,7 @@ pub fn load_journal(
     let layered = Layered::build(config, env, &["apply", "journal"])?;
     let only: JournalOnly = layered.deserialize()?;
     let check = Checker { layered: &layered };
-    check.apply(&only.apply)?;
-    check.journal(&only.journal)?;
+    first_errors([check.apply(&only.apply), check.journal(&only.journal)])?;
     Ok(only.journal.location(&only.apply, None))
 }
 
@@ -797,13 +941,15 @@ pub fn load(path: &Path, env: &Env) -> Result<Loaded<Settings>, SettingsError> {
     let layered = Layered::build(Some(path), env, SECTIONS)?;
     let settings: Settings = layered.deserialize()?;
     let check = Checker { layered: &layered };
-    check.connection(&settings)?;
-    check.http(&settings.http)?;
-    check.fetch(&settings.fetch)?;
-    check.plan(&settings.plan)?;
-    check.apply(&settings.apply)?;
-    check.journal(&settings.journal)?;
-    check.run(&settings.run)?;
+    first_errors([
+        check.connection(&settings),
+        check.http(&settings.http),
+        check.fetch(&settings.fetch),
+        check.plan(&settings.plan),
+        check.apply(&settings.apply),
+        check.journal(&settings.journal),
+        check.run(&settings.run),
+    ])?;
     Ok(Loaded {
         value: settings,
         layers: layered.layers,
@@ -832,12 +978,14 @@ pub fn load_local(env: &Env) -> Result<Loaded<LocalSettings>, SettingsError> {
     )?;
     let local: LocalSettings = layered.deserialize()?;
     let check = Checker { layered: &layered };
-    check.http(&local.http)?;
-    check.fetch(&local.fetch)?;
-    check.plan(&local.plan)?;
-    check.apply(&local.apply)?;
-    check.journal(&local.journal)?;
-    check.run(&local.run)?;
+    first_errors([
+        check.http(&local.http),
+        check.fetch(&local.fetch),
+        check.plan(&local.plan),
+        check.apply(&local.apply),
+        check.journal(&local.journal),
+        check.run(&local.run),
+    ])?;
     let mut layers = layered.layers;
     layers.connection = Some("embedded sandbox".into());
     Ok(Loaded {
@@ -1654,20 +1802,41 @@ threshold_ids = ["9"]
         );
     }
 
+    /// The example names its secret files; variables naming other files
+    /// override those paths (as a systemd unit's `%d/…` does).
     #[test]
-    fn production_example_loads_with_secrets_from_env() {
+    fn production_example_loads_with_secrets_from_files() {
         let text = include_str!("../config/production.example.toml");
-        let s = from_toml(
-            text,
-            &[
-                ("REBALANCER_CMS__PASSWORD", "a"),
-                ("REBALANCER_WEBEX__API_KEY", "b"),
-                ("REBALANCER_ZOHO__CLIENT_SECRET", "c"),
-                ("REBALANCER_ZOHO__REFRESH_TOKEN", "d"),
-            ],
-        )
-        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut vars = Vec::new();
+        for (key, value) in [
+            ("cms.password", "a"),
+            ("webex.api_key", "b"),
+            ("zoho.client_secret", "c"),
+            ("zoho.refresh_token", "d"),
+        ] {
+            let file = dir.path().join(key);
+            std::fs::write(&file, value).unwrap();
+            vars.push((env_name(&format!("{key}_file")), file.display().to_string()));
+        }
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let s = from_toml(text, &vars).unwrap();
         assert_eq!(s.value.cms.campaigns.len(), 2);
+        assert_eq!(s.value.zoho.refresh_token.expose_secret(), "d");
+        // As shipped, the four files it names are reported at once.
+        let err = from_toml(text, &[]).unwrap_err().to_string();
+        assert!(err.contains("4 problems"), "{err}");
+        for path in [
+            "cms-password",
+            "webex-api-key",
+            "zoho-client-secret",
+            "zoho-refresh-token",
+        ] {
+            assert!(
+                err.contains(&format!("/etc/rebalancer/secrets/{path}")),
+                "{path}: {err}"
+            );
+        }
     }
 
     #[test]
@@ -1873,6 +2042,214 @@ threshold_ids = ["9"]
         assert!(text.contains("journal.url"), "{text}");
         assert!(text.contains("REBALANCER_JOURNAL__URL"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    /// `MINIMAL` with every inline secret removed.
+    fn without_inline_secrets() -> String {
+        let text = [
+            "password = \"p-secret\"\n",
+            "api_key = \"k-secret\"\n",
+            "client_secret = \"s-secret\"\n",
+            "refresh_token = \"r-secret\"\n",
+        ]
+        .iter()
+        .fold(MINIMAL.to_owned(), |t, line| {
+            assert!(t.contains(line), "{line}");
+            t.replace(line, "")
+        });
+        text
+    }
+
+    /// `text` as `dir/c.toml`, loaded with `vars`.
+    fn in_dir(dir: &Path, text: &str, vars: &[(&str, &str)]) -> Result<Settings, String> {
+        let path = dir.join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        load(&path, &env(vars))
+            .map(|l| l.value)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn secrets_come_from_files_relative_to_the_config_file_or_absolute_from_the_env() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join("secrets/cms"), "p-file\n").unwrap();
+        std::fs::write(dir.path().join("secrets/webex"), "k-file\r\n").unwrap();
+        std::fs::write(dir.path().join("secrets/zoho-secret"), "s-file").unwrap();
+        let token = dir.path().join("secrets/zoho-token");
+        std::fs::write(&token, "r-file\n\n").unwrap();
+        let text = without_inline_secrets()
+            .replace("[cms]\n", "[cms]\npassword_file = \"secrets/cms\"\n")
+            .replace("[webex]\n", "[webex]\napi_key_file = \"secrets/webex\"\n")
+            .replace(
+                "[zoho]\n",
+                "[zoho]\nclient_secret_file = \"secrets/zoho-secret\"\n",
+            );
+        let token = token.to_str().unwrap();
+        let s = in_dir(
+            dir.path(),
+            &text,
+            &[("REBALANCER_ZOHO__REFRESH_TOKEN_FILE", token)],
+        )
+        .unwrap();
+        assert_eq!(s.cms.password.expose_secret(), "p-file");
+        assert_eq!(s.webex.api_key.expose_secret(), "k-file");
+        assert_eq!(s.zoho.client_secret.expose_secret(), "s-file");
+        assert_eq!(
+            s.zoho.refresh_token.expose_secret(),
+            "r-file\n",
+            "one trailing newline is dropped, no more"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_empty_secret_file_names_the_key_the_path_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = without_inline_secrets()
+            .replace("[cms]\n", "[cms]\npassword = \"p-secret\"\n")
+            .replace("[webex]\n", "[webex]\napi_key_file = \"nowhere/webex\"\n")
+            .replace(
+                "[zoho]\n",
+                "[zoho]\nclient_secret = \"s-secret\"\nrefresh_token_file = \"empty\"\n",
+            );
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        let err = in_dir(dir.path(), &text, &[]).unwrap_err();
+        let webex = dir.path().join("nowhere/webex");
+        let empty = dir.path().join("empty");
+        assert!(
+            err.contains("2 problems")
+                && err.contains("`webex.api_key_file`")
+                && err.contains(&webex.display().to_string())
+                && err.contains("No such file or directory")
+                && err.contains("write the secret into it")
+                && err.contains("`zoho.refresh_token_file`")
+                && err.contains(&format!("{}, which is empty", empty.display())),
+            "{err}"
+        );
+        assert!(!err.contains("-secret"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_set_inline_and_as_a_file_names_both_origins() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cms");
+        std::fs::write(&file, "p-file").unwrap();
+        let err = in_dir(
+            dir.path(),
+            MINIMAL,
+            &[("REBALANCER_CMS__PASSWORD_FILE", file.to_str().unwrap())],
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("`cms.password` is set twice")
+                && err.contains(&format!(
+                    "inline by config file {}",
+                    dir.path().join("c.toml").display()
+                ))
+                && err.contains("as a file by environment variable REBALANCER_CMS__PASSWORD_FILE"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("p-secret") && !err.contains("p-file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_missing_required_key_is_reported_in_one_error() {
+        let text = MINIMAL
+            .replace("username = \"u\"\n", "")
+            .replace("api_key = \"k-secret\"\n", "")
+            .replace("threshold_ids = [\"9\"]\n", "");
+        let err = from_toml(&text, &[]).unwrap_err().to_string();
+        for (key, var) in [
+            ("cms.username", "REBALANCER_CMS__USERNAME"),
+            ("webex.api_key", "REBALANCER_WEBEX__API_KEY"),
+            ("zoho.threshold_ids", "REBALANCER_ZOHO__THRESHOLD_IDS"),
+        ] {
+            assert!(
+                err.contains(&format!("`{key}` is missing")) && err.contains(var),
+                "{key}: {err}"
+            );
+        }
+        assert!(err.contains("3 problems"), "{err}");
+        assert!(
+            err.contains("REBALANCER_WEBEX__API_KEY_FILE"),
+            "a missing secret names its file form too: {err}"
+        );
+    }
+
+    #[test]
+    fn an_empty_environment_variable_is_an_error_naming_it() {
+        let err = from_toml(
+            MINIMAL,
+            &[
+                ("REBALANCER_CMS__USERNAME", ""),
+                ("REBALANCER_RUN__METRICS_ADDR", " "),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("environment variable REBALANCER_CMS__USERNAME: key `cms.username` is set but empty; unset REBALANCER_CMS__USERNAME")
+                && err.contains("REBALANCER_RUN__METRICS_ADDR"),
+            "{err}"
+        );
+        // Reported with the other problems of the same load.
+        let err = from_toml(
+            &MINIMAL.replace("threshold_ids = [\"9\"]\n", ""),
+            &[("REBALANCER_WEBEX__BASE_URL", "")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("REBALANCER_WEBEX__BASE_URL")
+                && err.contains("`zoho.threshold_ids` is missing"),
+            "{err}"
+        );
+        // Whatever the mode: a replan of a snapshot refuses it too.
+        let err = load_plan(None, &env(&[("REBALANCER_PLAN__PINS", "")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("REBALANCER_PLAN__PINS"), "{err}");
+    }
+
+    #[test]
+    fn a_replan_ignores_the_connection_secret_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[cms]\npassword_file = \"missing\"\n").unwrap();
+        load_plan(Some(&path), &Env::default()).unwrap();
+    }
+
+    #[test]
+    fn the_journal_url_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("url");
+        std::fs::write(&file, "postgres://app:hunter2@db:5432/j\n").unwrap();
+        let vars = Env::from_pairs([("REBALANCER_JOURNAL__URL_FILE", file.to_str().unwrap())]);
+        let pg = load_journal(None, None, &vars).unwrap();
+        assert_eq!(pg.to_string(), "postgres://app:****@db:5432/j");
+        std::fs::write(&file, "mysql://app:hunter2@db/j").unwrap();
+        let err = load_journal(None, None, &vars).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("secret file {}", file.display()))
+                && err.contains("REBALANCER_JOURNAL__URL_FILE")
+                && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn problems_in_several_sections_are_reported_together() {
+        let text = format!("{MINIMAL}[http]\ntimeout_secs = 0\n[fetch]\nconcurrency = 0\n");
+        let err = from_toml(&text, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("2 problems")
+                && err.contains("http.timeout_secs")
+                && err.contains("fetch.concurrency"),
+            "{err}"
+        );
     }
 
     #[test]
