@@ -840,9 +840,30 @@ pub fn main() -> ExitCode {
 }
 
 /// The command line, parsed; `--config` from `REBALANCER_CONFIG` dropped
-/// under `--sandbox`.
+/// under `--sandbox`. An empty `REBALANCER_CONFIG` names no file: ignored
+/// where no config is needed (clap would take it for an empty `--config`),
+/// and named in the error where one is.
 fn parse() -> Result<Cli, clap::Error> {
-    let matches = Cli::command().try_get_matches()?;
+    let empty_env = std::env::var_os(CONFIG_ENV).is_some_and(|v| v.is_empty());
+    if empty_env {
+        // Before any other thread starts (clap reads `env` when the
+        // command is built, below).
+        std::env::remove_var(CONFIG_ENV);
+    }
+    let matches = match Cli::command().try_get_matches() {
+        Err(e)
+            if empty_env
+                && e.kind() == clap::error::ErrorKind::MissingRequiredArgument
+                && e.to_string().contains("--config") =>
+        {
+            let mut cmd = Cli::command();
+            return Err(cmd.error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!("{CONFIG_ENV} is set but empty, and --config is not given: set {CONFIG_ENV} to the config file, unset it, or pass --config FILE"),
+            ));
+        }
+        other => other?,
+    };
     let mut cli = Cli::from_arg_matches(&matches)?;
     sandbox_over_env(&mut cli, &matches)?;
     Ok(cli)

@@ -291,6 +291,17 @@ async fn rebalancer_config_names_the_config_when_config_is_absent() {
         let (code, _, stderr) = run_async(args.clone(), env(&missing)).await;
         assert_eq!(code, 0, "{args:?}: {stderr}");
     }
+    // An empty variable names no file: ignored where no config is needed,
+    // named in the error where one is.
+    let empty = vec![("REBALANCER_CONFIG".to_owned(), String::new())];
+    let (code, _, stderr) = run_async(s(&["plan", "--sandbox"]), empty.clone()).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = run_async(s(&["check"]), empty).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("REBALANCER_CONFIG is set but empty"),
+        "{stderr}"
+    );
     // The help says it is read.
     let (_, help, _) = run_async(s(&["check", "--help"]), vec![]).await;
     assert!(help.contains("REBALANCER_CONFIG"), "{help}");
