@@ -153,12 +153,6 @@ pub enum Command {
     Show(ShowArgs),
     /// Run the fake upstream APIs on 127.0.0.1 until interrupted.
     Sandbox(SandboxArgs),
-    /// Print a shell completion script on stdout (bash, zsh, fish,
-    /// powershell, elvish).
-    Completions(CompletionsArgs),
-    /// Print the man page on stdout, or write one page per subcommand into
-    /// a directory (--out).
-    Man(ManArgs),
     /// One cheap authenticated read of the CMS, Webex and Zoho, and the
     /// journal: what fails, and how to fix it (exit 14 if anything fails).
     #[command(after_long_help = EXIT_CODES.as_str())]
@@ -167,6 +161,12 @@ pub enum Command {
     /// solvers on the same instances (--backends), one child process per
     /// size and backend (wall time, solve time, peak RSS, greedy baseline).
     Bench(BenchArgs),
+    /// Print a shell completion script on stdout (bash, zsh, fish,
+    /// powershell, elvish).
+    Completions(CompletionsArgs),
+    /// Print the man page on stdout, or write one page per subcommand into
+    /// a directory (--out).
+    Man(ManArgs),
     /// One size and backend of `bench`, in this process; prints one JSON line.
     #[command(hide = true)]
     BenchOne(BenchOneArgs),

@@ -72,7 +72,16 @@ fn man_prints_the_page_and_writes_one_per_subcommand() {
     }
     let plan = std::fs::read_to_string(out.join("rebalancer-plan.1")).unwrap();
     assert!(plan.contains("target\\-utilisation"), "{plan}");
-    assert!(plan.contains("Exit codes"), "the exit table: {plan}");
+    // The exit-code table, one tagged paragraph per code (not refilled).
+    assert!(plan.contains(".SH \"EXIT STATUS\""), "{plan}");
+    for code in 0..=15 {
+        assert!(
+            plan.contains(&format!(".TP\n\\fB{code}\\fR\n")),
+            "{code}: {plan}"
+        );
+    }
+    let history = std::fs::read_to_string(out.join("rebalancer-history.1")).unwrap();
+    assert!(!history.contains("EXIT STATUS"), "{history}");
     // A directory that cannot be made: exit 8, naming it.
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "").unwrap();
