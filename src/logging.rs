@@ -103,19 +103,34 @@ fn json_panic(info: &std::panic::PanicHookInfo<'_>) {
         .location()
         .map(|l| format!("{}:{}", l.file(), l.line()))
         .unwrap_or_default();
-    let line = serde_json::json!({
+    eprintln!("{}", panic_line(&payload, &location));
+}
+
+/// The JSON line of a panic: ERROR, where and what, and the bug hint.
+fn panic_line(payload: &str, location: &str) -> String {
+    serde_json::json!({
         "timestamp": crate::exit::timestamp(),
         "level": "ERROR",
         "target": "panic",
         "message": format!("panicked at {location}: {payload}"),
         "hint": "this is a bug in rebalancer; please report it with the command you ran",
-    });
-    eprintln!("{line}");
+    })
+    .to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_is_one_json_line_with_level_and_message() {
+        let line = panic_line("boom\nsecond line", "src/x.rs:3");
+        assert!(!line.contains('\n'), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["level"], "ERROR");
+        assert_eq!(v["message"], "panicked at src/x.rs:3: boom\nsecond line");
+        assert!(v["hint"].as_str().unwrap().contains("bug"), "{v}");
+    }
 
     #[test]
     fn verbosity_maps_to_levels() {
