@@ -146,6 +146,20 @@ impl Schedule {
         }
     }
 
+    /// The schedule's nominal gap between cycles as of `now`: an
+    /// interval's length; for a cron expression, the gap between its next
+    /// two times (`None` when it has fewer than two left).
+    pub fn nominal_interval(&self, now: DateTime<Utc>) -> Option<Duration> {
+        match self {
+            Schedule::Every(d) => Some(*d),
+            Schedule::Cron { cron, tz, .. } => {
+                let next = cron_after(cron, tz, now)?;
+                let after = cron_after(cron, tz, next)?;
+                (after - next).to_std().ok()
+            }
+        }
+    }
+
     /// Until when a cycle that started at `started` and succeeded at
     /// `ended` keeps the loop ready: the next start, plus one nominal
     /// interval (the gap from that start to the one after it), plus the
@@ -346,6 +360,23 @@ mod tests {
         .unwrap();
         let t = utc(2026, 10, 3, 0, 0, 0);
         assert_eq!(s.next_start(t, t), Some(utc(2026, 10, 3, 15, 30, 0)));
+    }
+
+    #[test]
+    fn the_nominal_interval_is_the_interval_or_the_gap_between_cron_times() {
+        let every = Schedule::every("run.every", "15m").unwrap();
+        assert_eq!(
+            every.nominal_interval(utc(2026, 1, 1, 0, 0, 0)),
+            Some(Duration::from_secs(900))
+        );
+        // Weekdays at 09:00 and 17:00: on a Monday at noon the next two
+        // times are 17:00 and Tuesday 09:00.
+        let cron = Schedule::cron("run.cron", "0 0 9,17 * * 1-5", "run.timezone", "UTC").unwrap();
+        let monday_noon = utc(2026, 1, 5, 12, 0, 0);
+        assert_eq!(
+            cron.nominal_interval(monday_noon),
+            Some(Duration::from_secs(16 * 3600))
+        );
     }
 
     /// Finding #13: the first cycle of a cron schedule waits for its first

@@ -10,17 +10,17 @@
 //! per cycle). A failed cycle changes nothing; the next success makes the
 //! loop ready again. `Readiness::check` is the pure decision.
 //!
-//! Series (all prefixed `rebalancer_`):
-//! - `cycle_duration_seconds{stage="fetch"|"plan"|"apply"}` (histogram),
-//! - `cycles_total{outcome}`, `moves_applied_total`,
-//!   `puts_total{outcome="sent"|"failed"}`, `retries_total`,
-//!   `drifted_leads_total`, `journal_write_failures_total` (counters),
-//! - `shortfall_records`, `peak_utilisation` (after each cycle's plan),
-//!   `cms_gets_per_lead` (the cycle's fetch) and
-//!   `last_success_timestamp_seconds` (gauges),
-//! - `malformed_bodies_retried_total` (counter): reads of a cycle, its
-//!   fetch's and its apply's, whose 2xx body was malformed or truncated and
-//!   was read again.
+//! Series: this module is the catalogue of the loop's own series (the
+//! constants below, each with its HELP text in [`describe`]); the upstream
+//! clients' (`rebalancer_upstream::series`: requests by call and outcome,
+//! their latency) and the applier's (`rebalancer_applier::series`: PUTs and
+//! moves as each PUT ends) are described there and registered here at
+//! start, with the process's own (`process_*`, from `metrics-process`,
+//! read at each scrape). Every series an alert reads exists from the first
+//! scrape: counters at 0, timestamps at 0, plan figures at NaN (no plan
+//! yet), so "never succeeded" and "no data" cannot be mistaken for
+//! healthy. Durations are histograms (buckets [`CYCLE_BUCKETS`],
+//! [`REQUEST_BUCKETS`]), so quantiles aggregate across replicas.
 
 use anyhow::Context;
 use axum::extract::State;
@@ -28,9 +28,67 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Cycles by outcome (counter).
+pub const CYCLES: &str = "rebalancer_cycles_total";
+/// Seconds per stage of a cycle (histogram, label `stage`).
+pub const CYCLE_DURATION: &str = "rebalancer_cycle_duration_seconds";
+/// 1, labelled with the version (gauge).
+pub const BUILD_INFO: &str = "rebalancer_build_info";
+/// The schedule's nominal seconds between cycles; 0 under `--once`.
+pub const INTERVAL: &str = "rebalancer_cycle_interval_seconds";
+/// When the last successful cycle ended (unix seconds; 0: none yet).
+pub const LAST_SUCCESS: &str = "rebalancer_last_success_timestamp_seconds";
+/// When the last cycle of any outcome ended (unix seconds; 0: none yet).
+pub const LAST_CYCLE: &str = "rebalancer_last_cycle_timestamp_seconds";
+/// 1 for the last cycle's outcome, 0 for the others.
+pub const LAST_OUTCOME: &str = "rebalancer_last_cycle_outcome";
+/// Unplaceable records after the last plan (NaN: no plan yet).
+pub const SHORTFALL: &str = "rebalancer_shortfall_records";
+/// Highest agent utilisation after the last plan (NaN: no plan yet).
+pub const PEAK: &str = "rebalancer_peak_utilisation";
+/// CMS GETs per lead of the last fetch (NaN: no fetch yet).
+pub const GETS_PER_LEAD: &str = "rebalancer_cms_gets_per_lead";
+/// Malformed 2xx bodies read again (counter).
+pub const MALFORMED: &str = "rebalancer_malformed_bodies_retried_total";
+/// Leads an apply skipped because their live mapping had drifted (counter).
+pub const DRIFTED: &str = "rebalancer_drifted_leads_total";
+/// Cycles the journal could not record (counter).
+pub const JOURNAL_FAILURES: &str = "rebalancer_journal_write_failures_total";
+/// Applies stopped because another process took the journal lease (counter).
+pub const LEASE_LOST: &str = "rebalancer_lease_lost_total";
+
+/// Every cycle outcome `run` records (`CycleRecord::outcome`).
+pub const CYCLE_OUTCOMES: [&str; 8] = [
+    "applied",
+    "applied_with_failures",
+    "interrupted",
+    "no_changes",
+    "planned",
+    "blocked",
+    "skipped",
+    "failed",
+];
+
+/// Stages of a cycle, the `stage` label of [`CYCLE_DURATION`].
+pub const STAGES: [&str; 3] = ["fetch", "plan", "apply"];
+
+/// Buckets of [`CYCLE_DURATION`], seconds: a sandbox cycle takes 0.05–0.5 s,
+/// a 400k-pair plan 0.1 s, a 4M one 1.5–4 s; applies run at the write
+/// budget (minutes for thousands of PUTs).
+pub const CYCLE_BUCKETS: [f64; 13] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+/// Buckets of the upstream request latency, seconds: local 1–10 ms, WAN
+/// reads 50–500 ms, up to the default 30 s timeout.
+pub const REQUEST_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 /// The metrics server could not start (exit 8, like any output that
 /// cannot be written).
@@ -84,8 +142,7 @@ impl Health {
             last_success: Some(ended),
             until,
         };
-        metrics::gauge!("rebalancer_last_success_timestamp_seconds")
-            .set(ended.timestamp_millis() as f64 / 1000.0);
+        metrics::gauge!(LAST_SUCCESS).set(unix_seconds(ended));
     }
 
     fn check(&self, now: DateTime<Utc>) -> Result<(), String> {
@@ -99,21 +156,25 @@ pub struct Telemetry {
     pub health: Arc<Health>,
 }
 
-/// Bind `addr` (`run.metrics_addr`), install the recorder and serve
-/// `/metrics`, `/healthz` and `/readyz`. A port in use is a
+/// Bind `addr` (`run.metrics_addr`), install the recorder, register every
+/// series (`interval`: the schedule's nominal gap, `None` under `--once`)
+/// and serve `/metrics`, `/healthz` and `/readyz`. A port in use is a
 /// `TelemetryError::Bind`.
-pub async fn serve(addr: SocketAddr) -> anyhow::Result<Telemetry> {
+pub async fn serve(addr: SocketAddr, interval: Option<Duration>) -> anyhow::Result<Telemetry> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| TelemetryError::Bind { addr, source })?;
-    let handle = PrometheusBuilder::new()
+    let handle = recorder()?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    let process = Arc::new(metrics_process::Collector::default());
+    describe(interval);
+    process.describe();
     let health = Arc::new(Health::default());
     let bound = listener.local_addr().unwrap_or(addr);
     let app = Router::new()
         .route("/metrics", get(render))
-        .with_state(handle)
+        .with_state((handle, process))
         .merge(
             Router::new()
                 .route("/healthz", get(|| async { "ok\n" }))
@@ -129,7 +190,141 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<Telemetry> {
     Ok(Telemetry { health })
 }
 
-async fn render(State(handle): State<PrometheusHandle>) -> String {
+/// The exporter with this catalogue's histogram buckets.
+fn recorder() -> anyhow::Result<PrometheusBuilder> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(CYCLE_DURATION.into()), &CYCLE_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(rebalancer_upstream::series::DURATION.into()),
+                &REQUEST_BUCKETS,
+            )
+        })
+        .context("the metrics buckets are invalid")
+}
+
+/// HELP texts of every series, and each at its start value: counters 0,
+/// timestamps 0, plan and fetch figures NaN.
+pub fn describe(interval: Option<Duration>) {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    rebalancer_upstream::series::describe();
+    rebalancer_applier::series::describe();
+    describe_counter!(CYCLES, "Rebalancing cycles by outcome: applied, applied_with_failures, interrupted, no_changes, planned (dry run), blocked (the blast-radius guard refused the plan), skipped (another process holds the journal lease), failed.");
+    describe_histogram!(
+        CYCLE_DURATION,
+        Unit::Seconds,
+        "Time of each stage of a cycle (stage: fetch, plan, apply)."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version label says which rebalancer runs."
+    );
+    describe_gauge!(INTERVAL, Unit::Seconds, "Nominal seconds between cycles of the configured schedule (0 under --once): alerts compare the time since the last success with it.");
+    describe_gauge!(
+        LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time the last successful cycle ended; 0 until one has."
+    );
+    describe_gauge!(
+        LAST_CYCLE,
+        Unit::Seconds,
+        "Unix time the last cycle (any outcome) ended; 0 until one has."
+    );
+    describe_gauge!(
+        LAST_OUTCOME,
+        "1 for the outcome of the last cycle, 0 for the other outcomes."
+    );
+    describe_gauge!(SHORTFALL, "Records of demand no eligible agent can take, after the last cycle's plan (NaN until a plan).");
+    describe_gauge!(
+        PEAK,
+        "Highest agent utilisation (0 to 1) after the last cycle's plan (NaN until a plan)."
+    );
+    describe_gauge!(
+        GETS_PER_LEAD,
+        "CMS GET requests per lead in the last cycle's fetch (NaN until a fetch)."
+    );
+    describe_counter!(
+        MALFORMED,
+        "Upstream reads whose 2xx body was malformed or truncated and was read again."
+    );
+    describe_counter!(
+        DRIFTED,
+        "Leads an apply skipped because their live mapping had changed since the plan."
+    );
+    describe_counter!(JOURNAL_FAILURES, "Cycles the journal could not record.");
+    describe_counter!(
+        LEASE_LOST,
+        "Applies stopped because another process took the journal lease."
+    );
+
+    for outcome in CYCLE_OUTCOMES {
+        metrics::counter!(CYCLES, "outcome" => outcome).absolute(0);
+        metrics::gauge!(LAST_OUTCOME, "outcome" => outcome).set(0.0);
+    }
+    for stage in STAGES {
+        // Registered, so the family shows with empty buckets.
+        let _ = metrics::histogram!(CYCLE_DURATION, "stage" => stage);
+    }
+    for api in rebalancer_upstream::series::APIS {
+        let _ = metrics::histogram!(rebalancer_upstream::series::DURATION, "api" => api);
+    }
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    metrics::gauge!(INTERVAL).set(interval.map_or(0.0, |d| d.as_secs_f64()));
+    metrics::gauge!(LAST_SUCCESS).set(0.0);
+    metrics::gauge!(LAST_CYCLE).set(0.0);
+    for gauge in [SHORTFALL, PEAK, GETS_PER_LEAD] {
+        metrics::gauge!(gauge).set(f64::NAN);
+    }
+    for counter in [MALFORMED, DRIFTED, JOURNAL_FAILURES, LEASE_LOST] {
+        metrics::counter!(counter).absolute(0);
+    }
+}
+
+/// A cycle ended at `ended` with `outcome`: counted, and the last-cycle
+/// gauges set.
+pub fn cycle_ended(outcome: &str, ended: DateTime<Utc>) {
+    metrics::counter!(CYCLES, "outcome" => outcome.to_owned()).increment(1);
+    for o in CYCLE_OUTCOMES {
+        metrics::gauge!(LAST_OUTCOME, "outcome" => o).set(f64::from(u8::from(o == outcome)));
+    }
+    if !CYCLE_OUTCOMES.contains(&outcome) {
+        metrics::gauge!(LAST_OUTCOME, "outcome" => outcome.to_owned()).set(1.0);
+    }
+    metrics::gauge!(LAST_CYCLE).set(unix_seconds(ended));
+}
+
+/// The time of one stage of a cycle.
+pub fn stage_took(stage: &'static str, took: Duration) {
+    metrics::histogram!(CYCLE_DURATION, "stage" => stage).record(took.as_secs_f64());
+}
+
+/// The figures of a cycle's plan.
+pub fn planned(shortfall: f64, peak_utilisation: f64) {
+    metrics::gauge!(SHORTFALL).set(shortfall);
+    metrics::gauge!(PEAK).set(peak_utilisation);
+}
+
+/// The figures of a cycle's fetch.
+pub fn fetched(gets_per_lead: Option<f64>) {
+    if let Some(per_lead) = gets_per_lead {
+        metrics::gauge!(GETS_PER_LEAD).set(per_lead);
+    }
+}
+
+/// Add `n` to one of this module's plain counters ([`MALFORMED`],
+/// [`DRIFTED`], [`JOURNAL_FAILURES`], [`LEASE_LOST`]).
+pub fn count(counter: &'static str, n: u64) {
+    metrics::counter!(counter).increment(n);
+}
+
+fn unix_seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+async fn render(
+    State((handle, process)): State<(PrometheusHandle, Arc<metrics_process::Collector>)>,
+) -> String {
+    process.collect();
     handle.render()
 }
 
@@ -151,6 +346,103 @@ mod tests {
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 1, h, m, s).unwrap()
+    }
+
+    /// What `/metrics` shows before any cycle, rendered by this catalogue's
+    /// exporter through a local recorder.
+    fn rendered_at_start() -> String {
+        let recorder = recorder().unwrap().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || describe(Some(Duration::from_secs(900))));
+        handle.render()
+    }
+
+    #[test]
+    fn every_series_has_help_and_type_and_a_start_value_before_any_cycle() {
+        let text = rendered_at_start();
+        let families = [
+            (CYCLES, "counter"),
+            (CYCLE_DURATION, "histogram"),
+            (BUILD_INFO, "gauge"),
+            (INTERVAL, "gauge"),
+            (LAST_SUCCESS, "gauge"),
+            (LAST_CYCLE, "gauge"),
+            (LAST_OUTCOME, "gauge"),
+            (SHORTFALL, "gauge"),
+            (PEAK, "gauge"),
+            (GETS_PER_LEAD, "gauge"),
+            (MALFORMED, "counter"),
+            (DRIFTED, "counter"),
+            (JOURNAL_FAILURES, "counter"),
+            (LEASE_LOST, "counter"),
+            (rebalancer_upstream::series::REQUESTS, "counter"),
+            (rebalancer_upstream::series::DURATION, "histogram"),
+            (rebalancer_applier::series::PUTS, "counter"),
+            (rebalancer_applier::series::MOVES, "counter"),
+        ];
+        for (name, kind) in families {
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "no HELP for {name}:\n{text}"
+            );
+            assert!(
+                text.contains(&format!("# TYPE {name} {kind}\n")),
+                "{name} is not a {kind}:\n{text}"
+            );
+        }
+        for line in [
+            "rebalancer_cycles_total{outcome=\"failed\"} 0",
+            "rebalancer_last_cycle_outcome{outcome=\"blocked\"} 0",
+            "rebalancer_last_success_timestamp_seconds 0",
+            "rebalancer_cycle_interval_seconds 900",
+            "rebalancer_shortfall_records NaN",
+            "rebalancer_peak_utilisation NaN",
+            "rebalancer_lease_lost_total 0",
+            "rebalancer_puts_total{outcome=\"failed\"} 0",
+            "rebalancer_upstream_requests_total{api=\"zoho_token\",outcome=\"timeout\"} 0",
+            "rebalancer_cycle_duration_seconds_bucket{stage=\"apply\",le=\"600\"} 0",
+            "rebalancer_upstream_request_duration_seconds_bucket{api=\"cms_put\",le=\"0.005\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}`:\n{text}");
+        }
+        let version = format!(
+            "rebalancer_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.lines().any(|l| l == version), "{text}");
+    }
+
+    #[test]
+    fn a_cycle_sets_its_outcome_alone_and_the_time() {
+        let recorder = recorder().unwrap().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            describe(None);
+            cycle_ended("failed", at(12, 0, 0));
+            cycle_ended("blocked", at(12, 15, 0));
+        });
+        let text = handle.render();
+        let value = |line: &str| -> String {
+            text.lines()
+                .find_map(|l| l.strip_prefix(line))
+                .unwrap_or_else(|| panic!("no {line}:\n{text}"))
+                .trim()
+                .to_owned()
+        };
+        assert_eq!(
+            value("rebalancer_last_cycle_outcome{outcome=\"blocked\"}"),
+            "1"
+        );
+        assert_eq!(
+            value("rebalancer_last_cycle_outcome{outcome=\"failed\"}"),
+            "0"
+        );
+        assert_eq!(value("rebalancer_cycles_total{outcome=\"failed\"}"), "1");
+        assert_eq!(value("rebalancer_cycles_total{outcome=\"blocked\"}"), "1");
+        assert_eq!(value("rebalancer_cycles_total{outcome=\"applied\"}"), "0");
+        let ended = at(12, 15, 0).timestamp().to_string();
+        assert_eq!(value("rebalancer_last_cycle_timestamp_seconds "), ended);
+        assert_eq!(value("rebalancer_cycle_interval_seconds "), "0");
     }
 
     /// Finding #13: after a failed first cycle the loop said ready.

@@ -64,7 +64,7 @@ async fn an_apply_under_3_percent_malformed_get_bodies_reaches_the_plan() {
     .await;
     assert_eq!(code, 0, "{stderr}\n{stdout}");
     assert!(
-        stderr.contains("retrying upstream request")
+        stderr.contains("upstream request succeeded after")
             && stderr.contains("response could not be understood"),
         "the apply met no malformed body: the test proves nothing: {stderr}"
     );

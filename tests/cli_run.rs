@@ -104,6 +104,59 @@ impl Drop for Loop {
     }
 }
 
+/// When a cycle line says its cycle started.
+fn started_at(cycle: &Value) -> chrono::DateTime<chrono::Utc> {
+    let text = cycle["started_at"]
+        .as_str()
+        .expect("a cycle has started_at");
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("started_at {text:?}: {e}"))
+        .to_utc()
+}
+
+/// The runs of `history --format json` output, checked never to overlap
+/// in time (timestamps compared as times, not text); there must be at
+/// least `at_least` of them, so the check compares something.
+fn assert_runs_never_overlap(history_json: &str, at_least: usize) {
+    let runs: Vec<Value> = serde_json::from_str(history_json).unwrap();
+    assert!(
+        runs.len() >= at_least,
+        "{} runs, the test needs {at_least}: {history_json}",
+        runs.len()
+    );
+    let time = |v: &Value| {
+        let text = v
+            .as_str()
+            .expect("every run has ended (the loops were stopped)");
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+            .to_utc()
+    };
+    let mut spans: Vec<_> = runs
+        .iter()
+        .map(|r| (time(&r["started_at"]), time(&r["ended_at"])))
+        .collect();
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "two runs overlap: {w:?}");
+    }
+}
+
+/// Waits until one of the loops reports an applied cycle.
+fn next_applied(loops: &[&Loop]) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        for l in loops {
+            if let Ok(c) = l.lines.recv_timeout(Duration::from_millis(50)) {
+                if c["outcome"] == "applied" {
+                    return c;
+                }
+            }
+        }
+    }
+    panic!("no loop applied anything within two minutes");
+}
+
 /// Every lead an agent is assigned to in the sandbox.
 fn leads_of(sb: &Sandbox, agent: &str) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
@@ -143,18 +196,26 @@ async fn the_loop_reacts_to_upstream_changes_on_its_next_cycle() {
     let full = an_assigned_agent(&sb, &[gone.as_str()]);
     sb.set_webex_active(&gone, false).unwrap();
     sb.set_zoho_counts(&full, 1_000_000).unwrap();
-    let mut reacted = None;
-    for _ in 0..10 {
+    // Cycles that started before this instant may have fetched the world
+    // as it was; the first one that started after it must react.
+    let changed_at = chrono::Utc::now();
+    let mut seen = Vec::new();
+    loop {
         let c = l.next();
-        if leads_of(&sb, &gone).is_empty() && leads_of(&sb, &full).is_empty() {
-            reacted = Some(c);
+        let after = started_at(&c) > changed_at;
+        seen.push(c);
+        if after {
             break;
         }
     }
-    let c = reacted.expect("the loop never unassigned the inactive and the full agent");
     assert!(
-        matches!(c["outcome"].as_str(), Some("applied")),
-        "safety moves are applied even right after a cycle moved things: {c}"
+        leads_of(&sb, &gone).is_empty() && leads_of(&sb, &full).is_empty(),
+        "the first cycle that started after the change left the inactive or the full agent assigned: {seen:#?}"
+    );
+    let reacted = seen.iter().rev().find(|c| c["outcome"] == "applied");
+    assert!(
+        reacted.is_some(),
+        "safety moves are applied even right after a cycle moved things: {seen:#?}"
     );
     let code = l.stop();
     assert_eq!(code, 0, "a loop stopped between cycles ends cleanly");
@@ -242,6 +303,10 @@ async fn two_loops_on_one_journal_never_apply_in_the_same_cycle() {
         outcomes.contains(&Value::from("applied")) && outcomes.contains(&Value::from("skipped")),
         "one applies, the other skips its cycle: {first_a} / {first_b}"
     );
+    // The world changes: a second run is needed, by whichever loop.
+    sb.set_webex_active(&an_assigned_agent(&sb, &[]), false)
+        .unwrap();
+    next_applied(&[&a, &b]);
     let _ = (a.stop(), b.stop());
     // The journal's runs never overlap in time.
     let (code, stdout, stderr) = run(
@@ -250,20 +315,7 @@ async fn two_loops_on_one_journal_never_apply_in_the_same_cycle() {
     )
     .await;
     assert_eq!(code, 0, "{stderr}");
-    let runs: Vec<Value> = serde_json::from_str(&stdout).unwrap();
-    let mut spans: Vec<(String, String)> = runs
-        .iter()
-        .map(|r| {
-            (
-                r["started_at"].as_str().unwrap().to_owned(),
-                r["ended_at"].as_str().unwrap_or("~").to_owned(),
-            )
-        })
-        .collect();
-    spans.sort();
-    for w in spans.windows(2) {
-        assert!(w[0].1 <= w[1].0, "two runs overlap: {w:?}");
-    }
+    assert_runs_never_overlap(&stdout, 2);
     sb.shutdown().await;
 }
 
@@ -346,24 +398,160 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+impl Loop {
+    /// With `run.metrics_addr` on port 0: the address the loop bound, read
+    /// from its start-up log line (the port is never let go in between).
+    fn with_metrics(
+        config: &Path,
+        journal: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Loop, String) {
+        let mut env = env.to_vec();
+        env.push(("REBALANCER_RUN__METRICS_ADDR", "127.0.0.1:0"));
+        env.push(("RUST_LOG", "info"));
+        let mut l = Loop::spawn(
+            config,
+            &["--journal", &p(journal)],
+            extra,
+            &env,
+            Stdio::piped(),
+        );
+        let stderr = l.child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && line.contains("metrics at /metrics") {
+                    let addr = line
+                        .split_once("addr=")
+                        .and_then(|(_, rest)| rest.split_whitespace().next())
+                        .map(|a| a.trim_matches('"').to_owned());
+                    sent = tx.send(addr).is_ok();
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the loop logs where it serves metrics")
+            .expect("the log line names the address");
+        (l, addr)
+    }
+}
+
+/// The value of the series line `name{labels}` (exactly so) in `metrics`.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `promtool check metrics` on `text`: its complaints (empty: none).
+/// Without promtool, `None` and a notice; `REBALANCER_REQUIRE_PROMTOOL=1`
+/// (as in CI) makes that a failure.
+fn promtool_check(text: &str) -> Option<String> {
+    use std::io::Write;
+    let spawned = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(
+                std::env::var("REBALANCER_REQUIRE_PROMTOOL").as_deref() != Ok("1"),
+                "promtool is required (REBALANCER_REQUIRE_PROMTOOL=1) but cannot run ({e}); install it with `apt-get install --no-install-recommends prometheus`"
+            );
+            eprintln!("skipped `promtool check metrics`: promtool cannot run here ({e}); `apt-get install prometheus` provides it");
+            return None;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() || !said.trim().is_empty(),
+        "promtool failed silently"
+    );
+    Some(said)
+}
+
+/// Every series is on /metrics before the first cycle (the cron schedule's
+/// first time is weeks away), and promtool finds nothing to say about it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_series_is_served_before_the_first_cycle_and_passes_promtool() {
+    let (sb, _dir, config, journal) = setup().await;
+    let (l, addr) = Loop::with_metrics(&config, &journal, &["--cron", "0 0 0 1 1 *"], &[]);
+    let (status, metrics) = http_get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    for (series, value) in [
+        ("rebalancer_cycles_total{outcome=\"failed\"}", 0.0),
+        ("rebalancer_cycles_total{outcome=\"applied\"}", 0.0),
+        ("rebalancer_last_success_timestamp_seconds", 0.0),
+        ("rebalancer_last_cycle_timestamp_seconds", 0.0),
+        ("rebalancer_puts_total{outcome=\"sent\"}", 0.0),
+        ("rebalancer_lease_lost_total", 0.0),
+        (
+            "rebalancer_upstream_requests_total{api=\"cms_get\",outcome=\"5xx\"}",
+            0.0,
+        ),
+        // January 1st, yearly: 365 days between the next two.
+        ("rebalancer_cycle_interval_seconds", 365.0 * 86400.0),
+    ] {
+        assert_eq!(sample(&metrics, series), value, "{series}");
+    }
+    assert!(sample(&metrics, "rebalancer_shortfall_records").is_nan());
+    for family in [
+        "# TYPE rebalancer_cycle_duration_seconds histogram",
+        "# TYPE rebalancer_upstream_request_duration_seconds histogram",
+        "# HELP rebalancer_build_info ",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_cpu_seconds_total counter",
+        "# HELP process_open_fds ",
+    ] {
+        assert!(metrics.contains(family), "no `{family}`:\n{metrics}");
+    }
+    if let Some(said) = promtool_check(&metrics) {
+        assert_eq!(
+            said.trim(),
+            "",
+            "promtool check metrics:\n{said}\n{metrics}"
+        );
+    }
+    // CI checks the shipped alerts and dashboard against this scrape
+    // (`.ci/alert-checks FILE`): every series they read must exist.
+    if let Some(out) = std::env::var_os("REBALANCER_METRICS_OUT") {
+        std::fs::write(out, &metrics).expect("REBALANCER_METRICS_OUT is writable");
+    }
+    assert_eq!(l.stop(), 0);
+    sb.shutdown().await;
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_probes_answer_while_the_loop_runs() {
     let (sb, _dir, config, journal) = setup().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let l = Loop::start(
+    let (l, addr) = Loop::with_metrics(
         &config,
         &journal,
         &["--every", "1s"],
-        &[
-            ("REBALANCER_APPLY__PUTS_PER_SECOND", "200"),
-            ("REBALANCER_RUN__METRICS_ADDR", &addr),
-        ],
+        &[("REBALANCER_APPLY__PUTS_PER_SECOND", "200")],
     );
     let first = l.next();
     assert_eq!(first["outcome"], "applied", "{first}");
@@ -373,25 +561,39 @@ async fn metrics_and_probes_answer_while_the_loop_runs() {
     assert_eq!(status, 200, "ready after a successful cycle");
     let (status, metrics) = http_get(&addr, "/metrics");
     assert_eq!(status, 200);
+    // Counted as each PUT ended: every PUT the sandbox took, and no more
+    // (the next cycle may have started: at least the first's).
+    let puts = sb.write_log().len() as f64;
+    let sent = sample(&metrics, "rebalancer_puts_total{outcome=\"sent\"}");
+    assert!(
+        sent >= 1.0 && sent <= puts,
+        "sent {sent}, sandbox took {puts}"
+    );
+    let put_oks = sample(
+        &metrics,
+        "rebalancer_upstream_requests_total{api=\"cms_put\",outcome=\"ok\"}",
+    );
+    assert_eq!(put_oks, sent, "each PUT is one cms_put request");
     for series in [
-        "rebalancer_cycle_duration_seconds",
-        "stage=\"fetch\"",
-        "stage=\"plan\"",
-        "stage=\"apply\"",
-        "rebalancer_cycles_total{outcome=\"applied\"}",
+        "rebalancer_upstream_requests_total{api=\"cms_get\",outcome=\"ok\"}",
+        "rebalancer_upstream_requests_total{api=\"webex_users\",outcome=\"ok\"}",
+        "rebalancer_upstream_requests_total{api=\"zoho_restrict_to\",outcome=\"ok\"}",
+        "rebalancer_upstream_requests_total{api=\"zoho_token\",outcome=\"ok\"}",
         "rebalancer_moves_applied_total",
-        "rebalancer_puts_total{outcome=\"sent\"}",
-        "rebalancer_retries_total",
-        "rebalancer_drifted_leads_total",
-        "rebalancer_shortfall_records",
-        "rebalancer_peak_utilisation",
+        "rebalancer_cycles_total{outcome=\"applied\"}",
+        "rebalancer_last_cycle_outcome{outcome=\"applied\"}",
         "rebalancer_last_success_timestamp_seconds",
-        "rebalancer_cms_gets_per_lead ",
+        "rebalancer_cycle_duration_seconds_count{stage=\"fetch\"}",
+        "rebalancer_cycle_duration_seconds_count{stage=\"plan\"}",
+        "rebalancer_cycle_duration_seconds_count{stage=\"apply\"}",
+        "rebalancer_upstream_request_duration_seconds_count{api=\"cms_get\"}",
     ] {
-        assert!(
-            metrics.contains(series),
-            "{series} missing from /metrics:\n{metrics}"
-        );
+        assert!(sample(&metrics, series) >= 1.0, "{series}:\n{metrics}");
+    }
+    assert!(sample(&metrics, "rebalancer_peak_utilisation") > 0.0);
+    assert_eq!(sample(&metrics, "rebalancer_cycle_interval_seconds"), 1.0);
+    if let Some(said) = promtool_check(&metrics) {
+        assert_eq!(said.trim(), "", "promtool check metrics:\n{said}");
     }
     assert_eq!(l.stop(), 0);
     sb.shutdown().await;
@@ -417,17 +619,21 @@ async fn sigterm_mid_cycle_records_the_run_as_interrupted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(sb.write_log().len() >= 2, "the first cycle never wrote");
+    let puts_at_signal = sb.write_log().len();
     let _ = Command::new("kill")
         .args(["-TERM", &l.child.id().to_string()])
         .status();
     let cycle = l.next();
     assert_eq!(cycle["outcome"], "interrupted", "{cycle}");
-    let puts_at_stop = sb.write_log().len();
     let code = l.stop();
     assert_eq!(code, 11, "a loop stopped mid-apply exits 11");
+    // At 2 PUTs a second with a burst of 1, at most one PUT can have been
+    // on its way when the signal came; nothing new is started after it.
+    let puts = sb.write_log().len();
     assert!(
-        puts_at_stop < 40,
-        "the apply went on after SIGTERM ({puts_at_stop} PUTs)"
+        puts <= puts_at_signal + 1,
+        "{} PUTs went out after SIGTERM (beyond the one in flight)",
+        puts - puts_at_signal
     );
     let (code, stdout, _) = run(
         s(&["history", "--journal", &p(&journal), "--format", "json"]),
@@ -437,6 +643,35 @@ async fn sigterm_mid_cycle_records_the_run_as_interrupted() {
     assert_eq!(code, 0);
     let runs: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(runs[0]["outcome"], "interrupted", "{stdout}");
+    // Every PUT that went out, the one in flight included, is in the
+    // journal with its outcome: none left pending.
+    let run_id = runs[0]["id"].to_string();
+    let (code, stdout, stderr) = run(
+        s(&[
+            "show",
+            &run_id,
+            "--journal",
+            &p(&journal),
+            "--format",
+            "json",
+        ]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let shown: Value = serde_json::from_str(&stdout).unwrap();
+    let journaled = shown["puts"].as_array().expect("show lists the PUTs");
+    // Those that waited for the write budget when the stop came are
+    // recorded as never sent.
+    let went_out: Vec<&Value> = journaled
+        .iter()
+        .filter(|p| p["state"] != "unsent")
+        .collect();
+    assert_eq!(went_out.len(), puts, "journal and CMS disagree: {stdout}");
+    assert!(
+        went_out.iter().all(|put| put["state"] == "applied"),
+        "a PUT without its outcome: {stdout}"
+    );
     sb.shutdown().await;
 }
 
@@ -462,6 +697,9 @@ async fn two_loops_on_one_postgresql_journal_never_apply_in_the_same_cycle() {
         outcomes.contains(&Value::from("applied")) && outcomes.contains(&Value::from("skipped")),
         "one applies, the other skips its cycle: {first_a} / {first_b}"
     );
+    sb.set_webex_active(&an_assigned_agent(&sb, &[]), false)
+        .unwrap();
+    next_applied(&[&a, &b]);
     let _ = (a.stop(), b.stop());
     let (code, stdout, stderr) = run(
         s(&["history", "--format", "json"]),
@@ -469,21 +707,7 @@ async fn two_loops_on_one_postgresql_journal_never_apply_in_the_same_cycle() {
     )
     .await;
     assert_eq!(code, 0, "{stderr}");
-    let runs: Vec<Value> = serde_json::from_str(&stdout).unwrap();
-    assert!(!runs.is_empty(), "the applied cycle's run is in PostgreSQL");
-    let mut spans: Vec<(String, String)> = runs
-        .iter()
-        .map(|r| {
-            (
-                r["started_at"].as_str().unwrap().to_owned(),
-                r["ended_at"].as_str().unwrap_or("~").to_owned(),
-            )
-        })
-        .collect();
-    spans.sort();
-    for w in spans.windows(2) {
-        assert!(w[0].1 <= w[1].0, "two runs overlap: {w:?}");
-    }
+    assert_runs_never_overlap(&stdout, 2);
     let (code, stdout, stderr) = run(
         s(&["history"]),
         vec![("REBALANCER_JOURNAL__URL".into(), url)],
@@ -563,13 +787,6 @@ async fn sandbox_runs_never_write_the_configured_journal() {
         .path()
         .join("rebalancer-sandbox-journal.sqlite")
         .is_file());
-}
-
-/// The started_at of a cycle line.
-fn started_at(c: &Value) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::parse_from_rfc3339(c["started_at"].as_str().expect("started_at"))
-        .expect("an RFC 3339 time")
-        .with_timezone(&chrono::Utc)
 }
 
 /// Finding #13: the first cycle of a cron schedule ran at start-up, so

@@ -133,7 +133,12 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
     rebalancer_applier::prepare_journal(&session.journal)?;
     let telemetry = match metrics_socket(opts, keys)? {
         None => None,
-        Some(addr) => Some(telemetry::serve(addr).await?),
+        Some(addr) => {
+            let interval = schedule
+                .as_ref()
+                .and_then(|s| s.nominal_interval(Utc::now()));
+            Some(telemetry::serve(addr, interval).await?)
+        }
     };
     match &schedule {
         Some(s) => {
@@ -166,8 +171,7 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
         let ended = Utc::now();
         let code = cycle_code(&c);
         last_code = code;
-        metrics::counter!("rebalancer_cycles_total", "outcome" => c.record.outcome.clone())
-            .increment(1);
+        telemetry::cycle_ended(&c.record.outcome, ended);
         if let (Some(t), true) = (&telemetry, c.error.is_none() && code == 0) {
             let until = schedule
                 .as_ref()
@@ -181,7 +185,7 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
         let id = match &recorded {
             Ok(id) => *id,
             Err(e) => {
-                metrics::counter!("rebalancer_journal_write_failures_total").increment(1);
+                telemetry::count(telemetry::JOURNAL_FAILURES, 1);
                 tracing::error!(
                     error = %e,
                     outcome = %c.record.outcome,
@@ -299,8 +303,10 @@ async fn cycle_steps(
     let snapshot = fetch_step(session).await?;
     let plan = plan_step(session, guard, snapshot).await?;
     describe_plan(&plan, record);
-    metrics::gauge!("rebalancer_shortfall_records").set(plan.objectives.after.shortfall);
-    metrics::gauge!("rebalancer_peak_utilisation").set(plan.objectives.after.peak_utilisation);
+    telemetry::planned(
+        plan.objectives.after.shortfall,
+        plan.objectives.after.peak_utilisation,
+    );
     if plan.changes.is_empty() {
         record.outcome = "no_changes".into();
         record.detail = "nothing to change".into();
@@ -336,13 +342,9 @@ async fn cycle_steps(
 async fn fetch_step(session: &Session) -> anyhow::Result<rebalancer_model::Snapshot> {
     let stage = std::time::Instant::now();
     let (snapshot, fetched) = session.connected.connection.fetch(false).await?;
-    metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "fetch")
-        .record(stage.elapsed().as_secs_f64());
-    if let Some(per_lead) = fetched.cms_gets_per_lead() {
-        metrics::gauge!("rebalancer_cms_gets_per_lead").set(per_lead);
-    }
-    metrics::counter!("rebalancer_malformed_bodies_retried_total")
-        .increment(fetched.malformed_retried);
+    telemetry::stage_took("fetch", stage.elapsed());
+    telemetry::fetched(fetched.cms_gets_per_lead());
+    telemetry::count(telemetry::MALFORMED, fetched.malformed_retried);
     Ok(snapshot)
 }
 
@@ -369,8 +371,7 @@ async fn plan_step(
     })
     .await
     .context("the planner stopped unexpectedly")??;
-    metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "plan")
-        .record(stage.elapsed().as_secs_f64());
+    telemetry::stage_took("plan", stage.elapsed());
     Ok(plan)
 }
 
@@ -402,10 +403,11 @@ async fn apply_step(
         ),
     )
     .await;
-    metrics::histogram!("rebalancer_cycle_duration_seconds", "stage" => "apply")
-        .record(stage.elapsed().as_secs_f64());
-    metrics::counter!("rebalancer_malformed_bodies_retried_total")
-        .increment(stats.malformed_retries() - malformed_before);
+    telemetry::stage_took("apply", stage.elapsed());
+    telemetry::count(
+        telemetry::MALFORMED,
+        stats.malformed_retries() - malformed_before,
+    );
     match applied {
         Ok(report) => {
             record_applied(&report, record);
@@ -417,18 +419,19 @@ async fn apply_step(
                 format!("another apply holds the journal ({holder}); this cycle writes nothing");
             Ok(())
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            if let ApplyError::LeaseLost { .. } = e {
+                telemetry::count(telemetry::LEASE_LOST, 1);
+            }
+            Err(e.into())
+        }
     }
 }
 
-/// An apply's counters, and its run and outcome in the cycle's record.
+/// An apply's run and outcome in the cycle's record (its PUTs and moves
+/// were counted as they ended, by the applier).
 fn record_applied(report: &rebalancer_applier::RunReport, record: &mut CycleRecord) {
-    metrics::counter!("rebalancer_moves_applied_total").increment(report.moves_made as u64);
-    metrics::counter!("rebalancer_puts_total", "outcome" => "sent").increment(report.puts_sent);
-    metrics::counter!("rebalancer_puts_total", "outcome" => "failed")
-        .increment(report.failed as u64);
-    metrics::counter!("rebalancer_retries_total").increment(report.puts_retried);
-    metrics::counter!("rebalancer_drifted_leads_total").increment(report.skipped_drift as u64);
+    telemetry::count(telemetry::DRIFTED, report.skipped_drift as u64);
     record.run = Some(report.run);
     record.outcome = match report.outcome {
         RunOutcome::Completed => "applied",

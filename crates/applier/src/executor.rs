@@ -2,7 +2,9 @@
 //! re-checks, the PUT sequence, each PUT journaled before and after it is
 //! sent, and the read-back after an ambiguous failure.
 //!
-//! A stop request is honoured between PUTs, never during one. Errors
+//! A stop request is honoured between PUTs, never during one: a PUT
+//! waiting for the write budget when it comes is not sent (the fence asks
+//! first; its journal row says `unsent`), the one in flight finishes. Errors
 //! returned are fatal to the whole run (journal, credentials, lost lease);
 //! everything else about a lead ends in its [`LeadReport`].
 
@@ -21,6 +23,7 @@ use crate::goal::{decide, Decision, DriftRule, LeadGoal};
 use crate::journal::{Journal, Lease, PutOutcome};
 use crate::recheck::{Rechecker, Verdict};
 use crate::report::{LeadReport, LeadState};
+use crate::series;
 use crate::{ApplyConfig, Progress};
 
 /// Rounds of "read back, send what is still missing" per lead, whatever the
@@ -288,14 +291,22 @@ impl Ctx {
                     return self.end(goal, LeadState::Pending, detail, sent > 0);
                 }
                 seq += 1;
-                sent += 1;
                 match self.send(goal, seq, put, round > 0).await? {
-                    Sent::Applied => live = after(&live, put),
+                    Sent::Stopped => {
+                        let detail =
+                            format!("interrupted after {sent} PUT(s); `resume` finishes it");
+                        return self.end(goal, LeadState::Pending, detail, sent > 0);
+                    }
+                    Sent::Applied => {
+                        sent += 1;
+                        live = after(&live, put);
+                    }
                     Sent::Refused(message) => {
                         notes.push(message);
                         return self.end(goal, LeadState::Failed, notes.join("; "), true);
                     }
                     Sent::Ambiguous(read_back) => {
+                        sent += 1;
                         match read_back {
                             Some(now) => live = now,
                             None => {
@@ -378,17 +389,18 @@ impl Ctx {
         debug_assert!(!put.is_empty(), "never an empty PUT");
         let body = serde_json::to_string(&update).expect("a mapping update serialises");
         let row = self.journal.put_pending(self.run, goal.lead, seq, &body)?;
-        self.progress.put_sent();
-        self.counters.puts_sent.fetch_add(1, Ordering::Relaxed);
-        if retry {
-            self.counters.puts_retried.fetch_add(1, Ordering::Relaxed);
-        }
         // Right before the PUT goes out (after the write budget's wait):
-        // the lease is confirmed and extended by the journal's clock, and
+        // a stop asked for while it waited keeps it from going out; the
+        // lease is confirmed and extended by the journal's clock, and
         // still surely ours by this process's clock. A stale holder stops
         // here; its pending row is resolved by whoever holds the journal.
         let lost: std::sync::Mutex<Option<ApplyError>> = std::sync::Mutex::new(None);
+        let stopped = std::sync::atomic::AtomicBool::new(false);
         let fence = || -> Result<(), String> {
+            if self.stopping() {
+                stopped.store(true, Ordering::Relaxed);
+                return Err("stopped before it was sent".into());
+            }
             let refused = match self.journal.fence(&self.lease) {
                 Ok(()) if self.lease.valid_for(self.lease_margin) => return Ok(()),
                 Ok(()) => ApplyError::LeaseExpiring,
@@ -400,8 +412,29 @@ impl Ctx {
         };
         let sent = self.cms.put_mapping_fenced(&update, Some(&fence)).await;
         if let Err(UpstreamError::Fenced { .. }) = &sent {
+            if stopped.load(Ordering::Relaxed) {
+                // Never sent: the row says so, and `resume` sends it.
+                self.journal.put_done(
+                    row,
+                    PutOutcome {
+                        state: "unsent",
+                        applied: Some(false),
+                        status: None,
+                        echo: None,
+                        message: Some("not sent: the apply was stopped while this PUT waited for the write budget"),
+                    },
+                )?;
+                return Ok(Sent::Stopped);
+            }
             let refused = lost.lock().unwrap_or_else(|p| p.into_inner()).take();
             return Err(refused.unwrap_or(ApplyError::LeaseExpiring));
+        }
+        // It went out (a fenced PUT did not: its row stays pending).
+        self.progress.put_sent();
+        series::put_sent();
+        self.counters.puts_sent.fetch_add(1, Ordering::Relaxed);
+        if retry {
+            self.counters.puts_retried.fetch_add(1, Ordering::Relaxed);
         }
         let message = match sent {
             Ok(echo)
@@ -427,11 +460,13 @@ impl Ctx {
                 self.counters
                     .moves
                     .fetch_add(put.len() as u64, Ordering::Relaxed);
+                series::moves(put.len());
                 return Ok(Sent::Applied);
             }
             Err(e) if e.is_ambiguous_write() => e.to_string(),
             Err(e) => {
                 self.progress.put_failed();
+                series::put_failed();
                 let message = e.to_string();
                 self.journal.put_done(
                     row,
@@ -462,6 +497,7 @@ impl Ctx {
     ) -> Result<Sent, ApplyError> {
         tracing::warn!(lead = %goal.lead, %message, "PUT outcome unknown; reading the lead back");
         self.progress.put_failed();
+        series::put_failed();
         self.journal.put_done(
             row,
             PutOutcome {
@@ -497,6 +533,7 @@ impl Ctx {
             self.counters
                 .moves
                 .fetch_add(put.len() as u64, Ordering::Relaxed);
+            series::moves(put.len());
         }
         Ok(Sent::Ambiguous(Some(live)))
     }
@@ -508,6 +545,8 @@ pub fn put_took_effect(put: &PutBatch, live: &BTreeSet<String>) -> bool {
 }
 
 enum Sent {
+    /// A stop came while it waited for the write budget: not sent.
+    Stopped,
     Applied,
     /// Refused by the CMS (the message says why); the lead stops.
     Refused(String),

@@ -34,6 +34,9 @@
 //! replicas on several hosts share ([`JournalLocation`]); both keep the
 //! same tables and rules, write-before-send and the single-applier lease.
 //!
+//! As each PUT ends, [`series`] counts it (sent, failed) and the moves it
+//! made, through the `metrics` facade, for the binary's `/metrics`.
+//!
 //! The write rate is not set here: whoever builds the clients gives the CMS
 //! client its request budget (`HttpSettings::budget`), shared by every
 //! writer.
@@ -48,7 +51,7 @@
 //! [`OnDrift`], [`Progress`], the report and record types, [`RecentMoves`],
 //! [`JournalLocation`] (and [`mask_url`]),
 //! [`ApplyError`],
-//! and the pure [`batch`] planning of a lead's PUTs.
+//! the pure [`batch`] planning of a lead's PUTs, and [`series`].
 
 pub mod admission;
 pub mod batch;
@@ -60,6 +63,7 @@ mod recent;
 mod recheck;
 mod report;
 mod run;
+pub mod series;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -206,8 +206,9 @@ pub struct PutRecord {
     /// The JSON body sent (ids only; never a credential).
     pub body: String,
     /// `pending` (recorded, outcome unknown), `applied`, `failed`,
-    /// `ambiguous` (may or may not have been applied; being read back) or
-    /// `resolved` (read back: see `applied`).
+    /// `ambiguous` (may or may not have been applied; being read back),
+    /// `resolved` (read back: see `applied`) or `unsent` (the apply was
+    /// stopped while it waited for the write budget: never sent).
     pub state: String,
     /// Whether the CMS holds the change: `Some(true)` for applied (or read
     /// back as applied), `Some(false)` for refused or read back as not

@@ -28,6 +28,8 @@ use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use std::path::PathBuf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::series;
 use url::Url;
 
 use crate::base_url::BaseUrl;
@@ -261,6 +263,9 @@ struct Failure {
     not_processed: bool,
     /// The raw `Retry-After` header of the reply, if any.
     retry_after_header: Option<String>,
+    /// Whether the request went out (not refused by the fence or unbuildable):
+    /// only those are counted in `rebalancer_upstream_requests_total`.
+    sent: bool,
 }
 
 impl Failure {
@@ -269,6 +274,15 @@ impl Failure {
             error,
             not_processed,
             retry_after_header: None,
+            sent: true,
+        }
+    }
+
+    /// A failure before anything was sent.
+    fn unsent(error: UpstreamError) -> Self {
+        Failure {
+            sent: false,
+            ..Failure::new(error, true)
         }
     }
 }
@@ -370,34 +384,56 @@ impl Http {
             .with_max_times(self.settings.max_retries as usize)
             .with_jitter()
             .build();
+        let label = series::api_label(api, replay == Replay::Write);
         let mut retries = 0u32;
+        // Why the last retried attempt failed, for the request's warning.
+        let mut retried_because: Option<String> = None;
         loop {
             let failure = match self
-                .attempt(api, endpoint, build(), &interpret, fence)
+                .attempt(api, label, endpoint, build(), &interpret, fence)
                 .await
             {
-                Ok(value) => return Ok(value),
+                Ok(value) => {
+                    series::count(label, "ok");
+                    self.retried_request(api, endpoint, retries, Ok(retried_because.as_deref()));
+                    return Ok(value);
+                }
                 Err(failure) => failure,
             };
+            let last = |failure: Failure| {
+                if failure.sent {
+                    series::count(label, series::failure_label(&failure.error));
+                }
+                let error = give_up(api, endpoint, replay, failure);
+                self.retried_request(api, endpoint, retries, Err(&error));
+                error
+            };
             if !may_retry(replay, &failure) {
-                return Err(give_up(api, endpoint, replay, failure));
+                return Err(last(failure));
             }
             let asked = failure.error.retry_after();
             if let Some(wait) = asked.filter(|wait| *wait > self.settings.backoff_max) {
-                return Err(UpstreamError::RetryAfterTooLong {
-                    api,
-                    endpoint: endpoint.to_string(),
-                    header: failure
-                        .retry_after_header
-                        .map(|h| scrub(&h))
-                        .unwrap_or_default(),
-                    wait,
-                    cap: self.settings.backoff_max,
-                });
+                let header = failure
+                    .retry_after_header
+                    .as_deref()
+                    .map(scrub)
+                    .unwrap_or_default();
+                return Err(last(Failure {
+                    error: UpstreamError::RetryAfterTooLong {
+                        api,
+                        endpoint: endpoint.to_string(),
+                        header,
+                        wait,
+                        cap: self.settings.backoff_max,
+                    },
+                    ..failure
+                }));
             }
             if retries >= self.settings.max_retries {
-                return Err(give_up(api, endpoint, replay, failure));
+                return Err(last(failure));
             }
+            series::count(label, "retried");
+            retried_because = Some(failure.error.to_string());
             let mut delay = backoff.next().unwrap_or(self.settings.backoff_max);
             if let Some(asked) = asked {
                 delay = delay.max(asked);
@@ -410,7 +446,9 @@ impl Http {
             self.stats
                 .retry_wait_ms
                 .fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
-            tracing::warn!(
+            // One line per attempt at debug; the request as a whole is
+            // one warning when it ends (`retried_request`).
+            tracing::debug!(
                 %api,
                 endpoint,
                 attempt = format_args!("{}/{}", retries + 1, self.settings.max_retries + 1),
@@ -422,9 +460,44 @@ impl Http {
         }
     }
 
+    /// One warning for a request that needed retries, when it ends: how
+    /// many attempts, and how it ended (`Ok`: why the last retried attempt
+    /// had failed; `Err`: the error returned). Nothing for a request that
+    /// needed none.
+    fn retried_request(
+        &self,
+        api: Api,
+        endpoint: &str,
+        retries: u32,
+        ended: Result<Option<&str>, &UpstreamError>,
+    ) {
+        if retries == 0 {
+            return;
+        }
+        let attempts = retries + 1;
+        match ended {
+            Ok(because) => tracing::warn!(
+                %api,
+                endpoint,
+                attempts,
+                last_error = because.unwrap_or_default(),
+                "upstream request succeeded after {retries} retr{}",
+                if retries == 1 { "y" } else { "ies" }
+            ),
+            Err(error) => tracing::warn!(
+                %api,
+                endpoint,
+                attempts,
+                %error,
+                "upstream request failed after {attempts} attempts"
+            ),
+        }
+    }
+
     async fn attempt<T>(
         &self,
         api: Api,
+        label: &'static str,
         endpoint: &str,
         request: reqwest::RequestBuilder,
         interpret: &impl Fn(&Reply) -> Result<T, UpstreamError>,
@@ -434,10 +507,10 @@ impl Http {
         let request = request.map_err(|e| {
             // Nothing was sent: a request we cannot build is our bug, and
             // retrying it would not help.
-            Failure::new(
-                UpstreamError::config(format!("{api} {endpoint} request"), error_chain(&e)),
-                true,
-            )
+            Failure::unsent(UpstreamError::config(
+                format!("{api} {endpoint} request"),
+                error_chain(&e),
+            ))
         })?;
         let permit = self.admit(api, endpoint, request.method()).await;
         ask_fence(api, endpoint, fence)?;
@@ -449,6 +522,7 @@ impl Http {
         let response = match client.execute(request).await {
             Ok(response) => response,
             Err(e) => {
+                series::time(label, started.elapsed().as_secs_f64());
                 tracing::debug!(
                     %api,
                     endpoint,
@@ -466,6 +540,7 @@ impl Http {
         let headers = response.headers().clone();
         let body = self.read_capped(api, endpoint, response).await;
         drop(permit);
+        series::time(label, started.elapsed().as_secs_f64());
         tracing::debug!(
             %api,
             endpoint,
@@ -483,6 +558,7 @@ impl Http {
             body,
         };
         interpret(&reply).map_err(|error| Failure {
+            sent: true,
             error,
             not_processed: status == StatusCode::TOO_MANY_REQUESTS,
             retry_after_header: reply
@@ -598,14 +674,11 @@ fn may_retry(replay: Replay, failure: &Failure) -> bool {
 /// refusal is a failure with nothing sent.
 fn ask_fence(api: Api, endpoint: &str, fence: Option<Fence<'_>>) -> Result<(), Failure> {
     match fence.map(|fence| fence()) {
-        Some(Err(detail)) => Err(Failure::new(
-            UpstreamError::Fenced {
-                api,
-                endpoint: endpoint.to_string(),
-                detail,
-            },
-            true,
-        )),
+        Some(Err(detail)) => Err(Failure::unsent(UpstreamError::Fenced {
+            api,
+            endpoint: endpoint.to_string(),
+            detail,
+        })),
         _ => Ok(()),
     }
 }

@@ -24,7 +24,10 @@
 //! / 429 (honouring `Retry-After` up to the backoff cap, failing fast
 //! beyond it) and, for idempotent reads, on a 2xx whose body is malformed
 //! or truncated (counted in [`Stats::malformed_retries`]), no redirects, `tracing` debug events per request (method,
-//! path and query, status, elapsed; never headers) and a warning per retry.
+//! path and query, status, elapsed; never headers; one debug line per
+//! retry) and one warning per request that needed retries, when it ends.
+//! [`series`] names the Prometheus series recorded through the `metrics`
+//! facade (requests by call and outcome, their durations).
 //! Text quoted from upstream bodies is scrubbed of token-like strings.
 //! A [`RequestBudget`] in [`HttpSettings::budget`] rate-limits writes and
 //! caps reads in flight across every client and task sharing it; a CMS
@@ -38,6 +41,7 @@ mod http;
 mod lenient;
 mod mask;
 mod scrub;
+pub mod series;
 mod webex;
 mod zoho;
 
