@@ -1,21 +1,93 @@
 //! Command-line parsing (clap derive) and dispatch to `cmd::*`.
 //!
-//! This is the only place that sees clap types: it turns them into the plain
-//! option values each subcommand module takes.
+//! This is the only place that sees clap types (besides `cmd::completions`
+//! and `cmd::man`, which render the command it builds): it turns them into
+//! the plain option values each subcommand module takes.
+//!
+//! `--config` comes from `REBALANCER_CONFIG` when absent (clap's `env`);
+//! `--sandbox` ignores that variable rather than conflicting with it (a
+//! `--config` given on the command line still conflicts). `--version`
+//! shows the git commit (build.rs) and the cargo features; the commands
+//! whose exit codes go beyond 0/1/2 show the table of `exit::CODES` in
+//! `--help`. With `--log-format json`, a usage error is one JSON object
+//! on stderr too.
 
 use crate::cmd::{
-    apply, bench, bench_instance, check, fetch, history, plan, resume, rollback, run, sandbox, show,
+    apply, bench, bench_instance, check, completions, fetch, history, man, plan, resume, rollback,
+    run, sandbox, show,
 };
 use crate::input::{Source, World};
 use crate::render::Format;
 use crate::{exit, logging};
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rebalancer_optimizer::{SolverChoice, TargetUtilisation};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::LazyLock;
+
+/// The environment variable naming the config file when `--config` is
+/// absent.
+pub const CONFIG_ENV: &str = "REBALANCER_CONFIG";
+
+/// The cargo features this binary was built with (the optimizer's
+/// optional LP backends).
+fn features() -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if cfg!(feature = "coin_cbc") {
+        out.push("coin_cbc");
+    }
+    if cfg!(feature = "highs") {
+        out.push("highs");
+    }
+    if cfg!(feature = "clarabel") {
+        out.push("clarabel");
+    }
+    out
+}
+
+/// `-V`: the version and the git commit.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        env!("REBALANCER_GIT_COMMIT")
+    )
+});
+
+/// `--version`: the version, the git commit, the cargo features and the LP
+/// backends compiled in.
+static LONG_VERSION: LazyLock<String> = LazyLock::new(|| {
+    let features = features();
+    let backends: Vec<&str> = rebalancer_optimizer::lp::LpBackend::KNOWN
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| rebalancer_optimizer::lp::LpBackend::parse(name).is_some())
+        .collect();
+    format!(
+        "{}\ncommit: {}\nfeatures: {}\nLP backends: {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("REBALANCER_GIT_COMMIT"),
+        if features.is_empty() {
+            "none".to_owned()
+        } else {
+            features.join(", ")
+        },
+        backends.join(", ")
+    )
+});
+
+/// The exit-code table, under `--help` of the commands that use it.
+static EXIT_CODES: LazyLock<String> = LazyLock::new(exit::help_table);
 
 #[derive(Debug, Parser)]
-#[command(name = "rebalancer", version, about, long_about = None)]
+#[command(
+    name = "rebalancer",
+    version = VERSION.as_str(),
+    long_version = LONG_VERSION.as_str(),
+    about,
+    long_about = None
+)]
 pub struct Cli {
     /// More log output on stderr: -v info, -vv debug, -vvv trace.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
@@ -32,7 +104,8 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
     pub color: ColorArg,
     /// Logs on stderr as text, or as one JSON object per line (for log
-    /// shippers).
+    /// shippers: every line, fatal errors included, with `level`,
+    /// `message`, and for a fatal error `error.chain` and `exit_code`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
     pub log_format: LogFormatArg,
 
@@ -56,17 +129,23 @@ pub enum ColorArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read the CMS, Webex and Zoho into a snapshot file and print a summary.
+    #[command(after_long_help = EXIT_CODES.as_str())]
     Fetch(FetchArgs),
     /// Solve the assignment and show what would change, and why (DRY RUN:
     /// nothing is written upstream).
+    #[command(after_long_help = EXIT_CODES.as_str())]
     Plan(PlanArgs),
     /// Write a plan to the CMS: rate-limited, journaled, resumable.
+    #[command(after_long_help = EXIT_CODES.as_str())]
     Apply(ApplyArgs),
     /// Continue an interrupted or killed apply from the journal.
+    #[command(after_long_help = EXIT_CODES.as_str())]
     Resume(ResumeArgs),
     /// Rebalance on a schedule: fetch, plan, gates, apply, record, again.
+    #[command(after_long_help = EXIT_CODES.as_str())]
     Run(RunArgs),
     /// Undo what a run changed, as its journal recorded it.
+    #[command(after_long_help = EXIT_CODES.as_str())]
     Rollback(RollbackArgs),
     /// List the runs in the journal, newest first.
     History(HistoryArgs),
@@ -76,11 +155,18 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// One cheap authenticated read of the CMS, Webex and Zoho, and the
     /// journal: what fails, and how to fix it (exit 14 if anything fails).
+    #[command(after_long_help = EXIT_CODES.as_str())]
     Check(CheckArgs),
     /// Time the whole plan on generated benchmark instances, and the LP
     /// solvers on the same instances (--backends), one child process per
     /// size and backend (wall time, solve time, peak RSS, greedy baseline).
     Bench(BenchArgs),
+    /// Print a shell completion script on stdout (bash, zsh, fish,
+    /// powershell, elvish).
+    Completions(CompletionsArgs),
+    /// Print the man page on stdout, or write one page per subcommand into
+    /// a directory (--out).
+    Man(ManArgs),
     /// One size and backend of `bench`, in this process; prints one JSON line.
     #[command(hide = true)]
     BenchOne(BenchOneArgs),
@@ -109,14 +195,16 @@ pub enum SolverArg {
 #[command(group(clap::ArgGroup::new("input").required(true).args(["config", "snapshot", "sandbox"]).multiple(true)))]
 pub struct PlanArgs {
     /// Configuration file. Alone: fetch live, then plan. With --snapshot:
-    /// only its [plan] section is used.
-    #[arg(long, value_name = "FILE")]
+    /// only its [plan] section is used. Read from REBALANCER_CONFIG when
+    /// absent (not with --sandbox).
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
     /// Plan offline from a saved snapshot (from `rebalancer fetch --out`).
     #[arg(long, value_name = "FILE", conflicts_with = "sandbox")]
     pub snapshot: Option<PathBuf>,
-    /// Plan against an embedded, seeded sandbox (no credentials needed).
-    #[arg(long, conflicts_with = "config")]
+    /// Plan against an embedded, seeded sandbox (no credentials needed);
+    /// not with --config.
+    #[arg(long)]
     pub sandbox: bool,
     #[command(flatten)]
     pub world: WorldArgs,
@@ -176,18 +264,20 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["config", "sandbox"])))]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["config", "sandbox"]).multiple(true)))]
 pub struct ApplyArgs {
     /// Configuration file: its credentials write to the CMS. Alone, apply
-    /// fetches, plans, shows the plan and asks before writing.
-    #[arg(long, value_name = "FILE")]
+    /// fetches, plans, shows the plan and asks before writing. Read from
+    /// REBALANCER_CONFIG when absent (not with --sandbox).
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
     /// Apply this reviewed plan file (from `plan --out`) as is; needs
     /// --config.
     #[arg(long, value_name = "FILE", requires = "config")]
     pub plan: Option<PathBuf>,
-    /// Fetch, plan and apply against an embedded sandbox (a demo).
-    #[arg(long, conflicts_with_all = ["config", "plan"])]
+    /// Fetch, plan and apply against an embedded sandbox (a demo); not
+    /// with --config.
+    #[arg(long, conflicts_with = "plan")]
     pub sandbox: bool,
     #[command(flatten)]
     pub world: WorldArgs,
@@ -214,13 +304,15 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["config", "sandbox"])))]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["config", "sandbox"]).multiple(true)))]
 pub struct RunArgs {
     /// Configuration file (credentials, [run] schedule, [apply] journal).
-    #[arg(long, value_name = "FILE")]
+    /// Read from REBALANCER_CONFIG when absent (not with --sandbox).
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
-    /// Run the loop against an embedded sandbox (a demo).
-    #[arg(long, conflicts_with = "config")]
+    /// Run the loop against an embedded sandbox (a demo); not with
+    /// --config.
+    #[arg(long)]
     pub sandbox: bool,
     #[command(flatten)]
     pub world: WorldArgs,
@@ -248,6 +340,11 @@ pub struct RunArgs {
     /// One line per cycle, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
+    /// Serve /metrics, /healthz and /readyz on this address (e.g.
+    /// 127.0.0.1:9464 or :9464); overrides run.metrics_addr (under --once,
+    /// served only with run.metrics_on_once).
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
+    pub metrics_addr: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -255,8 +352,9 @@ pub struct ResumeArgs {
     /// The run to continue (default: the journal's newest run, when it is
     /// unfinished; an older one must be named).
     pub run: Option<i64>,
-    /// Configuration file whose credentials write to the CMS.
-    #[arg(long, value_name = "FILE")]
+    /// Configuration file whose credentials write to the CMS (read from
+    /// REBALANCER_CONFIG when absent).
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: PathBuf,
     /// The journal file (overrides apply.journal).
     #[arg(long, value_name = "FILE")]
@@ -272,8 +370,9 @@ pub struct ResumeArgs {
 pub struct RollbackArgs {
     /// The run to undo (its resumes are undone with it).
     pub run: i64,
-    /// Configuration file whose credentials write to the CMS.
-    #[arg(long, value_name = "FILE")]
+    /// Configuration file whose credentials write to the CMS (read from
+    /// REBALANCER_CONFIG when absent).
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: PathBuf,
     /// The journal file (overrides apply.journal).
     #[arg(long, value_name = "FILE")]
@@ -287,8 +386,9 @@ pub struct HistoryArgs {
     /// Most runs listed.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
-    /// A config file naming apply.journal.
-    #[arg(long, value_name = "FILE")]
+    /// A config file naming apply.journal (read from REBALANCER_CONFIG
+    /// when absent).
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
     /// The journal file (overrides apply.journal).
     #[arg(long, value_name = "FILE")]
@@ -301,8 +401,9 @@ pub struct HistoryArgs {
 pub struct ShowArgs {
     /// The run to show.
     pub run: i64,
-    /// A config file naming apply.journal.
-    #[arg(long, value_name = "FILE")]
+    /// A config file naming apply.journal (read from REBALANCER_CONFIG
+    /// when absent).
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
     /// The journal file (overrides apply.journal).
     #[arg(long, value_name = "FILE")]
@@ -313,8 +414,9 @@ pub struct ShowArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Configuration file whose systems and credentials are checked.
-    #[arg(long, value_name = "FILE")]
+    /// Configuration file whose systems and credentials are checked (read
+    /// from REBALANCER_CONFIG when absent).
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: PathBuf,
     /// The journal file (overrides apply.journal).
     #[arg(long, value_name = "FILE")]
@@ -322,6 +424,22 @@ pub struct CheckArgs {
     /// The results as a table or JSON.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Write rebalancer.1 and one page per subcommand
+    /// (rebalancer-plan.1, ...) into this directory (created if missing)
+    /// instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// Sizes and seed of a generated sandbox world.
@@ -341,14 +459,16 @@ pub struct WorldArgs {
 #[derive(Debug, clap::Args)]
 pub struct FetchArgs {
     /// Configuration file (TOML); see config/default.toml for every key.
+    /// Read from REBALANCER_CONFIG when absent (not with --sandbox).
     #[arg(
         long,
         value_name = "FILE",
-        required_unless_present = "sandbox",
-        conflicts_with = "sandbox"
+        env = CONFIG_ENV,
+        required_unless_present = "sandbox"
     )]
     pub config: Option<PathBuf>,
-    /// Fetch from an embedded, seeded sandbox instead (no credentials needed).
+    /// Fetch from an embedded, seeded sandbox instead (no credentials
+    /// needed); not with --config.
     #[arg(long)]
     pub sandbox: bool,
     #[command(flatten)]
@@ -488,6 +608,16 @@ fn parse_family(text: &str) -> Result<bench::Family, String> {
 /// A bench backend compiled into this build (the error names the others).
 fn parse_backend(text: &str) -> Result<bench::Backend, String> {
     bench::Backend::parse(text)
+}
+
+/// `--metrics-addr`: an address as `run.metrics_addr` takes it (checked
+/// the same way, not empty).
+fn parse_metrics_addr(text: &str) -> Result<String, String> {
+    match crate::settings::metrics_addr(text) {
+        Ok(Some(_)) => Ok(text.trim().to_owned()),
+        Ok(None) => Err("is empty; write it like \"127.0.0.1:9464\" or \":9464\"".into()),
+        Err(problem) => Err(problem),
+    }
 }
 
 /// A positive number of seconds.
@@ -651,6 +781,7 @@ impl From<RunArgs> for run::Options {
             dry_run: a.dry_run,
             journal: a.journal,
             format: format(a.format),
+            metrics_addr: a.metrics_addr,
         }
     }
 }
@@ -679,25 +810,117 @@ impl From<RollbackArgs> for rollback::Options {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(exit::usage_code(&e));
+            let code = exit::usage_code(&e);
+            if code != 0 && json_asked(std::env::args_os().skip(1)) {
+                eprintln!("{}", exit::usage_json(&e.render().to_string(), code));
+            } else {
+                let _ = e.print();
+            }
+            return ExitCode::from(code);
         }
     };
+    let json = cli.log_format == LogFormatArg::Json;
     let log = start_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return exit::report(anyhow::anyhow!("cannot start the async runtime: {e}")),
+        Err(e) => {
+            return exit::report(anyhow::anyhow!("cannot start the async runtime: {e}"), json)
+        }
     };
     match runtime.block_on(dispatch(cli.command, &log)) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => exit::report(e),
+        Err(e) => exit::report(e, json),
     }
+}
+
+/// The command line, parsed; `--config` from `REBALANCER_CONFIG` dropped
+/// under `--sandbox`. An empty `REBALANCER_CONFIG` names no file: ignored
+/// where no config is needed (clap would take it for an empty `--config`),
+/// and named in the error where one is.
+fn parse() -> Result<Cli, clap::Error> {
+    let empty_env = std::env::var_os(CONFIG_ENV).is_some_and(|v| v.is_empty());
+    if empty_env {
+        // Before any other thread starts (clap reads `env` when the
+        // command is built, below).
+        std::env::remove_var(CONFIG_ENV);
+    }
+    let matches = match Cli::command().try_get_matches() {
+        Err(e)
+            if empty_env
+                && e.kind() == clap::error::ErrorKind::MissingRequiredArgument
+                && e.to_string().contains("--config") =>
+        {
+            let mut cmd = Cli::command();
+            return Err(cmd.error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!("{CONFIG_ENV} is set but empty, and --config is not given: set {CONFIG_ENV} to the config file, unset it, or pass --config FILE"),
+            ));
+        }
+        other => other?,
+    };
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    sandbox_over_env(&mut cli, &matches)?;
+    Ok(cli)
+}
+
+/// `--sandbox` with a `--config`: a usage error when `--config` was given
+/// on the command line; when it came from `REBALANCER_CONFIG`, the
+/// variable is ignored (a shell that exports it can still try the
+/// sandbox).
+fn sandbox_over_env(cli: &mut Cli, matches: &ArgMatches) -> Result<(), clap::Error> {
+    let (name, config, sandbox) = match &mut cli.command {
+        Command::Fetch(a) => ("fetch", &mut a.config, a.sandbox),
+        Command::Plan(a) => ("plan", &mut a.config, a.sandbox),
+        Command::Apply(a) => ("apply", &mut a.config, a.sandbox),
+        Command::Run(a) => ("run", &mut a.config, a.sandbox),
+        _ => return Ok(()),
+    };
+    if !sandbox || config.is_none() {
+        return Ok(());
+    }
+    let source = matches
+        .subcommand_matches(name)
+        .and_then(|m| m.value_source("config"));
+    if source == Some(ValueSource::EnvVariable) {
+        *config = None;
+        return Ok(());
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    let sub = cmd
+        .find_subcommand_mut(name)
+        .expect("the subcommand just parsed");
+    Err(sub.error(
+        clap::error::ErrorKind::ArgumentConflict,
+        "the argument '--sandbox' cannot be used with '--config <FILE>'",
+    ))
+}
+
+/// Whether the command line asks for JSON logs (`--log-format json` or
+/// `--log-format=json`), read without clap: for a usage error, where
+/// parsing failed.
+fn json_asked(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let mut json = false;
+    let mut value_next = false;
+    for arg in args {
+        let arg = arg.to_string_lossy();
+        if arg == "--" {
+            break;
+        }
+        if value_next {
+            json = arg == "json";
+        } else if let Some(value) = arg.strip_prefix("--log-format=") {
+            json = value == "json";
+        }
+        value_next = arg == "--log-format";
+    }
+    json
 }
 
 /// Logging as the global options ask (`-v`/`-q`, `--log`, `--color`,
@@ -749,6 +972,8 @@ async fn dispatch(command: Command, log: &logging::Log) -> anyhow::Result<u8> {
         Command::Sandbox(args) => {
             sandbox::run(world(&args.world), args.port, args.write_config).await
         }
+        Command::Completions(args) => completions::run(Cli::command(), args.shell),
+        Command::Man(args) => man::run(Cli::command(), args.out.as_deref()),
         Command::Bench(args) => bench::run(bench_options(args), log),
         Command::BenchOne(args) => {
             let fam = family(args.family);

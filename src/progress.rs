@@ -2,7 +2,8 @@
 //! requests sent and retries, so a slow or hanging upstream is never 30 s
 //! of silence; an apply shows leads done of total and PUTs sent and failed;
 //! a bench shows its runs (family, size, backend) done of total.
-//! Drawn on stderr, only when stderr is a terminal; stdout stays the
+//! Drawn on stderr, only when stderr is a terminal and logs are text (not
+//! with `--log-format json`: `Log::interactive`); stdout stays the
 //! command's output.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

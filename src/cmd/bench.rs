@@ -291,6 +291,7 @@ fn run_child(
     let (agents, leads) = job.size;
     let mut child = Command::new(exe)
         .args(["--log", &log.filter])
+        .args(["--log-format", if log.json { "json" } else { "text" }])
         .arg("bench-one")
         .args(["--family", job.family.name()])
         .args(["--size", &format!("{agents}x{leads}")])

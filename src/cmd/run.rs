@@ -59,6 +59,8 @@ pub struct Options {
     pub dry_run: bool,
     pub journal: Option<PathBuf>,
     pub format: Format,
+    /// `--metrics-addr`, over `run.metrics_addr`.
+    pub metrics_addr: Option<String>,
 }
 
 /// The schedule from the flags, else `[run]`; `None` with `--once`.
@@ -219,20 +221,25 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
     })
 }
 
-/// Where to serve metrics: `run.metrics_addr` (checked at load), not under
+/// Where to serve metrics: `--metrics-addr`, else `run.metrics_addr`
+/// (checked at load), not under
 /// `--once` unless `run.metrics_on_once`.
 fn metrics_socket(opts: &Options, keys: &RunKeys) -> Result<Option<SocketAddr>, ScheduleError> {
+    let (what, addr) = match &opts.metrics_addr {
+        Some(flag) => ("--metrics-addr", flag),
+        None => ("run.metrics_addr", &keys.metrics_addr),
+    };
     if opts.once && !keys.metrics_on_once {
-        if !keys.metrics_addr.trim().is_empty() {
+        if !addr.trim().is_empty() {
             tracing::info!(
                 "run --once serves no metrics (set run.metrics_on_once = true to serve them)"
             );
         }
         return Ok(None);
     }
-    crate::settings::metrics_addr(&keys.metrics_addr).map_err(|problem| ScheduleError {
-        what: "run.metrics_addr".into(),
-        value: keys.metrics_addr.clone(),
+    crate::settings::metrics_addr(addr).map_err(|problem| ScheduleError {
+        what: what.into(),
+        value: addr.clone(),
         problem,
     })
 }
