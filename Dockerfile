@@ -21,6 +21,11 @@ WORKDIR /src
 # pins every dependency (--locked refuses to change it), and
 # config/default.toml is compiled into the binary.
 COPY . .
+# .git stays out of the context: `rebalancer --version` shows the commit
+# given here (docker build --build-arg REBALANCER_BUILD_COMMIT=$(git
+# rev-parse --short HEAD)), else "unknown".
+ARG REBALANCER_BUILD_COMMIT=unknown
+ENV REBALANCER_BUILD_COMMIT=${REBALANCER_BUILD_COMMIT}
 # The registry and target caches speed up rebuilds (BuildKit); the binary
 # is copied out of the cache mount in the same step, its debug sections
 # (line tables only, for backtraces) compressed: 98 MB -> 40 MB.
