@@ -29,6 +29,7 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use rebalancer_applier::CycleOutcome;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,18 +62,6 @@ pub const DRIFTED: &str = "rebalancer_drifted_leads_total";
 pub const JOURNAL_FAILURES: &str = "rebalancer_journal_write_failures_total";
 /// Applies stopped because another process took the journal lease (counter).
 pub const LEASE_LOST: &str = "rebalancer_lease_lost_total";
-
-/// Every cycle outcome `run` records (`CycleRecord::outcome`).
-pub const CYCLE_OUTCOMES: [&str; 8] = [
-    "applied",
-    "applied_with_failures",
-    "interrupted",
-    "no_changes",
-    "planned",
-    "blocked",
-    "skipped",
-    "failed",
-];
 
 /// Stages of a cycle, the `stage` label of [`CYCLE_DURATION`].
 pub const STAGES: [&str; 3] = ["fetch", "plan", "apply"];
@@ -257,9 +246,9 @@ pub fn describe(interval: Option<Duration>) {
         "Applies stopped because another process took the journal lease."
     );
 
-    for outcome in CYCLE_OUTCOMES {
-        metrics::counter!(CYCLES, "outcome" => outcome).absolute(0);
-        metrics::gauge!(LAST_OUTCOME, "outcome" => outcome).set(0.0);
+    for outcome in CycleOutcome::ALL {
+        metrics::counter!(CYCLES, "outcome" => outcome.as_str()).absolute(0);
+        metrics::gauge!(LAST_OUTCOME, "outcome" => outcome.as_str()).set(0.0);
     }
     for stage in STAGES {
         // Registered, so the family shows with empty buckets.
@@ -282,13 +271,11 @@ pub fn describe(interval: Option<Duration>) {
 
 /// A cycle ended at `ended` with `outcome`: counted, and the last-cycle
 /// gauges set.
-pub fn cycle_ended(outcome: &str, ended: DateTime<Utc>) {
-    metrics::counter!(CYCLES, "outcome" => outcome.to_owned()).increment(1);
-    for o in CYCLE_OUTCOMES {
-        metrics::gauge!(LAST_OUTCOME, "outcome" => o).set(f64::from(u8::from(o == outcome)));
-    }
-    if !CYCLE_OUTCOMES.contains(&outcome) {
-        metrics::gauge!(LAST_OUTCOME, "outcome" => outcome.to_owned()).set(1.0);
+pub fn cycle_ended(outcome: CycleOutcome, ended: DateTime<Utc>) {
+    metrics::counter!(CYCLES, "outcome" => outcome.as_str()).increment(1);
+    for o in CycleOutcome::ALL {
+        metrics::gauge!(LAST_OUTCOME, "outcome" => o.as_str())
+            .set(f64::from(u8::from(o == outcome)));
     }
     metrics::gauge!(LAST_CYCLE).set(unix_seconds(ended));
 }
@@ -418,8 +405,8 @@ mod tests {
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
             describe(None);
-            cycle_ended("failed", at(12, 0, 0));
-            cycle_ended("blocked", at(12, 15, 0));
+            cycle_ended(CycleOutcome::Failed, at(12, 0, 0));
+            cycle_ended(CycleOutcome::Blocked, at(12, 15, 0));
         });
         let text = handle.render();
         let value = |line: &str| -> String {

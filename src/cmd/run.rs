@@ -36,7 +36,9 @@ use crate::settings::{Env, RunKeys};
 use crate::telemetry;
 use anyhow::Context;
 use chrono::Utc;
-use rebalancer_applier::{ApplyError, CycleRecord, Progress, Refusal, RunOutcome, WritePath};
+use rebalancer_applier::{
+    ApplyError, CycleMode, CycleOutcome, CycleRecord, Progress, Refusal, RunOutcome, WritePath,
+};
 use rebalancer_model::Plan;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -171,7 +173,7 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
         let ended = Utc::now();
         let code = cycle_code(&c);
         last_code = code;
-        telemetry::cycle_ended(&c.record.outcome, ended);
+        telemetry::cycle_ended(c.record.outcome, ended);
         if let (Some(t), true) = (&telemetry, c.error.is_none() && code == 0) {
             let until = schedule
                 .as_ref()
@@ -251,11 +253,11 @@ struct Cycle {
 }
 
 fn cycle_code(c: &Cycle) -> u8 {
-    match (c.record.outcome.as_str(), &c.error) {
+    match (c.record.outcome, &c.error) {
         (_, Some(e)) => exit::code_of(e),
-        ("blocked", _) => exit::BLOCKED,
-        ("interrupted", _) => exit::INTERRUPTED,
-        ("applied_with_failures", _) => exit::APPLY_INCOMPLETE,
+        (CycleOutcome::Blocked, _) => exit::BLOCKED,
+        (CycleOutcome::Interrupted, _) => exit::INTERRUPTED,
+        (CycleOutcome::AppliedWithFailures, _) => exit::APPLY_INCOMPLETE,
         _ => 0,
     }
 }
@@ -270,14 +272,18 @@ async fn cycle(
     let started_at = now_rfc3339();
     let mut record = CycleRecord {
         started_at: started_at.clone(),
-        mode: if opts.dry_run { "dry_run" } else { "apply" }.into(),
+        mode: if opts.dry_run {
+            CycleMode::DryRun
+        } else {
+            CycleMode::Apply
+        },
         ..CycleRecord::default()
     };
     let error = match cycle_steps(opts, session, guard, stop, log, &mut record).await {
         Ok(()) => None,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "the cycle failed");
-            record.outcome = "failed".into();
+            record.outcome = CycleOutcome::Failed;
             record.detail = format!("{e:#}");
             Some(e)
         }
@@ -308,7 +314,7 @@ async fn cycle_steps(
         plan.objectives.after.peak_utilisation,
     );
     if plan.changes.is_empty() {
-        record.outcome = "no_changes".into();
+        record.outcome = CycleOutcome::NoChanges;
         record.detail = "nothing to change".into();
         return Ok(());
     }
@@ -321,14 +327,14 @@ async fn cycle_steps(
         Ok(()) => {}
         Err(Refusal::Blocked { reason }) => {
             tracing::error!(%reason, "the plan is BLOCKED; nothing is applied this cycle");
-            record.outcome = "blocked".into();
+            record.outcome = CycleOutcome::Blocked;
             record.detail = reason;
             return Ok(());
         }
         Err(r) => return Err(ApplyError::refused(WritePath::Apply, None, r).into()),
     }
     if opts.dry_run {
-        record.outcome = "planned".into();
+        record.outcome = CycleOutcome::Planned;
         record.detail = format!(
             "dry run: {} assigns and {} unassigns planned, nothing written",
             plan.summary.assigns, plan.summary.unassigns
@@ -414,7 +420,7 @@ async fn apply_step(
             Ok(())
         }
         Err(ApplyError::LeaseHeld { holder, .. }) => {
-            record.outcome = "skipped".into();
+            record.outcome = CycleOutcome::Skipped;
             record.detail =
                 format!("another apply holds the journal ({holder}); this cycle writes nothing");
             Ok(())
@@ -434,11 +440,10 @@ fn record_applied(report: &rebalancer_applier::RunReport, record: &mut CycleReco
     telemetry::count(telemetry::DRIFTED, report.skipped_drift as u64);
     record.run = Some(report.run);
     record.outcome = match report.outcome {
-        RunOutcome::Completed => "applied",
-        RunOutcome::Interrupted => "interrupted",
-        _ => "applied_with_failures",
-    }
-    .into();
+        RunOutcome::Completed => CycleOutcome::Applied,
+        RunOutcome::Interrupted => CycleOutcome::Interrupted,
+        _ => CycleOutcome::AppliedWithFailures,
+    };
     record.detail = format!(
         "run {}: {} PUTs, {} moves, {} failed, {} leads skipped for drift",
         report.run, report.puts_sent, report.moves_made, report.failed, report.skipped_drift

@@ -12,9 +12,9 @@ pub fn line(id: i64, c: &CycleRecord, format: Format) -> String {
         Format::Table => {
             let mut out = format!(
                 "cycle {id} ({}) at {}: {}",
-                c.mode.replace('_', " "),
+                c.mode.as_str().replace('_', " "),
                 c.started_at,
-                c.outcome.replace('_', " ")
+                c.outcome.as_str().replace('_', " ")
             );
             if c.assigns + c.unassigns + c.deferred > 0 {
                 out.push_str(&format!(

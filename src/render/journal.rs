@@ -89,7 +89,7 @@ pub fn run_detail(d: &RunDetail) -> String {
                 right(p.id),
                 Cell::new(p.lead),
                 right(p.seq),
-                Cell::new(shown(&p.state)),
+                Cell::new(p.state),
                 right(p.status.map_or(String::new(), |s| s.to_string())),
                 Cell::new(shown(&p.sent_at)),
                 Cell::new(shown(&p.body)),
@@ -131,7 +131,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rebalancer_applier::{
-        JournalLocation, LeadKey, LeadRecord, LeadState, PutRecord, RunKind, RunOutcome,
+        JournalLocation, LeadKey, LeadRecord, LeadState, PutRecord, PutState, RunKind, RunOutcome,
     };
 
     fn run(text: &str) -> RunRecord {
@@ -169,7 +169,7 @@ mod tests {
                 lead,
                 seq: 1,
                 body: text.into(),
-                state: text.into(),
+                state: PutState::Applied,
                 applied: Some(true),
                 status: Some(200),
                 echo: Some(text.into()),

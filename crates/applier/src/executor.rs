@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rebalancer_model::LeadKey;
-use rebalancer_upstream::{CmsClient, ErrorClass, LeadUsers, MappingUpdate, UpstreamError};
+use rebalancer_upstream::{CmsClient, ErrorClass, MappingUpdate, UpstreamError};
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{after, batches, keep_staffed, remaining, PutBatch};
@@ -22,7 +22,7 @@ use crate::error::ApplyError;
 use crate::goal::{decide, Decision, DriftRule, LeadGoal};
 use crate::journal::{Journal, Lease, PutOutcome};
 use crate::recheck::{Rechecker, Verdict};
-use crate::report::{LeadReport, LeadState};
+use crate::report::{LeadReport, LeadState, PutState};
 use crate::series;
 use crate::{ApplyConfig, Progress};
 
@@ -95,16 +95,6 @@ pub fn status_of(e: &UpstreamError) -> Option<u16> {
 
 fn is_fatal(e: &UpstreamError) -> bool {
     e.class() == ErrorClass::Auth
-}
-
-fn echo_json(echo: &LeadUsers) -> String {
-    serde_json::json!({
-        "leadId": echo.lead_id,
-        "campaignId": echo.campaign_id,
-        "assignedUserIds": echo.assigned_user_ids,
-        "unassignedUserIds": echo.unassigned_user_ids,
-    })
-    .to_string()
 }
 
 fn list(ids: &BTreeSet<String>) -> String {
@@ -277,6 +267,7 @@ impl Ctx {
         let mut seq = 0u32;
         let mut sent = 0u32;
         let mut stalled = 0u32;
+        let mut backoff = self.cfg.retry.backoff();
         for round in 0..MAX_ROUNDS {
             let (todo_a, todo_u) = remaining(assign, unassign, &live);
             let left = todo_a.len() + todo_u.len();
@@ -327,9 +318,10 @@ impl Ctx {
             // may finish it later); a failure that turns out applied is
             // progress. Each round waits a backoff with jitter first.
             let (todo_a, todo_u) = remaining(assign, unassign, &live);
-            let delay = self.cfg.retry.delay(stalled, jitter());
+            let delay = backoff.next().unwrap_or(self.cfg.retry.backoff_max);
             if todo_a.len() + todo_u.len() < left {
                 stalled = 0;
+                backoff = self.cfg.retry.backoff();
             } else {
                 stalled += 1;
                 if stalled > self.cfg.retry.retries {
@@ -387,7 +379,7 @@ impl Ctx {
             unassigned_user_ids: put.unassign.clone(),
         };
         debug_assert!(!put.is_empty(), "never an empty PUT");
-        let body = serde_json::to_string(&update).expect("a mapping update serialises");
+        let body = update.to_body();
         let row = self.journal.put_pending(self.run, goal.lead, seq, &body)?;
         // Right before the PUT goes out (after the write budget's wait):
         // a stop asked for while it waited keeps it from going out; the
@@ -417,7 +409,7 @@ impl Ctx {
                 self.journal.put_done(
                     row,
                     PutOutcome {
-                        state: "unsent",
+                        state: PutState::Unsent,
                         applied: Some(false),
                         status: None,
                         echo: None,
@@ -450,10 +442,10 @@ impl Ctx {
                 self.journal.put_done(
                     row,
                     PutOutcome {
-                        state: "applied",
+                        state: PutState::Applied,
                         applied: Some(true),
                         status: Some(200),
-                        echo: Some(&echo_json(&echo)),
+                        echo: Some(&echo.to_echo_json()),
                         message: None,
                     },
                 )?;
@@ -471,7 +463,7 @@ impl Ctx {
                 self.journal.put_done(
                     row,
                     PutOutcome {
-                        state: "failed",
+                        state: PutState::Failed,
                         applied: Some(false),
                         status: status_of(&e),
                         echo: None,
@@ -501,7 +493,7 @@ impl Ctx {
         self.journal.put_done(
             row,
             PutOutcome {
-                state: "ambiguous",
+                state: PutState::Ambiguous,
                 applied: None,
                 status: None,
                 echo: None,
@@ -522,7 +514,7 @@ impl Ctx {
         self.journal.put_done(
             row,
             PutOutcome {
-                state: "resolved",
+                state: PutState::Resolved,
                 applied: Some(applied),
                 status: None,
                 echo: None,
@@ -552,16 +544,6 @@ enum Sent {
     Refused(String),
     /// Unknown outcome; the lead as read back (None: could not be read).
     Ambiguous(Option<BTreeSet<String>>),
-}
-
-/// A jitter factor in [0, 1) from the clock's nanoseconds: spreading
-/// retries needs no cryptographic randomness.
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    f64::from(nanos % 1_000_000) / 1_000_000.0
 }
 
 #[cfg(test)]

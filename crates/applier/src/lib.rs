@@ -80,8 +80,8 @@ pub use journal::{mask_url, JournalLocation};
 pub use rebalancer_model::{LeadKey, Plan};
 pub use recent::{recent_moves, RecentMoves};
 pub use report::{
-    CycleRecord, LeadRecord, LeadReport, LeadState, PutRecord, RunDetail, RunKind, RunOutcome,
-    RunRecord, RunReport,
+    CycleMode, CycleOutcome, CycleRecord, LeadRecord, LeadReport, LeadState, PutRecord, PutState,
+    RunDetail, RunKind, RunOutcome, RunRecord, RunReport,
 };
 pub use run::{
     apply, cycles, history, prepare_journal, record_cycle, resumable_run, resume, rollback, show,
@@ -157,15 +157,18 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The delay before round `n` (0-based) of retries without progress:
-    /// `initial · 2^n`, capped, then scaled by a jitter factor in [0.5, 1.0]
-    /// (`jitter` in [0, 1)).
-    pub fn delay(&self, n: u32, jitter: f64) -> Duration {
-        let base = self
-            .backoff_initial
-            .saturating_mul(1u32.checked_shl(n.min(30)).unwrap_or(u32::MAX))
-            .min(self.backoff_max);
-        base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    /// The delays between rounds of retries without progress (backon's
+    /// exponential backoff, as the upstream clients use): `initial · 2^n`,
+    /// capped at `backoff_max`, each plus a random jitter of up to itself;
+    /// a round that makes progress starts a new sequence.
+    pub fn backoff(&self) -> backon::ExponentialBackoff {
+        use backon::BackoffBuilder;
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.backoff_initial)
+            .with_max_delay(self.backoff_max)
+            .with_jitter()
+            .without_max_times()
+            .build()
     }
 }
 
@@ -235,21 +238,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_delays_double_are_capped_and_jittered_down_only() {
+    fn retry_delays_double_are_capped_and_jittered_up_to_twice() {
         let p = RetryPolicy {
             retries: 4,
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_millis(1000),
         };
-        assert_eq!(p.delay(0, 1.0), Duration::from_millis(100));
-        assert_eq!(p.delay(1, 1.0), Duration::from_millis(200));
-        assert_eq!(p.delay(3, 1.0), Duration::from_millis(800));
-        assert_eq!(p.delay(4, 1.0), Duration::from_millis(1000));
-        assert_eq!(p.delay(200, 1.0), Duration::from_millis(1000));
-        assert_eq!(p.delay(1, 0.0), Duration::from_millis(100));
+        let ms = |d: Duration| d.as_millis() as u64;
+        // Each delay is its base (100, 200, 400, 800, then 1000 capped)
+        // plus a jitter below the base, many times over.
+        for _ in 0..50 {
+            let delays: Vec<u64> = p.backoff().take(8).map(ms).collect();
+            for (n, &d) in delays.iter().enumerate() {
+                let base = (100u64 << n.min(4)).min(1000);
+                assert!(d >= base && d <= 2 * base, "round {n}: {d} ms, base {base}");
+            }
+        }
         assert!(
-            p.delay(2, 0.5) >= Duration::from_millis(200)
-                && p.delay(2, 0.5) <= Duration::from_millis(400)
+            p.backoff().nth(100).is_some(),
+            "no limit on rounds: `retries` is"
         );
     }
 }

@@ -67,7 +67,7 @@ pub fn recent_moves(
 mod tests {
     use super::*;
     use crate::journal::{NewRun, PutOutcome};
-    use crate::report::RunKind;
+    use crate::report::{PutState, RunKind};
 
     #[test]
     fn a_journal_that_does_not_exist_is_nothing_recent() {
@@ -105,11 +105,17 @@ mod tests {
                 run,
                 lead,
                 1,
-                r#"{"leadId":4,"campaignId":3,"assignedUserIds":["a"],"unassignedUserIds":["b"]}"#,
+                &rebalancer_upstream::MappingUpdate {
+                    lead_id: 4,
+                    campaign_id: 3,
+                    assigned_user_ids: vec!["a".into()],
+                    unassigned_user_ids: vec!["b".into()],
+                }
+                .to_body(),
             )
             .unwrap();
         let applied = PutOutcome {
-            state: "applied",
+            state: PutState::Applied,
             applied: Some(true),
             status: Some(200),
             echo: None,
@@ -127,7 +133,7 @@ mod tests {
         j.put_done(
             bad,
             PutOutcome {
-                state: "applied",
+                state: PutState::Applied,
                 applied: Some(true),
                 status: Some(200),
                 echo: None,

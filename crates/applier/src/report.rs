@@ -64,6 +64,81 @@ pub enum LeadState {
     Pending,
 }
 
+/// Where one PUT stands in the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PutState {
+    /// Recorded before it was sent; its outcome is unknown (the process
+    /// may have stopped between the row and the answer).
+    Pending,
+    /// The CMS answered with the change applied.
+    Applied,
+    /// The CMS refused it.
+    Failed,
+    /// It may or may not have been applied; being read back.
+    Ambiguous,
+    /// Read back: `applied` says whether it took effect.
+    Resolved,
+    /// The apply was stopped while it waited for the write budget: never
+    /// sent.
+    Unsent,
+}
+
+impl PutState {
+    /// Whether its outcome is still unknown (`resume` reads it back).
+    pub fn is_unknown(self) -> bool {
+        matches!(self, PutState::Pending | PutState::Ambiguous)
+    }
+}
+
+/// How a `run` cycle ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CycleOutcome {
+    /// Its apply completed.
+    Applied,
+    /// Its apply ended with failed PUTs or leads.
+    AppliedWithFailures,
+    /// Its apply was stopped by a signal (resumable).
+    Interrupted,
+    /// The plan changed nothing.
+    NoChanges,
+    /// A dry run: planned, nothing written.
+    Planned,
+    /// The plan was BLOCKED by a safety guard: nothing written.
+    Blocked,
+    /// Another process held the journal's lease: nothing written.
+    Skipped,
+    /// An error ended it (the detail says which).
+    #[default]
+    Failed,
+}
+
+impl CycleOutcome {
+    /// Every outcome, in the order metrics and docs list them.
+    pub const ALL: [CycleOutcome; 8] = [
+        CycleOutcome::Applied,
+        CycleOutcome::AppliedWithFailures,
+        CycleOutcome::Interrupted,
+        CycleOutcome::NoChanges,
+        CycleOutcome::Planned,
+        CycleOutcome::Blocked,
+        CycleOutcome::Skipped,
+        CycleOutcome::Failed,
+    ];
+}
+
+/// Whether a `run` cycle may write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CycleMode {
+    /// It applies what it plans.
+    #[default]
+    Apply,
+    /// `run --dry-run`: it plans only.
+    DryRun,
+}
+
 impl LeadState {
     /// States `resume` does not revisit.
     pub fn is_final(self) -> bool {
@@ -82,6 +157,13 @@ macro_rules! text_enum {
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+        /// Compares with its snake_case name (tests and filters read
+        /// better as `state == "applied"`).
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
             }
         }
         impl FromStr for $ty {
@@ -104,6 +186,25 @@ text_enum!(RunOutcome {
     Failed => "failed",
     Running => "running",
 });
+text_enum!(PutState {
+    Pending => "pending",
+    Applied => "applied",
+    Failed => "failed",
+    Ambiguous => "ambiguous",
+    Resolved => "resolved",
+    Unsent => "unsent",
+});
+text_enum!(CycleOutcome {
+    Applied => "applied",
+    AppliedWithFailures => "applied_with_failures",
+    Interrupted => "interrupted",
+    NoChanges => "no_changes",
+    Planned => "planned",
+    Blocked => "blocked",
+    Skipped => "skipped",
+    Failed => "failed",
+});
+text_enum!(CycleMode { Apply => "apply", DryRun => "dry_run" });
 text_enum!(LeadState {
     Done => "done",
     Unchanged => "unchanged",
@@ -205,11 +306,7 @@ pub struct PutRecord {
     pub seq: u32,
     /// The JSON body sent (ids only; never a credential).
     pub body: String,
-    /// `pending` (recorded, outcome unknown), `applied`, `failed`,
-    /// `ambiguous` (may or may not have been applied; being read back),
-    /// `resolved` (read back: see `applied`) or `unsent` (the apply was
-    /// stopped while it waited for the write budget: never sent).
-    pub state: String,
+    pub state: PutState,
     /// Whether the CMS holds the change: `Some(true)` for applied (or read
     /// back as applied), `Some(false)` for refused or read back as not
     /// applied, `None` while unknown.
@@ -256,6 +353,27 @@ mod tests {
             "\"drifted\""
         );
         assert!("bogus".parse::<LeadState>().is_err());
+        for p in [
+            PutState::Pending,
+            PutState::Applied,
+            PutState::Failed,
+            PutState::Ambiguous,
+            PutState::Resolved,
+            PutState::Unsent,
+        ] {
+            assert_eq!(p.as_str().parse::<PutState>().unwrap(), p);
+            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{p}\""));
+        }
+        for c in CycleOutcome::ALL {
+            assert_eq!(c.as_str().parse::<CycleOutcome>().unwrap(), c);
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{c}\""));
+        }
+        for m in [CycleMode::Apply, CycleMode::DryRun] {
+            assert_eq!(m.as_str().parse::<CycleMode>().unwrap(), m);
+            assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{m}\""));
+        }
+        assert_eq!(PutState::Unsent, "unsent");
+        assert!("bogus".parse::<CycleOutcome>().is_err());
     }
 
     #[test]
@@ -287,12 +405,8 @@ pub struct CycleRecord {
     pub id: i64,
     pub started_at: String,
     pub ended_at: String,
-    /// `apply` or `dry_run`.
-    pub mode: String,
-    /// `applied`, `applied_with_failures`, `interrupted`, `no_changes`,
-    /// `planned` (dry run), `blocked`, `skipped` (another replica held the
-    /// journal) or `failed`.
-    pub outcome: String,
+    pub mode: CycleMode,
+    pub outcome: CycleOutcome,
     /// The apply run the cycle made, if any.
     pub run: Option<i64>,
     pub snapshot_hash: Option<String>,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rebalancer_model::{LeadKey, Plan};
-use rebalancer_upstream::{CmsClient, ErrorClass};
+use rebalancer_upstream::{CmsClient, ErrorClass, MappingUpdate};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,9 @@ use crate::goal::{decide, goals_from_plan, Decision, DriftRule, LeadGoal};
 use crate::journal::{holder, JournalLocation};
 use crate::journal::{Journal, Lease, NewRun, PutOutcome};
 use crate::recheck::Rechecker;
-use crate::report::{CycleRecord, LeadState, RunDetail, RunKind, RunOutcome, RunRecord, RunReport};
+use crate::report::{
+    CycleRecord, LeadState, PutState, RunDetail, RunKind, RunOutcome, RunRecord, RunReport,
+};
 use crate::{ApplyConfig, Progress, Upstreams};
 
 /// Applies `plan`, once [`admit`] lets it (`expected`: what the config
@@ -423,7 +425,7 @@ async fn resolve_pending(
     let process: BTreeMap<LeadKey, u64> =
         plan.leads.iter().map(|l| (l.lead, l.process_id)).collect();
     for put in j.puts(runs)? {
-        if put.state != "pending" && put.state != "ambiguous" {
+        if !put.state.is_unknown() {
             continue;
         }
         let batch = body_batch(&put.body).map_err(|e| ApplyError::journal(j.location(), e))?;
@@ -447,7 +449,7 @@ async fn resolve_pending(
         j.put_done(
             put.id,
             PutOutcome {
-                state: "resolved",
+                state: PutState::Resolved,
                 applied: Some(applied),
                 status: None,
                 echo: None,
@@ -460,14 +462,7 @@ async fn resolve_pending(
 
 /// The assign and unassign lists of a journaled PUT body.
 pub(crate) fn body_batch(body: &str) -> Result<PutBatch, String> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Body {
-        assigned_user_ids: Vec<String>,
-        unassigned_user_ids: Vec<String>,
-    }
-    let b: Body =
-        serde_json::from_str(body).map_err(|e| format!("a PUT body does not parse: {e}"))?;
+    let b = MappingUpdate::from_body(body)?;
     Ok(PutBatch {
         assign: b.assigned_user_ids,
         unassign: b.unassigned_user_ids,

@@ -59,13 +59,39 @@ pub struct LeadUsers {
 }
 
 /// The body of one PUT campaignLeadUserMapping.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MappingUpdate {
     pub lead_id: u64,
     pub campaign_id: u64,
     pub assigned_user_ids: Vec<String>,
     pub unassigned_user_ids: Vec<String>,
+}
+
+impl MappingUpdate {
+    /// The JSON body as sent on the wire (what a journal keeps of a PUT).
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).expect("a mapping update serialises")
+    }
+
+    /// A body made by [`MappingUpdate::to_body`], read back.
+    pub fn from_body(body: &str) -> Result<MappingUpdate, String> {
+        serde_json::from_str(body).map_err(|e| format!("a PUT body does not parse: {e}"))
+    }
+}
+
+impl LeadUsers {
+    /// The PUT's echo in the wire's field names, ids only (what a journal
+    /// keeps of an answer).
+    pub fn to_echo_json(&self) -> String {
+        serde_json::json!({
+            "leadId": self.lead_id,
+            "campaignId": self.campaign_id,
+            "assignedUserIds": self.assigned_user_ids,
+            "unassignedUserIds": self.unassigned_user_ids,
+        })
+        .to_string()
+    }
 }
 
 /// Client of the CMS. Cheap to clone.
@@ -507,6 +533,35 @@ impl<T: std::hash::Hash + Eq + Clone> Distinct<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_put_body_reads_back_as_sent_in_the_wire_names() {
+        let update = MappingUpdate {
+            lead_id: 7,
+            campaign_id: 3,
+            assigned_user_ids: vec!["a".into(), "b".into()],
+            unassigned_user_ids: vec!["c".into()],
+        };
+        let body = update.to_body();
+        assert_eq!(
+            body,
+            r#"{"leadId":7,"campaignId":3,"assignedUserIds":["a","b"],"unassignedUserIds":["c"]}"#
+        );
+        assert_eq!(MappingUpdate::from_body(&body).unwrap(), update);
+        let e = MappingUpdate::from_body("{").unwrap_err();
+        assert!(e.contains("does not parse"), "{e}");
+        let echo = LeadUsers {
+            lead_id: 7,
+            campaign_id: 3,
+            assigned_user_ids: vec!["a".into()],
+            ..LeadUsers::default()
+        };
+        let json: serde_json::Value = serde_json::from_str(&echo.to_echo_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"leadId": 7, "campaignId": 3, "assignedUserIds": ["a"], "unassignedUserIds": []})
+        );
+    }
 
     #[test]
     fn parses_the_contract_sample() {

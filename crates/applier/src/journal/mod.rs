@@ -46,7 +46,7 @@ use rebalancer_model::{LeadKey, Plan};
 
 use crate::error::ApplyError;
 use crate::report::{
-    CycleRecord, LeadRecord, LeadState, PutRecord, RunKind, RunOutcome, RunRecord,
+    CycleRecord, LeadRecord, LeadState, PutRecord, PutState, RunKind, RunOutcome, RunRecord,
 };
 use db::{params, Db, DbError, Row};
 use lease::fenced;
@@ -86,8 +86,7 @@ pub struct NewRun<'a> {
 
 /// How a PUT ended, for its row.
 pub struct PutOutcome<'a> {
-    /// `applied`, `failed`, `ambiguous` or `resolved`.
-    pub state: &'a str,
+    pub state: PutState,
     pub applied: Option<bool>,
     pub status: Option<u16>,
     pub echo: Option<&'a str>,
@@ -397,7 +396,7 @@ impl Journal {
             params![
                 self.token(),
                 id,
-                out.state,
+                out.state.as_str(),
                 out.applied,
                 out.status.map(u32::from),
                 out.echo,
@@ -596,7 +595,7 @@ impl Journal {
                         lead: lead_key(r, 1)?,
                         seq: u32::try_from(r.int(3)?).unwrap_or(u32::MAX),
                         body: r.text(4)?,
-                        state: r.text(5)?,
+                        state: r.text(5)?.parse().map_err(DbError::data)?,
                         applied: r.opt_int(6)?.map(|a| a != 0),
                         status: r.opt_int(7)?.and_then(|s| u16::try_from(s).ok()),
                         echo: r.opt_text(8)?,
@@ -664,8 +663,8 @@ impl Journal {
                     id: r.int(0)?,
                     started_at: r.text(1)?,
                     ended_at: r.text(2)?,
-                    mode: r.text(3)?,
-                    outcome: r.text(4)?,
+                    mode: r.text(3)?.parse().map_err(DbError::data)?,
+                    outcome: r.text(4)?.parse().map_err(DbError::data)?,
                     run: r.opt_int(5)?,
                     snapshot_hash: r.opt_text(6)?,
                     plan_hash: r.opt_text(7)?,
@@ -763,13 +762,19 @@ mod measure {
                     run,
                     lead,
                     seq,
-                    r#"{"leadId":2,"campaignId":1,"assignedUserIds":["a"],"unassignedUserIds":[]}"#,
+                    &rebalancer_upstream::MappingUpdate {
+                        lead_id: 2,
+                        campaign_id: 1,
+                        assigned_user_ids: vec!["a".into()],
+                        unassigned_user_ids: vec![],
+                    }
+                    .to_body(),
                 )
                 .unwrap();
             j.put_done(
                 id,
                 PutOutcome {
-                    state: "applied",
+                    state: PutState::Applied,
                     applied: Some(true),
                     status: Some(200),
                     echo: Some("{}"),

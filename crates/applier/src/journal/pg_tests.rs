@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::test_server::{self, PgServer};
 use super::*;
-use crate::report::RunKind;
+use crate::report::{CycleMode, CycleOutcome, PutState, RunKind};
 
 fn location(url: &str) -> JournalLocation {
     JournalLocation::Postgres(url.to_string().into())
@@ -38,7 +38,7 @@ const LEAD: LeadKey = LeadKey {
 
 fn applied() -> PutOutcome<'static> {
     PutOutcome {
-        state: "applied",
+        state: PutState::Applied,
         applied: Some(true),
         status: Some(200),
         echo: Some("{}"),
@@ -88,7 +88,13 @@ fn runs_leads_and_puts_write_before_send(server: &PgServer) {
     let before: BTreeSet<String> = ["a".to_string()].into_iter().collect();
     j.set_lead(run, LEAD, LeadState::Pending, "", Some(&before))
         .unwrap();
-    let body = r#"{"leadId":4,"campaignId":3,"assignedUserIds":["b"],"unassignedUserIds":[]}"#;
+    let body = &rebalancer_upstream::MappingUpdate {
+        lead_id: 4,
+        campaign_id: 3,
+        assigned_user_ids: vec!["b".into()],
+        unassigned_user_ids: vec![],
+    }
+    .to_body();
     let put = j.put_pending(run, LEAD, 1, body).unwrap();
     // Committed before the PUT is sent: another connection sees it pending.
     let seen = other.puts(&[run]).unwrap();
@@ -172,8 +178,8 @@ fn cycles_and_recent_puts(server: &PgServer) {
         id: 0,
         started_at: now(),
         ended_at: now(),
-        mode: "apply".into(),
-        outcome: "applied".into(),
+        mode: CycleMode::Apply,
+        outcome: CycleOutcome::Applied,
         run: Some(run),
         snapshot_hash: Some("s".into()),
         plan_hash: None,
@@ -198,7 +204,13 @@ fn cycles_and_recent_puts(server: &PgServer) {
     assert_eq!(got[0].shortfall_before, Some(1.5));
     assert_eq!(got[0].run, Some(run));
 
-    let body = r#"{"leadId":4,"campaignId":3,"assignedUserIds":["a"],"unassignedUserIds":["b"]}"#;
+    let body = &rebalancer_upstream::MappingUpdate {
+        lead_id: 4,
+        campaign_id: 3,
+        assigned_user_ids: vec!["a".into()],
+        unassigned_user_ids: vec!["b".into()],
+    }
+    .to_body();
     let t0 = unix_ms(time::OffsetDateTime::now_utc());
     let ok = j.put_pending(run, LEAD, 1, body).unwrap();
     j.put_done(ok, applied()).unwrap();
@@ -206,7 +218,7 @@ fn cycles_and_recent_puts(server: &PgServer) {
     j.put_done(
         refused,
         PutOutcome {
-            state: "failed",
+            state: PutState::Failed,
             applied: Some(false),
             status: Some(400),
             echo: None,

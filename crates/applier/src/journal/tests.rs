@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::journal::db::Value;
-use crate::report::RunKind;
+use crate::report::{CycleMode, CycleOutcome, PutState, RunKind};
 use rusqlite::Connection;
 use std::path::Path;
 use std::time::Duration;
@@ -88,8 +88,8 @@ fn a_version_2_journal_gains_cycles_and_records_them() {
     let cycle = CycleRecord {
         started_at: "2026-01-01T00:00:00Z".into(),
         ended_at: "2026-01-01T00:00:03Z".into(),
-        mode: "dry_run".into(),
-        outcome: "planned".into(),
+        mode: CycleMode::DryRun,
+        outcome: CycleOutcome::Planned,
         assigns: 3,
         held_back: 1,
         shortfall_before: Some(10.0),
@@ -175,13 +175,13 @@ fn only_puts_that_took_effect_are_applied_since_and_the_index_serves_it() {
         })
         .unwrap();
     let start = unix_ms(time::OffsetDateTime::now_utc());
-    let outcomes: [(&str, Option<bool>); 6] = [
-        ("applied", Some(true)),
-        ("failed", Some(false)),
-        ("ambiguous", None),
-        ("resolved", Some(true)),
-        ("resolved", Some(false)),
-        ("pending", None),
+    let outcomes: [(PutState, Option<bool>); 6] = [
+        (PutState::Applied, Some(true)),
+        (PutState::Failed, Some(false)),
+        (PutState::Ambiguous, None),
+        (PutState::Resolved, Some(true)),
+        (PutState::Resolved, Some(false)),
+        (PutState::Pending, None),
     ];
     for (k, (state, applied)) in outcomes.into_iter().enumerate() {
         let lead = LeadKey {
@@ -189,7 +189,7 @@ fn only_puts_that_took_effect_are_applied_since_and_the_index_serves_it() {
             lead_id: k as u64,
         };
         let id = j.put_pending(run, lead, 1, "{}").unwrap();
-        if state != "pending" {
+        if state != PutState::Pending {
             j.put_done(
                 id,
                 PutOutcome {
@@ -291,7 +291,7 @@ pub(super) fn lease_and_fencing(open: &dyn Fn() -> Journal) {
         a.put_done(
             put,
             PutOutcome {
-                state: "applied",
+                state: PutState::Applied,
                 applied: Some(true),
                 status: Some(200),
                 echo: None,
@@ -318,7 +318,7 @@ pub(super) fn lease_and_fencing(open: &dyn Fn() -> Journal) {
     b.put_done(
         put,
         PutOutcome {
-            state: "resolved",
+            state: PutState::Resolved,
             applied: Some(true),
             status: None,
             echo: None,
