@@ -191,6 +191,14 @@ pub enum SolverArg {
     Lp,
 }
 
+/// `--journal FILE`, shared by every command that opens the journal.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct JournalArg {
+    /// The journal file (overrides apply.journal).
+    #[arg(id = "journal", long = "journal", value_name = "FILE")]
+    pub path: Option<PathBuf>,
+}
+
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["config", "snapshot", "sandbox"]).multiple(true)))]
 pub struct PlanArgs {
@@ -288,9 +296,8 @@ pub struct ApplyArgs {
     /// blocks.
     #[arg(long)]
     pub allow_mass_unassign: bool,
-    /// The journal file (overrides apply.journal).
-    #[arg(long, value_name = "FILE")]
-    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArg,
     /// Save the plan made before applying (without --plan).
     #[arg(long, value_name = "FILE", conflicts_with = "plan")]
     pub out: Option<PathBuf>,
@@ -334,9 +341,8 @@ pub struct RunArgs {
     /// Plan and record each cycle, never write upstream.
     #[arg(long)]
     pub dry_run: bool,
-    /// The journal file (overrides apply.journal).
-    #[arg(long, value_name = "FILE")]
-    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArg,
     /// One line per cycle, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
@@ -356,9 +362,8 @@ pub struct ResumeArgs {
     /// REBALANCER_CONFIG when absent).
     #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: PathBuf,
-    /// The journal file (overrides apply.journal).
-    #[arg(long, value_name = "FILE")]
-    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArg,
     /// As for apply.
     #[arg(long)]
     pub allow_mass_unassign: bool,
@@ -374,9 +379,8 @@ pub struct RollbackArgs {
     /// REBALANCER_CONFIG when absent).
     #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: PathBuf,
-    /// The journal file (overrides apply.journal).
-    #[arg(long, value_name = "FILE")]
-    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArg,
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
 }
@@ -390,9 +394,8 @@ pub struct HistoryArgs {
     /// when absent).
     #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
-    /// The journal file (overrides apply.journal).
-    #[arg(long, value_name = "FILE")]
-    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArg,
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
 }
@@ -405,9 +408,8 @@ pub struct ShowArgs {
     /// when absent).
     #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
-    /// The journal file (overrides apply.journal).
-    #[arg(long, value_name = "FILE")]
-    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArg,
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
 }
@@ -418,9 +420,8 @@ pub struct CheckArgs {
     /// from REBALANCER_CONFIG when absent).
     #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: PathBuf,
-    /// The journal file (overrides apply.journal).
-    #[arg(long, value_name = "FILE")]
-    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArg,
     /// The results as a table or JSON.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
@@ -759,7 +760,7 @@ impl From<ApplyArgs> for apply::Options {
             plan: a.plan,
             yes: a.yes,
             allow_mass_unassign: a.allow_mass_unassign,
-            journal: a.journal,
+            journal: a.journal.path,
             out: a.out,
             report: a.report,
             format: format(a.format),
@@ -779,7 +780,7 @@ impl From<RunArgs> for run::Options {
             once: a.once,
             now: a.now,
             dry_run: a.dry_run,
-            journal: a.journal,
+            journal: a.journal.path,
             format: format(a.format),
             metrics_addr: a.metrics_addr,
         }
@@ -791,7 +792,7 @@ impl From<ResumeArgs> for resume::Options {
         resume::Options {
             config: a.config,
             run: a.run,
-            journal: a.journal,
+            journal: a.journal.path,
             allow_mass_unassign: a.allow_mass_unassign,
             format: format(a.format),
         }
@@ -803,7 +804,7 @@ impl From<RollbackArgs> for rollback::Options {
         rollback::Options {
             config: a.config,
             run: a.run,
-            journal: a.journal,
+            journal: a.journal.path,
             format: format(a.format),
         }
     }
@@ -951,20 +952,20 @@ async fn dispatch(command: Command, log: &logging::Log) -> anyhow::Result<u8> {
         Command::Rollback(args) => rollback::run(args.into(), log).await,
         Command::History(a) => history::run(history::Options {
             config: a.config,
-            journal: a.journal,
+            journal: a.journal.path,
             limit: a.limit,
             format: format(a.format),
         }),
         Command::Show(a) => show::run(show::Options {
             config: a.config,
-            journal: a.journal,
+            journal: a.journal.path,
             run: a.run,
             format: format(a.format),
         }),
         Command::Check(a) => {
             check::run(check::Options {
                 config: a.config,
-                journal: a.journal,
+                journal: a.journal.path,
                 format: format(a.format),
             })
             .await
