@@ -40,9 +40,7 @@ use rebalancer_model::{Plan, TargetSystem, PLAN_SCHEMA_VERSION};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::journal::mask_url;
-use crate::report::{RunKind, RunOutcome, RunRecord};
-use crate::ApplyError;
+use crate::journal::location::mask_url;
 
 /// How far a snapshot's `snapshot_fetched_at` may lie ahead of this host's
 /// clock (5 minutes): enough for two hosts whose clocks NTP keeps close,
@@ -329,50 +327,6 @@ fn shown(value: &str) -> String {
         ""
     };
     format!("\"{}\"{more}", cut.escape_default())
-}
-
-/// The run a `resume` without a run id continues: the newest run of the
-/// journal, when it is unfinished (interrupted, or running when its process
-/// died). `runs` is the journal's run list (any order).
-///
-/// Only the newest run is a candidate: an older unfinished run was followed
-/// by later runs, and resuming it would undo their work (a rollback of it,
-/// or a newer apply, would be reverted). It can still be resumed by naming
-/// it; the refusal says which runs those are.
-pub fn latest_unfinished(runs: &[RunRecord]) -> Result<&RunRecord, ApplyError> {
-    let unfinished =
-        |r: &RunRecord| matches!(r.outcome, RunOutcome::Interrupted | RunOutcome::Running);
-    let Some(newest) = runs.iter().max_by_key(|r| r.id) else {
-        return Err(ApplyError::NothingToResume(
-            "the journal has no runs".into(),
-        ));
-    };
-    if unfinished(newest) {
-        return Ok(newest);
-    }
-    let resumed: BTreeSet<i64> = runs
-        .iter()
-        .filter(|r| r.kind == RunKind::Resume)
-        .filter_map(|r| r.parent)
-        .collect();
-    let mut superseded: Vec<i64> = runs
-        .iter()
-        .filter(|r| unfinished(r) && !resumed.contains(&r.id))
-        .map(|r| r.id)
-        .collect();
-    superseded.sort_unstable();
-    let mut why = format!(
-        "the latest run, {} ({}), ended {}",
-        newest.id, newest.kind, newest.outcome
-    );
-    if let Some(&last) = superseded.last() {
-        let ids: Vec<String> = superseded.iter().map(i64::to_string).collect();
-        why += &format!(
-            "; older unfinished runs ({}) were followed by later runs, and resuming one would undo their work; to do it all the same, name it: `rebalancer resume {last}`",
-            ids.join(", ")
-        );
-    }
-    Err(ApplyError::NothingToResume(why))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use rebalancer_upstream::UpstreamError;
 
 use crate::admission::{Refusal, WritePath};
-use crate::journal::JournalLocation;
+use crate::journal::location::JournalLocation;
 use crate::report::RunOutcome;
 
 #[derive(Debug, thiserror::Error)]

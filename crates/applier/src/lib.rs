@@ -46,7 +46,7 @@
 //! **Architecture Invariant:** nothing is sent that was not journaled first;
 //! no PUT is empty; an inactive or over-allowance agent is never assigned.
 //! **API Boundary:** the functions above, [`admission`] ([`admit`],
-//! [`Expected`], [`Refusal`], [`WritePath`], [`latest_unfinished`]),
+//! [`Expected`], [`Refusal`], [`WritePath`]), [`latest_unfinished`],
 //! [`Upstreams`], [`ApplyConfig`],
 //! [`OnDrift`], [`Progress`], the report and record types, [`RecentMoves`],
 //! [`JournalLocation`] (and [`mask_url`]),
@@ -62,6 +62,7 @@ mod journal;
 mod recent;
 mod recheck;
 mod report;
+mod resumable;
 mod run;
 pub mod series;
 
@@ -72,8 +73,7 @@ use std::time::Duration;
 use rebalancer_upstream::{CmsClient, WebexClient, ZohoClient};
 
 pub use admission::{
-    admit, latest_unfinished, ConfigDigest, ConfiguredCampaign, Expected, Refusal, WritePath,
-    MAX_CLOCK_SKEW,
+    admit, ConfigDigest, ConfiguredCampaign, Expected, Refusal, WritePath, MAX_CLOCK_SKEW,
 };
 pub use error::ApplyError;
 pub use journal::{mask_url, JournalLocation};
@@ -83,6 +83,7 @@ pub use report::{
     CycleMode, CycleOutcome, CycleRecord, LeadRecord, LeadReport, LeadState, PutRecord, PutState,
     RunDetail, RunKind, RunOutcome, RunRecord, RunReport,
 };
+pub use resumable::latest_unfinished;
 pub use run::{
     apply, cycles, history, prepare_journal, record_cycle, resumable_run, resume, rollback, show,
 };

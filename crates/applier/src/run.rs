@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::{admit, latest_unfinished, Expected, WritePath};
+use crate::admission::{admit, Expected, WritePath};
 use crate::batch::PutBatch;
 use crate::error::ApplyError;
 use crate::executor::{put_took_effect, read_live, Counters, Ctx, LeadEnd};
@@ -26,6 +26,7 @@ use crate::recheck::Rechecker;
 use crate::report::{
     CycleRecord, LeadState, PutState, RunDetail, RunKind, RunOutcome, RunRecord, RunReport,
 };
+use crate::resumable::latest_unfinished;
 use crate::{ApplyConfig, Progress, Upstreams};
 
 /// Applies `plan`, once [`admit`] lets it (`expected`: what the config

@@ -25,7 +25,7 @@
 pub(crate) mod db;
 mod identity;
 mod lease;
-mod location;
+pub(crate) mod location;
 mod pg;
 mod pg_connect;
 #[cfg(test)]
