@@ -6,7 +6,7 @@
 //! Also the fitted scaling exponent of a series: the least-squares slope of
 //! `ln y` against `ln x`, so `y ≈ c·x^k`.
 
-use super::svg::{self, Anchor, Area, Canvas, Decades, Flow, Paint, Swatch};
+use super::svg::{self, Area, Canvas, Decades, Flow, Paint, Swatch};
 use maud::{html, Markup};
 
 /// Canvas and plot-area geometry, in px; coordinates print to 0.1 px.
@@ -89,7 +89,7 @@ pub fn svg(chart: &Chart) -> String {
         .collect();
     let body = html! {
         rect width=(WIDTH) height=(HEIGHT) fill="white" {}
-        (AREA.text(None, (AREA.x(0.5), 26.0), Anchor::Middle, &chart.title))
+        text x=(AREA.n(AREA.x(0.5))) y="26" text-anchor="middle" font-size="15" { (chart.title) }
         (axes(xs, ys, chart))
         @for (i, (series, pts)) in chart.series.iter().zip(&points).enumerate() {
             @let paint = Paint {
@@ -209,7 +209,11 @@ mod tests {
         assert_eq!(a, svg(&chart));
         assert_eq!(a.matches("<polyline").count(), 2, "{a}");
         assert!(a.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-        assert!(a.contains("t &lt;&amp;&gt;") && a.contains("microlp &quot;x&quot;"));
+        assert!(
+            a.contains("font-size=\"15\">t &lt;&amp;&gt;</text>"),
+            "the title: {a}"
+        );
+        assert!(a.contains("microlp &quot;x&quot;"));
         assert!(!a.contains("<script"));
         // Decade ticks 1000 and 10000 on x, 1, 10, 100 on y.
         for label in [">1000<", ">10000<", ">1<", ">10<", ">100<"] {
