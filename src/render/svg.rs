@@ -476,6 +476,7 @@ mod tests {
         assert_eq!(nice_step(23.0), 5.0);
         assert_eq!(nice_step(3.0), 1.0);
         assert_eq!(nice_step(700.0), 200.0);
+        assert_eq!(nice_step(120.0), 50.0);
         let s = Linear::to(20.0);
         assert_eq!(
             s.ticks(5.0).collect::<Vec<_>>(),
