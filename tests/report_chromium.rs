@@ -2,7 +2,8 @@
 //! Debian's headless Chromium with the network switched off. The DOM
 //! Chromium builds must carry the title and both charts with one mark per
 //! agent or lead and series, and a screenshot of the page must be a real
-//! image. Without Chromium the test is skipped with a notice, unless
+//! image. An agent id with `<`, `&` and `"` in the snapshot stays text in
+//! that DOM. Without Chromium the tests are skipped with a notice, unless
 //! `REBALANCER_REQUIRE_CHROMIUM=1` (as in CI) makes that a failure.
 //! `REBALANCER_SCREENSHOT_OUT=PATH` copies the screenshot there (that is
 //! how `docs/plan-report.png` is made). Without a browser: `apply --report`
@@ -93,9 +94,11 @@ fn svg<'a>(dom: &'a str, id: &str) -> &'a str {
     &dom[start..start + end]
 }
 
-#[test]
-fn the_plan_report_renders_in_headless_chromium() {
-    let Some(exe) = chromium() else {
+/// Chromium, or `None` after a notice when it is not installed (a failure
+/// when `REBALANCER_REQUIRE_CHROMIUM=1`).
+fn chromium_or_skip() -> Option<PathBuf> {
+    let exe = chromium();
+    if exe.is_none() {
         if std::env::var("REBALANCER_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
             panic!(
                 "chromium is required (REBALANCER_REQUIRE_CHROMIUM=1) but neither /usr/bin/chromium nor `chromium` on PATH exists; install it with `apt-get install --no-install-recommends chromium`"
@@ -104,6 +107,41 @@ fn the_plan_report_renders_in_headless_chromium() {
         eprintln!(
             "skipped: chromium is not installed (/usr/bin/chromium, or `chromium` on PATH); Debian: apt-get install --no-install-recommends chromium"
         );
+    }
+    exe
+}
+
+/// The DOM Chromium builds from the page at `html`.
+fn dump_dom(exe: &Path, html: &Path, dir: &Path) -> String {
+    let (dom, log) = (dir.join("dom.html"), dir.join("chromium.log"));
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", p(html));
+    run_chromium(exe, profile.path(), &["--dump-dom".into(), url], &dom, &log);
+    std::fs::read_to_string(&dom).unwrap()
+}
+
+/// The DOM of the report of `plan`: its title, one mark per agent with
+/// headroom and per lead in each series of the charts, and the tables.
+fn assert_the_page_of(dom: &str, plan: &Plan) {
+    let title = format!(
+        "<title>rebalancer plan — {}</title>",
+        &plan.snapshot_hash[..12]
+    );
+    assert!(dom.contains(&title), "no {title} in the DOM:\n{dom}");
+    let agents = plan.agents.iter().filter(|a| a.headroom > 0).count();
+    let marks = svg(dom, "utilisation-chart")
+        .matches("class=\"bar ")
+        .count();
+    assert!(agents > 50, "the sandbox plan has agents with headroom");
+    assert_eq!(marks, 2 * agents.min(MAX_BARS), "utilisation marks");
+    let marks = svg(dom, "coverage-chart").matches("class=\"bar ").count();
+    assert_eq!(marks, 2 * plan.leads.len().min(MAX_BARS), "coverage marks");
+    assert!(dom.contains("Changes by lead") && dom.contains("Leads left short"));
+}
+
+#[test]
+fn the_plan_report_renders_in_headless_chromium() {
+    let Some(exe) = chromium_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -126,32 +164,10 @@ fn the_plan_report_renders_in_headless_chromium() {
         "the log names the report: {stderr}"
     );
     let plan = Plan::load(&json).unwrap();
+    let dom = dump_dom(&exe, &html, dir.path());
+    assert_the_page_of(&dom, &plan);
     let url = format!("file://{}", p(&html));
-    let (dom, log) = (dir.path().join("dom.html"), dir.path().join("chromium.log"));
-
-    let profile = tempfile::tempdir().unwrap();
-    run_chromium(
-        &exe,
-        profile.path(),
-        &["--dump-dom".into(), url.clone()],
-        &dom,
-        &log,
-    );
-    let dom = std::fs::read_to_string(&dom).unwrap();
-    let title = format!(
-        "<title>rebalancer plan — {}</title>",
-        &plan.snapshot_hash[..12]
-    );
-    assert!(dom.contains(&title), "no {title} in the DOM:\n{dom}");
-    let agents = plan.agents.iter().filter(|a| a.headroom > 0).count();
-    let marks = svg(&dom, "utilisation-chart")
-        .matches("class=\"bar ")
-        .count();
-    assert!(agents > 50, "the sandbox plan has agents with headroom");
-    assert_eq!(marks, 2 * agents.min(MAX_BARS), "utilisation marks");
-    let marks = svg(&dom, "coverage-chart").matches("class=\"bar ").count();
-    assert_eq!(marks, 2 * plan.leads.len().min(MAX_BARS), "coverage marks");
-    assert!(dom.contains("Changes by lead") && dom.contains("Leads left short"));
+    let log = dir.path().join("chromium.log");
 
     let shot = dir.path().join("plan.png");
     let profile = tempfile::tempdir().unwrap();
@@ -185,6 +201,78 @@ fn the_plan_report_renders_in_headless_chromium() {
         });
         eprintln!("screenshot copied to {}", Path::new(&out).display());
     }
+}
+
+/// An agent id with `<`, `&` and `"` in the snapshot (as a CMS could
+/// send it) is text in the page: escaped in its bytes, shown as written in
+/// Chromium's DOM wherever the page names the agent (the change table at
+/// least), injecting no element,
+/// and leaving the title, every chart mark and the tables in place.
+#[test]
+fn an_agent_id_with_markup_characters_is_text_in_the_page() {
+    const NASTY: &str = "a<script>&\"b";
+    let Some(exe) = chromium_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let (code, _, stderr) = run_bin(
+        &["fetch", "--sandbox", "--out", &p(&path("snap.json"))],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    // Rename an agent the plan changes, everywhere the snapshot names it.
+    let plan_of = |out: &str| {
+        let args = ["plan", "--snapshot", &p(&path("snap.json")), "--out", out];
+        let (code, _, stderr) = run_bin(&args, &[]);
+        assert_eq!(code, 0, "{stderr}");
+        Plan::load(Path::new(out)).unwrap()
+    };
+    let plan = plan_of(&p(&path("first.json")));
+    let id = plan
+        .changes
+        .first()
+        .expect("the sandbox plan changes")
+        .agent
+        .as_str();
+    let text = std::fs::read_to_string(path("snap.json")).unwrap();
+    let renamed = text.replace(
+        &serde_json::to_string(id).unwrap(),
+        &serde_json::to_string(NASTY).unwrap(),
+    );
+    std::fs::write(path("snap.json"), renamed).unwrap();
+    let (code, _, stderr) = run_bin(
+        &[
+            "plan",
+            "--snapshot",
+            &p(&path("snap.json")),
+            "--report",
+            &p(&path("plan.html")),
+            "--out",
+            &p(&path("plan.json")),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let plan = Plan::load(&path("plan.json")).unwrap();
+    assert!(
+        plan.agents.iter().any(|a| a.agent.as_str() == NASTY),
+        "the plan has the renamed agent"
+    );
+    let html = std::fs::read_to_string(path("plan.html")).unwrap();
+    assert!(!html.contains("<script") && !html.contains(NASTY));
+    let named = html.matches("a&lt;script&gt;&amp;&quot;b").count();
+    assert!(named >= 1, "the page names the agent, escaped");
+    let dom = dump_dom(&exe, &path("plan.html"), dir.path());
+    assert!(!dom.contains("<script"), "an element was injected:\n{dom}");
+    // Chromium writes the text back with `<` and `&` escaped, `"` as is:
+    // every place the page names the agent is one whole text.
+    assert_eq!(dom.matches("a&lt;script&gt;&amp;\"b").count(), named);
+    assert!(
+        dom.contains("<td class=\"mono\">a&lt;script&gt;&amp;\"b</td>"),
+        "the change table names the agent"
+    );
+    assert_the_page_of(&dom, &plan);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,7 @@ pub mod journal;
 pub mod plan;
 pub mod plot;
 pub mod report;
+pub mod svg;
 pub mod tradeoff;
 
 pub use plan::PlanView;

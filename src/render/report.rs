@@ -4,6 +4,9 @@
 //! against coverage), the changes grouped by lead with their reasons, what
 //! was deferred, and the leads left short with Zoho's default assignee.
 //!
+//! The page is a `maud` template, so every text from the plan is escaped;
+//! the charts are drawn with the shared toolkit in `render::svg`.
+//!
 //! The page opens with no network: styles are inline, the charts are inline
 //! SVG drawn here, there is no script, and a Content-Security-Policy forbids
 //! loading anything. It reads no clock, so the same plan gives the same
@@ -12,12 +15,14 @@
 //! short`, `bar covered short`) and a tooltip (`<title>`); legend swatches
 //! do not have the `bar` class, so marks can be counted.
 
+use super::svg::{self, Anchor, Area, Canvas, Flow, Linear, Paint, Swatch};
 use super::{problem_label, records, utilisation};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 use rebalancer_model::{
     Action, AgentPlan, Change, LeadKey, LeadPlan, ModelError, Plan, ProblemKind,
 };
 use std::collections::BTreeMap;
-use std::fmt::{self, Write};
+use std::fmt::Write;
 use std::path::Path;
 
 /// Most agents drawn in the utilisation chart (the most utilised after the
@@ -36,44 +41,37 @@ pub fn save(plan: &Plan, path: &Path) -> Result<(), ModelError> {
 
 /// The whole page.
 pub fn html(plan: &Plan) -> String {
-    let mut out = String::with_capacity(128 * 1024);
-    head(&mut out, plan);
-    cards(&mut out, plan);
-    summary(&mut out, plan);
-    objectives(&mut out, plan);
-    utilisation_chart(&mut out, plan);
-    coverage_chart(&mut out, plan);
-    changes(&mut out, plan);
-    deferred(&mut out, plan);
-    short_leads(&mut out, plan);
-    let _ = write!(
-        out,
-        "<footer>Made by rebalancer {} from a plan of schema {}. This page has no scripts and loads nothing from the network.</footer>\n</main>\n</body>\n</html>\n",
-        env!("CARGO_PKG_VERSION"),
-        plan.schema_version
-    );
-    out
-}
-
-/// Text escaped for HTML element content and quoted attribute values.
-struct Esc<'a>(&'a str);
-
-impl fmt::Display for Esc<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.0;
-        while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
-            f.write_str(&rest[..i])?;
-            f.write_str(match rest.as_bytes()[i] {
-                b'&' => "&amp;",
-                b'<' => "&lt;",
-                b'>' => "&gt;",
-                b'"' => "&quot;",
-                _ => "&#39;",
-            })?;
-            rest = &rest[i + 1..];
+    let hash = short_hash(&plan.snapshot_hash);
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "rebalancer plan — " (hash) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                main {
+                    (header(plan))
+                    (cards(plan))
+                    (summary(plan))
+                    (objectives(plan))
+                    (utilisation_chart(plan))
+                    (coverage_chart(plan))
+                    (changes(plan))
+                    (deferred(plan))
+                    (short_leads(plan))
+                    footer {
+                        "Made by rebalancer " (env!("CARGO_PKG_VERSION")) " from a plan of schema "
+                        (plan.schema_version) ". This page has no scripts and loads nothing from the network."
+                    }
+                }
+            }
         }
-        f.write_str(rest)
-    }
+    };
+    page.into_string() + "\n"
 }
 
 fn short_hash(hash: &str) -> &str {
@@ -130,34 +128,28 @@ svg.chart text.cap{fill:var(--cap);font-weight:600}
 footer{margin-top:36px;color:var(--muted);font-size:12px;border-top:1px solid var(--line);padding-top:10px}
 "#;
 
-fn head(out: &mut String, plan: &Plan) {
-    let hash = short_hash(&plan.snapshot_hash);
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>rebalancer plan — {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n\
-         <header><h1>Rebalancer plan <span class=\"mono muted\">{}</span></h1>\n\
-         <p class=\"lede\">From the snapshot fetched {}. A plan changes nothing upstream until <code>rebalancer apply</code> writes it.</p></header>\n",
-        Esc(hash),
-        Esc(hash),
-        Esc(&plan.snapshot_fetched_at)
-    );
-    if let Some(b) = &plan.blocked {
-        let _ = writeln!(
-            out,
-            "<p class=\"banner\"><strong>BLOCKED:</strong> {} ({} unassigns of {} current pairs, more than {:.0}%). <code>apply</code> refuses this plan unless <code>--allow-mass-unassign</code> is given.</p>",
-            Esc(&b.reason),
-            b.unassigns,
-            b.current_pairs,
-            b.max_share * 100.0
-        );
+fn header(plan: &Plan) -> Markup {
+    html! {
+        header {
+            h1 { "Rebalancer plan " span.mono.muted { (short_hash(&plan.snapshot_hash)) } }
+            p.lede {
+                "From the snapshot fetched " (plan.snapshot_fetched_at)
+                ". A plan changes nothing upstream until " code { "rebalancer apply" } " writes it."
+            }
+        }
+        @if let Some(b) = &plan.blocked {
+            p.banner {
+                strong { "BLOCKED:" } " " (b.reason) " (" (b.unassigns) " unassigns of "
+                (b.current_pairs) " current pairs, more than " (format!("{:.0}", b.max_share * 100.0))
+                "%). " code { "apply" } " refuses this plan unless " code { "--allow-mass-unassign" }
+                " is given."
+            }
+        }
     }
 }
 
 /// The headline figures.
-fn cards(out: &mut String, plan: &Plan) {
+fn cards(plan: &Plan) -> Markup {
     let (s, o) = (&plan.summary, &plan.objectives);
     let cards = [
         ("Assigns", s.assigns.to_string(), String::new()),
@@ -179,118 +171,85 @@ fn cards(out: &mut String, plan: &Plan) {
             format!("before {}", utilisation(o.before.peak_utilisation)),
         ),
     ];
-    out.push_str("<section class=\"cards\">\n");
-    for (k, v, sub) in cards {
-        let _ = writeln!(
-            out,
-            "<div class=\"card\"><div class=\"k\">{k}</div><div class=\"v\">{v}</div><div class=\"s\">{}</div></div>",
-            if sub.is_empty() { "&nbsp;".to_string() } else { Esc(&sub).to_string() }
-        );
+    html! {
+        section.cards {
+            @for (k, v, sub) in &cards {
+                div.card {
+                    div.k { (k) }
+                    div.v { (v) }
+                    // A no-break space keeps an empty line's height.
+                    div.s { @if sub.is_empty() { "\u{a0}" } @else { (sub) } }
+                }
+            }
+        }
     }
-    out.push_str("</section>\n");
 }
 
-/// One `<dt>`/`<dd>` pair; `dd` is already HTML.
-fn fact(out: &mut String, term: &str, dd: &str) {
-    let _ = writeln!(out, "<dt>{term}</dt><dd>{dd}</dd>");
+/// One `<dt>`/`<dd>` pair.
+fn fact(term: &str, dd: Markup) -> Markup {
+    html! { dt { (term) } dd { (dd) } }
 }
 
-fn summary(out: &mut String, plan: &Plan) {
+fn summary(plan: &Plan) -> Markup {
     let s = &plan.summary;
-    out.push_str("<section>\n<h2>Summary</h2>\n<dl class=\"facts\">\n");
-    fact(
-        out,
-        "Snapshot",
-        &format!(
-            "<code>{}</code>, fetched {}",
-            Esc(&plan.snapshot_hash),
-            Esc(&plan.snapshot_fetched_at)
-        ),
-    );
     let center = plan
         .system
         .contact_center_id
         .map_or("unknown".into(), |c| c.to_string());
-    fact(
-        out,
-        "System",
-        &format!(
-            "CMS {}, contact center {}",
-            Esc(&rebalancer_upstream::mask_url(&plan.system.cms_base_url)),
-            Esc(&center)
-        ),
-    );
-    fact(
-        out,
-        "Config digest",
-        &format!("<code>{}</code>", Esc(short_hash(&plan.config_digest))),
-    );
-    fact(out, "Solver", &Esc(&plan.solver).to_string());
-    fact(
-        out,
-        "Size",
-        &format!("{} agents, {} leads", s.agents, s.leads),
-    );
-    fact(
-        out,
-        "Moves",
-        &format!(
-            "assign {} / unassign {} (kept {}, deferred {})",
-            s.assigns, s.unassigns, s.kept, s.deferred
-        ),
-    );
+    let cms = rebalancer_upstream::mask_url(&plan.system.cms_base_url);
     let balance = super::plan::balance_line(plan);
     let balance = balance.strip_prefix("Balance: ").unwrap_or(&balance);
-    fact(out, "Balance", &Esc(balance).to_string());
-    held_back_facts(out, plan);
-    list_fact(out, "What-ifs", &plan.what_ifs);
-    problem_facts(out, plan);
-    list_fact(out, "Notes", &plan.notes);
-    out.push_str("</dl>\n</section>\n");
+    html! {
+        section {
+            h2 { "Summary" }
+            dl.facts {
+                (fact("Snapshot", html! { code { (plan.snapshot_hash) } ", fetched " (plan.snapshot_fetched_at) }))
+                (fact("System", html! { "CMS " (cms) ", contact center " (center) }))
+                (fact("Config digest", html! { code { (short_hash(&plan.config_digest)) } }))
+                (fact("Solver", html! { (plan.solver) }))
+                (fact("Size", html! { (s.agents) " agents, " (s.leads) " leads" }))
+                (fact("Moves", html! {
+                    "assign " (s.assigns) " / unassign " (s.unassigns) " (kept " (s.kept)
+                    ", deferred " (s.deferred) ")"
+                }))
+                (fact("Balance", html! { (balance) }))
+                (held_back_facts(plan))
+                (list_fact("What-ifs", &plan.what_ifs))
+                (problem_facts(plan))
+                (list_fact("Notes", &plan.notes))
+            }
+        }
+    }
 }
 
 /// Gate, move caps and flap guard, when they applied.
-fn held_back_facts(out: &mut String, plan: &Plan) {
-    if let Some(gate) = &plan.gate {
-        fact(
-            out,
-            "Gate",
-            &format!("{}; only safety changes are listed", Esc(gate)),
-        );
-    }
-    if let Some(c) = &plan.caps {
-        let (caps, outcome) = super::plan::caps_line(c);
-        fact(
-            out,
-            "Move caps",
-            &format!("{}: {}", Esc(&caps), Esc(&outcome)),
-        );
-    }
-    if let Some(g) = &plan.flap_guard {
-        fact(
-            out,
-            "Flap guard",
-            &format!(
-                "{} recent agents and {} recent leads; {} optimisation moves held back",
-                g.agents, g.leads, g.deferred
-            ),
-        );
+fn held_back_facts(plan: &Plan) -> Markup {
+    html! {
+        @if let Some(gate) = &plan.gate {
+            (fact("Gate", html! { (gate) "; only safety changes are listed" }))
+        }
+        @if let Some(c) = &plan.caps {
+            @let (caps, outcome) = super::plan::caps_line(c);
+            (fact("Move caps", html! { (caps) ": " (outcome) }))
+        }
+        @if let Some(g) = &plan.flap_guard {
+            (fact("Flap guard", html! {
+                (g.agents) " recent agents and " (g.leads) " recent leads; " (g.deferred)
+                " optimisation moves held back"
+            }))
+        }
     }
 }
 
-fn list_fact(out: &mut String, term: &str, items: &[String]) {
-    if items.is_empty() {
-        return;
+fn list_fact(term: &str, items: &[String]) -> Markup {
+    html! {
+        @if !items.is_empty() {
+            (fact(term, html! { ul { @for item in items { li { (item) } } } }))
+        }
     }
-    let mut dd = String::from("<ul>");
-    for item in items {
-        let _ = write!(dd, "<li>{}</li>", Esc(item));
-    }
-    dd.push_str("</ul>");
-    fact(out, term, &dd);
 }
 
-fn problem_facts(out: &mut String, plan: &Plan) {
+fn problem_facts(plan: &Plan) -> Markup {
     let mut counts: BTreeMap<ProblemKind, usize> = BTreeMap::new();
     for p in &plan.problems {
         *counts.entry(p.kind).or_default() += 1;
@@ -299,14 +258,11 @@ fn problem_facts(out: &mut String, plan: &Plan) {
         .iter()
         .map(|(k, n)| format!("{n} {}", problem_label(*k)))
         .collect();
-    list_fact(out, "Fetch problems", &items);
+    list_fact("Fetch problems", &items)
 }
 
-fn objectives(out: &mut String, plan: &Plan) {
+fn objectives(plan: &Plan) -> Markup {
     let o = &plan.objectives;
-    out.push_str(
-        "<section>\n<h2>Objectives</h2>\n<table class=\"objectives\">\n<thead><tr><th>objective</th><th class=\"n\">before</th><th class=\"n\">after</th><th class=\"n\">optimum</th></tr></thead>\n<tbody>\n",
-    );
     let rows = [
         (
             "shortfall (records)",
@@ -321,220 +277,165 @@ fn objectives(out: &mut String, plan: &Plan) {
             [&o.before, &o.after, &o.optimum].map(|m| m.leads_uncovered.to_string()),
         ),
     ];
-    for (name, [b, a, opt]) in rows {
-        let _ = writeln!(
-            out,
-            "<tr><td>{name}</td><td class=\"n\">{b}</td><td class=\"n\">{a}</td><td class=\"n\">{opt}</td></tr>"
-        );
+    html! {
+        section {
+            h2 { "Objectives" }
+            table.objectives {
+                thead { tr { th { "objective" } th.n { "before" } th.n { "after" } th.n { "optimum" } } }
+                tbody {
+                    @for (name, values) in &rows {
+                        tr { td { (name) } @for v in values { td.n { (v) } } }
+                    }
+                }
+            }
+        }
     }
-    out.push_str("</tbody>\n</table>\n</section>\n");
 }
 
-/// The drawing area of a chart, in SVG user units.
-struct Frame {
+/// A bar chart: one slot per bar across the plot area, a linear y axis
+/// from 0, in SVG user units.
+struct Bars {
+    area: Area,
+    /// The size of the whole chart.
     width: f64,
     height: f64,
-    left: f64,
-    right: f64,
-    top: f64,
-    bottom: f64,
-    /// The value at the top of the y axis.
-    y_max: f64,
+    scale: Linear,
     /// Bars drawn.
     n: usize,
 }
 
-impl Frame {
-    fn new(n: usize, y_max: f64) -> Frame {
+impl Bars {
+    /// Room for `n` bars up to `y_max`; with few bars, room for their
+    /// labels under the axis.
+    fn new(n: usize, y_max: f64) -> Bars {
         let labelled = n > 0 && n <= LABELLED_BARS;
-        Frame {
-            width: 1100.0,
-            height: if labelled { 400.0 } else { 350.0 },
-            left: 62.0,
-            right: 110.0,
-            top: 40.0,
-            bottom: if labelled { 96.0 } else { 46.0 },
-            y_max: if y_max > 0.0 { y_max } else { 1.0 },
+        let (height, bottom) = if labelled {
+            (400.0, 96.0)
+        } else {
+            (350.0, 46.0)
+        };
+        let (width, left, right, top) = (1100.0, 62.0, 110.0, 40.0);
+        Bars {
+            area: Area {
+                left,
+                top,
+                width: width - left - right,
+                height: height - top - bottom,
+                decimals: 2,
+            },
+            width,
+            height,
+            scale: Linear::to(y_max),
             n,
         }
     }
 
-    fn plot_w(&self) -> f64 {
-        self.width - self.left - self.right
-    }
-
-    fn plot_h(&self) -> f64 {
-        self.height - self.top - self.bottom
-    }
-
-    fn base(&self) -> f64 {
-        self.top + self.plot_h()
+    /// The `<svg>` around `body`.
+    fn chart(&self, id: &str, label: &str, body: Markup) -> Markup {
+        Canvas {
+            width: self.width,
+            height: self.height,
+            id: Some(id),
+            class: Some("chart"),
+            label: Some(label),
+            standalone: false,
+        }
+        .wrap(body)
     }
 
     fn y(&self, v: f64) -> f64 {
-        self.top + self.plot_h() * (1.0 - (v / self.y_max).clamp(0.0, 1.0))
+        self.area.y(self.scale.fraction(v))
     }
 
     /// Left edge and width of bar `i`'s slot.
     fn slot(&self, i: usize) -> (f64, f64) {
-        let w = self.plot_w() / self.n.max(1) as f64;
-        (self.left + w * i as f64, w)
+        let w = self.area.width / self.n.max(1) as f64;
+        (self.area.left + w * i as f64, w)
     }
 
     /// A bar in slot `i` from 0 to `v`, covering `span` of the slot.
-    fn bar(&self, out: &mut String, i: usize, span: (f64, f64), v: f64, class: &str, tip: &str) {
+    fn bar(&self, i: usize, span: (f64, f64), v: f64, class: &str, tip: &str) -> Markup {
         let top = self.y(v);
-        self.mark(out, i, span, (top, self.base() - top), class, tip);
+        self.mark(i, span, (top, self.area.bottom() - top), class, tip)
     }
 
     /// A short thick tick in slot `i` at `v` (a value marker).
-    fn tick(&self, out: &mut String, i: usize, span: (f64, f64), v: f64, class: &str, tip: &str) {
-        self.mark(out, i, span, (self.y(v) - 1.25, 2.5), class, tip);
+    fn tick(&self, i: usize, span: (f64, f64), v: f64, class: &str, tip: &str) -> Markup {
+        self.mark(i, span, (self.y(v) - 1.25, 2.5), class, tip)
     }
 
     /// A `bar`-class rectangle in slot `i` at `y` with height `h`, with
     /// its tooltip.
     fn mark(
         &self,
-        out: &mut String,
         i: usize,
         span: (f64, f64),
         (y, h): (f64, f64),
         class: &str,
         tip: &str,
-    ) {
+    ) -> Markup {
         let (x, w) = self.slot(i);
-        let _ = writeln!(
-            out,
-            "<rect class=\"bar {class}\" x=\"{:.2}\" y=\"{y:.2}\" width=\"{:.2}\" height=\"{h:.2}\"><title>{}</title></rect>",
-            x + w * span.0,
-            w * (span.1 - span.0),
-            Esc(tip)
-        );
+        let class = format!("bar {class}");
+        let at = (x + w * span.0, y);
+        self.area.rect(
+            Paint::class(&class),
+            at,
+            (w * (span.1 - span.0), h),
+            Some(tip),
+        )
     }
-}
 
-/// A legend entry: a filled swatch of a class, a tick, or a dashed line.
-enum Swatch {
-    Fill(&'static str),
-    /// A thin bar, for a series drawn as ticks.
-    Tick(&'static str),
-    Line(&'static str),
-}
-
-fn open_chart(out: &mut String, id: &str, f: &Frame, aria: &str) {
-    let _ = writeln!(
-        out,
-        "<svg id=\"{id}\" class=\"chart\" viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"{}\">",
-        f.width,
-        f.height,
-        Esc(aria)
-    );
-}
-
-/// Grid lines with tick labels, the axes, and the axis titles; `labels`
-/// names each slot when there are few.
-fn axes(
-    out: &mut String,
-    f: &Frame,
-    ticks: &[(f64, String)],
-    y_title: &str,
-    x_title: &str,
-    labels: &[String],
-) {
-    let right = f.left + f.plot_w();
-    for (v, text) in ticks {
-        let y = f.y(*v);
-        let _ = writeln!(
-            out,
-            "<line class=\"grid\" x1=\"{:.2}\" y1=\"{y:.2}\" x2=\"{right:.2}\" y2=\"{y:.2}\"/><text x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"end\">{}</text>",
-            f.left,
-            f.left - 8.0,
-            y + 4.0,
-            Esc(text)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "<line class=\"axis\" x1=\"{l:.2}\" y1=\"{t:.2}\" x2=\"{l:.2}\" y2=\"{b:.2}\"/><line class=\"axis\" x1=\"{l:.2}\" y1=\"{b:.2}\" x2=\"{right:.2}\" y2=\"{b:.2}\"/>",
-        l = f.left,
-        t = f.top,
-        b = f.base()
-    );
-    if labels.len() == f.n && f.n <= LABELLED_BARS {
-        for (i, label) in labels.iter().enumerate() {
-            let (x, w) = f.slot(i);
-            let _ = writeln!(
-                out,
-                "<text transform=\"translate({:.2},{:.2}) rotate(-50)\" text-anchor=\"end\">{}</text>",
-                x + w / 2.0 + 3.0,
-                f.base() + 10.0,
-                Esc(label)
-            );
+    /// Grid lines with tick labels, the axes, and the axis titles; `labels`
+    /// names each slot when there are few.
+    fn axes(
+        &self,
+        ticks: &[(f64, String)],
+        y_title: &str,
+        x_title: &str,
+        labels: &[String],
+    ) -> Markup {
+        let a = &self.area;
+        let ticks: Vec<(f64, Markup)> = ticks
+            .iter()
+            .map(|(v, t)| (self.y(*v), html! { (t) }))
+            .collect();
+        let axis = Paint::class("axis");
+        let labelled = labels.len() == self.n && self.n <= LABELLED_BARS;
+        html! {
+            (a.y_grid(Paint::class("grid"), 0.0, &ticks))
+            (a.line(axis, (a.left, a.top), (a.left, a.bottom())))
+            (a.line(axis, (a.left, a.bottom()), (a.right(), a.bottom())))
+            @if labelled {
+                @for (i, label) in labels.iter().enumerate() {
+                    @let (x, w) = self.slot(i);
+                    (a.turned_text(None, (x + w / 2.0 + 3.0, a.bottom() + 10.0), -50, Anchor::End, label))
+                }
+            }
+            (a.axis_titles(Some("axis-title"), (x_title, self.height - 8.0), (y_title, 16.0)))
         }
     }
-    let mid = f.top + f.plot_h() / 2.0;
-    let _ = writeln!(
-        out,
-        "<text class=\"axis-title\" transform=\"translate(16,{mid:.2}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n<text class=\"axis-title\" x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"middle\">{}</text>",
-        Esc(y_title),
-        f.left + f.plot_w() / 2.0,
-        f.height - 8.0,
-        Esc(x_title)
-    );
-}
 
-fn legend(out: &mut String, f: &Frame, entries: &[(Swatch, String)]) {
-    let mut x = f.left;
-    let y = 16.0;
-    for (swatch, label) in entries {
-        match swatch {
-            Swatch::Fill(class) => {
-                let _ = write!(
-                    out,
-                    "<rect class=\"swatch {class}\" x=\"{x:.2}\" y=\"{:.2}\" width=\"14\" height=\"10\"/>",
-                    y - 9.0
-                );
-            }
-            Swatch::Tick(class) => {
-                let _ = write!(
-                    out,
-                    "<rect class=\"swatch {class}\" x=\"{x:.2}\" y=\"{:.2}\" width=\"14\" height=\"2.5\"/>",
-                    y - 5.25
-                );
-            }
-            Swatch::Line(class) => {
-                let _ = write!(
-                    out,
-                    "<line class=\"ref {class}\" x1=\"{x:.2}\" y1=\"{:.2}\" x2=\"{:.2}\" y2=\"{:.2}\"/>",
-                    y - 4.0,
-                    x + 18.0,
-                    y - 4.0
-                );
-            }
+    /// A dashed horizontal reference line at `v`, labelled at the right.
+    fn reference(&self, v: f64, class: &str, label: &str, dy: f64) -> Markup {
+        let (a, y) = (&self.area, self.y(v));
+        let line = format!("ref {class}");
+        html! {
+            (a.line(Paint::class(&line), (a.left, y), (a.right(), y)))
+            (a.text(Some(class), (a.right() + 6.0, y + 4.0 + dy), Anchor::Start, label))
         }
-        let _ = writeln!(
-            out,
-            "<text class=\"legend\" x=\"{:.2}\" y=\"{y:.2}\">{}</text>",
-            x + 24.0,
-            Esc(label)
-        );
-        x += 24.0 + label.chars().count() as f64 * 6.3 + 22.0;
+    }
+
+    /// The legend, in a row above the plot area.
+    fn legend(&self, entries: &[(Swatch, &str)]) -> Markup {
+        self.area.legend((self.area.left, 16.0), Flow::Row, entries)
     }
 }
 
-/// A dashed horizontal reference line at `v`, labelled at the right.
-fn reference(out: &mut String, f: &Frame, v: f64, class: &str, label: &str, dy: f64) {
-    let y = f.y(v);
-    let right = f.left + f.plot_w();
-    let _ = writeln!(
-        out,
-        "<line class=\"ref {class}\" x1=\"{:.2}\" y1=\"{y:.2}\" x2=\"{right:.2}\" y2=\"{y:.2}\"/><text class=\"{class}\" x=\"{:.2}\" y=\"{:.2}\">{}</text>",
-        f.left,
-        right + 6.0,
-        y + 4.0 + dy,
-        Esc(label)
-    );
+/// A chart in its section, with its caption.
+fn figure(heading: &str, chart: Markup, caption: &str) -> Markup {
+    html! {
+        section { h2 { (heading) } figure { (chart) figcaption { (caption) } } }
+    }
 }
 
 /// The agents drawn in the utilisation chart: those with headroom, by
@@ -567,7 +468,7 @@ fn utilisation_top(values: impl Iterator<Item = f64>) -> f64 {
     (max * 4.0).ceil() / 4.0
 }
 
-fn utilisation_chart(out: &mut String, plan: &Plan) {
+fn utilisation_chart(plan: &Plan) -> Markup {
     let b = &plan.objectives.balance;
     let (bars, with_headroom) = agent_bars(plan);
     let top = utilisation_top(
@@ -575,61 +476,57 @@ fn utilisation_chart(out: &mut String, plan: &Plan) {
             .flat_map(|(_, before, after)| [*before, *after])
             .chain([b.least_peak, b.cap]),
     );
-    let f = Frame::new(bars.len(), top);
-    out.push_str("<section>\n<h2>Agent utilisation, before and after</h2>\n<figure>\n");
-    open_chart(
-        out,
-        "utilisation-chart",
-        &f,
-        "Utilisation of each agent before and after the plan",
-    );
-    let ticks: Vec<(f64, String)> = (0..=(top * 4.0).round() as usize)
-        .map(|i| (i as f64 / 4.0, format!("{:.2}", i as f64 / 4.0)))
+    let f = Bars::new(bars.len(), top);
+    let ticks: Vec<(f64, String)> = f
+        .scale
+        .ticks(0.25)
+        .map(|v| (v, format!("{v:.2}")))
         .collect();
     let labels: Vec<String> = bars.iter().map(|(a, _, _)| a.agent.0.to_string()).collect();
-    axes(
-        out,
-        &f,
-        &ticks,
-        "utilisation (load / headroom)",
-        &format!(
-            "agents, the most utilised after the plan first ({})",
-            bars.len()
-        ),
-        &labels,
+    let x_title = format!(
+        "agents, the most utilised after the plan first ({})",
+        bars.len()
     );
-    utilisation_bars(out, &f, &bars);
-    utilisation_references(out, &f, b);
-    out.push_str("</svg>\n");
-    let caption = utilisation_caption(plan, &bars, with_headroom);
-    let _ = writeln!(
-        out,
-        "<figcaption>{}</figcaption>\n</figure>\n</section>",
-        Esc(&caption)
+    let body = html! {
+        (f.axes(&ticks, "utilisation (load / headroom)", &x_title, &labels))
+        (utilisation_bars(&f, &bars))
+        (utilisation_references(&f, b))
+    };
+    let chart = f.chart(
+        "utilisation-chart",
+        "Utilisation of each agent before and after the plan",
+        body,
     );
+    figure(
+        "Agent utilisation, before and after",
+        chart,
+        &utilisation_caption(plan, &bars, with_headroom),
+    )
 }
 
 /// One bar (after) and one tick (before) per agent, each with its figures
 /// as a tooltip.
-fn utilisation_bars(out: &mut String, f: &Frame, bars: &[(&AgentPlan, f64, f64)]) {
-    for (i, (a, before, after)) in bars.iter().enumerate() {
-        let tip = format!(
-            "{}: before {} of {} ({}), after {} of {} ({})",
-            a.agent,
-            records(a.load_before),
-            a.headroom,
-            utilisation(*before),
-            records(a.load_after),
-            a.headroom,
-            utilisation(*after)
-        );
-        f.bar(out, i, (0.14, 0.86), *after, "after", &tip);
-        f.tick(out, i, (0.0, 1.0), *before, "before", &tip);
+fn utilisation_bars(f: &Bars, bars: &[(&AgentPlan, f64, f64)]) -> Markup {
+    html! {
+        @for (i, (a, before, after)) in bars.iter().enumerate() {
+            @let tip = format!(
+                "{}: before {} of {} ({}), after {} of {} ({})",
+                a.agent,
+                records(a.load_before),
+                a.headroom,
+                utilisation(*before),
+                records(a.load_after),
+                a.headroom,
+                utilisation(*after)
+            );
+            (f.bar(i, (0.14, 0.86), *after, "after", &tip))
+            (f.tick(i, (0.0, 1.0), *before, "before", &tip))
+        }
     }
 }
 
 /// The u* line, the cap line when it differs, and the legend.
-fn utilisation_references(out: &mut String, f: &Frame, b: &rebalancer_model::Balance) {
+fn utilisation_references(f: &Bars, b: &rebalancer_model::Balance) -> Markup {
     let distinct_cap = (b.cap - b.least_peak).abs() > 1e-9;
     let below = |v: f64| {
         if distinct_cap && v < b.cap.max(b.least_peak) {
@@ -638,36 +535,21 @@ fn utilisation_references(out: &mut String, f: &Frame, b: &rebalancer_model::Bal
             -4.0
         }
     };
-    reference(
-        out,
-        f,
-        b.least_peak,
-        "ustar",
-        &format!("u* {}", utilisation(b.least_peak)),
-        below(b.least_peak),
-    );
-    if distinct_cap {
-        reference(
-            out,
-            f,
-            b.cap,
-            "cap",
-            &format!("cap {}", utilisation(b.cap)),
-            below(b.cap),
-        );
-    }
     let mut entries = vec![
-        (Swatch::Fill("after"), "after the plan".to_string()),
-        (
-            Swatch::Tick("before"),
-            "before (current mapping)".to_string(),
-        ),
-        (Swatch::Line("ustar"), "u*: least possible peak".to_string()),
+        (Swatch::Fill("after"), "after the plan"),
+        (Swatch::Tick("before"), "before (current mapping)"),
+        (Swatch::Dash("ustar"), "u*: least possible peak"),
     ];
     if distinct_cap {
-        entries.push((Swatch::Line("cap"), "cap: max(u*, target)".to_string()));
+        entries.push((Swatch::Dash("cap"), "cap: max(u*, target)"));
     }
-    legend(out, f, &entries);
+    let ustar = format!("u* {}", utilisation(b.least_peak));
+    let cap = format!("cap {}", utilisation(b.cap));
+    html! {
+        (f.reference(b.least_peak, "ustar", &ustar, below(b.least_peak)))
+        @if distinct_cap { (f.reference(b.cap, "cap", &cap, below(b.cap))) }
+        (f.legend(&entries))
+    }
 }
 
 /// What the chart shows and what it leaves out.
@@ -701,24 +583,7 @@ fn utilisation_caption(
     caption
 }
 
-/// A round step for about five ticks up to `max`.
-fn tick_step(max: f64) -> f64 {
-    let raw = (max / 5.0).max(1.0);
-    let mag = 10f64.powf(raw.log10().floor());
-    let norm = raw / mag;
-    let nice = if norm <= 1.0 {
-        1.0
-    } else if norm <= 2.0 {
-        2.0
-    } else if norm <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    nice * mag
-}
-
-fn coverage_chart(out: &mut String, plan: &Plan) {
+fn coverage_chart(plan: &Plan) -> Markup {
     let mut leads: Vec<&LeadPlan> = plan.leads.iter().collect();
     leads.sort_by(|a, b| b.demand.total_cmp(&a.demand).then(a.lead.cmp(&b.lead)));
     let total = leads.len();
@@ -727,61 +592,37 @@ fn coverage_chart(out: &mut String, plan: &Plan) {
         .iter()
         .map(|l| l.demand.max(l.covered))
         .fold(0.0_f64, f64::max);
-    let step = tick_step(max);
-    let top = ((max / step).ceil() * step).max(step);
-    let f = Frame::new(leads.len(), top);
-    out.push_str("<section>\n<h2>Lead coverage after the plan</h2>\n<figure>\n");
-    open_chart(
-        out,
-        "coverage-chart",
-        &f,
-        "Demand and planned coverage of each lead",
-    );
-    let ticks: Vec<(f64, String)> = (0..=(top / step).round() as usize)
-        .map(|i| (i as f64 * step, records(i as f64 * step)))
-        .collect();
+    let step = svg::nice_step(max);
+    let f = Bars::new(leads.len(), ((max / step).ceil() * step).max(step));
+    let ticks: Vec<(f64, String)> = f.scale.ticks(step).map(|v| (v, records(v))).collect();
     let labels: Vec<String> = leads.iter().map(|l| l.lead.to_string()).collect();
-    axes(
-        out,
-        &f,
-        &ticks,
-        "records",
-        &format!("leads, the largest demand first ({})", leads.len()),
-        &labels,
+    let x_title = format!("leads, the largest demand first ({})", leads.len());
+    let body = html! {
+        (f.axes(&ticks, "records", &x_title, &labels))
+        @for (i, l) in leads.iter().enumerate() {
+            @let tip = format!(
+                "{}: demand {}, covered {}, short {}",
+                l.lead,
+                records(l.demand),
+                records(l.covered),
+                records(l.shortfall)
+            );
+            @let short = if l.shortfall > 0.0 { " short" } else { "" };
+            (f.bar(i, (0.12, 0.88), l.demand, &format!("demand{short}"), &tip))
+            (f.bar(i, (0.12, 0.88), l.covered, &format!("covered{short}"), &tip))
+        }
+        (f.legend(&[
+            (Swatch::Fill("demand"), "demand"),
+            (Swatch::Fill("covered"), "covered after the plan"),
+            (Swatch::Fill("covered short"), "lead left short: covered"),
+            (Swatch::Fill("demand short"), "its shortfall"),
+        ]))
+    };
+    let chart = f.chart(
+        "coverage-chart",
+        "Demand and planned coverage of each lead",
+        body,
     );
-    for (i, l) in leads.iter().enumerate() {
-        let tip = format!(
-            "{}: demand {}, covered {}, short {}",
-            l.lead,
-            records(l.demand),
-            records(l.covered),
-            records(l.shortfall)
-        );
-        let (demand, covered) = if l.shortfall > 0.0 {
-            ("demand short", "covered short")
-        } else {
-            ("demand", "covered")
-        };
-        f.bar(out, i, (0.12, 0.88), l.demand, demand, &tip);
-        f.bar(out, i, (0.12, 0.88), l.covered, covered, &tip);
-    }
-    legend(
-        out,
-        &f,
-        &[
-            (Swatch::Fill("demand"), "demand".to_string()),
-            (
-                Swatch::Fill("covered"),
-                "covered after the plan".to_string(),
-            ),
-            (
-                Swatch::Fill("covered short"),
-                "lead left short: covered".to_string(),
-            ),
-            (Swatch::Fill("demand short"), "its shortfall".to_string()),
-        ],
-    );
-    out.push_str("</svg>\n");
     let short = plan.leads.iter().filter(|l| l.shortfall > 0.0).count();
     let mut caption = format!(
         "Demand (records) and the records the plan covers, per lead; {short} of {total} leads are left short (their uncovered records go to Zoho's default assignee)."
@@ -793,52 +634,45 @@ fn coverage_chart(out: &mut String, plan: &Plan) {
             leads.len()
         );
     }
-    let _ = writeln!(
-        out,
-        "<figcaption>{}</figcaption>\n</figure>\n</section>",
-        Esc(&caption)
-    );
+    figure("Lead coverage after the plan", chart, &caption)
 }
 
 /// Changes grouped by lead: − unassign, + assign, with their reasons.
-fn changes(out: &mut String, plan: &Plan) {
-    out.push_str("<section>\n<h2>Changes by lead</h2>\n");
+fn changes(plan: &Plan) -> Markup {
     let mut by_lead: BTreeMap<LeadKey, Vec<&Change>> = BTreeMap::new();
     for c in &plan.changes {
         by_lead.entry(c.lead).or_default().push(c);
     }
-    if by_lead.is_empty() {
-        out.push_str("<p>No changes.</p>\n</section>\n");
-        return;
-    }
-    let _ = writeln!(
-        out,
-        "<p class=\"muted\">{} changes on {} leads (− unassign, + assign; records: planned on the pair).</p>",
-        plan.changes.len(),
-        by_lead.len()
-    );
-    out.push_str("<table>\n<thead><tr><th>lead</th><th>change</th><th>agent</th><th class=\"n\">records</th><th>reason</th></tr></thead>\n");
-    for (lead, changes) in &by_lead {
-        out.push_str("<tbody class=\"lead\">\n");
-        for (n, c) in changes.iter().enumerate() {
-            out.push_str("<tr>");
-            if n == 0 {
-                let _ = write!(
-                    out,
-                    "<td class=\"lead\" rowspan=\"{}\">{lead}</td>",
-                    changes.len()
-                );
+    html! {
+        section {
+            h2 { "Changes by lead" }
+            @if by_lead.is_empty() {
+                p { "No changes." }
+            } @else {
+                p.muted {
+                    (plan.changes.len()) " changes on " (by_lead.len())
+                    " leads (− unassign, + assign; records: planned on the pair)."
+                }
+                table {
+                    thead { tr { th { "lead" } th { "change" } th { "agent" } th.n { "records" } th { "reason" } } }
+                    @for (lead, changes) in &by_lead {
+                        tbody.lead {
+                            @for (n, c) in changes.iter().enumerate() {
+                                tr {
+                                    @if n == 0 { td.lead rowspan=(changes.len()) { (lead) } }
+                                    (change_cells(c))
+                                }
+                            }
+                        }
+                    }
+                }
             }
-            change_cells(out, c);
-            out.push_str("</tr>\n");
         }
-        out.push_str("</tbody>\n");
     }
-    out.push_str("</table>\n</section>\n");
 }
 
 /// The change, agent, records and reason cells of a change.
-fn change_cells(out: &mut String, c: &Change) {
+fn change_cells(c: &Change) -> Markup {
     let (class, sign) = match c.action {
         Action::Assign => ("plus", "+ assign"),
         Action::Unassign => ("minus", "− unassign"),
@@ -848,63 +682,80 @@ fn change_cells(out: &mut String, c: &Change) {
     } else {
         String::new()
     };
-    let _ = write!(
-        out,
-        "<td class=\"{class}\">{sign}</td><td class=\"mono\">{}</td><td class=\"n\">{flow}</td><td>{}</td>",
-        Esc(c.agent.as_str()),
-        Esc(&c.reason.to_string())
-    );
+    html! {
+        td class=(class) { (sign) }
+        td.mono { (c.agent) }
+        td.n { (flow) }
+        td { (c.reason) }
+    }
 }
 
 /// What gates and caps held back.
-fn deferred(out: &mut String, plan: &Plan) {
-    if plan.deferred.is_empty() {
-        return;
+fn deferred(plan: &Plan) -> Markup {
+    html! {
+        @if !plan.deferred.is_empty() {
+            section {
+                h2 { "Deferred changes" }
+                p.muted {
+                    (plan.deferred.len())
+                    " changes held back by gates and caps; safety changes are never deferred."
+                }
+                table {
+                    thead { tr {
+                        th { "lead" } th { "change" } th { "agent" } th.n { "records" } th { "reason" }
+                        th { "deferred by" }
+                    } }
+                    tbody {
+                        @for d in &plan.deferred {
+                            tr { td { (d.change.lead) } (change_cells(&d.change)) td { (d.deferred_by) } }
+                        }
+                    }
+                }
+            }
+        }
     }
-    let _ = writeln!(
-        out,
-        "<section>\n<h2>Deferred changes</h2>\n<p class=\"muted\">{} changes held back by gates and caps; safety changes are never deferred.</p>",
-        plan.deferred.len()
-    );
-    out.push_str("<table>\n<thead><tr><th>lead</th><th>change</th><th>agent</th><th class=\"n\">records</th><th>reason</th><th>deferred by</th></tr></thead>\n<tbody>\n");
-    for d in &plan.deferred {
-        let _ = write!(out, "<tr><td>{}</td>", d.change.lead);
-        change_cells(out, &d.change);
-        let _ = writeln!(out, "<td>{}</td></tr>", Esc(&d.deferred_by));
-    }
-    out.push_str("</tbody>\n</table>\n</section>\n");
 }
 
 /// Leads left short, the shortest first, with Zoho's default assignee.
-fn short_leads(out: &mut String, plan: &Plan) {
+fn short_leads(plan: &Plan) -> Markup {
     let mut short: Vec<&LeadPlan> = plan.leads.iter().filter(|l| l.shortfall > 0.0).collect();
-    out.push_str("<section>\n<h2>Leads left short</h2>\n");
-    if short.is_empty() {
-        out.push_str("<p>Every lead's demand is covered.</p>\n</section>\n");
-        return;
-    }
     short.sort_by(|a, b| {
         b.shortfall
             .total_cmp(&a.shortfall)
             .then(a.lead.cmp(&b.lead))
     });
-    out.push_str("<p class=\"muted\">The default assignee is the Zoho user who receives the records no agent under the threshold can take.</p>\n");
-    out.push_str("<table>\n<thead><tr><th>lead</th><th class=\"n\">demand</th><th class=\"n\">covered</th><th class=\"n\">shortfall</th><th>default assignee</th></tr></thead>\n<tbody>\n");
-    for l in short {
-        let assignee = match &l.default_assignee {
-            Some(a) => format!("<span class=\"mono\">{}</span>", Esc(a.as_str())),
-            None => "<span class=\"muted\">none in Zoho</span>".to_string(),
-        };
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{assignee}</td></tr>",
-            l.lead,
-            records(l.demand),
-            records(l.covered),
-            records(l.shortfall)
-        );
+    html! {
+        section {
+            h2 { "Leads left short" }
+            @if short.is_empty() {
+                p { "Every lead's demand is covered." }
+            } @else {
+                p.muted { "The default assignee is the Zoho user who receives the records no agent under the threshold can take." }
+                table {
+                    thead { tr {
+                        th { "lead" } th.n { "demand" } th.n { "covered" } th.n { "shortfall" }
+                        th { "default assignee" }
+                    } }
+                    tbody {
+                        @for l in &short {
+                            tr {
+                                td { (l.lead) }
+                                td.n { (records(l.demand)) }
+                                td.n { (records(l.covered)) }
+                                td.n { (records(l.shortfall)) }
+                                td {
+                                    @match &l.default_assignee {
+                                        Some(a) => span.mono { (a) },
+                                        None => span.muted { "none in Zoho" },
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
-    out.push_str("</tbody>\n</table>\n</section>\n");
 }
 
 #[cfg(test)]
@@ -1043,15 +894,11 @@ mod tests {
         let html = html(&sample());
         assert!(!html.contains("<script"), "raw script tag in the report");
         assert!(!html.contains(NASTY));
-        let escaped = "&lt;script&gt;&amp;&quot;x&#39;";
+        let escaped = "&lt;script&gt;&amp;&quot;x'";
         // The change table, the chart tooltips, the short lead's default
         // assignee and the what-if all carry the agent.
         assert!(html.matches(escaped).count() >= 5, "{html}");
         assert!(html.contains("user_status=&lt;Inactive&gt;"));
-        assert_eq!(
-            Esc("a<b>&c\"d'e").to_string(),
-            "a&lt;b&gt;&amp;c&quot;d&#39;e"
-        );
     }
 
     #[test]
