@@ -243,7 +243,7 @@ pub struct PlanArgs {
     pub lp_backend: Option<String>,
     /// Override plan.target_utilisation: drive peak utilisation down to X
     /// (0 < X <= 1) and no further, or "optimal" for the least peak.
-    #[arg(long, value_name = "X|optimal", value_parser = parse_target)]
+    #[arg(long, value_name = "X|optimal", value_parser = TargetUtilisation::parse)]
     pub target_utilisation: Option<TargetUtilisation>,
     /// Show the price of balance instead of one plan: for u*, every 0.05
     /// up to 1.0, the current peak and the configured target, the
@@ -626,17 +626,6 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 1e7 => Ok(secs),
         _ => Err(format!("`{text}` is not a number of seconds above 0")),
-    }
-}
-
-/// `0.9` or `optimal`, with the number in (0, 1].
-fn parse_target(text: &str) -> Result<TargetUtilisation, String> {
-    let t = TargetUtilisation::parse(text)?;
-    match t {
-        TargetUtilisation::At(x) if !(x.is_finite() && x > 0.0 && x <= 1.0) => Err(format!(
-            "{x} is not a share in (0, 1] (0.9 = nobody above 90 % of their headroom); or use \"optimal\""
-        )),
-        t => Ok(t),
     }
 }
 

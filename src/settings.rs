@@ -22,7 +22,7 @@
 use rebalancer_applier::{mask_url, ApplyConfig, JournalLocation, OnDrift, RetryPolicy};
 use rebalancer_fetcher::{CampaignSpec, FetchOptions, FetchProgress, IdentityMap};
 use rebalancer_model::SnapshotSource;
-use rebalancer_optimizer::{PlanConfig, TargetUtilisation};
+use rebalancer_optimizer::PlanConfig;
 use rebalancer_upstream::{
     BaseUrl, CmsConfig, HttpSettings, RequestBudget, WebexConfig, ZohoConfig,
 };
@@ -134,14 +134,6 @@ pub const BOUNDS: &[Bound] = &[
         "a hundred thousand moves",
     ),
 ];
-
-/// Most a lead or campaign weight may be: weights are multiplied and
-/// summed, and 10^6 keeps every product finite and meaningful.
-pub const MAX_WEIGHT: f64 = 1e6;
-
-/// Most records a plan figure (`plan.min_flow`, `plan.min_shortfall_gain`,
-/// `plan.demand` entries) may be: the planner's limit.
-const MAX_RECORDS_F: f64 = rebalancer_optimizer::limits::MAX_RECORDS as f64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -1209,85 +1201,10 @@ impl Checker<'_> {
             .map_err(|problem| self.fail("run.metrics_addr", problem))
     }
 
+    /// `[plan]`'s ranges are the optimizer's rule (`PlanConfig::validate`);
+    /// the integer bounds are in [`BOUNDS`].
     fn plan(&self, p: &PlanConfig) -> Result<(), SettingsError> {
-        let unit = |key: &str, v: f64, lo_open: bool| -> Result<(), SettingsError> {
-            let ok = v.is_finite() && v <= 1.0 && if lo_open { v > 0.0 } else { v >= 0.0 };
-            if ok {
-                Ok(())
-            } else {
-                Err(self.fail(
-                    key,
-                    format!(
-                        "is {v}; it must be a number {} 1",
-                        if lo_open {
-                            "above 0 and at most"
-                        } else {
-                            "between 0 and"
-                        }
-                    ),
-                ))
-            }
-        };
-        let up_to = |key: &str, v: f64, max: f64, means: &str| -> Result<(), SettingsError> {
-            if v.is_finite() && (0.0..=max).contains(&v) {
-                Ok(())
-            } else {
-                Err(self.fail(
-                    key,
-                    format!("is {v}; it must be a number between 0 and {max} ({means})"),
-                ))
-            }
-        };
-        unit("plan.demand_share", p.demand_share, true)?;
-        unit("plan.max_unassign_share", p.max_unassign_share, false)?;
-        if let TargetUtilisation::At(x) = p.target_utilisation {
-            unit("plan.target_utilisation", x, true)?;
-        }
-        up_to(
-            "plan.min_shortfall_gain",
-            p.min_shortfall_gain,
-            MAX_RECORDS_F,
-            "the planner's limit of 10^12 records",
-        )?;
-        up_to(
-            "plan.min_balance_gain",
-            p.min_balance_gain,
-            1.0,
-            "a gain of 100 points of utilisation",
-        )?;
-        if !(p.min_flow.is_finite() && p.min_flow > 0.0 && p.min_flow <= MAX_RECORDS_F) {
-            return Err(self.fail(
-                "plan.min_flow",
-                format!(
-                    "is {}; it must be a number above 0 and at most {MAX_RECORDS_F} (the planner's limit of 10^12 records)",
-                    p.min_flow
-                ),
-            ));
-        }
-        for (lead, &w) in &p.lead_weights {
-            up_to(
-                &format!("plan.lead_weights.\"{lead}\""),
-                w,
-                MAX_WEIGHT,
-                "a million",
-            )?;
-        }
-        for (campaign, &w) in &p.campaign_weights {
-            up_to(
-                &format!("plan.campaign_weights.\"{campaign}\""),
-                w,
-                MAX_WEIGHT,
-                "a million",
-            )?;
-        }
-        for (lead, &d) in &p.demand {
-            if d > rebalancer_optimizer::limits::MAX_RECORDS as u64 {
-                return Err(self.fail(
-                    &format!("plan.demand.\"{lead}\""),
-                    format!("is {d}; it must be at most 10^12 records (the planner's limit)"),
-                ));
-            }
-        }
+        p.validate().map_err(|e| self.fail(&e.key, e.problem))?;
         self.all_within([
             ("plan.unjoined_headroom", p.unjoined_headroom),
             ("plan.max_leads_per_agent", as_u64(p.max_leads_per_agent)),

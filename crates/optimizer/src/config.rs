@@ -61,16 +61,27 @@ impl TargetUtilisation {
         self.ratio().map(|r| r.to_f64())
     }
 
-    /// Parse `"optimal"` or a number (for `--target-utilisation`); the
-    /// range is checked by the planner.
+    /// Parse `"optimal"` or a number in (0, 1] (for
+    /// `--target-utilisation`).
     pub fn parse(text: &str) -> Result<TargetUtilisation, String> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("optimal") {
             return Ok(TargetUtilisation::Optimal);
         }
-        text.parse::<f64>()
-            .map(TargetUtilisation::At)
-            .map_err(|_| format!("`{text}` is neither a number in (0, 1] nor \"optimal\""))
+        let x = text
+            .parse::<f64>()
+            .map_err(|_| format!("`{text}` is neither a number in (0, 1] nor \"optimal\""))?;
+        TargetUtilisation::At(x).checked()
+    }
+
+    /// Itself when its share is in (0, 1]; else why not.
+    pub fn checked(self) -> Result<TargetUtilisation, String> {
+        match self {
+            TargetUtilisation::At(x) if !(x.is_finite() && x > 0.0 && x <= 1.0) => Err(format!(
+                "{x} is not a share in (0, 1] (0.9 = nobody above 90 % of their headroom); or use \"optimal\""
+            )),
+            t => Ok(t),
+        }
     }
 }
 
@@ -159,6 +170,114 @@ pub struct PlanConfig {
     /// What-if: `"AGENT=N"` sets the agent's Zoho backlog allowance to N.
     /// (A list, not a table: agent ids are case-sensitive.)
     pub set_allowance: Vec<String>,
+}
+
+/// A `[plan]` value outside its range: the key (a map entry as
+/// `plan.lead_weights."501/7"`) and the problem, worded after the key
+/// ("is 1.5; it must be ...").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidValue {
+    pub key: String,
+    pub problem: String,
+}
+
+/// Most a lead or campaign weight may be: weights are multiplied and
+/// summed, and 10^6 keeps every product finite and meaningful.
+pub const MAX_WEIGHT: f64 = 1e6;
+
+impl PlanConfig {
+    /// Every range rule of `[plan]`, in one place: the binary's settings
+    /// call it at load (naming where the key was set), the planner before
+    /// it plans (for library callers). Names and pins are checked against
+    /// the snapshot when planning.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        let records = crate::limits::MAX_RECORDS as f64;
+        let bad = |key: &str, problem: String| InvalidValue {
+            key: key.to_owned(),
+            problem,
+        };
+        let share = |key: &str, v: f64, zero_ok: bool| {
+            let ok = v.is_finite() && v <= 1.0 && if zero_ok { v >= 0.0 } else { v > 0.0 };
+            let range = if zero_ok {
+                "between 0 and"
+            } else {
+                "above 0 and at most"
+            };
+            ok.then_some(())
+                .ok_or_else(|| bad(key, format!("is {v}; it must be a number {range} 1")))
+        };
+        let up_to = |key: &str, v: f64, max: f64, means: &str| {
+            (v.is_finite() && (0.0..=max).contains(&v))
+                .then_some(())
+                .ok_or_else(|| {
+                    bad(
+                        key,
+                        format!("is {v}; it must be a number between 0 and {max} ({means})"),
+                    )
+                })
+        };
+        share("plan.demand_share", self.demand_share, false)?;
+        share("plan.max_unassign_share", self.max_unassign_share, true)?;
+        if let TargetUtilisation::At(x) = self.target_utilisation {
+            share("plan.target_utilisation", x, false)?;
+        }
+        up_to(
+            "plan.min_shortfall_gain",
+            self.min_shortfall_gain,
+            records,
+            "the planner's limit of 10^12 records",
+        )?;
+        up_to(
+            "plan.min_balance_gain",
+            self.min_balance_gain,
+            1.0,
+            "a gain of 100 points of utilisation",
+        )?;
+        if !(self.min_flow.is_finite() && self.min_flow > 0.0 && self.min_flow <= records) {
+            return Err(bad(
+                "plan.min_flow",
+                format!(
+                    "is {}; it must be a number above 0 and at most {records} (the planner's limit of 10^12 records)",
+                    self.min_flow
+                ),
+            ));
+        }
+        for (lead, &w) in &self.lead_weights {
+            up_to(
+                &format!("plan.lead_weights.\"{lead}\""),
+                w,
+                MAX_WEIGHT,
+                "a million",
+            )?;
+        }
+        for (campaign, &w) in &self.campaign_weights {
+            up_to(
+                &format!("plan.campaign_weights.\"{campaign}\""),
+                w,
+                MAX_WEIGHT,
+                "a million",
+            )?;
+        }
+        for (lead, &d) in &self.demand {
+            if d > crate::limits::MAX_RECORDS as u64 {
+                return Err(bad(
+                    &format!("plan.demand.\"{lead}\""),
+                    format!("is {d}; it must be at most 10^12 records (the planner's limit)"),
+                ));
+            }
+        }
+        if self.unjoined_headroom > crate::limits::MAX_RECORDS as u64 {
+            return Err(bad(
+                "plan.unjoined_headroom",
+                format!(
+                    "is {}; it must be between 0 and {} (the planner's limit of 10^12 records)",
+                    self.unjoined_headroom,
+                    crate::limits::MAX_RECORDS
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for PlanConfig {
@@ -266,5 +385,119 @@ mod digest_tests {
         let cfg = PlanConfig::default();
         assert_eq!(cfg.digest(), cfg.digest_with(&[], &[]));
         assert_ne!(cfg.digest(), cfg.digest_with(&[], &[(1, 501)]));
+    }
+}
+
+#[cfg(test)]
+mod validate_tests {
+    use super::*;
+
+    /// Each range rule of `[plan]` refuses just outside its bound, naming
+    /// the key, and accepts the bound itself.
+    #[test]
+    fn validate_names_the_key_outside_each_range_and_accepts_the_bounds() {
+        let base = PlanConfig::default;
+        let refused = [
+            (
+                PlanConfig {
+                    demand_share: 0.0,
+                    ..base()
+                },
+                "plan.demand_share",
+            ),
+            (
+                PlanConfig {
+                    demand_share: 1.01,
+                    ..base()
+                },
+                "plan.demand_share",
+            ),
+            (
+                PlanConfig {
+                    max_unassign_share: -0.1,
+                    ..base()
+                },
+                "plan.max_unassign_share",
+            ),
+            (
+                PlanConfig {
+                    target_utilisation: TargetUtilisation::At(0.0),
+                    ..base()
+                },
+                "plan.target_utilisation",
+            ),
+            (
+                PlanConfig {
+                    min_shortfall_gain: f64::INFINITY,
+                    ..base()
+                },
+                "plan.min_shortfall_gain",
+            ),
+            (
+                PlanConfig {
+                    min_balance_gain: 1.5,
+                    ..base()
+                },
+                "plan.min_balance_gain",
+            ),
+            (
+                PlanConfig {
+                    min_flow: 0.0,
+                    ..base()
+                },
+                "plan.min_flow",
+            ),
+            (
+                PlanConfig {
+                    lead_weights: [("2/3".to_string(), 1e7)].into(),
+                    ..base()
+                },
+                "plan.lead_weights.\"2/3\"",
+            ),
+            (
+                PlanConfig {
+                    campaign_weights: [("2".to_string(), f64::NAN)].into(),
+                    ..base()
+                },
+                "plan.campaign_weights.\"2\"",
+            ),
+            (
+                PlanConfig {
+                    demand: [("2/3".to_string(), 1_000_000_000_001)].into(),
+                    ..base()
+                },
+                "plan.demand.\"2/3\"",
+            ),
+            (
+                PlanConfig {
+                    unjoined_headroom: 1_000_000_000_001,
+                    ..base()
+                },
+                "plan.unjoined_headroom",
+            ),
+        ];
+        for (cfg, key) in refused {
+            let e = cfg.validate().expect_err(key);
+            assert_eq!(e.key, key, "{e:?}");
+            assert!(e.problem.starts_with("is "), "{e:?}");
+        }
+        let at_the_bounds = PlanConfig {
+            demand_share: 1.0,
+            max_unassign_share: 0.0,
+            target_utilisation: TargetUtilisation::At(1.0),
+            min_shortfall_gain: 1e12,
+            min_balance_gain: 1.0,
+            min_flow: 1e12,
+            lead_weights: [("2/3".to_string(), MAX_WEIGHT)].into(),
+            demand: [("2/3".to_string(), 1_000_000_000_000)].into(),
+            unjoined_headroom: 1_000_000_000_000,
+            ..base()
+        };
+        assert_eq!(at_the_bounds.validate(), Ok(()));
+        assert!(TargetUtilisation::parse("1.5").is_err());
+        assert_eq!(
+            TargetUtilisation::parse(" optimal "),
+            Ok(TargetUtilisation::Optimal)
+        );
     }
 }

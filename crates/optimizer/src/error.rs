@@ -11,6 +11,8 @@ pub enum OptimizerError {
     BadName { key: &'static str, detail: String },
     #[error("{key}: {detail}; fix the value in the [plan] section or the what-if")]
     BadValue { key: &'static str, detail: String },
+    #[error("{key} {problem}; fix it in the [plan] section")]
+    OutOfRange { key: String, problem: String },
     #[error(
         "pin {agent}@{lead} cannot hold: {why}; remove the pin from plan.pins or fix its cause"
     )]

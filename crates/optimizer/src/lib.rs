@@ -19,7 +19,9 @@ pub mod stages;
 mod tradeoff;
 pub mod whatif;
 
-pub use config::{PlanConfig, SolverChoice, TargetUtilisation, UnjoinedPolicy};
+pub use config::{
+    InvalidValue, PlanConfig, SolverChoice, TargetUtilisation, UnjoinedPolicy, MAX_WEIGHT,
+};
 pub use error::OptimizerError;
 pub use planner::{plan, plan_guarded, plan_with, PlanStats, Recent, FLAP_GUARD};
 pub use stages::{Instance, Pair, Ratio, Solution, Stages};

@@ -20,7 +20,7 @@
 //!
 //! Frozen leads keep their mapping; their current pairs still carry flow.
 
-use crate::config::{PlanConfig, TargetUtilisation, UnjoinedPolicy};
+use crate::config::{PlanConfig, UnjoinedPolicy};
 use crate::limits::{MAX_RECORDS, MAX_TOTAL_RECORDS};
 use crate::stages::{Instance, Pair};
 use crate::whatif::{LeadRef, PairRef, WhatIfs};
@@ -196,47 +196,10 @@ pub(crate) fn prepare(
 
 /// The config's plain numbers are in range.
 fn check_numbers(cfg: &PlanConfig) -> Result<(), OptimizerError> {
-    if !(cfg.demand_share.is_finite() && cfg.demand_share >= 0.0) {
-        return Err(OptimizerError::BadValue {
-            key: "plan.demand_share",
-            detail: format!("{} must be a non-negative number", cfg.demand_share),
-        });
-    }
-    if !(cfg.min_flow.is_finite() && cfg.min_flow > 0.0) {
-        return Err(OptimizerError::BadValue {
-            key: "plan.min_flow",
-            detail: format!("{} must be a positive number", cfg.min_flow),
-        });
-    }
-    if let TargetUtilisation::At(x) = cfg.target_utilisation {
-        if !(x.is_finite() && x > 0.0 && x <= 1.0) {
-            return Err(OptimizerError::BadValue {
-                key: "plan.target_utilisation",
-                detail: format!(
-                    "{x} must be a share in (0, 1] (0.9 = nobody above 90 % of their headroom) or \"optimal\""
-                ),
-            });
-        }
-    }
-    if !(cfg.max_unassign_share.is_finite() && (0.0..=1.0).contains(&cfg.max_unassign_share)) {
-        return Err(OptimizerError::BadValue {
-            key: "plan.max_unassign_share",
-            detail: format!(
-                "{} must be a share between 0 and 1 (0.25 = a quarter of the current pairs)",
-                cfg.max_unassign_share
-            ),
-        });
-    }
-    if cfg.unjoined_headroom > MAX_RECORDS as u64 {
-        return Err(OptimizerError::BadValue {
-            key: "plan.unjoined_headroom",
-            detail: format!(
-                "{} is above the limit of {MAX_RECORDS} records",
-                cfg.unjoined_headroom
-            ),
-        });
-    }
-    Ok(())
+    cfg.validate().map_err(|e| OptimizerError::OutOfRange {
+        key: e.key,
+        problem: e.problem,
+    })
 }
 
 /// Name lookups against the snapshot.

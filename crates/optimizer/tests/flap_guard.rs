@@ -374,7 +374,7 @@ fn the_dead_band_judges_what_the_guard_left() {
     assert!(gain > 0.0);
     let cfg = PlanConfig {
         min_shortfall_gain: gain,
-        min_balance_gain: 2.0,
+        min_balance_gain: 1.0,
         ..w.cfg.clone()
     };
     let (unguarded, _) = plan(sandbox(), &cfg).unwrap();

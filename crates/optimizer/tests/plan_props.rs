@@ -588,7 +588,7 @@ fn dead_band_holds_back_optimisation_but_not_safety() {
     let snap = snapshot(&agents, &leads);
     let cfg = PlanConfig {
         min_shortfall_gain: 1e9,
-        min_balance_gain: 1e9,
+        min_balance_gain: 1.0,
         ..PlanConfig::default()
     };
     let (p, _) = plan(&snap, &cfg).unwrap();
