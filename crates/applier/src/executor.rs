@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rebalancer_model::LeadKey;
-use rebalancer_upstream::{CmsClient, ErrorClass, MappingUpdate, UpstreamError};
+use rebalancer_upstream::{CmsClient, ErrorClass, LeadUsers, MappingUpdate, UpstreamError};
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{after, batches, keep_staffed, remaining, PutBatch};
@@ -25,6 +25,15 @@ use crate::recheck::{Rechecker, Verdict};
 use crate::report::{LeadReport, LeadState, PutState};
 use crate::series;
 use crate::{ApplyConfig, Progress};
+
+/// The journal's word for a PUT a stop kept from going out.
+const UNSENT: PutOutcome<'static> = PutOutcome {
+    state: PutState::Unsent,
+    applied: Some(false),
+    status: None,
+    echo: None,
+    message: Some("not sent: the apply was stopped while this PUT waited for the write budget"),
+};
 
 /// Rounds of "read back, send what is still missing" per lead, whatever the
 /// progress: a hard bound.
@@ -278,16 +287,11 @@ impl Ctx {
             let mut ambiguous = false;
             for put in &puts {
                 if self.stopping() {
-                    let detail = format!("interrupted after {sent} PUT(s); `resume` finishes it");
-                    return self.end(goal, LeadState::Pending, detail, sent > 0);
+                    return self.interrupted(goal, sent);
                 }
                 seq += 1;
                 match self.send(goal, seq, put, round > 0).await? {
-                    Sent::Stopped => {
-                        let detail =
-                            format!("interrupted after {sent} PUT(s); `resume` finishes it");
-                        return self.end(goal, LeadState::Pending, detail, sent > 0);
-                    }
+                    Sent::Stopped => return self.interrupted(goal, sent),
                     Sent::Applied => {
                         sent += 1;
                         live = after(&live, put);
@@ -344,6 +348,18 @@ impl Ctx {
             ));
             return self.end(goal, LeadState::Failed, notes.join("; "), true);
         }
+        self.done(goal, sent, (assign, unassign), rebased, notes)
+    }
+
+    /// Every change of the lead was made, in `sent` PUTs.
+    fn done(
+        &self,
+        goal: &LeadGoal,
+        sent: u32,
+        (assign, unassign): (&BTreeSet<String>, &BTreeSet<String>),
+        rebased: bool,
+        notes: Vec<String>,
+    ) -> Result<LeadEnd, ApplyError> {
         let mut detail = format!(
             "{sent} PUT(s): assigned [{}], unassigned [{}]",
             list(assign),
@@ -362,6 +378,12 @@ impl Ctx {
             LeadState::Done
         };
         self.end(goal, state, detail, true)
+    }
+
+    /// A stop came between the lead's PUTs: it stays pending for `resume`.
+    fn interrupted(&self, goal: &LeadGoal, sent: u32) -> Result<LeadEnd, ApplyError> {
+        let detail = format!("interrupted after {sent} PUT(s); `resume` finishes it");
+        self.end(goal, LeadState::Pending, detail, sent > 0)
     }
 
     /// One PUT: journaled (pending) before, sent, journaled after.
@@ -406,22 +428,27 @@ impl Ctx {
         if let Err(UpstreamError::Fenced { .. }) = &sent {
             if stopped.load(Ordering::Relaxed) {
                 // Never sent: the row says so, and `resume` sends it.
-                self.journal.put_done(
-                    row,
-                    PutOutcome {
-                        state: PutState::Unsent,
-                        applied: Some(false),
-                        status: None,
-                        echo: None,
-                        message: Some("not sent: the apply was stopped while this PUT waited for the write budget"),
-                    },
-                )?;
+                self.journal.put_done(row, UNSENT)?;
                 return Ok(Sent::Stopped);
             }
             let refused = lost.lock().unwrap_or_else(|p| p.into_inner()).take();
             return Err(refused.unwrap_or(ApplyError::LeaseExpiring));
         }
-        // It went out (a fenced PUT did not: its row stays pending).
+        self.answered(goal, seq, row, put, retry, sent).await
+    }
+
+    /// A PUT that went out (a fenced one did not: its row stays pending):
+    /// counted, and its answer journaled (applied, refused) or read back
+    /// (ambiguous).
+    async fn answered(
+        &self,
+        goal: &LeadGoal,
+        seq: u32,
+        row: i64,
+        put: &PutBatch,
+        retry: bool,
+        sent: Result<LeadUsers, UpstreamError>,
+    ) -> Result<Sent, ApplyError> {
         self.progress.put_sent();
         series::put_sent();
         self.counters.puts_sent.fetch_add(1, Ordering::Relaxed);
