@@ -235,7 +235,19 @@ async fn a_killed_run_resumes_without_writing_anything_twice() {
     }
     let killed = history(&loc(&journal), 1).unwrap().remove(0);
     assert_eq!(killed.outcome, RunOutcome::Running);
-    tokio::time::sleep(Duration::from_millis(100)).await; // let in-flight PUTs land
+    // The PUTs in the air when the run was dropped land (or are dropped
+    // with their connection) first: a condition, polled.
+    for _ in 0..1000 {
+        if sb.puts_in_flight() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        sb.puts_in_flight(),
+        0,
+        "a PUT of the killed run is still being answered"
+    );
     let report = resume(
         &loc(&journal),
         None,
