@@ -914,16 +914,9 @@ async fn metrics_addr_is_checked_at_load_and_a_busy_port_is_exit_8() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_waits_for_a_successful_cycle() {
     let (sb, _dir, config, journal) = setup().await;
-    let (holder, addr) = busy_port();
-    drop(holder);
     // Zoho refuses the thresholds: every cycle's fetch fails.
     sb.set_zoho_scope_granted(false);
-    let l = Loop::start(
-        &config,
-        &journal,
-        &["--every", "1s", "--dry-run"],
-        &[("REBALANCER_RUN__METRICS_ADDR", &addr)],
-    );
+    let (l, addr) = Loop::with_metrics(&config, &journal, &["--every", "1s", "--dry-run"], &[]);
     let first = l.next();
     assert_eq!(first["outcome"], "failed", "{first}");
     let (status, body) = http_get(&addr, "/readyz");
