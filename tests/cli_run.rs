@@ -725,11 +725,7 @@ async fn two_loops_on_one_postgresql_journal_never_apply_in_the_same_cycle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_postgresql_journal_fails_at_start_up() {
     let (sb, _dir, config, _) = setup().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, port) = common::refused_port();
     let url = format!("postgres://rebalancer:hunter2-secret@127.0.0.1:{port}/journal");
     let (code, stdout, stderr) = run(
         s(&["run", "--once", "--config", &p(&config)]),

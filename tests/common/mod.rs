@@ -256,3 +256,15 @@ pub fn metrics_addr_from(stderr: std::process::ChildStderr) -> String {
         .expect("the child logs where it serves metrics")
         .expect("the log line names the address")
 }
+
+/// A loopback port nobody listens on, held until the returned socket is
+/// dropped: bound but never listening, so a connection to it is refused
+/// and no other process can take the port in the meantime.
+pub fn refused_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind("127.0.0.1:0".parse().unwrap())
+        .expect("a loopback port");
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
