@@ -180,8 +180,11 @@ fn unknown_or_missing_backends_are_usage_errors() {
     }
 }
 
-/// microlp needs well over 0.3 s at 1000x100 in any build, so it times out
-/// there and is not tried at 2000x200; the smaller 100x10 after it runs.
+/// microlp needs well over 0.3 s at 1000x100 in any build (a slower or
+/// busier machine only takes longer), so it times out there and is not
+/// tried at 2000x200; the smaller 100x10 after it is tried, whether it
+/// beats the deadline or not (that depends on the machine: a debug build
+/// on a busy CI runner may not).
 #[test]
 fn a_timeout_marks_the_row_and_skips_larger_sizes() {
     let (code, stdout, stderr) = bench(&[
@@ -201,7 +204,11 @@ fn a_timeout_marks_the_row_and_skips_larger_sizes() {
     assert_eq!(code, 0, "{stderr}");
     let rows: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     let status: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
-    assert_eq!(status, ["timeout", "skipped", "ok"], "{stdout}");
+    assert_eq!(status[..2], ["timeout", "skipped"], "{stdout}");
+    assert!(
+        status[2] == "ok" || status[2] == "timeout",
+        "the smaller size is tried: {stdout}"
+    );
     assert!(rows[0]["solve_ms"].is_null() && rows[0]["pairs"].as_u64() == Some(20_000));
     let note = rows[1]["note"].as_str().unwrap();
     assert!(

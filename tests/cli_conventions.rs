@@ -339,25 +339,21 @@ fn run_metrics_addr_overrides_the_config() {
     // run.metrics_addr names a port in use: only the flag's address works.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_addr = busy.local_addr().unwrap().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
     // The sandbox's journal goes to the working directory.
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_rebalancer"))
         .current_dir(dir.path())
         .args(["run", "--sandbox", "--every", "1h", "--format", "json"])
-        .args(["--metrics-addr", &addr])
+        // Port 0: the address it bound is read back from its log.
+        .args(["--metrics-addr", "127.0.0.1:0"])
         .env("REBALANCER_RUN__METRICS_ADDR", &busy_addr)
-        .env_remove("RUST_LOG")
+        .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let addr = common::metrics_addr_from(child.stderr.take().unwrap());
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)

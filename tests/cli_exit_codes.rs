@@ -1,12 +1,46 @@
-//! Every exit code of README.md's table, produced by the binary for the
-//! cause the table names. Code 1 (an internal error) is a bug by
-//! definition: nothing the user does should produce it, so it has no case.
+//! Every exit code of README.md's table (src/exit.rs `CODES`), produced
+//! by the binary, in this file, for the cause the table names. Code 1 (an
+//! internal error) is a bug by definition: nothing the user does should
+//! produce it, so it has no case.
+//!
+//! [`PRODUCERS`] says which test here produces which codes; each test
+//! checks the codes it saw against its entry, and
+//! [`every_documented_exit_code_has_a_producer`] that the entries cover the
+//! table.
 
 mod common;
 
+use common::world::{setup, wait_child};
 use common::{config_toml, p, run_async as run, s, small_world, start};
+use rebalancer_sandbox::{FaultSpec, Faults};
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::process::Command;
+
+/// Each test of this file, and the exit codes it produces with the binary.
+const PRODUCERS: &[(&str, &[i32])] = &[
+    (
+        "every_documented_exit_code_has_its_cause",
+        &[0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14],
+    ),
+    ("the_apply_exit_codes_have_their_causes", &[11, 12, 13, 15]),
+];
+
+/// The codes [`PRODUCERS`] lists for `test`.
+fn registered(test: &str) -> BTreeSet<i32> {
+    let (_, codes) = PRODUCERS
+        .iter()
+        .find(|(name, _)| *name == test)
+        .unwrap_or_else(|| panic!("{test} is not in PRODUCERS"));
+    codes.iter().copied().collect()
+}
+
+// The names in PRODUCERS are this file's tests: this does not compile
+// otherwise.
+const _: [fn(); 2] = [
+    every_documented_exit_code_has_its_cause,
+    the_apply_exit_codes_have_their_causes,
+];
 
 /// The codes README.md's exit-code table lists.
 fn readme_codes() -> BTreeSet<i32> {
@@ -149,80 +183,144 @@ async fn every_documented_exit_code_has_its_cause() {
     .await;
     assert_eq!(code, 2, "changes pending: {stderr}");
     seen.extend(plan_level_codes(dir.path(), &snap).await);
-    seen.extend(apply_codes());
-    seen.extend(admission_codes());
-    let mut documented = readme_codes();
-    documented.remove(&1);
-    let missing: Vec<_> = documented.difference(&seen).collect();
-    assert!(
-        missing.is_empty(),
-        "documented codes without a case: {missing:?}"
-    );
+    assert_eq!(seen, registered("every_documented_exit_code_has_its_cause"));
     sb.shutdown().await;
 }
 
-/// 10 (a blocked plan), from a saved snapshot in which Webex knows nobody.
-/// 9 (the solver failed) has no case here: the record limits keep the exact
-/// solver clear of overflow whatever the input, so no input reaches it
-/// through the binary; `exit::tests` checks its mapping.
+#[test]
+fn every_documented_exit_code_has_a_producer() {
+    let produced: BTreeSet<i32> = PRODUCERS
+        .iter()
+        .flat_map(|(_, codes)| codes.iter().copied())
+        .collect();
+    let mut documented = readme_codes();
+    assert!(documented.remove(&1), "README documents code 1");
+    let missing: Vec<_> = documented.difference(&produced).collect();
+    assert!(
+        missing.is_empty(),
+        "documented codes no test here produces: {missing:?}"
+    );
+    let unknown: Vec<_> = produced.difference(&documented).collect();
+    assert!(unknown.is_empty(), "undocumented codes: {unknown:?}");
+}
+
+/// 10 (a blocked plan), from a saved snapshot in which Webex knows nobody;
+/// 9 (the solver failed), from one whose agents each have room for almost
+/// 10^12 records (the limit of one counter): the balance stage scales each
+/// headroom by the numerator of the peak utilisation, which overflows 64
+/// bits with the exact flow solver.
 async fn plan_level_codes(dir: &Path, snap: &Path) -> BTreeSet<i32> {
     let mut snapshot = rebalancer_model::Snapshot::load(snap).unwrap();
+    let original = snapshot.clone();
     for a in &mut snapshot.agents {
         a.webex = None;
     }
     let outage = dir.join("outage.json");
     snapshot.save(&outage).unwrap();
-    let (code, _, stderr) = run(s(&["plan", "--snapshot", &p(&outage)]), vec![]).await;
-    assert_eq!(code, 10, "a blocked plan: {stderr}");
-    BTreeSet::from([code, 9])
+    let (blocked, _, stderr) = run(s(&["plan", "--snapshot", &p(&outage)]), vec![]).await;
+    assert_eq!(blocked, 10, "a blocked plan: {stderr}");
+
+    let mut snapshot = original;
+    for (k, a) in snapshot.agents.iter_mut().enumerate() {
+        for t in &mut a.thresholds {
+            t.backlog_allow_count = 1_000_000_000_000 - 7 * k as i64 - 1;
+            t.backlog_count = 0;
+            t.record_allow_count = 1_000_000_000_000 - 3 * k as i64 - 2;
+            t.record_assigned_count = 0;
+        }
+        a.derive();
+    }
+    let huge = dir.join("huge.json");
+    snapshot.save(&huge).unwrap();
+    let (solver, _, stderr) = run(
+        s(&["plan", "--snapshot", &p(&huge)]),
+        vec![
+            ("REBALANCER_PLAN__DEMAND_SHARE".into(), "0.1".into()),
+            ("REBALANCER_PLAN__MAX_UNASSIGN_SHARE".into(), "1".into()),
+        ],
+    )
+    .await;
+    assert_eq!(solver, 9, "the solver overflowed: {stderr}");
+    assert!(stderr.contains("overflowed 64-bit"), "{stderr}");
+    BTreeSet::from([blocked, solver])
 }
 
-/// 15 (a plan that does not fit the config or the time) needs a reviewed
-/// plan and a second system; `tests/cli_admission.rs` produces it with the
-/// binary. This checks that test still exists and asserts the code.
-fn admission_codes() -> BTreeSet<i32> {
-    let source = include_str!("cli_admission.rs");
-    let test = "async fn resume_into_another_system_or_with_a_stale_plan_is_refused_before_any_put";
-    let body = source
-        .split(test)
-        .nth(1)
-        .unwrap_or_else(|| panic!("tests/cli_admission.rs has no {test}"));
+/// 12 (a second apply while one holds the journal), 11 (SIGTERM mid-apply),
+/// 13 (a resume whose PUTs the CMS refuses) and 15 (a plan too old for
+/// `apply.max_plan_age_secs`), one after another on one world.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apply_exit_codes_have_their_causes() {
+    let t = setup().await;
+    let mut seen = BTreeSet::new();
+    let first = t.spawn_apply("2");
+    t.wait_for_puts(1).await;
+    let (busy, _, stderr) = run(t.apply_args(), vec![]).await;
+    assert_eq!(busy, 12, "a second apply: {stderr}");
+    seen.insert(busy);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (interrupted, stdout, stderr) = wait_child(first).await;
+    assert_eq!(interrupted, 11, "SIGTERM mid-apply: {stderr}\n{stdout}");
+    seen.insert(interrupted);
+
+    let sent = t.sb.write_log().len();
     assert!(
-        body.contains("assert_eq!(code, 15"),
-        "{test} checks exit 15"
+        sent < t.plan.leads.len(),
+        "the apply finished before SIGTERM"
     );
-    BTreeSet::from([15])
-}
+    let stopped = t.live();
+    t.sb.set_faults(Faults {
+        cms_put: FaultSpec {
+            fail_first: 10_000,
+            fail_status: 400,
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    let (incomplete, stdout, stderr) = run(
+        s(&[
+            "resume",
+            "--config",
+            &p(&t.config),
+            "--journal",
+            &p(&t.journal),
+        ]),
+        vec![("REBALANCER_APPLY__PUTS_PER_SECOND".into(), "100".into())],
+    )
+    .await;
+    assert_eq!(incomplete, 13, "refused PUTs: {stderr}\n{stdout}");
+    assert!(t.sb.write_log().len() > sent, "resume sent nothing");
+    assert_eq!(t.live(), stopped, "a refused PUT changed something");
+    let sent = t.sb.write_log().len();
+    seen.insert(incomplete);
 
-/// 11, 12 and 13 need an apply in flight (a signal, a second apply, refused
-/// PUTs); `tests/cli_apply.rs` produces each with the binary. This checks
-/// those tests still exist and assert the code.
-fn apply_codes() -> BTreeSet<i32> {
-    let source = include_str!("cli_apply.rs");
-    [
-        (
-            11,
-            "async fn sigterm_mid_apply_exits_11_and_resume_finishes",
-            "assert_eq!(code, 11",
-        ),
-        (
-            12,
-            "async fn two_applies_on_one_journal_cannot_run_at_once",
-            "assert_eq!(code, 12",
-        ),
-        (
-            13,
-            "async fn refused_puts_end_the_run_with_code_13",
-            "assert_eq!(code, 13",
-        ),
-    ]
-    .into_iter()
-    .map(|(code, test, assertion)| {
-        assert!(
-            source.contains(test) && source.contains(assertion),
-            "tests/cli_apply.rs lost its case for exit code {code}"
-        );
-        code
-    })
-    .collect()
+    let mut stale: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&t.plan_path).unwrap()).unwrap();
+    stale["snapshot_fetched_at"] = "2020-01-01T00:00:00Z".into();
+    let stale_path = t.dir.path().join("stale.json");
+    std::fs::write(&stale_path, stale.to_string()).unwrap();
+    let (mismatch, _, stderr) = run(
+        s(&[
+            "apply",
+            "--plan",
+            &p(&stale_path),
+            "--config",
+            &p(&t.config),
+            "--journal",
+            &p(&t.journal),
+        ]),
+        vec![],
+    )
+    .await;
+    assert_eq!(mismatch, 15, "a plan too old: {stderr}");
+    assert!(stderr.contains("apply.max_plan_age_secs"), "{stderr}");
+    seen.insert(mismatch);
+    assert_eq!(t.sb.write_log().len(), sent, "a refused apply wrote");
+    assert_eq!(seen, registered("the_apply_exit_codes_have_their_causes"));
+    t.sb.shutdown().await;
 }

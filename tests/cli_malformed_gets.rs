@@ -160,25 +160,21 @@ async fn a_run_cycle_counts_malformed_bodies_in_its_metrics() {
     )
     .unwrap();
     sb.set_faults(three_percent_malformed());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_rebalancer"))
         .args(["run", "--every", "1h", "--format", "json", "--config"])
         .arg(&config)
         .arg("--journal")
         .arg(dir.path().join("journal.sqlite"))
-        .env("REBALANCER_RUN__METRICS_ADDR", &addr)
+        // Port 0: the address it bound is read back from its log.
+        .env("REBALANCER_RUN__METRICS_ADDR", "127.0.0.1:0")
         .env("REBALANCER_APPLY__PUTS_PER_SECOND", "200")
-        .env_remove("RUST_LOG")
+        .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
+    let addr = common::metrics_addr_from(child.stderr.take().unwrap());
     let stdout = child.stdout.take().unwrap();
     let (tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

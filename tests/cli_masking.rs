@@ -13,14 +13,6 @@ use common::{config_toml, p, run_async as run, s, small_world, start};
 /// The password of the report: raw in the URL, `/` and `+` in it.
 const PASSWORD: &str = "Zx9/Kq+secret";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn url(port: u16, database: &str) -> String {
     format!("postgres://rebalancer:{PASSWORD}@127.0.0.1:{port}/{database}")
 }
@@ -46,9 +38,10 @@ async fn an_unreachable_journal_url_never_prints_its_password() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.toml");
     std::fs::write(&config, config_toml(&sb)).unwrap();
+    let (_held, port) = common::refused_port();
     let env = vec![(
         "REBALANCER_JOURNAL__URL".to_string(),
-        url(free_port(), "rebalancer"),
+        url(port, "rebalancer"),
     )];
     let cfg = p(&config);
 

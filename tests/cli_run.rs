@@ -725,11 +725,7 @@ async fn two_loops_on_one_postgresql_journal_never_apply_in_the_same_cycle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_postgresql_journal_fails_at_start_up() {
     let (sb, _dir, config, _) = setup().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, port) = common::refused_port();
     let url = format!("postgres://rebalancer:hunter2-secret@127.0.0.1:{port}/journal");
     let (code, stdout, stderr) = run(
         s(&["run", "--once", "--config", &p(&config)]),
@@ -914,16 +910,9 @@ async fn metrics_addr_is_checked_at_load_and_a_busy_port_is_exit_8() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_waits_for_a_successful_cycle() {
     let (sb, _dir, config, journal) = setup().await;
-    let (holder, addr) = busy_port();
-    drop(holder);
     // Zoho refuses the thresholds: every cycle's fetch fails.
     sb.set_zoho_scope_granted(false);
-    let l = Loop::start(
-        &config,
-        &journal,
-        &["--every", "1s", "--dry-run"],
-        &[("REBALANCER_RUN__METRICS_ADDR", &addr)],
-    );
+    let (l, addr) = Loop::with_metrics(&config, &journal, &["--every", "1s", "--dry-run"], &[]);
     let first = l.next();
     assert_eq!(first["outcome"], "failed", "{first}");
     let (status, body) = http_get(&addr, "/readyz");
@@ -1225,5 +1214,95 @@ async fn a_configuration_error_in_a_cycle_ends_the_loop() {
     let log = std::fs::read_to_string(&log).unwrap();
     assert_eq!(code, Some(3), "{log}");
     assert!(log.contains("a configuration error ends the loop"), "{log}");
+    sb.shutdown().await;
+}
+
+/// Each outcome of a `run --once` cycle and its exit code: `blocked` (10)
+/// by a plan over `plan.max_unassign_share`, `failed` (the error's code: 5
+/// for Zoho refusing the thresholds' scope), `applied_with_failures` (13)
+/// when the CMS refuses every PUT, then `applied` (0) and, on the world
+/// the apply left, `no_changes` (0). Each cycle is in the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_run_once_outcome_has_its_exit_code() {
+    use rebalancer_sandbox::{FaultSpec, Faults};
+    let (sb, _dir, config, journal) = setup().await;
+    let once = |env: Vec<(&str, &str)>| {
+        let args = s(&[
+            "run",
+            "--once",
+            "--config",
+            &p(&config),
+            "--journal",
+            &p(&journal),
+            "--format",
+            "json",
+        ]);
+        let mut env: Vec<(String, String)> = env
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        env.push(("REBALANCER_APPLY__PUTS_PER_SECOND".into(), "200".into()));
+        async move {
+            let (code, stdout, stderr) = run(args, env).await;
+            let record: Value = serde_json::from_str(stdout.trim())
+                .unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+            (
+                code,
+                record["outcome"].as_str().unwrap_or_default().to_owned(),
+                stderr,
+            )
+        }
+    };
+    let (code, outcome, stderr) =
+        once(vec![("REBALANCER_PLAN__MAX_UNASSIGN_SHARE", "0.001")]).await;
+    assert_eq!((code, outcome.as_str()), (10, "blocked"), "{stderr}");
+    assert!(sb.write_log().is_empty(), "a blocked cycle wrote");
+
+    sb.set_zoho_scope_granted(false);
+    let (code, outcome, stderr) = once(vec![]).await;
+    assert_eq!((code, outcome.as_str()), (5, "failed"), "{stderr}");
+    sb.set_zoho_scope_granted(true);
+
+    sb.set_faults(Faults {
+        cms_put: FaultSpec {
+            fail_first: 100_000,
+            fail_status: 400,
+            ..FaultSpec::default()
+        },
+        ..Faults::default()
+    });
+    let (code, outcome, stderr) = once(vec![]).await;
+    assert_eq!(
+        (code, outcome.as_str()),
+        (13, "applied_with_failures"),
+        "{stderr}"
+    );
+    assert!(!sb.write_log().is_empty(), "no PUT was tried");
+    sb.set_faults(Faults::default());
+
+    let (code, outcome, stderr) = once(vec![]).await;
+    assert_eq!((code, outcome.as_str()), (0, "applied"), "{stderr}");
+    let (code, outcome, stderr) = once(vec![]).await;
+    assert_eq!((code, outcome.as_str()), (0, "no_changes"), "{stderr}");
+
+    let conn = rusqlite::Connection::open(&journal).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT outcome FROM cycles ORDER BY id")
+        .unwrap();
+    let recorded: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            "blocked",
+            "failed",
+            "applied_with_failures",
+            "applied",
+            "no_changes"
+        ]
+    );
     sb.shutdown().await;
 }

@@ -231,3 +231,40 @@ pub fn s(v: &[&str]) -> Vec<String> {
 pub fn p(path: &std::path::Path) -> String {
     path.to_str().expect("test paths are UTF-8").to_owned()
 }
+
+/// The address a `run` child serves metrics at, read from its stderr's
+/// start-up line (`metrics at /metrics addr=…`; the child needs
+/// `RUST_LOG=info`): start it with the address on port 0 and the port is
+/// never let go between choosing and binding it. Keeps reading stderr
+/// afterwards, so the child never blocks on a full pipe.
+pub fn metrics_addr_from(stderr: std::process::ChildStderr) -> String {
+    use std::io::{BufRead, BufReader};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent && line.contains("metrics at /metrics") {
+                let addr = line
+                    .split_once("addr=")
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    .map(|a| a.trim_matches('"').to_owned());
+                sent = tx.send(addr).is_ok();
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("the child logs where it serves metrics")
+        .expect("the log line names the address")
+}
+
+/// A loopback port nobody listens on, held until the returned socket is
+/// dropped: bound but never listening, so a connection to it is refused
+/// and no other process can take the port in the meantime.
+pub fn refused_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind("127.0.0.1:0".parse().unwrap())
+        .expect("a loopback port");
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}

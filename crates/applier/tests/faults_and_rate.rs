@@ -6,8 +6,10 @@
 //! never assign an agent that may not work; agents that went inactive or
 //! over their allowance after the plan are assigned nowhere; a killed run
 //! (its future dropped mid-flight) resumes without double writes; the write
-//! rate stays within `puts_per_second + burst` in every second and close to
-//! the budget while work is queued.
+//! rate stays within `puts_per_second + burst` in every window of the
+//! write log (a bound a loaded machine cannot break: load only spreads
+//! writes out). How close to the budget the rate comes depends on the
+//! machine's speed: it is printed, not checked.
 
 mod common;
 
@@ -233,7 +235,19 @@ async fn a_killed_run_resumes_without_writing_anything_twice() {
     }
     let killed = history(&loc(&journal), 1).unwrap().remove(0);
     assert_eq!(killed.outcome, RunOutcome::Running);
-    tokio::time::sleep(Duration::from_millis(100)).await; // let in-flight PUTs land
+    // The PUTs in the air when the run was dropped land (or are dropped
+    // with their connection) first: a condition, polled.
+    for _ in 0..1000 {
+        if sb.puts_in_flight() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        sb.puts_in_flight(),
+        0,
+        "a PUT of the killed run is still being answered"
+    );
     let report = resume(
         &loc(&journal),
         None,
@@ -314,26 +328,49 @@ fn peak_per_second(times: &[f64]) -> usize {
         .unwrap_or(0)
 }
 
-/// Writes per second between the first write after the burst and the last.
+/// Writes per second between the first write after the burst and the last
+/// (a figure for the record: it depends on how fast this machine is).
 fn steady_rate(times: &[f64], burst: usize) -> f64 {
     let t = &times[burst..];
     (t.len() - 1) as f64 / (t[t.len() - 1] - t[0])
 }
 
+/// The first pair of writes, `k` apart in the log, closer in time than a
+/// budget of `per_second` with `burst` allows: `k` writes need at least
+/// `(k - burst) / per_second` seconds (`slack` absorbs the sandbox's clock
+/// reading after the limiter's). Holds whatever the machine's load: load
+/// only spreads writes out.
+fn faster_than_budget(
+    times: &[f64],
+    per_second: f64,
+    burst: usize,
+    slack: f64,
+) -> Option<(usize, usize, f64)> {
+    for i in 0..times.len() {
+        for j in i + burst + 1..times.len() {
+            let least = (j - i - burst) as f64 / per_second - slack;
+            if times[j] - times[i] < least {
+                return Some((i, j, times[j] - times[i]));
+            }
+        }
+    }
+    None
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_write_rate_stays_within_the_budget_and_close_to_it() {
+async fn the_write_rate_stays_within_the_budget_in_every_window() {
     let (times, report) = timed(8, 2, 50, 40).await;
     assert!(times.len() >= 30, "{}", times.len());
     let peak = peak_per_second(&times);
-    let steady = steady_rate(&times, 2);
     eprintln!(
-        "8 PUT/s + 2: {} PUTs, peak {peak} in 1 s, steady {steady:.2}/s, effective {:.2}/s over {:.1} s",
+        "8 PUT/s + 2: {} PUTs, peak {peak} in 1 s, steady {:.2}/s, effective {:.2}/s over {:.1} s",
         times.len(),
+        steady_rate(&times, 2),
         report.effective_rate(),
         report.elapsed.as_secs_f64()
     );
     assert!(peak <= 8 + 2, "peak {peak}");
-    assert!(steady >= 0.9 * 8.0, "steady rate {steady:.2}");
+    assert_eq!(faster_than_budget(&times, 8.0, 2, 0.01), None);
 }
 
 /// Measurements for the record (`cargo test -p rebalancer-applier --test

@@ -31,12 +31,25 @@ fn applied(log: &[WriteRecord]) -> RecentMoves {
     out
 }
 
-/// A moment strictly between what happened before and after it.
+/// The journal's resolution: its times are Unix milliseconds.
+fn unix_ms(t: OffsetDateTime) -> i128 {
+    t.unix_timestamp_nanos() / 1_000_000
+}
+
+/// A moment strictly between what happened before and after it, at the
+/// journal's resolution: the first instant of a millisecond later than
+/// the one this is called in (a condition on the clock, polled). What was
+/// journaled before is in an earlier millisecond, what is journaled after
+/// in this one or later.
 async fn pause() -> OffsetDateTime {
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let t = OffsetDateTime::now_utc();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    t
+    let called = unix_ms(OffsetDateTime::now_utc());
+    loop {
+        let t = OffsetDateTime::now_utc();
+        if unix_ms(t) > called {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_micros(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -241,6 +241,7 @@ async fn put_mapping(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _in_flight = shared.put_started();
     let at = shared.elapsed();
     let change = serde_json::from_slice::<MappingChange>(&body).map_err(|e| e.to_string());
     let (response, assigned_after) = put_answer(&shared, &headers, &change).await;

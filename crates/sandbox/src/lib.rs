@@ -310,6 +310,13 @@ impl Sandbox {
         self.shared.counts()
     }
 
+    /// CMS PUTs being answered now: 0 once every PUT received has been
+    /// answered and logged, or dropped with its client's connection
+    /// (dropped before the change: nothing applied).
+    pub fn puts_in_flight(&self) -> u64 {
+        self.shared.puts_in_flight()
+    }
+
     /// The credentials this sandbox accepts.
     pub fn credentials(&self) -> &Credentials {
         &self.credentials

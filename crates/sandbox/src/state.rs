@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -79,6 +79,15 @@ pub struct RequestCounts {
     pub zoho_token: u64,
 }
 
+/// A CMS PUT in flight: see [`Shared::put_started`].
+pub struct InFlight(Arc<AtomicU64>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The current mapping of one lead (user indices; index order is username order).
 #[derive(Clone, Debug, Default)]
 pub struct Mapping {
@@ -117,6 +126,9 @@ pub struct Shared {
     faults: Mutex<FaultState>,
     tokens: Mutex<Tokens>,
     counts: [AtomicU64; 5],
+    /// CMS PUTs being answered now (a handler the client's hang-up drops
+    /// counts as done).
+    puts_in_flight: Arc<AtomicU64>,
     started: Instant,
     writes: Mutex<Vec<WriteRecord>>,
     overrides: Mutex<Overrides>,
@@ -156,6 +168,7 @@ impl Shared {
                 ahead: Duration::ZERO,
             }),
             counts: Default::default(),
+            puts_in_flight: Default::default(),
             started: Instant::now(),
             writes: Mutex::new(Vec::new()),
             overrides: Mutex::new(Overrides::default()),
@@ -180,6 +193,17 @@ impl Shared {
             tracing::debug!(?endpoint, ?after, "injecting fault after apply");
         }
         (decision.fault, decision.after_apply)
+    }
+
+    /// Counts a CMS PUT as in flight until the returned guard is dropped.
+    pub fn put_started(&self) -> InFlight {
+        self.puts_in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.puts_in_flight.clone())
+    }
+
+    /// CMS PUTs being answered now.
+    pub fn puts_in_flight(&self) -> u64 {
+        self.puts_in_flight.load(Ordering::SeqCst)
     }
 
     /// Appends to the write log.

@@ -637,12 +637,10 @@ async fn body_over_the_limit_is_refused() {
 
 #[tokio::test]
 async fn connection_refused_is_a_transport_error_naming_the_url() {
-    // Bind a port, then free it: nothing listens there any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Bound, never listening: refused, and the port is ours until the end.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}/prefix/");
     let stats = Stats::default();
     let err = CmsClient::new(cms_config(&base), stats.clone())

@@ -468,11 +468,10 @@ async fn a_hang_up_after_sending_is_ambiguous() {
 
 #[tokio::test]
 async fn a_refused_connection_is_retried_and_definite() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Bound, never listening: refused, and the port is ours until the end.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let budget = RequestBudget::new(nz(1000), nz(10), 1);
     let err = cms_at(&format!("http://127.0.0.1:{port}"), Some(budget.clone()))
         .put_mapping(&update(2))
