@@ -336,8 +336,9 @@ mod tests {
     #[test]
     fn optimizer_errors_map_to_their_codes() {
         let code = |e: OptimizerError| code_of(&anyhow::Error::from(e).context("planning"));
-        // No input reaches these through the binary (the record limits keep
-        // the exact solver clear of overflow), so the mapping is tested here.
+        // Overflow is also produced through the binary (tests/cli_exit_codes.rs:
+        // headrooms near the record limit scaled by the balance stage's
+        // ratio); the out-of-range errors are tested here.
         assert_eq!(code(OptimizerError::Overflow), SOLVER);
         assert_eq!(
             code(OptimizerError::HeadroomOutOfRange {

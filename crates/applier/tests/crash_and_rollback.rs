@@ -10,7 +10,8 @@ use std::path::Path;
 
 use common::*;
 use rebalancer_applier::{
-    apply, history, resume, rollback, show, ApplyError, LeadKey, Progress, RunKind, RunOutcome,
+    apply, history, resume, rollback, show, ApplyError, LeadKey, Progress, PutState, RunKind,
+    RunOutcome,
 };
 use rebalancer_model::Plan;
 use rebalancer_upstream::MappingUpdate;
@@ -112,10 +113,10 @@ async fn a_crash_between_the_pending_row_and_the_put_is_read_back_on_resume() {
     let puts = show(&loc(&journal), first.run).unwrap().puts;
     let outcome = |lead: LeadKey| {
         let p = puts.iter().find(|p| p.lead == lead).unwrap();
-        (p.state.clone(), p.applied)
+        (p.state, p.applied)
     };
-    assert_eq!(outcome(reached), ("resolved".to_owned(), Some(true)));
-    assert_eq!(outcome(lost), ("resolved".to_owned(), Some(false)));
+    assert_eq!(outcome(reached), (PutState::Resolved, Some(true)));
+    assert_eq!(outcome(lost), (PutState::Resolved, Some(false)));
     // The lead the lost PUT was for got it now, once; the one that reached
     // the CMS was not sent again.
     let sent_to = |lead: LeadKey| {

@@ -1,10 +1,13 @@
 //! Named limits on input numbers and the float tolerances of the planner.
 //!
-//! The stages are exact integer arithmetic; the limits keep every integer
-//! they see (and every sum and scaled capacity built from them) far from
-//! `i64::MAX`, so an absurd count upstream (a Zoho counter near `i64::MAX`,
-//! a demand of `u64::MAX`) becomes a typed error naming the agent or lead
-//! rather than a wrap or a panic. The tolerances absorb the float noise of
+//! The stages are exact integer arithmetic; the limits keep every input
+//! integer and every unscaled sum far from `i64::MAX`, so an absurd count
+//! upstream (a Zoho counter near `i64::MAX`, a demand of `u64::MAX`)
+//! becomes a typed error naming the agent or lead rather than a wrap or a
+//! panic. Capacities scaled by the balance stage's exact ratio can still
+//! exceed `i64` for headrooms near the limit: that is checked
+//! (`check_capacities`) and ends the plan with `OptimizerError::Overflow`
+//! (exit 9, naming `plan.solver = "lp"`), never a wrap. The tolerances absorb the float noise of
 //! figures derived from exact fractions (and of the LP path).
 
 /// Most records one agent's headroom or one lead's demand may be (10^12).
