@@ -417,24 +417,7 @@ impl Loop {
             &env,
             Stdio::piped(),
         );
-        let stderr = l.child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent && line.contains("metrics at /metrics") {
-                    let addr = line
-                        .split_once("addr=")
-                        .and_then(|(_, rest)| rest.split_whitespace().next())
-                        .map(|a| a.trim_matches('"').to_owned());
-                    sent = tx.send(addr).is_ok();
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the loop logs where it serves metrics")
-            .expect("the log line names the address");
+        let addr = common::metrics_addr_from(l.child.stderr.take().unwrap());
         (l, addr)
     }
 }
