@@ -8,11 +8,10 @@
 //! or the output.
 
 mod common;
-#[path = "../crates/applier/tests/support/pg.rs"]
-mod pg;
 
 use common::world::{setup, wait_child, Setup};
 use common::{config_toml, p, plan_world, run_async as run, s, start};
+use rebalancer_testkit::pg;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

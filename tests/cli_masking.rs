@@ -5,10 +5,9 @@
 //! Every one of them shows `rebalancer:****@host`.
 
 mod common;
-#[path = "../crates/applier/tests/support/pg.rs"]
-mod pg;
 
 use common::{config_toml, p, run_async as run, s, small_world, start};
+use rebalancer_testkit::pg;
 
 /// The password of the report: raw in the URL, `/` and `+` in it.
 const PASSWORD: &str = "Zx9/Kq+secret";

@@ -8,11 +8,10 @@
 //! key (never printing the URL's password).
 
 mod common;
-#[path = "../crates/applier/tests/support/pg.rs"]
-mod pg;
 
 use common::{config_toml, p, plan_world, run_async as run, s, start};
 use rebalancer_sandbox::Sandbox;
+use rebalancer_testkit::pg;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -6,8 +6,6 @@
 //! notice when PostgreSQL is not installed.
 
 mod common;
-#[path = "support/pg.rs"]
-mod pg;
 
 use std::time::Duration;
 
@@ -15,6 +13,7 @@ use common::*;
 use rebalancer_applier::{
     apply, cycles, history, show, ApplyError, JournalLocation, Progress, RunOutcome,
 };
+use rebalancer_testkit::pg;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

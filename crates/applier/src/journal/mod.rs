@@ -33,9 +33,6 @@ mod pg_tests;
 pub mod schema;
 mod sqlite;
 #[cfg(test)]
-#[path = "../../tests/support/pg.rs"]
-mod test_server;
-#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -12,9 +12,9 @@ use secrecy::SecretString;
 
 use super::*;
 use crate::error::ApplyError;
-use crate::journal::test_server::{self, Options, PgServer};
 use crate::journal::{Journal, JournalLocation, NewRun};
 use crate::report::RunKind;
+use rebalancer_testkit::pg::{self as test_server, Options, PgServer};
 
 fn secret(s: &str) -> SecretString {
     s.to_string().into()

@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::test_server::{self, PgServer};
 use super::*;
 use crate::report::{CycleMode, CycleOutcome, PutState, RunKind};
+use rebalancer_testkit::pg::{self as test_server, PgServer};
 
 fn location(url: &str) -> JournalLocation {
     JournalLocation::Postgres(url.to_string().into())

@@ -1,7 +1,7 @@
 //! A throwaway PostgreSQL server for tests: [`start`] runs `initdb` and
 //! `pg_ctl` on a temporary directory and a free port, and the server is
 //! stopped and removed on drop. Shared by the applier's tests and the
-//! binary's (included with `#[path]`).
+//! binary's.
 //!
 //! Without PostgreSQL installed a test is skipped with a notice on stderr
 //! (never silently); with `REBALANCER_REQUIRE_POSTGRES` set (CI) a missing
@@ -13,8 +13,6 @@
 //! (password authentication, `hostssl` only). [`PgServer::sql`] runs
 //! statements as the superuser over the Unix socket (which `pg_hba.conf`
 //! always trusts), e.g. to create roles or terminate backends.
-
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
