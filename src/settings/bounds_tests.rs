@@ -3,25 +3,8 @@
 
 use super::*;
 
-const FILE: &str = r#"
-[cms]
-base_url = "https://cms.example.com:8443"
-username = "u"
-password = "p-secret"
-contact_center_id = 1
-[[cms.campaigns]]
-process_id = 1
-campaign_id = 2
-lead_ids = [3]
-[webex]
-base_url = "https://webex.example.com"
-api_key = "k-secret"
-[zoho]
-client_id = "c"
-client_secret = "s-secret"
-refresh_token = "r-secret"
-threshold_ids = ["9"]
-"#;
+/// The same minimal config as the loader's other tests.
+const FILE: &str = super::tests::MINIMAL;
 
 fn load_with(text: &str, vars: &[(String, String)]) -> Result<Settings, String> {
     let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 
 use super::*;
 
-const MINIMAL: &str = r#"
+pub(super) const MINIMAL: &str = r#"
 [cms]
 base_url = "https://cms.example.com:8443"
 username = "u"
