@@ -1,5 +1,5 @@
 //! Tests of the PostgreSQL connection layer: how `journal.url` is split
-//! and parsed (no server), and against real servers (`tests/support/pg.rs`)
+//! and parsed (no server), and against real servers (`rebalancer_testkit::pg`)
 //! TLS with a CA and a server certificate made here (rcgen), the server's
 //! errors named by SQLSTATE without the password, and a reconnect after
 //! the backend was terminated. Skipped with a notice when PostgreSQL is

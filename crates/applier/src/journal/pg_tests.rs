@@ -1,4 +1,4 @@
-//! The journal on a real PostgreSQL server (`tests/support/pg.rs`): the
+//! The journal on a real PostgreSQL server (`rebalancer_testkit::pg`): the
 //! same answers as the SQLite file. One server for all the checks, a new
 //! database for each; skipped with a notice when PostgreSQL is not
 //! installed (a failure when `REBALANCER_REQUIRE_POSTGRES` is set).
