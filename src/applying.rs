@@ -1,129 +1,16 @@
-//! What `apply`, `resume` and `rollback` share: connecting with the write
-//! budget, what the config expects of a plan (the applier's admission
-//! check: [`Session::expected`]), stopping cleanly on SIGINT/SIGTERM, the
-//! progress bar while a run goes on, and the exit code of a finished run.
+//! What `apply`, `resume`, `rollback` and `run` share at the edge: the
+//! progress bar while a run goes on, and the summary and exit code of a
+//! finished run. The write session itself (connection, write budget,
+//! journal, what the config expects of a plan, the stop token) is
+//! `rebalancer_ops::session`.
 
 use crate::exit;
-use crate::input::{self, Connected, Purpose, Source};
 use crate::progress::Bar;
 use crate::render::{self, Format};
-use crate::settings::Env;
-use rebalancer_applier::{
-    ApplyConfig, ConfigDigest, ConfiguredCampaign, Expected, JournalLocation, Progress, RunOutcome,
-    RunReport, Upstreams, MAX_CLOCK_SKEW,
-};
+use rebalancer_applier::{JournalLocation, Progress, RunOutcome, RunReport};
 use std::future::Future;
-use std::path::PathBuf;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-/// The journal of `--sandbox` runs without `--journal`.
-pub const SANDBOX_JOURNAL: &str = "rebalancer-sandbox-journal.sqlite";
-
-/// A connection ready to write, with the applier's options.
-pub struct Session {
-    pub connected: Connected,
-    pub upstreams: Upstreams,
-    pub config: ApplyConfig,
-    pub journal: JournalLocation,
-}
-
-/// Connect to `source` for writing. `journal` (`--journal FILE`)
-/// overrides `journal.url` and `apply.journal`.
-pub async fn session(
-    source: &Source,
-    env: &Env,
-    journal: Option<PathBuf>,
-    allow_mass_unassign: bool,
-) -> anyhow::Result<Session> {
-    let connected = input::connect(source, env, Purpose::Write).await?;
-    let upstreams = connected.connection.upstreams();
-    let config =
-        connected
-            .apply
-            .apply_config(&connected.plan, &connected.http, allow_mass_unassign);
-    // The embedded sandbox is a demo: its runs never go into the journal a
-    // config names (a production SQLite file in this directory, or a
-    // PostgreSQL journal from the environment), only into their own file.
-    let journal = match (source, journal) {
-        (Source::Sandbox(_), None) => JournalLocation::Sqlite(PathBuf::from(SANDBOX_JOURNAL)),
-        (_, flag) => connected.journal.location(&connected.apply, flag),
-    };
-    Ok(Session {
-        connected,
-        upstreams,
-        config,
-        journal,
-    })
-}
-
-impl Session {
-    /// What this config expects of a plan it writes, asked now: the system
-    /// it names, its `[[cms.campaigns]]`, the digest of its `[plan]` rules
-    /// and campaigns (with the plan's what-ifs), `apply.max_plan_age_secs`
-    /// and the clock-skew tolerance [`MAX_CLOCK_SKEW`].
-    pub fn expected(&self) -> Expected {
-        let connection = &self.connected.connection;
-        let campaigns = &connection.options.campaigns;
-        let pairs: Vec<(u64, u64)> = campaigns
-            .iter()
-            .map(|c| (c.process_id, c.campaign_id))
-            .collect();
-        let rules = self.connected.plan.clone();
-        Expected {
-            system: connection.system(),
-            campaigns: campaigns
-                .iter()
-                .map(|c| ConfiguredCampaign {
-                    process_id: c.process_id,
-                    campaign_id: c.campaign_id,
-                    lead_ids: c.lead_ids.clone(),
-                })
-                .collect(),
-            config_digest: ConfigDigest::new(move |what_ifs| rules.digest_with(what_ifs, &pairs)),
-            max_plan_age: Duration::from_secs(self.connected.apply.max_plan_age_secs),
-            max_clock_skew: MAX_CLOCK_SKEW,
-            now: time::OffsetDateTime::now_utc(),
-        }
-    }
-}
-
-/// A token cancelled by the first SIGINT or SIGTERM: the run finishes the
-/// PUT in flight, records where it stopped and ends as interrupted.
-pub fn stop_on_signals() -> CancellationToken {
-    let token = CancellationToken::new();
-    let cancel = token.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::warn!(
-            "stopping: finishing the PUT in flight, then recording where the run stopped"
-        );
-        cancel.cancel();
-    });
-    token
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops a run cleanly");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
-}
+pub use rebalancer_ops::session::{session, stop_on_signals, Session};
 
 /// Run `work` with a progress bar on a terminal.
 pub async fn with_progress<T>(show: bool, progress: &Progress, work: impl Future<Output = T>) -> T {

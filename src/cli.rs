@@ -183,6 +183,15 @@ pub enum FormatArg {
     Json,
 }
 
+/// `--format`, shared by every command that prints a result.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct FormatOpt {
+    /// Output on stdout: a table for people, or JSON for scripts (plan:
+    /// the plan itself; run: one object per cycle, one per line).
+    #[arg(id = "format", long = "format", value_enum, default_value_t = FormatArg::Table)]
+    pub value: FormatArg,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SolverArg {
     /// Exact network-flow stages.
@@ -223,9 +232,8 @@ pub struct PlanArgs {
     /// summary, objectives, utilisation and coverage charts, changes.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Output on stdout: a table for people, or the plan JSON.
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    #[command(flatten)]
+    pub format: FormatOpt,
     /// List every change and short lead (the table shows the first ones
     /// otherwise).
     #[arg(long)]
@@ -305,9 +313,8 @@ pub struct ApplyArgs {
     /// (atomically), before anything is applied.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// The end-of-run summary as a table or JSON.
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    #[command(flatten)]
+    pub format: FormatOpt,
 }
 
 #[derive(Debug, clap::Args)]
@@ -343,9 +350,8 @@ pub struct RunArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub journal: JournalArg,
-    /// One line per cycle, or one JSON object per line.
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    #[command(flatten)]
+    pub format: FormatOpt,
     /// Serve /metrics, /healthz and /readyz on this address (e.g.
     /// 127.0.0.1:9464 or :9464); overrides run.metrics_addr (under --once,
     /// served only with run.metrics_on_once).
@@ -367,8 +373,8 @@ pub struct ResumeArgs {
     /// As for apply.
     #[arg(long)]
     pub allow_mass_unassign: bool,
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    #[command(flatten)]
+    pub format: FormatOpt,
 }
 
 #[derive(Debug, clap::Args)]
@@ -381,8 +387,8 @@ pub struct RollbackArgs {
     pub config: PathBuf,
     #[command(flatten)]
     pub journal: JournalArg,
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    #[command(flatten)]
+    pub format: FormatOpt,
 }
 
 #[derive(Debug, clap::Args)]
@@ -396,8 +402,8 @@ pub struct HistoryArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub journal: JournalArg,
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    #[command(flatten)]
+    pub format: FormatOpt,
 }
 
 #[derive(Debug, clap::Args)]
@@ -410,8 +416,8 @@ pub struct ShowArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub journal: JournalArg,
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    #[command(flatten)]
+    pub format: FormatOpt,
 }
 
 #[derive(Debug, clap::Args)]
@@ -422,9 +428,8 @@ pub struct CheckArgs {
     pub config: PathBuf,
     #[command(flatten)]
     pub journal: JournalArg,
-    /// The results as a table or JSON.
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    #[command(flatten)]
+    pub format: FormatOpt,
 }
 
 #[derive(Debug, clap::Args)]
@@ -477,9 +482,8 @@ pub struct FetchArgs {
     /// Where to write the snapshot (atomically). Without it, only the summary is printed.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Output on stdout: the summary as a table, or as JSON.
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    #[command(flatten)]
+    pub format: FormatOpt,
 }
 
 #[derive(Debug, clap::Args)]
@@ -614,7 +618,7 @@ fn parse_backend(text: &str) -> Result<bench::Backend, String> {
 /// `--metrics-addr`: an address as `run.metrics_addr` takes it (checked
 /// the same way, not empty).
 fn parse_metrics_addr(text: &str) -> Result<String, String> {
-    match crate::settings::metrics_addr(text) {
+    match rebalancer_ops::settings::metrics_addr(text) {
         Ok(Some(_)) => Ok(text.trim().to_owned()),
         Ok(None) => Err("is empty; write it like \"127.0.0.1:9464\" or \":9464\"".into()),
         Err(problem) => Err(problem),
@@ -701,7 +705,7 @@ impl From<FetchArgs> for fetch::Options {
                 None => Source::Sandbox(world(&a.world)),
             },
             out: a.out,
-            format: format(a.format),
+            format: format(a.format.value),
         }
     }
 }
@@ -717,7 +721,7 @@ impl From<PlanArgs> for plan::Options {
             source,
             out: a.out,
             report: a.report,
-            format: format(a.format),
+            format: format(a.format.value),
             all: a.all,
             detailed_exitcode: a.detailed_exitcode,
             solver: a.solver.map(|s| match s {
@@ -752,7 +756,7 @@ impl From<ApplyArgs> for apply::Options {
             journal: a.journal.path,
             out: a.out,
             report: a.report,
-            format: format(a.format),
+            format: format(a.format.value),
         }
     }
 }
@@ -764,13 +768,15 @@ impl From<RunArgs> for run::Options {
                 Some(config) => Source::Live { config },
                 None => Source::Sandbox(world(&a.world)),
             },
-            every: a.every,
-            cron: a.cron,
-            once: a.once,
+            flags: rebalancer_ops::schedule::Flags {
+                every: a.every,
+                cron: a.cron,
+                once: a.once,
+            },
             now: a.now,
             dry_run: a.dry_run,
             journal: a.journal.path,
-            format: format(a.format),
+            format: format(a.format.value),
             metrics_addr: a.metrics_addr,
         }
     }
@@ -783,7 +789,7 @@ impl From<ResumeArgs> for resume::Options {
             run: a.run,
             journal: a.journal.path,
             allow_mass_unassign: a.allow_mass_unassign,
-            format: format(a.format),
+            format: format(a.format.value),
         }
     }
 }
@@ -794,7 +800,7 @@ impl From<RollbackArgs> for rollback::Options {
             config: a.config,
             run: a.run,
             journal: a.journal.path,
-            format: format(a.format),
+            format: format(a.format.value),
         }
     }
 }
@@ -943,19 +949,19 @@ async fn dispatch(command: Command, log: &logging::Log) -> anyhow::Result<u8> {
             config: a.config,
             journal: a.journal.path,
             limit: a.limit,
-            format: format(a.format),
+            format: format(a.format.value),
         }),
         Command::Show(a) => show::run(show::Options {
             config: a.config,
             journal: a.journal.path,
             run: a.run,
-            format: format(a.format),
+            format: format(a.format.value),
         }),
         Command::Check(a) => {
             check::run(check::Options {
                 config: a.config,
                 journal: a.journal.path,
-                format: format(a.format),
+                format: format(a.format.value),
             })
             .await
         }

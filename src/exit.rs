@@ -17,12 +17,12 @@
 //! `level` "ERROR", `message` (the top line), `error.chain` (the causes the
 //! text shows), `exit_code` and, for a bug, `hint`.
 
-use crate::schedule::ScheduleError;
-use crate::settings::SettingsError;
 use crate::telemetry::TelemetryError;
 use rebalancer_applier::{ApplyError, Refusal};
 use rebalancer_fetcher::FetchError;
 use rebalancer_model::ModelError;
+use rebalancer_ops::schedule::ScheduleError;
+use rebalancer_ops::settings::SettingsError;
 use rebalancer_optimizer::OptimizerError;
 use rebalancer_upstream::{ErrorClass, UpstreamError};
 use std::process::ExitCode;

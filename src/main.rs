@@ -13,8 +13,6 @@ mod input;
 mod logging;
 mod progress;
 mod render;
-mod schedule;
-mod settings;
 mod telemetry;
 
 fn main() -> std::process::ExitCode {

@@ -10,8 +10,8 @@
 //! per cycle). A failed cycle changes nothing; the next success makes the
 //! loop ready again. `Readiness::check` is the pure decision.
 //!
-//! Series: this module is the catalogue of the loop's own series (the
-//! constants below, each with its HELP text in [`describe`]); the upstream
+//! Series: the cycles' own (`rebalancer_ops::series`: outcomes, stage
+//! times, plan figures), the build and schedule gauges below; the upstream
 //! clients' (`rebalancer_upstream::series`: requests by call and outcome,
 //! their latency) and the applier's (`rebalancer_applier::series`: PUTs and
 //! moves as each PUT ends) are described there and registered here at
@@ -29,49 +29,15 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use rebalancer_applier::CycleOutcome;
+use rebalancer_ops::series::{CYCLE_BUCKETS, CYCLE_DURATION};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Cycles by outcome (counter).
-pub const CYCLES: &str = "rebalancer_cycles_total";
-/// Seconds per stage of a cycle (histogram, label `stage`).
-pub const CYCLE_DURATION: &str = "rebalancer_cycle_duration_seconds";
 /// 1, labelled with the version (gauge).
 pub const BUILD_INFO: &str = "rebalancer_build_info";
 /// The schedule's nominal seconds between cycles; 0 under `--once`.
 pub const INTERVAL: &str = "rebalancer_cycle_interval_seconds";
-/// When the last successful cycle ended (unix seconds; 0: none yet).
-pub const LAST_SUCCESS: &str = "rebalancer_last_success_timestamp_seconds";
-/// When the last cycle of any outcome ended (unix seconds; 0: none yet).
-pub const LAST_CYCLE: &str = "rebalancer_last_cycle_timestamp_seconds";
-/// 1 for the last cycle's outcome, 0 for the others.
-pub const LAST_OUTCOME: &str = "rebalancer_last_cycle_outcome";
-/// Unplaceable records after the last plan (NaN: no plan yet).
-pub const SHORTFALL: &str = "rebalancer_shortfall_records";
-/// Highest agent utilisation after the last plan (NaN: no plan yet).
-pub const PEAK: &str = "rebalancer_peak_utilisation";
-/// CMS GETs per lead of the last fetch (NaN: no fetch yet).
-pub const GETS_PER_LEAD: &str = "rebalancer_cms_gets_per_lead";
-/// Malformed 2xx bodies read again (counter).
-pub const MALFORMED: &str = "rebalancer_malformed_bodies_retried_total";
-/// Leads an apply skipped because their live mapping had drifted (counter).
-pub const DRIFTED: &str = "rebalancer_drifted_leads_total";
-/// Cycles the journal could not record (counter).
-pub const JOURNAL_FAILURES: &str = "rebalancer_journal_write_failures_total";
-/// Applies stopped because another process took the journal lease (counter).
-pub const LEASE_LOST: &str = "rebalancer_lease_lost_total";
-
-/// Stages of a cycle, the `stage` label of [`CYCLE_DURATION`].
-pub const STAGES: [&str; 3] = ["fetch", "plan", "apply"];
-
-/// Buckets of [`CYCLE_DURATION`], seconds: a sandbox cycle takes 0.05–0.5 s,
-/// a 400k-pair plan 0.1 s, a 4M one 1.5–4 s; applies run at the write
-/// budget (minutes for thousands of PUTs).
-pub const CYCLE_BUCKETS: [f64; 13] = [
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
-];
 
 /// Buckets of the upstream request latency, seconds: local 1–10 ms, WAN
 /// reads 50–500 ms, up to the default 30 s timeout.
@@ -131,7 +97,7 @@ impl Health {
             last_success: Some(ended),
             until,
         };
-        metrics::gauge!(LAST_SUCCESS).set(unix_seconds(ended));
+        rebalancer_ops::series::succeeded(ended);
     }
 
     fn check(&self, now: DateTime<Utc>) -> Result<(), String> {
@@ -195,117 +161,20 @@ fn recorder() -> anyhow::Result<PrometheusBuilder> {
 /// HELP texts of every series, and each at its start value: counters 0,
 /// timestamps 0, plan and fetch figures NaN.
 pub fn describe(interval: Option<Duration>) {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    use metrics::{describe_gauge, Unit};
     rebalancer_upstream::series::describe();
     rebalancer_applier::series::describe();
-    describe_counter!(CYCLES, "Rebalancing cycles by outcome: applied, applied_with_failures, interrupted, no_changes, planned (dry run), blocked (the blast-radius guard refused the plan), skipped (another process holds the journal lease), failed.");
-    describe_histogram!(
-        CYCLE_DURATION,
-        Unit::Seconds,
-        "Time of each stage of a cycle (stage: fetch, plan, apply)."
-    );
+    rebalancer_ops::series::describe();
     describe_gauge!(
         BUILD_INFO,
         "Always 1; the version label says which rebalancer runs."
     );
     describe_gauge!(INTERVAL, Unit::Seconds, "Nominal seconds between cycles of the configured schedule (0 under --once): alerts compare the time since the last success with it.");
-    describe_gauge!(
-        LAST_SUCCESS,
-        Unit::Seconds,
-        "Unix time the last successful cycle ended; 0 until one has."
-    );
-    describe_gauge!(
-        LAST_CYCLE,
-        Unit::Seconds,
-        "Unix time the last cycle (any outcome) ended; 0 until one has."
-    );
-    describe_gauge!(
-        LAST_OUTCOME,
-        "1 for the outcome of the last cycle, 0 for the other outcomes."
-    );
-    describe_gauge!(SHORTFALL, "Records of demand no eligible agent can take, after the last cycle's plan (NaN until a plan).");
-    describe_gauge!(
-        PEAK,
-        "Highest agent utilisation (0 to 1) after the last cycle's plan (NaN until a plan)."
-    );
-    describe_gauge!(
-        GETS_PER_LEAD,
-        "CMS GET requests per lead in the last cycle's fetch (NaN until a fetch)."
-    );
-    describe_counter!(
-        MALFORMED,
-        "Upstream reads whose 2xx body was malformed or truncated and was read again."
-    );
-    describe_counter!(
-        DRIFTED,
-        "Leads an apply skipped because their live mapping had changed since the plan."
-    );
-    describe_counter!(JOURNAL_FAILURES, "Cycles the journal could not record.");
-    describe_counter!(
-        LEASE_LOST,
-        "Applies stopped because another process took the journal lease."
-    );
-
-    for outcome in CycleOutcome::ALL {
-        metrics::counter!(CYCLES, "outcome" => outcome.as_str()).absolute(0);
-        metrics::gauge!(LAST_OUTCOME, "outcome" => outcome.as_str()).set(0.0);
-    }
-    for stage in STAGES {
-        // Registered, so the family shows with empty buckets.
-        let _ = metrics::histogram!(CYCLE_DURATION, "stage" => stage);
-    }
     for api in rebalancer_upstream::series::APIS {
         let _ = metrics::histogram!(rebalancer_upstream::series::DURATION, "api" => api);
     }
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     metrics::gauge!(INTERVAL).set(interval.map_or(0.0, |d| d.as_secs_f64()));
-    metrics::gauge!(LAST_SUCCESS).set(0.0);
-    metrics::gauge!(LAST_CYCLE).set(0.0);
-    for gauge in [SHORTFALL, PEAK, GETS_PER_LEAD] {
-        metrics::gauge!(gauge).set(f64::NAN);
-    }
-    for counter in [MALFORMED, DRIFTED, JOURNAL_FAILURES, LEASE_LOST] {
-        metrics::counter!(counter).absolute(0);
-    }
-}
-
-/// A cycle ended at `ended` with `outcome`: counted, and the last-cycle
-/// gauges set.
-pub fn cycle_ended(outcome: CycleOutcome, ended: DateTime<Utc>) {
-    metrics::counter!(CYCLES, "outcome" => outcome.as_str()).increment(1);
-    for o in CycleOutcome::ALL {
-        metrics::gauge!(LAST_OUTCOME, "outcome" => o.as_str())
-            .set(f64::from(u8::from(o == outcome)));
-    }
-    metrics::gauge!(LAST_CYCLE).set(unix_seconds(ended));
-}
-
-/// The time of one stage of a cycle.
-pub fn stage_took(stage: &'static str, took: Duration) {
-    metrics::histogram!(CYCLE_DURATION, "stage" => stage).record(took.as_secs_f64());
-}
-
-/// The figures of a cycle's plan.
-pub fn planned(shortfall: f64, peak_utilisation: f64) {
-    metrics::gauge!(SHORTFALL).set(shortfall);
-    metrics::gauge!(PEAK).set(peak_utilisation);
-}
-
-/// The figures of a cycle's fetch.
-pub fn fetched(gets_per_lead: Option<f64>) {
-    if let Some(per_lead) = gets_per_lead {
-        metrics::gauge!(GETS_PER_LEAD).set(per_lead);
-    }
-}
-
-/// Add `n` to one of this module's plain counters ([`MALFORMED`],
-/// [`DRIFTED`], [`JOURNAL_FAILURES`], [`LEASE_LOST`]).
-pub fn count(counter: &'static str, n: u64) {
-    metrics::counter!(counter).increment(n);
-}
-
-fn unix_seconds(t: DateTime<Utc>) -> f64 {
-    t.timestamp_millis() as f64 / 1000.0
 }
 
 async fn render(
@@ -328,8 +197,13 @@ async fn ready(State(health): State<Arc<Health>>) -> (StatusCode, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::Schedule;
     use chrono::TimeZone;
+    use rebalancer_applier::CycleOutcome;
+    use rebalancer_ops::schedule::Schedule;
+    use rebalancer_ops::series::{
+        cycle_ended, CYCLES, DRIFTED, GETS_PER_LEAD, JOURNAL_FAILURES, LAST_CYCLE, LAST_OUTCOME,
+        LAST_SUCCESS, LEASE_LOST, MALFORMED, PEAK, SHORTFALL,
+    };
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 1, h, m, s).unwrap()

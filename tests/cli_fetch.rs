@@ -153,7 +153,7 @@ async fn bad_config_names_the_key_and_leaves_no_file() {
         (
             "bad url",
             good.replacen(
-                &format!("base_url = \"{}\"", sb.base_url()),
+                &format!("base_url = \"{}/\"", sb.base_url()),
                 "base_url = \"cms.local\"",
                 1,
             ),
@@ -175,7 +175,7 @@ async fn bad_config_names_the_key_and_leaves_no_file() {
         (
             "unreachable url",
             good.replacen(
-                &format!("base_url = \"{}\"", sb.base_url()),
+                &format!("base_url = \"{}/\"", sb.base_url()),
                 "base_url = \"http://127.0.0.1:9\"",
                 1,
             ),

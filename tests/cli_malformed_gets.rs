@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{config_toml, p, plan_world, run_async as run, s, start};
+use common::{config_toml, http_get, p, plan_world, run_async as run, s, start};
 use rebalancer_model::Plan;
 use rebalancer_sandbox::{FaultSpec, Faults};
 use std::collections::{BTreeMap, BTreeSet};
@@ -132,17 +132,6 @@ async fn an_apply_under_3_percent_malformed_get_bodies_reaches_the_plan() {
 }
 
 /// `GET path` over plain HTTP/1.0: the body.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics server listens");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
-}
-
 /// A `run` cycle under the same faults succeeds and its reads of malformed
 /// bodies show in `/metrics` as `rebalancer_malformed_bodies_retried_total`.
 #[cfg(unix)]
@@ -190,7 +179,7 @@ async fn a_run_cycle_counts_malformed_bodies_in_its_metrics() {
             .expect("a cycle within two minutes"),
     )
     .expect("a JSON cycle line");
-    let metrics = http_get(&addr, "/metrics");
+    let (_, metrics) = http_get(&addr, "/metrics");
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

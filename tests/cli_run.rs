@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{config_toml, p, plan_world, run_async as run, s, start};
+use common::{config_toml, http_get, p, plan_world, run_async as run, s, start};
 use rebalancer_sandbox::Sandbox;
 use rebalancer_testkit::pg;
 use serde_json::Value;
@@ -379,24 +379,6 @@ async fn bad_schedules_and_an_unwritable_journal_fail_at_start_up() {
 }
 
 /// `GET path` over plain HTTP/1.0: (status, body).
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics server listens");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 impl Loop {
     /// With `run.metrics_addr` on port 0: the address the loop bound, read
     /// from its start-up log line (the port is never let go in between).

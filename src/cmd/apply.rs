@@ -18,10 +18,10 @@ use crate::exit::ApplyRefused;
 use crate::input::Source;
 use crate::logging::Log;
 use crate::render::{self, Format, PlanView};
-use crate::settings::{Env, Layers};
 use anyhow::Context;
 use rebalancer_applier::{ApplyError, Progress, WritePath};
 use rebalancer_model::{Plan, Snapshot};
+use rebalancer_ops::settings::{Env, Layers};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -109,7 +109,7 @@ fn save_report(opts: &Options, plan: &Plan) -> anyhow::Result<()> {
 
 /// Fetch, plan, show the plan and ask. `None` when the answer was no.
 async fn plan_now(opts: &Options, session: &Session, log: &Log) -> anyhow::Result<Option<Plan>> {
-    let (snapshot, _) = session.connected.connection.fetch(log.interactive).await?;
+    let (snapshot, _) = crate::input::fetch(&session.connected.connection, log.interactive).await?;
     let cfg = session.connected.plan.clone();
     let (plan, stats, snapshot) = tokio::task::spawn_blocking(move || {
         rebalancer_optimizer::plan(&snapshot, &cfg).map(|(p, s)| (p, s, snapshot))

@@ -21,8 +21,8 @@
 
 use crate::exit::CheckFailed;
 use crate::render::{self, check::CheckRow, Format};
-use crate::settings::{self, Env, Settings};
 use rebalancer_applier::{ApplyError, JournalLocation};
+use rebalancer_ops::settings::{self, Endpoints, Env, HttpKeys};
 use rebalancer_upstream::{CmsClient, Stats, UpstreamError, WebexClient, ZohoClient};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -42,12 +42,13 @@ type Outcome = Result<String, (String, String)>;
 
 pub async fn run(opts: Options) -> anyhow::Result<u8> {
     let loaded = settings::load(&opts.config, &Env::from_process())?;
-    let s = loaded.value;
-    let journal = s.journal.location(&s.apply, opts.journal);
+    let (s, local) = loaded.value.split();
+    let journal = local.journal.location(&local.apply, opts.journal);
+    let http = &local.http;
     let (cms, webex, zoho, journal) = tokio::join!(
-        timed("cms", cms_target(&s), check_cms(&s)),
-        timed("webex", s.webex.base_url.to_string(), check_webex(&s)),
-        timed("zoho", zoho_target(&s), check_zoho(&s)),
+        timed("cms", cms_target(&s), check_cms(&s, http)),
+        timed("webex", s.webex.base_url.to_string(), check_webex(&s, http)),
+        timed("zoho", zoho_target(&s), check_zoho(&s, http)),
         timed("journal", journal.to_string(), async {
             let path = journal.clone();
             tokio::task::spawn_blocking(move || match path {
@@ -116,7 +117,7 @@ fn split_fix(text: &str) -> (String, String) {
     }
 }
 
-fn first_lead(s: &Settings) -> Option<(u64, u64, u64)> {
+fn first_lead(s: &Endpoints) -> Option<(u64, u64, u64)> {
     s.cms.campaigns.iter().find_map(|c| {
         c.lead_ids
             .first()
@@ -124,14 +125,14 @@ fn first_lead(s: &Settings) -> Option<(u64, u64, u64)> {
     })
 }
 
-fn cms_target(s: &Settings) -> String {
+fn cms_target(s: &Endpoints) -> String {
     match first_lead(s) {
         Some((_, campaign, lead)) => format!("{} lead {campaign}/{lead}", s.cms.base_url),
         None => s.cms.base_url.to_string(),
     }
 }
 
-fn zoho_target(s: &Settings) -> String {
+fn zoho_target(s: &Endpoints) -> String {
     match s.zoho.threshold_ids.first() {
         Some(id) => format!("{} threshold {id}", s.zoho.api_domain),
         None => s.zoho.api_domain.to_string(),
@@ -139,14 +140,14 @@ fn zoho_target(s: &Settings) -> String {
 }
 
 /// One GET lead-user of the first configured lead, `limit=1`.
-async fn check_cms(s: &Settings) -> Outcome {
+async fn check_cms(s: &Endpoints, http: &HttpKeys) -> Outcome {
     let Some((process, campaign, lead)) = first_lead(s) else {
         return Err((
             "FAILED: no lead configured".into(),
             "list lead ids under [[cms.campaigns]]".into(),
         ));
     };
-    let cms = CmsClient::new(s.cms_config(), Stats::default()).map_err(failure)?;
+    let cms = CmsClient::new(s.cms_config(http), Stats::default()).map_err(failure)?;
     let page = cms
         .lead_users_page(process, campaign, lead, 1, 0)
         .await
@@ -159,8 +160,8 @@ async fn check_cms(s: &Settings) -> Outcome {
 }
 
 /// The Webex users list; an empty one is a failure, as for a fetch.
-async fn check_webex(s: &Settings) -> Outcome {
-    let webex = WebexClient::new(s.webex_config(), Stats::default()).map_err(failure)?;
+async fn check_webex(s: &Endpoints, http: &HttpKeys) -> Outcome {
+    let webex = WebexClient::new(s.webex_config(http), Stats::default()).map_err(failure)?;
     let users = webex.users().await.map_err(failure)?;
     if users.is_empty() {
         return Err((
@@ -175,14 +176,14 @@ async fn check_webex(s: &Settings) -> Outcome {
 }
 
 /// A token, then page 1 of the first threshold's restrict_to.
-async fn check_zoho(s: &Settings) -> Outcome {
+async fn check_zoho(s: &Endpoints, http: &HttpKeys) -> Outcome {
     let Some(threshold) = s.zoho.threshold_ids.first() else {
         return Err((
             "FAILED: no threshold configured".into(),
             "set zoho.threshold_ids".into(),
         ));
     };
-    let zoho = ZohoClient::new(s.zoho_config(), Stats::default()).map_err(failure)?;
+    let zoho = ZohoClient::new(s.zoho_config(http), Stats::default()).map_err(failure)?;
     let (users, more) = zoho
         .threshold_users_page(threshold, 1)
         .await

@@ -8,7 +8,7 @@
 use crate::input::{self, Source};
 use crate::logging::Log;
 use crate::render::{self, Format};
-use crate::settings::Env;
+use rebalancer_ops::settings::Env;
 use std::path::PathBuf;
 
 /// What `fetch` was asked to do.

@@ -3,7 +3,7 @@
 //! no upstream credentials needed.
 
 use crate::render::{self, Format};
-use crate::settings::{self, Env};
+use rebalancer_ops::settings::{self, Env};
 use std::path::PathBuf;
 
 /// What `history` was asked to do.

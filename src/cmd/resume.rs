@@ -14,8 +14,8 @@ use crate::applying;
 use crate::input::Source;
 use crate::logging::Log;
 use crate::render::{self, Format};
-use crate::settings::Env;
 use rebalancer_applier::Progress;
+use rebalancer_ops::settings::Env;
 use std::path::PathBuf;
 
 /// What `resume` was asked to do.

@@ -14,8 +14,8 @@ use crate::applying;
 use crate::input::Source;
 use crate::logging::Log;
 use crate::render::Format;
-use crate::settings::Env;
 use rebalancer_applier::Progress;
+use rebalancer_ops::settings::Env;
 use std::path::PathBuf;
 
 /// What `rollback` was asked to do.

@@ -2,7 +2,7 @@
 //! the journal recorded them.
 
 use crate::render::{self, Format};
-use crate::settings::{self, Env};
+use rebalancer_ops::settings::{self, Env};
 use std::path::PathBuf;
 
 /// What `show` was asked to do.

@@ -4,9 +4,9 @@
 //! their reasons, the leads left short, and what gates and caps held back.
 
 use super::{problem_label, records, right, table, utilisation};
-use crate::settings::Layers;
 use comfy_table::Cell;
 use rebalancer_model::{Action, Change, LeadKey, LeadPlan, Plan, ProblemKind, Snapshot};
+use rebalancer_ops::settings::Layers;
 use rebalancer_optimizer::PlanStats;
 use std::collections::BTreeMap;
 use std::fmt::Write;

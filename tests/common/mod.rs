@@ -160,37 +160,14 @@ pub fn options(sb: &Sandbox) -> FetchOptions {
 
 /// A config file (TOML) pointing the binary at `sb`.
 pub fn config_toml(sb: &Sandbox) -> String {
-    let world = sb.world();
-    let c = sb.credentials();
-    let base = sb.base_url();
-    let mut t = format!(
-        "[cms]\nbase_url = \"{base}\"\nusername = \"{}\"\npassword = \"{}\"\ncontact_center_id = {}\npage_size = 7\n\n",
-        c.cms_username, c.cms_password, world.contact_center_id
-    );
-    for camp in &world.campaigns {
-        let leads: Vec<String> = camp.lead_ids.iter().map(u64::to_string).collect();
-        t += &format!(
-            "[[cms.campaigns]]\nprocess_id = {}\ncampaign_id = {}\nlead_ids = [{}]\n\n",
-            camp.process_id,
-            camp.campaign_id,
-            leads.join(", ")
-        );
-    }
-    let ids: Vec<String> = world
-        .threshold_ids
-        .iter()
-        .map(|s| format!("\"{s}\""))
-        .collect();
-    t += &format!(
-        "[webex]\nbase_url = \"{base}\"\napi_key = \"{}\"\n\n[zoho]\naccounts_url = \"{base}\"\napi_domain = \"{base}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\nmodule = \"{}\"\nthreshold_ids = [{}]\nper_page = 9\n\n[http]\nbackoff_initial_ms = 5\nbackoff_max_ms = 50\nmax_retries = 2\ntimeout_secs = 10\n",
-        c.webex_api_key,
-        c.zoho_client_id,
-        c.zoho_client_secret,
-        c.zoho_refresh_token,
-        world.module,
-        ids.join(", ")
-    );
-    t
+    let mut endpoints = rebalancer_ops::connect::sandbox_endpoints(sb).unwrap();
+    // Small pages, so every test pages through the CMS and Zoho.
+    endpoints.cms.page_size = 7;
+    endpoints.zoho.per_page = 9;
+    format!(
+        "{}\n[http]\nbackoff_initial_ms = 5\nbackoff_max_ms = 50\nmax_retries = 2\ntimeout_secs = 10\n",
+        endpoints.to_toml().unwrap()
+    )
 }
 
 /// Run the built binary with args and extra environment; returns
@@ -267,4 +244,24 @@ pub fn refused_port() -> (tokio::net::TcpSocket, u16) {
         .expect("a loopback port");
     let port = socket.local_addr().unwrap().port();
     (socket, port)
+}
+
+/// One plain HTTP/1.0 GET (the metrics server and the probes): the
+/// status and the body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics server listens");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

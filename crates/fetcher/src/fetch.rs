@@ -41,7 +41,7 @@ pub struct Clients {
 
 /// One configured campaign and the leads to read in it (a `[[cms.campaigns]]`
 /// table of the settings deserialises into this directly).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignSpec {
     pub process_id: u64,

@@ -22,8 +22,14 @@
 //! (`first_start`) unless asked to start at once (`--now`,
 //! `run.start_immediately`); an interval has no time to wait for, so its
 //! first cycle starts at once. `ready_until` is how long a success keeps
-//! `/readyz` ready (`telemetry.rs`).
+//! `/readyz` ready (the binary's `telemetry.rs`).
+//!
+//! The `[run]` keys of the schedule and the flap guard are read here
+//! (`configured`, `min_move_interval`): at load, so `check` refuses a
+//! broken `run.cron`, and again when `run` starts, where the flags that
+//! override them are known.
 
+use crate::settings::RunKeys;
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::{Cron, JobType};
@@ -58,6 +64,73 @@ pub struct ScheduleError {
     pub what: String,
     pub value: String,
     pub problem: String,
+}
+
+/// The schedule flags of `rebalancer run` (each over its `[run]` key).
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--every`, over `run.every`.
+    pub every: Option<String>,
+    /// `--cron`, over `run.cron`.
+    pub cron: Option<String>,
+    /// `--once`: one cycle, no schedule needed.
+    pub once: bool,
+}
+
+/// The schedule from the flags, else `[run]`; `None` when neither names
+/// one, which only `--once` accepts.
+pub fn configured(flags: &Flags, keys: &RunKeys) -> Result<Option<Schedule>, ScheduleError> {
+    let given = |s: &str| !s.trim().is_empty();
+    let parsed = match (&flags.every, &flags.cron) {
+        (Some(e), _) => Some(Schedule::every("--every", e)?),
+        (None, Some(c)) => Some(Schedule::cron("--cron", c, "run.timezone", &keys.timezone)?),
+        (None, None) if given(&keys.every) && given(&keys.cron) => {
+            return Err(ScheduleError {
+                what: "run.every".into(),
+                value: keys.every.clone(),
+                problem: "and run.cron are both set; keep one".into(),
+            })
+        }
+        (None, None) if given(&keys.every) => Some(Schedule::every("run.every", &keys.every)?),
+        (None, None) if given(&keys.cron) => Some(Schedule::cron(
+            "run.cron",
+            &keys.cron,
+            "run.timezone",
+            &keys.timezone,
+        )?),
+        (None, None) => None,
+    };
+    match parsed {
+        None if !flags.once => Err(ScheduleError {
+            what: "run.every".into(),
+            value: String::new(),
+            problem: "and run.cron are both empty; set one (e.g. run.every = \"15m\"), pass --every/--cron, or run one cycle with --once".into(),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// Longest flap guard: a year (a longer one would reach back past any
+/// journal, and dates built from it could overflow).
+pub const MAX_MOVE_INTERVAL: Duration = Duration::from_secs(366 * 86_400);
+
+/// `run.min_move_interval` as a duration (`0s` turns the guard off), at
+/// most [`MAX_MOVE_INTERVAL`].
+pub fn min_move_interval(keys: &RunKeys) -> Result<Duration, ScheduleError> {
+    let err = |problem: String| ScheduleError {
+        what: "run.min_move_interval".into(),
+        value: keys.min_move_interval.clone(),
+        problem,
+    };
+    let d = humantime::parse_duration(keys.min_move_interval.trim()).map_err(|e| {
+        err(format!(
+            "is not a duration ({e}); write it like \"1h\" or \"0s\" (off)"
+        ))
+    })?;
+    if d > MAX_MOVE_INTERVAL {
+        return Err(err("is longer than a year; write at most \"366d\"".into()));
+    }
+    Ok(d)
 }
 
 impl Schedule {

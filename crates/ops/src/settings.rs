@@ -43,7 +43,7 @@ mod secrets;
 use checks::Checker;
 
 /// The compiled-in defaults; also the documentation of every key.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 
 /// Prefix of environment overrides: `REBALANCER_CMS__PASSWORD`.
 pub const ENV_PREFIX: &str = "REBALANCER_";
@@ -258,7 +258,7 @@ impl Env {
         Env { vars }
     }
 
-    #[cfg(test)]
+    /// An environment of these variables only (for embedding and tests).
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Env {
@@ -676,53 +676,60 @@ pub struct Settings {
     pub run: RunKeys,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CmsSettings {
     pub base_url: BaseUrl,
     pub username: String,
+    #[serde(serialize_with = "exposed")]
     pub password: SecretString,
     /// Read (into the secret) before deserialising; see `settings/secrets.rs`.
-    #[serde(rename = "password_file", default)]
-    _password_file: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "password_file", default, skip_serializing)]
+    pub(crate) _password_file: Option<serde::de::IgnoredAny>,
     pub contact_center_id: u64,
     pub page_size: u32,
     /// A page shorter than `page_size` ends a lead's paging (trusts the CMS
     /// to honour `limit`; see `CmsConfig::short_page_ends`).
     pub short_page_ends: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
     pub campaigns: Vec<CampaignSpec>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebexSettings {
     pub base_url: BaseUrl,
+    #[serde(serialize_with = "exposed")]
     pub api_key: SecretString,
     /// Read (into the secret) before deserialising; see `settings/secrets.rs`.
-    #[serde(rename = "api_key_file", default)]
-    _api_key_file: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "api_key_file", default, skip_serializing)]
+    pub(crate) _api_key_file: Option<serde::de::IgnoredAny>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZohoSettings {
     pub accounts_url: BaseUrl,
     pub api_domain: BaseUrl,
     pub client_id: String,
+    #[serde(serialize_with = "exposed")]
     pub client_secret: SecretString,
     /// Read (into the secret) before deserialising; see `settings/secrets.rs`.
-    #[serde(rename = "client_secret_file", default)]
-    _client_secret_file: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "client_secret_file", default, skip_serializing)]
+    pub(crate) _client_secret_file: Option<serde::de::IgnoredAny>,
+    #[serde(serialize_with = "exposed")]
     pub refresh_token: SecretString,
     /// Read (into the secret) before deserialising; see `settings/secrets.rs`.
-    #[serde(rename = "refresh_token_file", default)]
-    _refresh_token_file: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "refresh_token_file", default, skip_serializing)]
+    pub(crate) _refresh_token_file: Option<serde::de::IgnoredAny>,
     pub api_version: String,
     pub module: String,
     pub threshold_ids: Vec<String>,
     pub per_page: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
 }
 
@@ -998,11 +1005,47 @@ pub fn default_plan() -> PlanConfig {
 }
 
 impl Settings {
-    fn http_settings(&self, ca_file: &Option<PathBuf>) -> HttpSettings {
-        http_settings(&self.http, ca_file)
+    /// The connection sections and the rest, apart.
+    pub fn split(self) -> (Endpoints, LocalSettings) {
+        let Settings {
+            cms,
+            webex,
+            zoho,
+            http,
+            fetch,
+            plan,
+            apply,
+            journal,
+            run,
+        } = self;
+        (
+            Endpoints { cms, webex, zoho },
+            LocalSettings {
+                http,
+                fetch,
+                plan,
+                apply,
+                journal,
+                run,
+            },
+        )
     }
+}
 
-    pub fn cms_config(&self) -> CmsConfig {
+/// The connection sections (`[cms]`, `[webex]`, `[zoho]`): read from a
+/// config file, or made by the embedded sandbox
+/// (`connect::sandbox_endpoints`), whose `--write-config` file is these
+/// serialised. Either way they become clients through the same
+/// conversions below.
+#[derive(Debug, serde::Serialize)]
+pub struct Endpoints {
+    pub cms: CmsSettings,
+    pub webex: WebexSettings,
+    pub zoho: ZohoSettings,
+}
+
+impl Endpoints {
+    pub fn cms_config(&self, http: &HttpKeys) -> CmsConfig {
         CmsConfig {
             base_url: self.cms.base_url.clone(),
             username: self.cms.username.clone(),
@@ -1010,19 +1053,19 @@ impl Settings {
             contact_center_id: self.cms.contact_center_id,
             page_size: self.cms.page_size,
             short_page_ends: self.cms.short_page_ends,
-            http: self.http_settings(&self.cms.ca_file),
+            http: http_settings(http, &self.cms.ca_file),
         }
     }
 
-    pub fn webex_config(&self) -> WebexConfig {
+    pub fn webex_config(&self, http: &HttpKeys) -> WebexConfig {
         WebexConfig {
             base_url: self.webex.base_url.clone(),
             api_key: self.webex.api_key.clone(),
-            http: self.http_settings(&self.webex.ca_file),
+            http: http_settings(http, &self.webex.ca_file),
         }
     }
 
-    pub fn zoho_config(&self) -> ZohoConfig {
+    pub fn zoho_config(&self, http: &HttpKeys) -> ZohoConfig {
         ZohoConfig {
             accounts_url: self.zoho.accounts_url.clone(),
             api_domain: self.zoho.api_domain.clone(),
@@ -1032,24 +1075,29 @@ impl Settings {
             api_version: self.zoho.api_version.clone(),
             module: self.zoho.module.clone(),
             per_page: self.zoho.per_page,
-            http: self.http_settings(&self.zoho.ca_file),
+            http: http_settings(http, &self.zoho.ca_file),
         }
     }
 
-    /// Fetch options, reading the identity file if one is configured.
-    pub fn fetch_options(&self, description: &str) -> Result<FetchOptions, SettingsError> {
-        let identity = match &self.fetch.identity_file {
+    /// Fetch options under `[fetch]`, reading the identity file if one is
+    /// configured; `description` names the source in the snapshot.
+    pub fn fetch_options(
+        &self,
+        fetch: &FetchKeys,
+        description: &str,
+    ) -> Result<FetchOptions, SettingsError> {
+        let identity = match &fetch.identity_file {
             Some(path) => load_identity_file(path)?,
             None => IdentityMap::new(),
         };
         Ok(FetchOptions {
             campaigns: self.cms.campaigns.clone(),
             threshold_ids: self.zoho.threshold_ids.clone(),
-            concurrency: self.fetch.concurrency,
-            strict: self.fetch.strict,
+            concurrency: fetch.concurrency,
+            strict: fetch.strict,
             identity,
-            deadline: Duration::from_secs(self.fetch.deadline_secs),
-            min_webex_coverage: self.fetch.min_webex_coverage,
+            deadline: Duration::from_secs(fetch.deadline_secs),
+            min_webex_coverage: fetch.min_webex_coverage,
             progress: FetchProgress::default(),
             source: SnapshotSource {
                 description: description.to_owned(),
@@ -1062,6 +1110,17 @@ impl Settings {
             },
         })
     }
+
+    /// As a config file's connection sections (TOML; secrets in clear:
+    /// only the sandbox's fake ones are ever written this way).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+}
+
+/// Serialises a secret in clear, for [`Endpoints::to_toml`].
+fn exposed<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose_secret())
 }
 
 /// The HTTP behaviour of one client from `[http]`.

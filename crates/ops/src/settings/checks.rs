@@ -209,7 +209,18 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// `[run]`: the schedule and flap guard are read by
+    /// `schedule.rs`, here as when `run` starts (a config with no schedule
+    /// is fine until `run` without `--once` needs one).
     pub(super) fn run(&self, r: &RunKeys) -> Result<(), SettingsError> {
+        use crate::schedule::{self, Flags};
+        let once = Flags {
+            once: true,
+            ..Flags::default()
+        };
+        schedule::configured(&once, r)
+            .and_then(|_| schedule::min_move_interval(r))
+            .map_err(|e| self.fail(&e.what, format!("= {:?} {}", e.value, e.problem)))?;
         metrics_addr(&r.metrics_addr)
             .map(|_| ())
             .map_err(|problem| self.fail("run.metrics_addr", problem))

@@ -53,19 +53,20 @@ fn a_one_item_list_from_env_is_a_list() {
 
 #[test]
 fn defaults_fill_what_the_file_leaves_out() {
-    let s = from_toml(MINIMAL, &[]).unwrap().value;
+    let (s, local) = from_toml(MINIMAL, &[]).unwrap().value.split();
     assert_eq!(s.cms.page_size, 500);
-    assert!(s.cms.short_page_ends && s.cms_config().short_page_ends);
+    assert!(s.cms.short_page_ends && s.cms_config(&local.http).short_page_ends);
     assert_eq!(s.zoho.api_version, "v8");
     assert_eq!(s.zoho.per_page, 200);
-    assert_eq!(s.fetch.concurrency, 16);
-    assert_eq!(s.http.max_retries, 4);
+    assert_eq!(local.fetch.concurrency, 16);
+    assert_eq!(local.http.max_retries, 4);
 }
 
 #[test]
 fn short_page_ends_can_be_turned_off() {
     let s = from_toml(MINIMAL, &[("REBALANCER_CMS__SHORT_PAGE_ENDS", "false")]).unwrap();
-    assert!(!s.value.cms_config().short_page_ends);
+    let (s, local) = s.value.split();
+    assert!(!s.cms_config(&local.http).short_page_ends);
 }
 
 #[test]
@@ -182,7 +183,7 @@ fn a_bad_file_value_names_the_file() {
 /// override those paths (as a systemd unit's `%d/…` does).
 #[test]
 fn production_example_loads_with_secrets_from_files() {
-    let text = include_str!("../../config/production.example.toml");
+    let text = include_str!("../../../../config/production.example.toml");
     let dir = tempfile::tempdir().unwrap();
     let mut vars = Vec::new();
     for (key, value) in [
@@ -646,4 +647,42 @@ fn metrics_addr_forms() {
         let e = metrics_addr(bad).unwrap_err();
         assert!(e.contains(says) && e.contains(":9090"), "{bad}: {e}");
     }
+}
+
+/// `[run]` is read at load as `run` reads it (`schedule.rs`): `check`
+/// and every command refuse a schedule or flap guard `run` would refuse.
+#[test]
+fn a_broken_run_schedule_or_flap_guard_is_refused_at_load() {
+    for (var, value, key, says) in [
+        ("REBALANCER_RUN__CRON", "61 * * * *", "run.cron", "cron"),
+        ("REBALANCER_RUN__EVERY", "soon", "run.every", "soon"),
+        (
+            "REBALANCER_RUN__TIMEZONE",
+            "Mars/Olympus",
+            "run.timezone",
+            "Mars",
+        ),
+        (
+            "REBALANCER_RUN__MIN_MOVE_INTERVAL",
+            "400d",
+            "run.min_move_interval",
+            "year",
+        ),
+    ] {
+        let mut env = vec![(var, value)];
+        if var == "REBALANCER_RUN__TIMEZONE" {
+            env.push(("REBALANCER_RUN__CRON", "0 * * * *"));
+        }
+        let e = from_toml(MINIMAL, &env).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains(says), "{var}={value}: {e}");
+        assert!(e.contains(var), "names where it came from: {e}");
+    }
+    // Both set is refused; neither is fine until `run` needs a schedule.
+    let both = [
+        ("REBALANCER_RUN__EVERY", "15m"),
+        ("REBALANCER_RUN__CRON", "0 * * * *"),
+    ];
+    let e = from_toml(MINIMAL, &both).unwrap_err().to_string();
+    assert!(e.contains("both set"), "{e}");
+    from_toml(MINIMAL, &[]).unwrap();
 }

@@ -1,0 +1,368 @@
+//! One rebalancing cycle, and the schedule that repeats it: fetch → plan
+//! (with the flap guard: what the journal says moved within
+//! `run.min_move_interval` is held back) → the applier's admission check
+//! (a BLOCKED plan is the cycle's outcome, nothing is applied) → apply
+//! through the journal (or, in a dry run, only plan) → the cycle recorded
+//! in the journal. Each stage's time and figures go to [`crate::series`].
+//!
+//! [`run`] repeats cycles at the schedule's starts; a cycle that overruns
+//! is never overlapped (`schedule.rs` computes each start). A failed cycle
+//! (an upstream, the planner, the journal or PostgreSQL) is recorded in
+//! the journal, or only logged when the journal itself cannot record it,
+//! and the loop goes on; the caller's [`Observer`] sees every cycle and
+//! decides whether the loop stops (the binary stops on a configuration
+//! error and maps outcomes to exit codes). The stop token (SIGINT/SIGTERM)
+//! ends the apply after the PUT in flight, the run recorded as
+//! interrupted, and then the loop.
+
+use crate::schedule::Schedule;
+use crate::series;
+use crate::session::Session;
+use crate::OpsError;
+use chrono::{DateTime, Utc};
+use rebalancer_applier::{
+    ApplyError, CycleMode, CycleOutcome, CycleRecord, Expected, Progress, Refusal, RunOutcome,
+    RunReport, WritePath,
+};
+use rebalancer_model::{Plan, Snapshot};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How each cycle runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CycleOptions {
+    /// Plan and record, never write.
+    pub dry_run: bool,
+    /// The flap guard (`run.min_move_interval`); zero turns it off.
+    pub guard: Duration,
+}
+
+/// A cycle's record, and the error that failed it.
+#[derive(Debug)]
+pub struct Cycle {
+    pub record: CycleRecord,
+    pub error: Option<OpsError>,
+}
+
+/// What the loop's caller sees and decides.
+pub trait Observer {
+    /// An apply starts; `progress` counts its leads and PUTs until
+    /// [`Observer::apply_ended`].
+    fn apply_started(&mut self, _progress: &Progress) {}
+    fn apply_ended(&mut self) {}
+    /// A cycle ended and was recorded (`recorded`: its journal id, or why
+    /// the journal could not record it). Return whether to go on.
+    fn cycle_ended(&mut self, ended: Ended) -> Flow;
+}
+
+/// A finished cycle, handed to the [`Observer`].
+#[derive(Debug)]
+pub struct Ended {
+    pub cycle: Cycle,
+    pub recorded: Result<i64, ApplyError>,
+    pub started: DateTime<Utc>,
+    pub ended: DateTime<Utc>,
+}
+
+/// Whether the loop goes on after a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Repeat cycles at `schedule`'s starts (one cycle at once when `None`)
+/// until `stop` is cancelled, the observer says stop, or the schedule has
+/// no next time. `immediately`: the first cycle of a cron schedule starts
+/// at once. Only a journal that cannot be prepared fails the loop itself.
+pub async fn run(
+    session: &Session,
+    schedule: Option<&Schedule>,
+    immediately: bool,
+    opts: CycleOptions,
+    stop: &CancellationToken,
+    observer: &mut impl Observer,
+) -> Result<(), OpsError> {
+    rebalancer_applier::prepare_journal(&session.journal)?;
+    match schedule {
+        Some(s) => {
+            tracing::info!(schedule = %s, dry_run = opts.dry_run, "rebalancing on a schedule")
+        }
+        None => tracing::info!(dry_run = opts.dry_run, "one cycle"),
+    }
+    let mut start_at = match schedule {
+        Some(s) => s.first_start(Utc::now(), immediately),
+        None => Some(Utc::now()),
+    };
+    while let Some(at) = start_at {
+        if at > Utc::now() {
+            tracing::info!(next = %at.to_rfc3339(), "next cycle");
+            let wait = (at - Utc::now()).to_std().unwrap_or_default();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => return Ok(()),
+            }
+        }
+        let started = Utc::now();
+        let c = cycle(session, opts, stop, observer).await;
+        let ended = Utc::now();
+        series::cycle_ended(c.record.outcome, ended);
+        // A journal that cannot record the cycle (PostgreSQL restarting,
+        // a full disk) fails this cycle only: logged, and the loop goes on;
+        // the next cycle opens the journal afresh.
+        let recorded = rebalancer_applier::record_cycle(&session.journal, &c.record);
+        if let Err(e) = &recorded {
+            series::count(series::JOURNAL_FAILURES, 1);
+            tracing::error!(
+                error = %e,
+                outcome = %c.record.outcome,
+                "the journal could not record this cycle (shown with id 0); the loop goes on"
+            );
+        }
+        let flow = observer.cycle_ended(Ended {
+            cycle: c,
+            recorded,
+            started,
+            ended,
+        });
+        if flow == Flow::Stop || stop.is_cancelled() {
+            return Ok(());
+        }
+        start_at = schedule.and_then(|s| s.next_start(started, ended));
+        if start_at.is_none() {
+            tracing::warn!("the schedule has no next time; stopping");
+        }
+    }
+    Ok(())
+}
+
+/// One cycle on `session`; never fails: a failure is the record's outcome
+/// and the cycle's error.
+pub async fn cycle(
+    session: &Session,
+    opts: CycleOptions,
+    stop: &CancellationToken,
+    observer: &mut impl Observer,
+) -> Cycle {
+    let mut record = CycleRecord {
+        started_at: now_rfc3339(),
+        mode: if opts.dry_run {
+            CycleMode::DryRun
+        } else {
+            CycleMode::Apply
+        },
+        ..CycleRecord::default()
+    };
+    let error = match steps(session, opts, stop, observer, &mut record).await {
+        Ok(()) => None,
+        Err(e) => {
+            let text = chain_text(&e);
+            tracing::error!(error = %text, "the cycle failed");
+            record.outcome = CycleOutcome::Failed;
+            record.detail = text;
+            Some(e)
+        }
+    };
+    record.ended_at = now_rfc3339();
+    Cycle { record, error }
+}
+
+fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// An error and its causes on one line, each cause once (libraries often
+/// repeat their source's text).
+pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Fetch, plan, the admission gate, then (unless a dry run) apply;
+/// `record` says how it ended.
+async fn steps(
+    session: &Session,
+    opts: CycleOptions,
+    stop: &CancellationToken,
+    observer: &mut impl Observer,
+    record: &mut CycleRecord,
+) -> Result<(), OpsError> {
+    let snapshot = fetch_step(session).await?;
+    let plan = plan_step(session, opts.guard, snapshot).await?;
+    describe_plan(&plan, record);
+    series::planned(
+        plan.objectives.after.shortfall,
+        plan.objectives.after.peak_utilisation,
+    );
+    if plan.changes.is_empty() {
+        record.outcome = CycleOutcome::NoChanges;
+        record.detail = "nothing to change".into();
+        return Ok(());
+    }
+    // The gate is the applier's admission check (the one `apply --plan`,
+    // `resume` and `rollback` pass); a BLOCKED plan is this cycle's outcome,
+    // any other refusal fails the cycle.
+    let expected = session.expected();
+    let allow = session.config.allow_mass_unassign;
+    match rebalancer_applier::admit(&plan, &expected, WritePath::Apply, allow) {
+        Ok(()) => {}
+        Err(Refusal::Blocked { reason }) => {
+            tracing::error!(%reason, "the plan is BLOCKED; nothing is applied this cycle");
+            record.outcome = CycleOutcome::Blocked;
+            record.detail = reason;
+            return Ok(());
+        }
+        Err(r) => return Err(ApplyError::refused(WritePath::Apply, None, r).into()),
+    }
+    if opts.dry_run {
+        record.outcome = CycleOutcome::Planned;
+        record.detail = format!(
+            "dry run: {} assigns and {} unassigns planned, nothing written",
+            plan.summary.assigns, plan.summary.unassigns
+        );
+        return Ok(());
+    }
+    apply_step(session, &plan, &expected, stop, observer, record).await
+}
+
+/// Fetch this cycle's snapshot, with the fetch's series.
+async fn fetch_step(session: &Session) -> Result<Snapshot, OpsError> {
+    let stage = Instant::now();
+    let (snapshot, fetched) = session.connected.connection.fetch().await?;
+    series::stage_took("fetch", stage.elapsed());
+    series::fetched(fetched.cms_gets_per_lead());
+    series::count(series::MALFORMED, fetched.malformed_retried);
+    Ok(snapshot)
+}
+
+/// Plan `snapshot` under the flap guard (the journal's moves of the last
+/// `guard`), on a blocking thread.
+async fn plan_step(
+    session: &Session,
+    guard: Duration,
+    snapshot: Snapshot,
+) -> Result<Plan, OpsError> {
+    let stage = Instant::now();
+    let recent = if guard.is_zero() {
+        Default::default()
+    } else {
+        let now = time::OffsetDateTime::now_utc();
+        let since = now.checked_sub(guard.try_into().unwrap_or(time::Duration::MAX));
+        let since = since.unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        recent_for_plan(rebalancer_applier::recent_moves(&session.journal, since)?)
+    };
+    let cfg = session.connected.plan.clone();
+    let plan = tokio::task::spawn_blocking(move || {
+        rebalancer_optimizer::plan_guarded(&snapshot, &cfg, &Default::default(), &recent)
+            .map(|(p, _)| p)
+    })
+    .await
+    .map_err(|e| OpsError::PlannerStopped(e.to_string()))??;
+    series::stage_took("plan", stage.elapsed());
+    Ok(plan)
+}
+
+/// Apply an admitted `plan`, with the apply's series; `record` gets the
+/// run and its outcome (a journal held by another apply skips the cycle).
+async fn apply_step(
+    session: &Session,
+    plan: &Plan,
+    expected: &Expected,
+    stop: &CancellationToken,
+    observer: &mut impl Observer,
+    record: &mut CycleRecord,
+) -> Result<(), OpsError> {
+    let progress = Progress::default();
+    observer.apply_started(&progress);
+    let stage = Instant::now();
+    let stats = &session.connected.connection.clients.stats;
+    let malformed_before = stats.malformed_retries();
+    let applied = rebalancer_applier::apply(
+        &session.journal,
+        plan,
+        &session.upstreams,
+        &session.config,
+        expected,
+        stop.child_token(),
+        &progress,
+    )
+    .await;
+    observer.apply_ended();
+    series::stage_took("apply", stage.elapsed());
+    series::count(
+        series::MALFORMED,
+        stats.malformed_retries() - malformed_before,
+    );
+    match applied {
+        Ok(report) => {
+            record_applied(&report, record);
+            Ok(())
+        }
+        Err(ApplyError::LeaseHeld { holder, .. }) => {
+            record.outcome = CycleOutcome::Skipped;
+            record.detail =
+                format!("another apply holds the journal ({holder}); this cycle writes nothing");
+            Ok(())
+        }
+        Err(e) => {
+            if let ApplyError::LeaseLost { .. } = e {
+                series::count(series::LEASE_LOST, 1);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// An apply's run and outcome in the cycle's record (its PUTs and moves
+/// were counted as they ended, by the applier).
+fn record_applied(report: &RunReport, record: &mut CycleRecord) {
+    series::count(series::DRIFTED, report.skipped_drift as u64);
+    record.run = Some(report.run);
+    record.outcome = match report.outcome {
+        RunOutcome::Completed => CycleOutcome::Applied,
+        RunOutcome::Interrupted => CycleOutcome::Interrupted,
+        _ => CycleOutcome::AppliedWithFailures,
+    };
+    record.detail = format!(
+        "run {}: {} PUTs, {} moves, {} failed, {} leads skipped for drift",
+        report.run, report.puts_sent, report.moves_made, report.failed, report.skipped_drift
+    );
+}
+
+/// The journal's recent moves in the optimizer's terms.
+fn recent_for_plan(r: rebalancer_applier::RecentMoves) -> rebalancer_optimizer::Recent {
+    rebalancer_optimizer::Recent {
+        agents: r.agents.into_iter().map(|a| a.as_str().into()).collect(),
+        leads: r.leads,
+    }
+}
+
+fn describe_plan(plan: &Plan, record: &mut CycleRecord) {
+    let o = &plan.objectives;
+    // The planner hashed the snapshot already (on its second core).
+    record.snapshot_hash = Some(plan.snapshot_hash.clone());
+    record.plan_hash = Some(plan_hash(plan));
+    record.assigns = plan.summary.assigns;
+    record.unassigns = plan.summary.unassigns;
+    record.deferred = plan.summary.deferred;
+    record.held_back = plan.flap_guard.as_ref().map_or(0, |f| f.deferred);
+    record.shortfall_before = Some(o.before.shortfall);
+    record.shortfall_after = Some(o.after.shortfall);
+    record.peak_before = Some(o.before.peak_utilisation);
+    record.peak_after = Some(o.after.peak_utilisation);
+}
+
+/// SHA-256 of the plan's JSON, as cycles record it.
+pub fn plan_hash(plan: &Plan) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(plan.to_json()))
+}
