@@ -381,6 +381,9 @@ pub struct ResumeArgs {
 pub struct RollbackArgs {
     /// The run to undo (its resumes are undone with it).
     pub run: i64,
+    /// Roll back without asking (needed when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
     /// Configuration file whose credentials write to the CMS (read from
     /// REBALANCER_CONFIG when absent).
     #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
@@ -800,6 +803,7 @@ impl From<RollbackArgs> for rollback::Options {
             config: a.config,
             run: a.run,
             journal: a.journal.path,
+            yes: a.yes,
             format: format(a.format.value),
         }
     }

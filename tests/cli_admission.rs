@@ -124,7 +124,7 @@ async fn resume_into_another_system_or_with_a_stale_plan_is_refused_before_any_p
         stderr.contains("was made for CMS") && stderr.contains(&other.base_url()),
         "{stderr}"
     );
-    let (code, _, stderr) = run(t.args(&["rollback", "1"], &b), fast()).await;
+    let (code, _, stderr) = run(t.args(&["rollback", "1", "--yes"], &b), fast()).await;
     assert_eq!(code, 15, "rollback into B: {stderr}");
     let mut stale = fast();
     stale.push(("REBALANCER_APPLY__MAX_PLAN_AGE_SECS".into(), "600".into()));
@@ -142,7 +142,7 @@ async fn resume_into_another_system_or_with_a_stale_plan_is_refused_before_any_p
     assert_eq!(t.live(), t.target());
     // A rollback does not look at the plan's age (it undoes journaled PUTs
     // against the live mapping).
-    let (code, _, stderr) = run(t.args(&["rollback", "1"], &t.config), stale).await;
+    let (code, _, stderr) = run(t.args(&["rollback", "1", "--yes"], &t.config), stale).await;
     assert_eq!(code, 0, "a rollback of an old run: {stderr}");
     assert!(other.write_log().is_empty());
     other.shutdown().await;
@@ -156,7 +156,7 @@ async fn resume_into_another_system_or_with_a_stale_plan_is_refused_before_any_p
 async fn resume_without_a_run_id_never_walks_back_past_a_newer_run() {
     let t = setup().await;
     t.interrupted_apply(&t.plan_path).await;
-    let (code, _, stderr) = run(t.args(&["rollback", "1"], &t.config), fast()).await;
+    let (code, _, stderr) = run(t.args(&["rollback", "1", "--yes"], &t.config), fast()).await;
     assert_eq!(code, 0, "{stderr}");
     let undone = t.sb.write_log().len();
     let (code, stdout, stderr) = run(t.args(&["resume"], &t.config), fast()).await;

@@ -224,19 +224,21 @@ async fn sigterm_mid_apply_exits_11_and_resume_finishes() {
     assert!(status.success());
     let (code, stdout, stderr) = wait_child(child).await;
     assert_eq!(code, 11, "{stderr}\n{stdout}");
-    assert!(stdout.contains("rebalancer resume"), "{stdout}");
+    // The printed hint is run exactly as printed (the words between its
+    // backticks, split as a shell would).
+    let hint = stdout
+        .split_once("Stopped before the end: `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(cmd, _)| cmd.to_owned())
+        .unwrap_or_else(|| panic!("no resume hint in:\n{stdout}"));
+    let words = shlex::split(&hint).expect("the hint is valid shell words");
+    assert_eq!(words[..2], ["rebalancer", "resume"], "{hint}");
     let (code, _, stderr) = run(
-        s(&[
-            "resume",
-            "--config",
-            &p(&t.config),
-            "--journal",
-            &p(&t.journal),
-        ]),
+        words[1..].to_vec(),
         vec![("REBALANCER_APPLY__PUTS_PER_SECOND".into(), "100".into())],
     )
     .await;
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 0, "`{hint}`: {stderr}");
     assert_eq!(t.live(), t.target());
     for (change, n) in t.effective_changes() {
         assert_eq!(n, 1, "{change:?} was applied {n} times");
@@ -272,10 +274,25 @@ async fn rollback_restores_the_original_mapping() {
     assert_eq!(t.live(), t.target());
     let runs = t.history().await;
     let id = runs[0]["id"].as_i64().unwrap();
+    // Without a terminal to ask on, and without --yes: refused, nothing sent.
+    let sent = t.sb.write_log().len();
+    let ask = s(&[
+        "rollback",
+        &id.to_string(),
+        "--config",
+        &p(&t.config),
+        "--journal",
+        &p(&t.journal),
+    ]);
+    let (code, _, stderr) = run(ask, fast.clone()).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert_eq!(t.sb.write_log().len(), sent);
     let (code, stdout, stderr) = run(
         s(&[
             "rollback",
             &id.to_string(),
+            "--yes",
             "--config",
             &p(&t.config),
             "--journal",

@@ -13,8 +13,7 @@
 //! write (so a refused plan file still gets its page; without `--plan`,
 //! before the question).
 
-use crate::applying::{self, Session};
-use crate::exit::ApplyRefused;
+use crate::applying::{self, ResumeWith, Session};
 use crate::input::Source;
 use crate::logging::Log;
 use crate::render::{self, Format, PlanView};
@@ -22,7 +21,6 @@ use anyhow::Context;
 use rebalancer_applier::{ApplyError, Progress, WritePath};
 use rebalancer_model::{Plan, Snapshot};
 use rebalancer_ops::settings::{Env, Layers};
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 /// What `apply` was asked to do.
@@ -95,7 +93,7 @@ async fn apply(opts: &Options, session: &Session, log: &Log) -> anyhow::Result<u
         ),
     )
     .await?;
-    applying::report(&report, &session.journal, opts.format)
+    applying::report(&report, &session.journal, &resume_with(opts), opts.format)
 }
 
 /// `--report FILE`: the plan about to be applied, as an HTML page.
@@ -105,6 +103,18 @@ fn save_report(opts: &Options, plan: &Plan) -> anyhow::Result<()> {
         tracing::info!(path = %path.display(), "plan report written");
     }
     Ok(())
+}
+
+/// How the summary tells to finish this run if it stops early.
+fn resume_with(opts: &Options) -> ResumeWith {
+    match &opts.source {
+        Source::Live { config } => ResumeWith::Config {
+            config: config.clone(),
+            journal: opts.journal.clone(),
+        },
+        // `apply` takes --config or --sandbox; a snapshot is never a source.
+        Source::Sandbox(_) | Source::Snapshot { .. } => ResumeWith::Sandbox,
+    }
 }
 
 /// Fetch, plan, show the plan and ask. `None` when the answer was no.
@@ -126,6 +136,7 @@ async fn plan_now(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
             &snapshot,
             &stats,
             &session.connected.layers,
+            opts.yes,
         ))?;
     }
     if plan.changes.is_empty() {
@@ -143,28 +154,11 @@ async fn plan_now(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
     if opts.yes {
         return Ok(Some(plan));
     }
-    if !std::io::stdin().is_terminal() {
-        return Err(ApplyRefused::NotConfirmed(
-            "apply asks before writing, and stdin is not a terminal; pass --yes to apply without asking".into(),
-        )
-        .into());
-    }
-    eprint!(
-        "Apply {} assigns and {} unassigns to the CMS? Type yes to go on: ",
+    let question = format!(
+        "Apply {} assigns and {} unassigns to the CMS?",
         plan.summary.assigns, plan.summary.unassigns
     );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("cannot read the answer from stdin")?;
-    if answer.trim().eq_ignore_ascii_case("yes") {
-        Ok(Some(plan))
-    } else {
-        render::emit("Not applied.")?;
-        Ok(None)
-    }
+    Ok(applying::confirm(&question, "apply")?.then_some(plan))
 }
 
 fn plan_text(
@@ -172,9 +166,14 @@ fn plan_text(
     snapshot: &Snapshot,
     stats: &rebalancer_optimizer::PlanStats,
     layers: &Layers,
+    yes: bool,
 ) -> String {
     render::plan::report(&PlanView {
-        heading: "PLAN to apply (nothing is written before you confirm):",
+        heading: if yes {
+            "PLAN to apply (--yes: applying it now):"
+        } else {
+            "PLAN to apply (nothing is written before you confirm):"
+        },
         plan,
         snapshot,
         stats,

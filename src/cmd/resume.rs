@@ -70,5 +70,9 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
         ),
     )
     .await?;
-    applying::report(&report, &session.journal, opts.format)
+    let resume = applying::ResumeWith::Config {
+        config: opts.config.clone(),
+        journal: opts.journal.clone(),
+    };
+    applying::report(&report, &session.journal, &resume, opts.format)
 }

@@ -2,7 +2,8 @@
 //! resumes that continued it) actually changed, as the journal recorded it,
 //! under the same rules as an apply: the same rate, drift checks, and never
 //! assigning an agent that is now inactive or over its allowance. What it
-//! cannot restore it lists.
+//! cannot restore it lists. It asks first (which run, how much it
+//! changed), unless `--yes`.
 //!
 //! The run's plan (from the journal) passes the applier's admission check
 //! as a rollback: the config given here must name the system the run wrote
@@ -24,6 +25,8 @@ pub struct Options {
     pub config: PathBuf,
     pub run: i64,
     pub journal: Option<PathBuf>,
+    /// Roll back without asking.
+    pub yes: bool,
     pub format: Format,
 }
 
@@ -38,6 +41,10 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
     // does not apply. The re-checks still do: nobody inactive or over an
     // allowance is assigned back.
     let session = applying::session(&source, &env, opts.journal.clone(), true).await?;
+    if !opts.yes && !confirmed(&opts, &session)? {
+        session.close().await;
+        return Ok(0);
+    }
     let progress = Progress::default();
     let report = applying::with_progress(
         log.interactive,
@@ -53,5 +60,21 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
         ),
     )
     .await?;
-    applying::report(&report, &session.journal, opts.format)
+    let resume = applying::ResumeWith::Config {
+        config: opts.config.clone(),
+        journal: opts.journal.clone(),
+    };
+    applying::report(&report, &session.journal, &resume, opts.format)
+}
+
+/// Ask before undoing: which run, when, and how much it changed (from
+/// the journal; an unknown run is refused there, before the question).
+fn confirmed(opts: &Options, session: &applying::Session) -> anyhow::Result<bool> {
+    let detail = rebalancer_applier::show(&session.journal, opts.run)?;
+    let r = &detail.run;
+    let question = format!(
+        "Undo run {} ({}, started {}): {} moves in {} PUTs, written to the CMS again as their inverse?",
+        r.id, r.kind, r.started_at, r.moves_made, r.puts_sent
+    );
+    applying::confirm(&question, "rollback")
 }

@@ -60,13 +60,22 @@ fn summarise(r: &RunReport) -> Summary<'_> {
 }
 
 /// The end-of-run summary as a table.
-pub fn report(r: &RunReport, journal: &rebalancer_applier::JournalLocation) -> String {
+/// `resume_hint`: how to finish the run if it stopped before its end.
+pub fn report(
+    r: &RunReport,
+    journal: &rebalancer_applier::JournalLocation,
+    resume_hint: &str,
+) -> String {
     let s = summarise(r);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Run {} ({}): {}. Journal: {}.",
-        s.run, s.kind, s.outcome, journal
+        "Run {} ({}): {}{}. Journal: {}.",
+        s.run,
+        s.kind,
+        s.outcome,
+        left_undone(r),
+        journal
     );
     let mut t = table();
     t.set_header(vec!["", "count"]);
@@ -109,13 +118,42 @@ pub fn report(r: &RunReport, journal: &rebalancer_applier::JournalLocation) -> S
         );
     }
     if r.outcome == rebalancer_applier::RunOutcome::Interrupted {
-        let _ = writeln!(
-            out,
-            "Stopped before the end: `rebalancer resume {}` finishes it.",
-            s.run
-        );
+        let _ = writeln!(out, "Stopped before the end: {resume_hint}.");
     }
     out
+}
+
+/// What the headline must not hide: changes a run left undone (skipped
+/// by the re-checks or for drift) and leads that differ from its target.
+fn left_undone(r: &RunReport) -> String {
+    let verb = match r.kind {
+        rebalancer_applier::RunKind::Rollback => "undone",
+        _ => "made",
+    };
+    let mut parts = Vec::new();
+    if r.skipped_recheck > 0 {
+        parts.push(format!(
+            "{} assigns not {verb} (those agents are now inactive or at their allowance)",
+            r.skipped_recheck
+        ));
+    }
+    if r.skipped_drift > 0 {
+        parts.push(format!(
+            "{} leads left alone (their mapping had changed since)",
+            r.skipped_drift
+        ));
+    }
+    if !r.verify_mismatches.is_empty() {
+        parts.push(format!(
+            "{} leads differ from the target",
+            r.verify_mismatches.len()
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(", but {}", parts.join("; "))
+    }
 }
 
 /// The end-of-run summary as JSON.
