@@ -80,6 +80,10 @@ static LONG_VERSION: LazyLock<String> = LazyLock::new(|| {
 /// The exit-code table, under `--help` of the commands that use it.
 static EXIT_CODES: LazyLock<String> = LazyLock::new(exit::help_table);
 
+/// The heading of the options every command takes, apart from each
+/// command's own.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rebalancer",
@@ -90,23 +94,23 @@ static EXIT_CODES: LazyLock<String> = LazyLock::new(exit::help_table);
 )]
 pub struct Cli {
     /// More log output on stderr: -v info, -vv debug, -vvv trace.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(short, long, global = true, help_heading = GLOBAL, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
     /// Less log output on stderr: -q errors only.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = GLOBAL, action = clap::ArgAction::Count)]
     pub quiet: u8,
     /// Log filter for stderr (tracing EnvFilter syntax, e.g. `debug` or
     /// `rebalancer_upstream=debug`); wins over -v/-q and RUST_LOG. Without
     /// any: warnings on a terminal, info otherwise.
-    #[arg(long, global = true, value_name = "FILTER")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILTER")]
     pub log: Option<String>,
     /// Colour on stderr and in progress bars (NO_COLOR also turns it off).
-    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, default_value_t = ColorArg::Auto)]
     pub color: ColorArg,
     /// Logs on stderr as text, or as one JSON object per line (for log
     /// shippers: every line, fatal errors included, with `level`,
     /// `message`, and for a fatal error `error.chain` and `exit_code`).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, default_value_t = LogFormatArg::Text)]
     pub log_format: LogFormatArg,
 
     #[command(subcommand)]

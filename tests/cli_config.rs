@@ -51,7 +51,7 @@ async fn environment_overrides_apply_to_a_saved_snapshot() {
     .await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("Config: defaults < env (1 key)"),
+        stdout.contains("Config: defaults < env (1 key: REBALANCER_PLAN__EXCLUDE_AGENTS)"),
         "the header names the layers:\n{stdout}"
     );
     let plan = Plan::load(&out).unwrap();
@@ -87,7 +87,14 @@ async fn environment_overrides_apply_to_a_saved_snapshot() {
     .await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("Config: defaults < plan.toml < env (1 key)"),
+        stdout.contains(
+            "Config: defaults < plan.toml < env (1 key: REBALANCER_PLAN__MIN_BALANCE_GAIN)"
+        ),
+        "{stdout}"
+    );
+    // An offline replan says so, and names the file it replayed.
+    assert!(
+        stdout.contains(&format!("replayed offline from {}", snap.display())),
         "{stdout}"
     );
 }
@@ -104,7 +111,9 @@ async fn environment_overrides_apply_to_the_embedded_sandbox_but_credentials_do_
     .await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("Config: defaults < embedded sandbox < env (1 key)"),
+        stdout.contains(
+            "Config: defaults < embedded sandbox < env (1 key: REBALANCER_PLAN__MIN_BALANCE_GAIN)"
+        ),
         "{stdout}"
     );
 }

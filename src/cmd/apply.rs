@@ -178,6 +178,7 @@ fn plan_text(
         snapshot,
         stats,
         layers,
+        saved: None,
         all: false,
     })
 }

@@ -84,6 +84,10 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
             snapshot: &snapshot,
             stats: &stats,
             layers: &input.layers,
+            saved: match &opts.source {
+                Source::Snapshot { path, .. } => Some(path),
+                _ => None,
+            },
             all: opts.all,
         }),
     };

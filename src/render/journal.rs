@@ -32,8 +32,8 @@ pub fn history(runs: &[RunRecord], journal: &rebalancer_applier::JournalLocation
             right(r.id),
             Cell::new(r.kind.to_string()),
             right(r.parent.map_or(String::new(), |p| p.to_string())),
-            Cell::new(shown(&r.started_at)),
-            Cell::new(shown(r.ended_at.as_deref().unwrap_or("-"))),
+            Cell::new(when(&r.started_at)),
+            Cell::new(when(r.ended_at.as_deref().unwrap_or("-"))),
             Cell::new(r.outcome.to_string()),
             right(r.puts_sent),
             right(r.failed),
@@ -54,8 +54,8 @@ pub fn run_detail(d: &RunDetail) -> String {
         r.kind,
         r.parent.map_or(String::new(), |p| format!(" of run {p}")),
         r.outcome,
-        shown(&r.started_at),
-        shown(r.ended_at.as_deref().unwrap_or("-")),
+        when(&r.started_at),
+        when(r.ended_at.as_deref().unwrap_or("-")),
         shown(&r.holder)
     );
     let _ = writeln!(
@@ -110,6 +110,19 @@ fn short(hash: &str) -> String {
 
 /// A stored string as it may be printed: itself, or with its control
 /// characters (and only those) escaped.
+/// A journal time for people: to the second, in UTC (`2026-12-03
+/// 18:12:18Z`); anything that is not RFC 3339 is shown as stored.
+fn when(s: &str) -> std::borrow::Cow<'_, str> {
+    match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M:%SZ")
+            .to_string()
+            .into(),
+        Err(_) => shown(s),
+    }
+}
+
 fn shown(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.chars().any(char::is_control) {
         return s.into();
@@ -178,6 +191,18 @@ mod tests {
                 done_at: Some(text.into()),
             }],
         }
+    }
+
+    #[test]
+    fn history_shows_times_to_the_second_in_utc() {
+        let mut r = run("h");
+        r.started_at = "2026-12-03T18:12:18.030044123Z".into();
+        r.ended_at = Some("2026-12-03T19:12:18.999+01:00".into());
+        let text = history(&[r], &JournalLocation::Sqlite("j.sqlite".into()));
+        assert!(text.contains("2026-12-03 18:12:18Z"), "{text}");
+        assert!(!text.contains(".030044123"), "{text}");
+        // 19:12:18.999 at +01:00 is 18:12:18 UTC, to the second.
+        assert_eq!(text.matches("2026-12-03 18:12:18Z").count(), 2, "{text}");
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct PlanView<'a> {
     pub snapshot: &'a Snapshot,
     pub stats: &'a PlanStats,
     pub layers: &'a Layers,
+    /// The saved snapshot file this plan was made from offline (`plan
+    /// --snapshot`); `None` when it was fetched now.
+    pub saved: Option<&'a std::path::Path>,
     /// List every change and short lead.
     pub all: bool,
 }
@@ -44,13 +47,21 @@ pub fn report(v: &PlanView) -> String {
 fn header(out: &mut String, v: &PlanView) {
     let (plan, stats) = (v.plan, v.stats);
     let _ = writeln!(out, "{}", v.heading);
-    let _ = writeln!(
-        out,
-        "Plan for snapshot {} ({}, fetched {}).",
-        plan.snapshot_hash.get(..12).unwrap_or(&plan.snapshot_hash),
-        v.snapshot.source.description,
-        plan.snapshot_fetched_at,
-    );
+    let hash = plan.snapshot_hash.get(..12).unwrap_or(&plan.snapshot_hash);
+    let source = &v.snapshot.source.description;
+    let _ = match v.saved {
+        Some(path) => writeln!(
+            out,
+            "Plan for snapshot {hash}, replayed offline from {} (fetched {} from {source}).",
+            path.display(),
+            plan.snapshot_fetched_at,
+        ),
+        None => writeln!(
+            out,
+            "Plan for snapshot {hash} ({source}, fetched {}).",
+            plan.snapshot_fetched_at,
+        ),
+    };
     let _ = writeln!(
         out,
         "Config: {}. Solver {} on {} eligible pairs in {:.1} ms (total {:.1} ms).",

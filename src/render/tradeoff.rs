@@ -1,6 +1,6 @@
 //! What `plan --tradeoff` prints: the ladder of utilisation targets with
 //! what each would cost, as a table for people or JSON rows
-//! `{target, shortfall, peak_utilisation, assigns, unassigns}`.
+//! `{target, optimal, shortfall, peak_utilisation, assigns, unassigns}`.
 
 use super::{records, right, table, utilisation};
 use comfy_table::Cell;
@@ -53,9 +53,45 @@ pub fn table_of(t: &Tradeoff, configured: TargetUtilisation) -> String {
     out
 }
 
+/// One rung as JSON: every field one type on every row; counts are
+/// integers, ratios decimals to 4 places (no `0.7000000000000001`).
+#[derive(serde::Serialize)]
+struct JsonRow {
+    /// The utilisation the rung aimed at: its target, or u* on the
+    /// `optimal` rung.
+    target: f64,
+    /// The rung is "optimal" (the least peak, u*).
+    optimal: bool,
+    shortfall: u64,
+    peak_utilisation: f64,
+    assigns: usize,
+    unassigns: usize,
+}
+
+/// `x` to 4 decimal places.
+fn decimal4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
 /// The ladder as JSON rows.
 pub fn json_of(t: &Tradeoff) -> serde_json::Result<String> {
-    serde_json::to_string_pretty(&t.rows)
+    let rows: Vec<JsonRow> = t
+        .rows
+        .iter()
+        .map(|r| JsonRow {
+            target: decimal4(match r.target {
+                TargetUtilisation::At(x) => x,
+                TargetUtilisation::Optimal => r.cap,
+            }),
+            optimal: r.target == TargetUtilisation::Optimal,
+            // Records are whole; the flow stages give whole numbers.
+            shortfall: r.shortfall.max(0.0).round() as u64,
+            peak_utilisation: decimal4(r.peak_utilisation),
+            assigns: r.assigns,
+            unassigns: r.unassigns,
+        })
+        .collect();
+    serde_json::to_string_pretty(&rows)
 }
 
 #[cfg(test)]
@@ -93,7 +129,7 @@ mod tests {
     }
 
     #[test]
-    fn json_rows_have_exactly_the_five_fields_and_optimal_is_a_string() {
+    fn json_rows_keep_one_type_per_field_with_exact_decimals_and_whole_counts() {
         let v: serde_json::Value = serde_json::from_str(&json_of(&ladder()).unwrap()).unwrap();
         let rows = v.as_array().unwrap();
         assert_eq!(rows.len(), 3);
@@ -107,14 +143,30 @@ mod tests {
             keys,
             [
                 "assigns",
+                "optimal",
                 "peak_utilisation",
                 "shortfall",
                 "target",
                 "unassigns"
             ]
         );
-        assert_eq!(rows[0]["target"], "optimal");
+        assert_eq!(rows[0]["optimal"], true);
+        assert!(rows[0]["target"].is_f64(), "{}", rows[0]);
+        assert_eq!(rows[1]["optimal"], false);
         assert_eq!(rows[1]["target"], 0.9);
+        for row in rows {
+            assert!(row["shortfall"].is_u64(), "{row}");
+        }
+        // 0.1 * 7 is 0.7000000000000001 in binary floating point.
+        let text = json_of(&Tradeoff {
+            rows: vec![TradeoffRow {
+                target: TargetUtilisation::At(0.1 * 7.0),
+                ..ladder().rows[1].clone()
+            }],
+            ..ladder()
+        })
+        .unwrap();
+        assert!(text.contains("\"target\": 0.7,"), "{text}");
         assert_eq!(rows[1]["assigns"], 7);
         assert_eq!(rows[2]["peak_utilisation"], 0.97);
     }

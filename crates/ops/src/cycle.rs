@@ -205,7 +205,7 @@ async fn steps(
     );
     if plan.changes.is_empty() {
         record.outcome = CycleOutcome::NoChanges;
-        record.detail = "nothing to change".into();
+        record.detail = nothing_now(record, opts.guard);
         return Ok(());
     }
     // The gate is the applier's admission check (the one `apply --plan`,
@@ -232,6 +232,31 @@ async fn steps(
         return Ok(());
     }
     apply_step(session, &plan, &expected, stop, observer, record).await
+}
+
+/// Why a plan with no changes sends nothing: nothing to change, or moves
+/// held back (by the flap guard, until their agents and leads have been
+/// still for `guard`; by the caps, until a later cycle).
+fn nothing_now(record: &CycleRecord, guard: Duration) -> String {
+    let capped = record.deferred.saturating_sub(record.held_back);
+    let mut held = Vec::new();
+    if record.held_back > 0 {
+        held.push(format!(
+            "{} moves held back by the flap guard: their agents or leads moved less than {} ago (run.min_move_interval); a cycle after that makes them",
+            record.held_back,
+            humantime::format_duration(guard)
+        ));
+    }
+    if capped > 0 {
+        held.push(format!(
+            "{capped} moves deferred by the plan's caps (plan.max_moves_per_run, plan.max_moves_per_agent)"
+        ));
+    }
+    if held.is_empty() {
+        "nothing to change".into()
+    } else {
+        format!("nothing sent this cycle; {}", held.join("; "))
+    }
 }
 
 /// Fetch this cycle's snapshot, with the fetch's series.
@@ -365,4 +390,31 @@ fn describe_plan(plan: &Plan, record: &mut CycleRecord) {
 pub fn plan_hash(plan: &Plan) -> String {
     use sha2::Digest;
     format!("{:x}", sha2::Sha256::digest(plan.to_json()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cycle_with_held_back_moves_never_says_nothing_to_change() {
+        let mut r = CycleRecord::default();
+        assert_eq!(
+            nothing_now(&r, Duration::from_secs(3600)),
+            "nothing to change"
+        );
+        r.deferred = 70;
+        r.held_back = 69;
+        let text = nothing_now(&r, Duration::from_secs(3600));
+        assert!(!text.contains("nothing to change"), "{text}");
+        assert!(
+            text.contains("69 moves held back by the flap guard"),
+            "{text}"
+        );
+        assert!(text.contains("less than 1h ago"), "{text}");
+        assert!(
+            text.contains("1 moves deferred by the plan's caps"),
+            "{text}"
+        );
+    }
 }

@@ -368,7 +368,7 @@ impl config::Source for EnvSource {
 }
 
 /// Which layers made a configuration: printed in plan headers
-/// ("config: defaults < sandbox.toml < env (2 keys)").
+/// ("config: defaults < sandbox.toml < env (2 keys: REBALANCER_…, …)").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layers {
     pub file: Option<PathBuf>,
@@ -389,10 +389,15 @@ impl fmt::Display for Layers {
             let name = p.file_name().map(Path::new).unwrap_or(p);
             write!(f, " < {}", name.display())?;
         }
-        match self.env_vars.len() {
-            0 => Ok(()),
-            1 => f.write_str(" < env (1 key)"),
-            n => write!(f, " < env ({n} keys)"),
+        // The variables themselves (never their values: one may be a
+        // secret), so an override is visible where the plan is read.
+        match self.env_vars.as_slice() {
+            [] => Ok(()),
+            [one] => write!(f, " < env (1 key: {one})"),
+            [a, b, c, rest @ ..] if !rest.is_empty() => {
+                write!(f, " < env ({} keys: {a}, {b}, {c}, …)", self.env_vars.len())
+            }
+            all => write!(f, " < env ({} keys: {})", all.len(), all.join(", ")),
         }
     }
 }

@@ -85,8 +85,8 @@ fn environment_overrides_file_including_lists() {
     assert_eq!(s.value.fetch.concurrency, 3);
     assert_eq!(
         s.layers.to_string(),
-        "defaults < c.toml < env (3 keys)",
-        "the layers name the file and count the variables"
+        "defaults < c.toml < env (3 keys: REBALANCER_CMS__PASSWORD, REBALANCER_FETCH__CONCURRENCY, REBALANCER_ZOHO__THRESHOLD_IDS)",
+        "the layers name the file and the variables, never their values"
     );
 }
 
@@ -159,7 +159,10 @@ fn unrelated_rebalancer_variables_are_not_config() {
 fn plan_only_layering_applies_the_environment() {
     let p = load_plan(None, &env(&[("REBALANCER_PLAN__MAX_MOVES_PER_RUN", "10")])).unwrap();
     assert_eq!(p.value.max_moves_per_run, 10);
-    assert_eq!(p.layers.to_string(), "defaults < env (1 key)");
+    assert_eq!(
+        p.layers.to_string(),
+        "defaults < env (1 key: REBALANCER_PLAN__MAX_MOVES_PER_RUN)"
+    );
     // Connection variables don't matter to an offline replan.
     let p = load_plan(None, &env(&[("REBALANCER_CMS__CONTACT_CENTER_ID", "x")])).unwrap();
     assert!(p.layers.env_vars.is_empty());
@@ -685,4 +688,14 @@ fn a_broken_run_schedule_or_flap_guard_is_refused_at_load() {
     let e = from_toml(MINIMAL, &both).unwrap_err().to_string();
     assert!(e.contains("both set"), "{e}");
     from_toml(MINIMAL, &[]).unwrap();
+}
+
+#[test]
+fn more_than_three_variables_are_counted_and_the_first_three_named() {
+    let layers = Layers {
+        file: None,
+        env_vars: ["A", "B", "C", "D"].map(String::from).to_vec(),
+        connection: None,
+    };
+    assert_eq!(layers.to_string(), "defaults < env (4 keys: A, B, C, …)");
 }
