@@ -5,12 +5,10 @@
 
 pub mod world;
 
-use rebalancer_fetcher::{CampaignSpec, Clients, FetchOptions, FetchProgress, IdentityMap};
-use rebalancer_model::SnapshotSource;
+use rebalancer_fetcher::{Clients, FetchOptions};
 use rebalancer_sandbox::{Sandbox, SandboxConfig};
 use rebalancer_upstream::{
-    BaseUrl, CmsClient, CmsConfig, HttpSettings, Stats, WebexClient, WebexConfig, ZohoClient,
-    ZohoConfig,
+    CmsClient, CmsConfig, HttpSettings, Stats, WebexClient, WebexConfig, ZohoClient, ZohoConfig,
 };
 use std::time::Duration;
 
@@ -69,44 +67,19 @@ impl Default for Knobs {
     }
 }
 
-pub fn url(sb: &Sandbox) -> BaseUrl {
-    BaseUrl::parse(&sb.base_url()).unwrap()
-}
-
 pub fn cms_config(sb: &Sandbox, knobs: &Knobs) -> CmsConfig {
-    let c = sb.credentials();
     CmsConfig {
-        base_url: url(sb),
-        username: c.cms_username.clone(),
-        password: c.cms_password.clone().into(),
-        contact_center_id: sb.world().contact_center_id,
-        page_size: knobs.cms_page_size,
         short_page_ends: knobs.cms_short_page_ends,
-        http: knobs.http.clone(),
+        ..rebalancer_testkit::sandbox::cms_config(sb, knobs.cms_page_size, knobs.http.clone())
     }
 }
 
 pub fn webex_config(sb: &Sandbox, knobs: &Knobs) -> WebexConfig {
-    WebexConfig {
-        base_url: url(sb),
-        api_key: sb.credentials().webex_api_key.clone().into(),
-        http: knobs.http.clone(),
-    }
+    rebalancer_testkit::sandbox::webex_config(sb, knobs.http.clone())
 }
 
 pub fn zoho_config(sb: &Sandbox, knobs: &Knobs) -> ZohoConfig {
-    let c = sb.credentials();
-    ZohoConfig {
-        accounts_url: url(sb),
-        api_domain: url(sb),
-        client_id: c.zoho_client_id.clone(),
-        client_secret: c.zoho_client_secret.clone().into(),
-        refresh_token: c.zoho_refresh_token.clone().into(),
-        api_version: "v8".into(),
-        module: sb.world().module.clone(),
-        per_page: knobs.zoho_per_page,
-        http: knobs.http.clone(),
-    }
+    rebalancer_testkit::sandbox::zoho_config(sb, knobs.zoho_per_page, knobs.http.clone())
 }
 
 pub fn clients_from(cms: CmsConfig, webex: WebexConfig, zoho: ZohoConfig) -> Clients {
@@ -127,35 +100,20 @@ pub fn clients(sb: &Sandbox, knobs: &Knobs) -> Clients {
     )
 }
 
+/// Fetch options for `sb` as the binary makes them (its campaigns and
+/// thresholds through `ops::connect`), 8 leads at a time.
 pub fn options(sb: &Sandbox) -> FetchOptions {
-    let world = sb.world();
-    FetchOptions {
-        campaigns: world
-            .campaigns
-            .iter()
-            .map(|c| CampaignSpec {
-                process_id: c.process_id,
-                campaign_id: c.campaign_id,
-                lead_ids: c.lead_ids.clone(),
-            })
-            .collect(),
-        threshold_ids: world.threshold_ids.clone(),
+    let fetch = rebalancer_ops::settings::FetchKeys {
         concurrency: 8,
         strict: false,
-        identity: IdentityMap::new(),
-        source: SnapshotSource {
-            description: "test".into(),
-            cms_base_url: sb.base_url(),
-            contact_center_id: Some(sb.world().contact_center_id),
-            webex_base_url: sb.base_url(),
-            zoho_api_domain: sb.base_url(),
-            zoho_module: world.module.clone(),
-            threshold_ids: world.threshold_ids.clone(),
-        },
-        deadline: rebalancer_fetcher::DEFAULT_DEADLINE,
+        identity_file: None,
+        deadline_secs: rebalancer_fetcher::DEFAULT_DEADLINE.as_secs(),
         min_webex_coverage: rebalancer_fetcher::DEFAULT_MIN_WEBEX_COVERAGE,
-        progress: FetchProgress::default(),
-    }
+    };
+    rebalancer_ops::connect::sandbox_endpoints(sb)
+        .unwrap()
+        .fetch_options(&fetch, "test")
+        .unwrap()
 }
 
 /// A config file (TOML) pointing the binary at `sb`.

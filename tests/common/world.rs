@@ -127,35 +127,14 @@ impl Setup {
 
     /// Each (lead, user, assign/unassign) the sandbox applied, with how
     /// often it really changed the lead.
-    pub fn effective_changes(&self) -> BTreeMap<(u64, u64, String, bool), usize> {
-        let mut state: BTreeMap<(u64, u64), BTreeSet<String>> = self
+    pub fn effective_changes(&self) -> BTreeMap<(rebalancer_model::LeadKey, String, bool), usize> {
+        let original = self
             .plan
             .leads
             .iter()
-            .map(|l| {
-                (
-                    (l.lead.campaign_id, l.lead.lead_id),
-                    l.current.iter().map(|a| a.0.to_string()).collect(),
-                )
-            })
+            .map(|l| (l.lead, l.current.iter().map(|a| a.0.to_string()).collect()))
             .collect();
-        let mut changes = BTreeMap::new();
-        for w in self.sb.write_log().into_iter().filter(|w| w.applied) {
-            let before = state.entry((w.campaign_id, w.lead_id)).or_default().clone();
-            let after: BTreeSet<String> = w.assigned_after.iter().cloned().collect();
-            for u in after.difference(&before) {
-                *changes
-                    .entry((w.campaign_id, w.lead_id, u.clone(), true))
-                    .or_default() += 1;
-            }
-            for u in before.difference(&after) {
-                *changes
-                    .entry((w.campaign_id, w.lead_id, u.clone(), false))
-                    .or_default() += 1;
-            }
-            state.insert((w.campaign_id, w.lead_id), after);
-        }
-        changes
+        rebalancer_testkit::writes::effective_changes(&self.sb.write_log(), &original)
     }
 
     pub async fn history(&self) -> serde_json::Value {

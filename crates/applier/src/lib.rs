@@ -136,6 +136,33 @@ pub struct ApplyConfig {
     pub retry: RetryPolicy,
 }
 
+impl ApplyConfig {
+    /// The applier's rules for its options, the one home of them: the
+    /// settings run this at load (so `check` refuses what a run would) and
+    /// every run again before its first write.
+    pub fn validate(&self) -> Result<(), ApplyError> {
+        let bad = |key, detail: &str| {
+            Err(ApplyError::InvalidConfig {
+                key,
+                detail: detail.to_string(),
+            })
+        };
+        if self.max_users_per_put == 0 {
+            return bad("apply.max_users_per_put", "must be at least 1");
+        }
+        if self.concurrency == 0 {
+            return bad("apply.concurrency", "must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.max_unassign_share) {
+            return bad("plan.max_unassign_share", "must be between 0 and 1");
+        }
+        if self.lease_ttl < Duration::from_secs(1) {
+            return bad("apply.lease_secs", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 /// How ambiguous writes are retried: exponential backoff with jitter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {

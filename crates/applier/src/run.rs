@@ -40,7 +40,7 @@ pub async fn apply(
     stop: CancellationToken,
     progress: &Progress,
 ) -> Result<RunReport, ApplyError> {
-    check_config(cfg)?;
+    cfg.validate()?;
     admit(plan, expected, WritePath::Apply, cfg.allow_mass_unassign)
         .map_err(|r| ApplyError::refused(WritePath::Apply, None, r))?;
     let goals = goals_from_plan(plan)?;
@@ -75,7 +75,7 @@ pub async fn resume(
     stop: CancellationToken,
     progress: &Progress,
 ) -> Result<RunReport, ApplyError> {
-    check_config(cfg)?;
+    cfg.validate()?;
     let Some(j) = Journal::open_existing(journal)? else {
         return Err(run.map_or(
             ApplyError::NothingToResume("the journal does not exist yet".into()),
@@ -140,7 +140,7 @@ pub async fn rollback(
     stop: CancellationToken,
     progress: &Progress,
 ) -> Result<RunReport, ApplyError> {
-    check_config(cfg)?;
+    cfg.validate()?;
     let j = Journal::open_existing(journal)?.ok_or(ApplyError::NoSuchRun(run))?;
     j.run(run)?.ok_or(ApplyError::NoSuchRun(run))?;
     let family = j.family(run)?;
@@ -242,28 +242,6 @@ pub fn show(journal: &JournalLocation, run: i64) -> Result<RunDetail, ApplyError
         leads: j.leads(run)?,
         puts: j.puts(&[run])?,
     })
-}
-
-fn check_config(cfg: &ApplyConfig) -> Result<(), ApplyError> {
-    let bad = |key, detail: &str| {
-        Err(ApplyError::InvalidConfig {
-            key,
-            detail: detail.to_string(),
-        })
-    };
-    if cfg.max_users_per_put == 0 {
-        return bad("apply.max_users_per_put", "must be at least 1");
-    }
-    if cfg.concurrency == 0 {
-        return bad("apply.concurrency", "must be at least 1");
-    }
-    if !(0.0..=1.0).contains(&cfg.max_unassign_share) {
-        return bad("plan.max_unassign_share", "must be between 0 and 1");
-    }
-    if cfg.lease_ttl < Duration::from_secs(1) {
-        return bad("apply.lease_secs", "must be at least 1");
-    }
-    Ok(())
 }
 
 /// The journal with its lease held and renewed; released on drop.

@@ -13,55 +13,14 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
 use rebalancer_applier::{apply, history, resume, show, ApplyConfig, Progress, RunOutcome};
 use rebalancer_model::{Action, LeadKey};
-use rebalancer_sandbox::{FaultSpec, Faults, Sandbox};
+use rebalancer_sandbox::{FaultSpec, Faults};
 use tokio_util::sync::CancellationToken;
-
-fn key(r: &rebalancer_sandbox::WriteRecord) -> LeadKey {
-    LeadKey {
-        campaign_id: r.campaign_id,
-        lead_id: r.lead_id,
-    }
-}
-
-/// The write-log invariants every run must keep.
-fn check_write_log(sb: &Sandbox, original: &BTreeMap<LeadKey, BTreeSet<String>>) {
-    let users = users(sb);
-    let log = sb.write_log();
-    let mut applied: BTreeMap<(LeadKey, String, bool), usize> = BTreeMap::new();
-    for r in &log {
-        assert!(
-            !(r.assigned.is_empty() && r.unassigned.is_empty()),
-            "an empty PUT: {r:?}"
-        );
-        if !r.applied {
-            continue;
-        }
-        if !original[&key(r)].is_empty() {
-            assert!(
-                !r.assigned_after.is_empty(),
-                "a staffed lead went empty: {r:?}"
-            );
-        }
-        for a in &r.assigned {
-            assert!(
-                may_be_assigned(&users[a]),
-                "{a} may not work but was assigned: {r:?}"
-            );
-            *applied.entry((key(r), a.clone(), true)).or_default() += 1;
-        }
-        for u in &r.unassigned {
-            *applied.entry((key(r), u.clone(), false)).or_default() += 1;
-        }
-    }
-    let twice: Vec<_> = applied.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "applied twice: {twice:?}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_cms_still_reaches_the_target_exactly_once() {
@@ -272,7 +231,7 @@ async fn a_killed_run_resumes_without_writing_anything_twice() {
     }
     let mut seen: BTreeMap<LeadKey, usize> = BTreeMap::new();
     for r in sb.write_log() {
-        *seen.entry(key(&r)).or_default() += 1;
+        *seen.entry(lead_key(&r)).or_default() += 1;
     }
     for (lead, n) in &seen {
         assert!(
@@ -313,48 +272,6 @@ async fn timed(
     assert_eq!(state(&sb), targets(&plan));
     let times = sb.write_log().iter().map(|r| r.at.as_secs_f64()).collect();
     (times, report)
-}
-
-/// The most writes in any window of one second.
-fn peak_per_second(times: &[f64]) -> usize {
-    (0..times.len())
-        .map(|i| {
-            times[i..]
-                .iter()
-                .take_while(|t| **t < times[i] + 1.0)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
-}
-
-/// Writes per second between the first write after the burst and the last
-/// (a figure for the record: it depends on how fast this machine is).
-fn steady_rate(times: &[f64], burst: usize) -> f64 {
-    let t = &times[burst..];
-    (t.len() - 1) as f64 / (t[t.len() - 1] - t[0])
-}
-
-/// The first pair of writes, `k` apart in the log, closer in time than a
-/// budget of `per_second` with `burst` allows: `k` writes need at least
-/// `(k - burst) / per_second` seconds (`slack` absorbs the sandbox's clock
-/// reading after the limiter's). Holds whatever the machine's load: load
-/// only spreads writes out.
-fn faster_than_budget(
-    times: &[f64],
-    per_second: f64,
-    burst: usize,
-    slack: f64,
-) -> Option<(usize, usize, f64)> {
-    for i in 0..times.len() {
-        for j in i + burst + 1..times.len() {
-            let least = (j - i - burst) as f64 / per_second - slack;
-            if times[j] - times[i] < least {
-                return Some((i, j, times[j] - times[i]));
-            }
-        }
-    }
-    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -954,6 +954,7 @@ pub fn load(path: &Path, env: &Env) -> Result<Loaded<Settings>, SettingsError> {
         check.fetch(&settings.fetch),
         check.plan(&settings.plan),
         check.apply(&settings.apply),
+        check.applier(&settings.apply, &settings.plan, &settings.http),
         check.journal(&settings.journal),
         check.run(&settings.run),
     ])?;
@@ -990,6 +991,7 @@ pub fn load_local(env: &Env) -> Result<Loaded<LocalSettings>, SettingsError> {
         check.fetch(&local.fetch),
         check.plan(&local.plan),
         check.apply(&local.apply),
+        check.applier(&local.apply, &local.plan, &local.http),
         check.journal(&local.journal),
         check.run(&local.run),
     ])?;

@@ -174,6 +174,23 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// The applier's own rules for the options `[apply]` (with `[plan]`'s
+    /// `max_unassign_share` and `[http]`'s retries) make: the same
+    /// `ApplyConfig::validate` every run asks before its first write.
+    pub(super) fn applier(
+        &self,
+        a: &ApplyKeys,
+        p: &PlanConfig,
+        h: &HttpKeys,
+    ) -> Result<(), SettingsError> {
+        match a.apply_config(p, h, false).validate() {
+            Err(rebalancer_applier::ApplyError::InvalidConfig { key, detail }) => {
+                Err(self.fail(key, detail))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub(super) fn apply(&self, a: &ApplyKeys) -> Result<(), SettingsError> {
         self.all_within([
             ("apply.puts_per_second", u64::from(a.puts_per_second)),
