@@ -312,3 +312,31 @@ fn dense_rows_agree_between_flow_and_lp_with_every_option() {
         "{stdout}"
     );
 }
+
+/// The table says where `--plot` wrote its chart, and the legend names
+/// a file the repository has (docs/performance.md), not the spec's.
+#[test]
+fn the_table_says_where_the_plot_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("scaling.svg");
+    let (code, stdout, stderr) = bench(&[
+        "--family",
+        "uniform",
+        "--sizes",
+        "100x10",
+        "--repeat",
+        "1",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(svg.is_file());
+    assert!(
+        stdout.contains(&format!("Wrote the plot to {}.", svg.display())),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("bench-instances.md"), "{stdout}");
+    assert!(stdout.contains("docs/performance.md"), "{stdout}");
+    let doc = include_str!("../docs/performance.md");
+    assert!(doc.contains("| 20000x2000 | 398,138 | 0.799979906969 |"));
+}

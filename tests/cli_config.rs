@@ -54,6 +54,10 @@ async fn environment_overrides_apply_to_a_saved_snapshot() {
         stdout.contains("Config: defaults < env (1 key: REBALANCER_PLAN__EXCLUDE_AGENTS)"),
         "the header names the layers:\n{stdout}"
     );
+    assert!(
+        stdout.contains(&format!("Wrote the plan to {}.", out.display())),
+        "{stdout}"
+    );
     let plan = Plan::load(&out).unwrap();
     assert!(
         plan.changes

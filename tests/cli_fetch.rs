@@ -34,6 +34,10 @@ async fn no_secret_appears_in_any_output() {
     .await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
+        stdout.contains(&format!("Wrote the snapshot to {}.", out.display())),
+        "the summary says where the snapshot went:\n{stdout}"
+    );
+    assert!(
         stderr.contains("DEBUG") || stderr.contains("TRACE"),
         "debug logs were on"
     );

@@ -246,7 +246,16 @@ pub fn run(args: Options, log: &Log) -> anyhow::Result<u8> {
     match args.format {
         BenchFormat::Json => render::emit(&serde_json::to_string_pretty(&rows)?)?,
         BenchFormat::Csv => render::emit(&render::bench::csv_of(&rows)?)?,
-        BenchFormat::Table => render::emit(&render::bench::table_of(&rows, args.wide))?,
+        BenchFormat::Table => {
+            let plot: Vec<_> = args
+                .plot
+                .iter()
+                .map(|p| ("the plot", p.as_path()))
+                .collect();
+            render::emit(
+                &(render::bench::table_of(&rows, args.wide) + &render::files_written(&plot)),
+            )?
+        }
     }
     Ok(0)
 }

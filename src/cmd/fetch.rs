@@ -30,7 +30,14 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
         tracing::info!(path = %out.display(), "snapshot written");
     }
     let text = match opts.format {
-        Format::Table => render::fetch::summary(&fetched.snapshot, &report),
+        Format::Table => {
+            let out: Vec<_> = opts
+                .out
+                .iter()
+                .map(|p| ("the snapshot", p.as_path()))
+                .collect();
+            render::fetch::summary(&fetched.snapshot, &report) + &render::files_written(&out)
+        }
         Format::Json => render::fetch::summary_json(&fetched.snapshot, &report),
     };
     render::emit(&text)?;

@@ -92,6 +92,16 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
         }),
     };
     render::emit(&text)?;
+    if opts.format == Format::Table {
+        let mut files = Vec::new();
+        if let Some(out) = &opts.out {
+            files.push(("the plan", out.as_path()));
+        }
+        if let Some(report) = &opts.report {
+            files.push(("its report", report.as_path()));
+        }
+        render::emit(&render::files_written(&files))?;
+    }
     Ok(if let Some(b) = &plan.blocked {
         tracing::error!(reason = %b.reason, "the plan is BLOCKED; see its header");
         exit::BLOCKED

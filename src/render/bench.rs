@@ -87,7 +87,7 @@ pub struct FlowFigures {
     pub greedy_new_pairs: usize,
     pub greedy_peak_utilisation: f64,
     pub greedy_shortfall: f64,
-    /// F* and u* equal bench-instances.md's table; null where the table
+    /// F* and u* equal the benchmark spec's table (docs/performance.md); null where the table
     /// has no entry (other family, seed or size).
     pub matches_spec: Option<bool>,
 }
@@ -281,8 +281,8 @@ const WIDE_LEGEND: &[(&str, &str)] = &[
     ),
     (
         "check",
-        "flow: F* and u* equal bench-instances.md (uniform, seed 42; - no entry); \
-         LP: shortfall and u* = flow's to 1e-6, or timeout / skipped / failed",
+        "flow: F* and u* equal the benchmark spec's published optimum (uniform family, seed 42, \
+         in docs/performance.md; - no entry); LP: shortfall and u* = flow's to 1e-6, or timeout / skipped / failed",
     ),
 ];
 
@@ -297,7 +297,7 @@ const LEGEND: &[(&str, &str)] = &[
     ),
     (
         "check",
-        "flow: F* and u* match bench-instances.md; LP: optimum = flow's (to 1e-6)",
+        "flow: F* and u* match the spec's published optimum (docs/performance.md); LP: optimum = flow's (to 1e-6)",
     ),
     (
         "--wide",

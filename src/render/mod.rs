@@ -29,6 +29,20 @@ pub enum Format {
 }
 
 /// Write a command's output to stdout. A closed pipe (`rebalancer plan |
+/// The line a table-format command ends with when it wrote files (`what`
+/// and where), so nothing is written silently; JSON output stays the
+/// document alone.
+pub fn files_written(files: &[(&str, &std::path::Path)]) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = files
+        .iter()
+        .map(|(what, path)| format!("{what} to {}", path.display()))
+        .collect();
+    format!("Wrote {}.\n", list.join(", "))
+}
+
 /// head`) ends the output quietly instead of panicking as `println!` would.
 pub fn emit(text: &str) -> std::io::Result<()> {
     use std::io::Write;
