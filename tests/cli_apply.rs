@@ -233,12 +233,36 @@ async fn sigterm_mid_apply_exits_11_and_resume_finishes() {
         .unwrap_or_else(|| panic!("no resume hint in:\n{stdout}"));
     let words = shlex::split(&hint).expect("the hint is valid shell words");
     assert_eq!(words[..2], ["rebalancer", "resume"], "{hint}");
+    // `show` of the interrupted run names what it left and how to go on.
+    let id = words[2].clone();
+    let show = |id: &str| {
+        s(&[
+            "show",
+            id,
+            "--config",
+            &p(&t.config),
+            "--journal",
+            &p(&t.journal),
+        ])
+    };
+    let (code, shown, stderr) = run(show(&id), vec![]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        shown.contains("of the plan were not reached by this run"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("Not resumed yet: `{hint}`")),
+        "{shown}"
+    );
     let (code, _, stderr) = run(
         words[1..].to_vec(),
         vec![("REBALANCER_APPLY__PUTS_PER_SECOND".into(), "100".into())],
     )
     .await;
     assert_eq!(code, 0, "`{hint}`: {stderr}");
+    let (_, shown, _) = run(show(&id), vec![]).await;
+    assert!(shown.contains("Continued by run "), "{shown}");
     assert_eq!(t.live(), t.target());
     for (change, n) in t.effective_changes() {
         assert_eq!(n, 1, "{change:?} was applied {n} times");

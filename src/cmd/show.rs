@@ -15,13 +15,33 @@ pub struct Options {
 }
 
 pub fn run(opts: Options) -> anyhow::Result<u8> {
-    let journal =
-        settings::load_journal(opts.journal, opts.config.as_deref(), &Env::from_process())?;
+    let journal = settings::load_journal(
+        opts.journal.clone(),
+        opts.config.as_deref(),
+        &Env::from_process(),
+    )?;
     let detail = rebalancer_applier::show(&journal, opts.run)?;
     let text = match opts.format {
-        Format::Table => render::journal::run_detail(&detail),
+        Format::Table => render::journal::run_detail(&detail, &resume_hint(&opts)),
         Format::Json => render::journal::to_json(&detail),
     };
     render::emit(&text)?;
     Ok(0)
+}
+
+/// How to continue the run: the exact command with `--config` (and
+/// `--journal`) when `show` was given them; otherwise which config it
+/// needs.
+fn resume_hint(opts: &Options) -> String {
+    match &opts.config {
+        Some(config) => crate::applying::ResumeWith::Config {
+            config: config.clone(),
+            journal: opts.journal.clone(),
+        }
+        .hint(opts.run),
+        None => format!(
+            "`rebalancer resume {} --config FILE`, with FILE the config whose credentials wrote it, finishes it",
+            opts.run
+        ),
+    }
 }

@@ -43,8 +43,10 @@ pub fn history(runs: &[RunRecord], journal: &rebalancer_applier::JournalLocation
     format!("Runs in {journal}:\n{t}")
 }
 
-/// One run: its record, its leads, its PUTs.
-pub fn run_detail(d: &RunDetail) -> String {
+/// One run: its record, its leads, its PUTs, the leads it left and the
+/// runs that continued it; `resume_hint` says how to continue it when
+/// nothing has yet.
+pub fn run_detail(d: &RunDetail, resume_hint: &str) -> String {
     let r = &d.run;
     let mut out = String::new();
     let _ = writeln!(
@@ -77,12 +79,38 @@ pub fn run_detail(d: &RunDetail) -> String {
         }
         let _ = writeln!(out, "{t}");
     }
+    if !d.left.is_empty() {
+        const SHOWN: usize = 10;
+        let names: Vec<String> = d.left.iter().take(SHOWN).map(|l| l.to_string()).collect();
+        let more = d.left.len().saturating_sub(SHOWN);
+        let _ = writeln!(
+            out,
+            "{} leads of the plan were not reached by this run: {}{}.",
+            d.left.len(),
+            names.join(", "),
+            if more > 0 {
+                format!(" and {more} more (--format json lists them all)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    match d.resumed_by.as_slice() {
+        [] if !d.left.is_empty() => {
+            let _ = writeln!(out, "Not resumed yet: {resume_hint}.");
+        }
+        [] => {}
+        ids => {
+            let runs: Vec<String> = ids.iter().map(|i| format!("run {i}")).collect();
+            let _ = writeln!(out, "Continued by {}.", runs.join(", "));
+        }
+    }
     if d.puts.is_empty() {
         let _ = writeln!(out, "No PUTs.");
     } else {
         let mut t = table();
         t.set_header(vec![
-            "PUT", "lead", "seq", "state", "status", "sent", "body", "message",
+            "PUT", "lead", "seq", "state", "status", "sent", "change", "message",
         ]);
         for p in &d.puts {
             t.add_row(vec![
@@ -91,14 +119,33 @@ pub fn run_detail(d: &RunDetail) -> String {
                 right(p.seq),
                 Cell::new(p.state),
                 right(p.status.map_or(String::new(), |s| s.to_string())),
-                Cell::new(shown(&p.sent_at)),
-                Cell::new(shown(&p.body)),
+                Cell::new(when(&p.sent_at)),
+                Cell::new(put_change(&p.body)),
                 Cell::new(shown(p.message.as_deref().unwrap_or(""))),
             ]);
         }
         let _ = writeln!(out, "{t}");
     }
     out
+}
+
+/// A PUT's body as the change it asked for (`+a +b −c`), or the stored
+/// text when it is no PUT body this version wrote.
+fn put_change(body: &str) -> String {
+    match rebalancer_upstream::MappingUpdate::from_body(body) {
+        Ok(u) => u
+            .assigned_user_ids
+            .iter()
+            .map(|a| format!("+{}", shown(a)))
+            .chain(
+                u.unassigned_user_ids
+                    .iter()
+                    .map(|a| format!("−{}", shown(a))),
+            )
+            .collect::<Vec<_>>()
+            .join(" "),
+        Err(_) => shown(body).into_owned(),
+    }
 }
 
 /// The first 12 characters of a hash (characters, not bytes: a stored hash
@@ -190,7 +237,39 @@ mod tests {
                 sent_at: text.into(),
                 done_at: Some(text.into()),
             }],
+            left: vec![],
+            resumed_by: vec![],
         }
+    }
+
+    #[test]
+    fn a_put_shows_the_change_it_asked_for_and_a_run_what_it_left() {
+        let mut d = detail("x");
+        d.puts[0].body =
+            r#"{"leadId":2,"campaignId":1,"assignedUserIds":["a","b"],"unassignedUserIds":["c"]}"#
+                .into();
+        d.left = (3..15)
+            .map(|lead_id| LeadKey {
+                campaign_id: 1,
+                lead_id,
+            })
+            .collect();
+        let text = run_detail(&d, "`rebalancer resume 1 --config c.toml` finishes it");
+        assert!(text.contains("+a +b −c"), "{text}");
+        assert!(!text.contains("assignedUserIds"), "{text}");
+        assert!(
+            text.contains("12 leads of the plan were not reached by this run")
+                && text.contains("and 2 more"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Not resumed yet: `rebalancer resume 1 --config c.toml` finishes it."),
+            "{text}"
+        );
+        d.resumed_by = vec![4];
+        let text = run_detail(&d, "unused");
+        assert!(text.contains("Continued by run 4."), "{text}");
+        assert!(!text.contains("Not resumed yet"), "{text}");
     }
 
     #[test]
@@ -209,13 +288,13 @@ mod tests {
     fn a_non_ascii_hash_is_shown_not_a_panic() {
         // Finding #11: `show` panicked slicing this at byte 12.
         let hash = format!("{}é{}", "a".repeat(11), "b".repeat(52));
-        let text = run_detail(&detail(&hash));
+        let text = run_detail(&detail(&hash), "");
         assert!(text.contains("aaaaaaaaaaaé"), "{text}");
     }
 
     #[test]
     fn control_characters_are_escaped() {
-        let text = run_detail(&detail("\u{1b}[2Jgone"));
+        let text = run_detail(&detail("\u{1b}[2Jgone"), "");
         assert!(
             !text.contains('\u{1b}') && text.contains(r"\u{1b}[2Jgone"),
             "{text}"
@@ -231,7 +310,7 @@ mod tests {
             text in "\\PC{0,40}|.{0,40}|[\\x00-\\x1f\\x7f-\\u{9f}é😀a-f0-9]{0,24}"
         ) {
             let d = detail(&text);
-            let table = run_detail(&d);
+            let table = run_detail(&d, "");
             let runs = history(std::slice::from_ref(&d.run), &JournalLocation::Sqlite("j.sqlite".into()));
             for out in [&table, &runs] {
                 prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'));

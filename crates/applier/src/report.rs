@@ -326,6 +326,12 @@ pub struct RunDetail {
     pub run: RunRecord,
     pub leads: Vec<LeadRecord>,
     pub puts: Vec<PutRecord>,
+    /// Leads with changes in the run's plan that neither this run nor an
+    /// earlier run of its chain reached (an interrupted or killed run's
+    /// remainder), in lead order.
+    pub left: Vec<LeadKey>,
+    /// The resumes that continued this run's chain after it, in id order.
+    pub resumed_by: Vec<i64>,
 }
 
 #[cfg(test)]

@@ -237,10 +237,19 @@ pub fn cycles(journal: &JournalLocation, limit: usize) -> Result<Vec<CycleRecord
 pub fn show(journal: &JournalLocation, run: i64) -> Result<RunDetail, ApplyError> {
     let j = Journal::open_read(journal)?.ok_or(ApplyError::NoSuchRun(run))?;
     let record = j.run(run)?.ok_or(ApplyError::NoSuchRun(run))?;
+    let family = j.family(run)?;
+    let mut reached = BTreeSet::new();
+    for &id in family.iter().filter(|&&id| id <= run) {
+        reached.extend(j.leads(id)?.into_iter().map(|l| l.lead));
+    }
+    let plan = j.plan_of(run)?;
+    let changed: BTreeSet<LeadKey> = plan.changes.iter().map(|c| c.lead).collect();
     Ok(RunDetail {
         run: record,
         leads: j.leads(run)?,
         puts: j.puts(&[run])?,
+        left: changed.difference(&reached).copied().collect(),
+        resumed_by: family.into_iter().filter(|&id| id > run).collect(),
     })
 }
 
