@@ -156,3 +156,45 @@ async fn check_needs_a_config() {
     let (code, _, stderr) = run(s(&["check"]), vec![]).await;
     assert_eq!(code, 2, "{stderr}");
 }
+
+/// A CMS that refuses connections is reported after one attempt, not after
+/// `http.max_retries` backoffs (the config asks for 2 retries), and the
+/// table's long cells wrap to 100 columns off a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_port_is_reported_at_once_in_a_table_that_fits() {
+    let sb = start(small_world(3)).await;
+    let (_held, port) = common::refused_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    let text = config_toml(&sb).replacen(
+        &format!("base_url = \"{}/\"", sb.base_url()),
+        &format!("base_url = \"http://127.0.0.1:{port}/\""),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    let (code, table, stderr) = run(
+        s(&[
+            "check",
+            "--config",
+            &p(&config),
+            "--journal",
+            &p(&journal),
+            "--log",
+            "rebalancer_upstream=debug",
+        ]),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 14, "{table}\n{stderr}");
+    assert!(table.contains("1 of 4 checks failed."), "{table}");
+    let attempts = stderr
+        .lines()
+        .filter(|l| l.contains("failed before a response") && l.contains("api=CMS"))
+        .count();
+    assert_eq!(attempts, 1, "one attempt at the refused CMS:\n{stderr}");
+    assert!(!stderr.contains("retrying upstream request"), "{stderr}");
+    let widest = table.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= 100, "{widest} columns:\n{table}");
+    sb.shutdown().await;
+}

@@ -2,7 +2,9 @@
 //! the credentials good, before a fetch or an apply finds out?
 //!
 //! One cheap authenticated read per upstream, and the journal, all four
-//! at once, each under the configured `[http]` timeouts and retries:
+//! at once, each under the configured `[http]` timeouts and without
+//! retries (a check reports what it sees now: a refused port is reported
+//! at once, not after `http.max_retries` backoffs):
 //!
 //! - CMS: one GET lead-user of the first configured lead, `limit=1`;
 //! - Webex: the users list (the contract's `?username=` filter needs a user
@@ -44,7 +46,10 @@ pub async fn run(opts: Options) -> anyhow::Result<u8> {
     let loaded = settings::load(&opts.config, &Env::from_process())?;
     let (s, local) = loaded.value.split();
     let journal = local.journal.location(&local.apply, opts.journal);
-    let http = &local.http;
+    let http = &HttpKeys {
+        max_retries: 0,
+        ..local.http.clone()
+    };
     let (cms, webex, zoho, journal) = tokio::join!(
         timed("cms", cms_target(&s), check_cms(&s, http)),
         timed("webex", s.webex.base_url.to_string(), check_webex(&s, http)),

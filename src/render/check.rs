@@ -4,7 +4,7 @@
 //! never hold credentials) and ids, results and fixes come from typed
 //! errors that never quote one.
 
-use super::{right, table};
+use super::{right, wrapped_table};
 use comfy_table::Cell;
 use serde::Serialize;
 
@@ -25,7 +25,7 @@ pub struct CheckRow {
 
 /// The rows as a table, with a verdict line.
 pub fn table_of(rows: &[CheckRow]) -> String {
-    let mut t = table();
+    let mut t = wrapped_table();
     t.set_header(vec!["component", "target", "result", "time ms", "fix"]);
     for r in rows {
         t.add_row(vec![

@@ -108,7 +108,7 @@ pub fn run_detail(d: &RunDetail, resume_hint: &str) -> String {
     if d.puts.is_empty() {
         let _ = writeln!(out, "No PUTs.");
     } else {
-        let mut t = table();
+        let mut t = super::wrapped_table();
         t.set_header(vec![
             "PUT", "lead", "seq", "state", "status", "sent", "change", "message",
         ]);

@@ -69,6 +69,20 @@ fn table() -> Table {
     t
 }
 
+/// A table whose long cells wrap: to the terminal's width, or to
+/// [`WRAP_WIDTH`] columns when stdout is no terminal (a file, a pipe).
+fn wrapped_table() -> Table {
+    let mut t = table();
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    if t.width().is_none() {
+        t.set_width(WRAP_WIDTH);
+    }
+    t
+}
+
+/// Columns of a wrapped table off a terminal.
+const WRAP_WIDTH: u16 = 100;
+
 /// A right-aligned cell (numbers).
 fn right(v: impl ToString) -> Cell {
     Cell::new(v.to_string()).set_alignment(CellAlignment::Right)
