@@ -99,7 +99,7 @@ async fn fetch_writes_a_loadable_snapshot_and_summary() {
         "leads",
         "agents",
         "inactive",
-        "at threshold",
+        "at their Zoho allowance",
         "unjoined",
         "HTTP requests",
         "time",

@@ -416,3 +416,29 @@ async fn a_bad_target_is_refused_by_flag_and_by_key() {
     let plan: Plan = serde_json::from_str(&out).unwrap();
     assert_eq!(plan.objectives.balance.target, None);
 }
+
+/// The sandbox plan's header says what each agent count counts, and the
+/// balance line says in plain words why a target cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_count_names_what_it_counts() {
+    let (code, stdout, stderr) = run(s(&["plan", "--sandbox"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("seed 7, 200 agents and 40 leads generated"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("agents in the leads' pools, 40 leads"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the target 0.90 (plan.target_utilisation) cannot be reached")
+            && stdout.contains("every agent who can take these leads is at its allowance"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("u*"), "no jargon: {stdout}");
+    assert!(
+        stdout.contains("so a lead's new records can exceed its shortfall"),
+        "{stdout}"
+    );
+}

@@ -297,7 +297,7 @@ const LEGEND: &[(&str, &str)] = &[
     ),
     (
         "check",
-        "flow: F* and u* match the spec's published optimum (docs/performance.md); LP: optimum = flow's (to 1e-6)",
+        "flow: F* and u* = the spec's (docs/performance.md); LP: optimum = flow's (to 1e-6)",
     ),
     (
         "--wide",

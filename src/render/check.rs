@@ -27,6 +27,13 @@ pub struct CheckRow {
 pub fn table_of(rows: &[CheckRow]) -> String {
     let mut t = wrapped_table();
     t.set_header(vec!["component", "target", "result", "time ms", "fix"]);
+    // Only the result and the fix wrap: a target (a URL, a path) stays
+    // whole, to be copied.
+    for column in [0, 1, 3] {
+        if let Some(c) = t.column_mut(column) {
+            c.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+        }
+    }
     for r in rows {
         t.add_row(vec![
             Cell::new(r.component),

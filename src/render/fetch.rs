@@ -64,13 +64,13 @@ pub fn summary(snapshot: &Snapshot, report: &FetchReport) -> String {
         ("leads".into(), s.leads.to_string()),
         ("leads not found (404)".into(), s.leads_missing.to_string()),
         ("agents (in CMS pools)".into(), s.agents_in_cms.to_string()),
-        ("inactive in Webex".into(), s.inactive.to_string()),
+        ("of them inactive in Webex".into(), s.inactive.to_string()),
         (
-            "at threshold (no headroom)".into(),
+            "of them at their Zoho allowance (no headroom)".into(),
             s.at_threshold.to_string(),
         ),
         (
-            "unjoined (no Zoho threshold)".into(),
+            "unjoined: pool agents with no Zoho threshold, any reason".into(),
             s.unjoined.to_string(),
         ),
     ];

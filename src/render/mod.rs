@@ -102,9 +102,9 @@ fn utilisation(x: f64) -> String {
 /// What a problem kind means, for summaries.
 fn problem_label(kind: ProblemKind) -> &'static str {
     match kind {
-        ProblemKind::NotInWebex => "CMS agents unknown to Webex",
+        ProblemKind::NotInWebex => "CMS agents unknown to Webex (so also unjoined)",
         ProblemKind::NoWebexEmail => "Webex users without an email (cannot join Zoho)",
-        ProblemKind::NotInZoho => "CMS agents in no Zoho threshold (unjoined)",
+        ProblemKind::NotInZoho => "CMS agents whose email no Zoho threshold user has",
         ProblemKind::AmbiguousZohoEmail => "emails shared by several Zoho users",
         ProblemKind::NotInCms => "users in no CMS lead pool (e.g. supervisors)",
         ProblemKind::MappingUnknown => "identity-file entries naming unknown users",

@@ -103,12 +103,12 @@ fn header(out: &mut String, v: &PlanView) {
     let s = &plan.summary;
     let _ = writeln!(
         out,
-        "{} agents, {} leads. Moves: assign {} / unassign {} (kept {}, deferred {}).",
+        "{} agents in the leads' pools, {} leads. Moves: assign {} / unassign {} (kept {}, deferred {}).",
         s.agents, s.leads, s.assigns, s.unassigns, s.kept, s.deferred
     );
     let _ = writeln!(out, "{}", balance_line(plan));
     if let Some(c) = &plan.caps {
-        let (caps, outcome) = caps_line(c);
+        let (caps, outcome) = caps_line(c, plan.changes.len());
         let _ = writeln!(out, "Move caps ({caps}): {outcome}.");
     }
     if let Some(gate) = &plan.gate {
@@ -117,8 +117,9 @@ fn header(out: &mut String, v: &PlanView) {
 }
 
 /// What the move caps are ("cap 10, 2 per agent") and what they did ("10
-/// optimisation moves kept, 88 deferred; safety moves are never capped").
-pub(super) fn caps_line(c: &rebalancer_model::CapReport) -> (String, String) {
+/// optimisation moves kept, 88 deferred; the other 1 change of the plan
+/// is a safety move, never capped"); `changes`: the plan's changes.
+pub(super) fn caps_line(c: &rebalancer_model::CapReport, changes: usize) -> (String, String) {
     let mut caps = Vec::new();
     if c.max_moves_per_run > 0 {
         caps.push(format!("cap {}", c.max_moves_per_run));
@@ -129,8 +130,14 @@ pub(super) fn caps_line(c: &rebalancer_model::CapReport) -> (String, String) {
     (
         caps.join(", "),
         format!(
-            "{} optimisation moves kept, {} deferred; safety moves are never capped",
-            c.kept, c.deferred
+            "{} optimisation moves kept, {} deferred; {}",
+            c.kept,
+            c.deferred,
+            match changes.saturating_sub(c.kept) {
+                0 => "safety moves are never capped".to_owned(),
+                1 => "the plan's 1 other change is a safety move (an inactive or over-allowance agent, or keeping a lead staffed), never capped".to_owned(),
+                n => format!("the plan's {n} other changes are safety moves (inactive or over-allowance agents, or keeping a lead staffed), never capped"),
+            }
         ),
     )
 }
@@ -140,19 +147,23 @@ pub(super) fn caps_line(c: &rebalancer_model::CapReport) -> (String, String) {
 pub(super) fn balance_line(plan: &Plan) -> String {
     let o = &plan.objectives;
     let b = &o.balance;
+    let least = utilisation(b.least_peak);
+    // At u* = 1 every agent who can take these leads is at its allowance.
+    let why = if b.least_peak >= 1.0 {
+        " (every agent who can take these leads is at its allowance)"
+    } else {
+        ""
+    };
     let target = match b.target {
         Some(x) if x > b.least_peak => format!(
-            "target {x:.2} (plan.target_utilisation): load capped at {} of headroom, u* {}",
+            "peak load capped at {} of allowance (target {x:.2}, plan.target_utilisation); the least possible peak is {least}",
             utilisation(b.cap),
-            utilisation(b.least_peak)
         ),
         Some(x) => format!(
-            "target {x:.2} (plan.target_utilisation) is at or below u* {}: load capped at u*",
-            utilisation(b.least_peak)
+            "the target {x:.2} (plan.target_utilisation) cannot be reached: the least possible peak is {least}{why}, so load is capped there"
         ),
         None => format!(
-            "target optimal (plan.target_utilisation): load capped at u* {}",
-            utilisation(b.least_peak)
+            "load capped at the least possible peak, {least}{why} (plan.target_utilisation = \"optimal\")"
         ),
     };
     let n = &o.new_pairs;
@@ -228,6 +239,10 @@ fn changes(out: &mut String, plan: &Plan, all: bool) {
         }
     }
     let _ = writeln!(out, "Changes by lead (- unassign, + assign):\n{t}");
+    let _ = writeln!(
+        out,
+        "records: what the plan routes over the new pair. To balance load it may also move records off the lead's other pairs, so a lead's new records can exceed its shortfall."
+    );
     if shown < by_lead.len() {
         let _ = writeln!(
             out,

@@ -229,7 +229,7 @@ fn held_back_facts(plan: &Plan) -> Markup {
             (fact("Gate", html! { (gate) "; only safety changes are listed" }))
         }
         @if let Some(c) = &plan.caps {
-            @let (caps, outcome) = super::plan::caps_line(c);
+            @let (caps, outcome) = super::plan::caps_line(c, plan.changes.len());
             (fact("Move caps", html! { (caps) ": " (outcome) }))
         }
         @if let Some(g) = &plan.flap_guard {

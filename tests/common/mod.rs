@@ -16,7 +16,7 @@ pub async fn start(cfg: SandboxConfig) -> Sandbox {
     Sandbox::start(cfg, 0).await.expect("sandbox starts")
 }
 
-/// The world `plan --sandbox` plans (seed 7, 200 agents, 40 leads): about
+/// The world `plan --sandbox` plans (seed 7: 200 agents, 40 leads generated): about
 /// 100 changes, none blocked.
 pub fn plan_world() -> SandboxConfig {
     SandboxConfig {

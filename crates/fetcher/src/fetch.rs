@@ -216,7 +216,7 @@ async fn fetch_unbounded(
     };
     tracing::info!(
         leads = report.leads_read,
-        agents = snapshot.agents.len(),
+        users_known = snapshot.agents.len(),
         problems = snapshot.problems.len(),
         requests = report.requests,
         cms_gets = report.cms_gets,

@@ -35,7 +35,7 @@ impl World {
     /// How snapshots fetched from this world name their source.
     pub fn describe(&self) -> String {
         format!(
-            "embedded sandbox (seed {}, {} agents, {} leads)",
+            "embedded sandbox: seed {}, {} agents and {} leads generated",
             self.seed, self.agents, self.leads
         )
     }
