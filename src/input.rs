@@ -8,7 +8,7 @@ use crate::progress;
 use rebalancer_fetcher::FetchReport;
 use rebalancer_model::Snapshot;
 use rebalancer_ops::connect::{self, Connection, Purpose};
-use rebalancer_ops::settings::{self, Env, Layers};
+use rebalancer_ops::settings::{self, ApplyKeys, Env, Layers};
 use rebalancer_optimizer::PlanConfig;
 
 pub use rebalancer_ops::connect::{Source, World};
@@ -34,6 +34,8 @@ pub async fn fetch(
 pub struct Input {
     pub snapshot: Snapshot,
     pub plan: PlanConfig,
+    /// `[apply]`: what applying a plan of this input would send.
+    pub apply: ApplyKeys,
     pub layers: Layers,
     /// What the fetch cost, when the snapshot was fetched now.
     pub report: Option<FetchReport>,
@@ -44,10 +46,12 @@ pub async fn resolve(source: &Source, env: &Env, show_progress: bool) -> anyhow:
     match source {
         Source::Snapshot { path, config } => {
             let loaded = settings::load_plan(config.as_deref(), env)?;
+            let apply = settings::load_apply(config.as_deref(), env)?;
             let snapshot = Snapshot::load(path)?;
             Ok(Input {
                 snapshot,
                 plan: loaded.value,
+                apply,
                 layers: loaded.layers,
                 report: None,
             })
@@ -60,6 +64,7 @@ pub async fn resolve(source: &Source, env: &Env, show_progress: bool) -> anyhow:
             Ok(Input {
                 snapshot,
                 plan: c.plan,
+                apply: c.apply,
                 layers: c.layers,
                 report: Some(report),
             })

@@ -1,8 +1,8 @@
 //! `plan --report`: the HTML report of the sandbox plan, rendered by
 //! Debian's headless Chromium with the network switched off. The DOM
-//! Chromium builds must carry the title and both charts with one mark per
-//! agent or lead and series, and a screenshot of the page must be a real
-//! image. An agent id with `<`, `&` and `"` in the snapshot stays text in
+//! Chromium builds must carry the title, both before → after charts with
+//! two marks per changed agent or lead, the short leads' reasons and the
+//! apply estimate, and a screenshot of the page must be a real image. An agent id with `<`, `&` and `"` in the snapshot stays text in
 //! that DOM. Without Chromium the tests are skipped with a notice, unless
 //! `REBALANCER_REQUIRE_CHROMIUM=1` (as in CI) makes that a failure.
 //! `REBALANCER_SCREENSHOT_OUT=PATH` copies the screenshot there (that is
@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 /// How long one Chromium run may take before it is killed.
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
-/// The report's chart caps (`render::report::MAX_AGENT_BARS` and
-/// `MAX_LEAD_BARS`; the binary's modules are not importable from here).
-const MAX_BARS: usize = 400;
+/// The report's chart cap (`render::moves::MAX_ROWS`; the binary's
+/// modules are not importable from here).
+const MAX_ROWS: usize = 40;
 
 /// `/usr/bin/chromium`, or `chromium` on PATH.
 fn chromium() -> Option<PathBuf> {
@@ -120,23 +120,41 @@ fn dump_dom(exe: &Path, html: &Path, dir: &Path) -> String {
     std::fs::read_to_string(&dom).unwrap()
 }
 
-/// The DOM of the report of `plan`: its title, one mark per agent with
-/// headroom and per lead in each series of the charts, and the tables.
+/// The DOM of the report of `plan`: its title, one before and one after
+/// mark per changed agent and per changed lead (the largest changes, at
+/// most `MAX_ROWS`), and the tables, with a reason for each short lead.
 fn assert_the_page_of(dom: &str, plan: &Plan) {
     let title = format!(
         "<title>rebalancer plan — {}</title>",
         &plan.snapshot_hash[..12]
     );
     assert!(dom.contains(&title), "no {title} in the DOM:\n{dom}");
-    let agents = plan.agents.iter().filter(|a| a.headroom > 0).count();
-    let marks = svg(dom, "utilisation-chart")
-        .matches("class=\"bar ")
+    let moved: std::collections::BTreeSet<_> = plan.changes.iter().map(|c| &c.agent).collect();
+    let agents = plan
+        .agents
+        .iter()
+        .filter(|a| moved.contains(&a.agent) || (a.load_after - a.load_before).abs() >= 0.5)
         .count();
-    assert!(agents > 50, "the sandbox plan has agents with headroom");
-    assert_eq!(marks, 2 * agents.min(MAX_BARS), "utilisation marks");
+    assert!(agents > 20, "the sandbox plan moves agents");
+    let marks = svg(dom, "agents-chart").matches("class=\"bar ").count();
+    assert_eq!(marks, 2 * agents.min(MAX_ROWS), "agent marks");
+    let touched: std::collections::BTreeSet<_> = plan.changes.iter().map(|c| c.lead).collect();
+    let leads = plan
+        .leads
+        .iter()
+        .filter(|l| touched.contains(&l.lead) || (l.covered - l.covered_before).abs() >= 0.5)
+        .count();
     let marks = svg(dom, "coverage-chart").matches("class=\"bar ").count();
-    assert_eq!(marks, 2 * plan.leads.len().min(MAX_BARS), "coverage marks");
-    assert!(dom.contains("Changes by lead") && dom.contains("Leads left short"));
+    assert_eq!(marks, 2 * leads.min(MAX_ROWS), "coverage marks");
+    for heading in [
+        "Who moves",
+        "Lead coverage, before → after",
+        "Leads left short, and why",
+        "What apply will send",
+        "Changes by lead",
+    ] {
+        assert!(dom.contains(heading), "no {heading}");
+    }
 }
 
 #[test]
@@ -166,6 +184,26 @@ fn the_plan_report_renders_in_headless_chromium() {
     let plan = Plan::load(&json).unwrap();
     let dom = dump_dom(&exe, &html, dir.path());
     assert_the_page_of(&dom, &plan);
+    // Made with the snapshot: each short lead says why, and the estimate
+    // names the configured rate.
+    let short = plan.leads.iter().filter(|l| l.shortfall > 0.0).count();
+    let reasons = [
+        "empty pool",
+        "no eligible agent",
+        "is at its allowance after the plan",
+        "deferred",
+        "plan's limits",
+        "frozen",
+    ];
+    let explained: usize = reasons.iter().map(|r| dom.matches(r).count()).sum();
+    assert!(
+        short > 0 && explained >= short,
+        "{short} short leads, {explained} reasons"
+    );
+    assert!(
+        dom.contains("apply.puts_per_second = 8"),
+        "the default rate"
+    );
     let url = format!("file://{}", p(&html));
     let log = dir.path().join("chromium.log");
 
@@ -176,7 +214,7 @@ fn the_plan_report_renders_in_headless_chromium() {
         profile.path(),
         &[
             format!("--screenshot={}", p(&shot)),
-            "--window-size=1280,2000".into(),
+            "--window-size=1280,3000".into(),
             url,
         ],
         &dir.path().join("screenshot.out"),
@@ -334,7 +372,10 @@ async fn apply_writes_the_report_of_the_plan_it_applies() {
     .await;
     assert_eq!(code, 0, "{stderr}");
     let html = std::fs::read_to_string(dir.path().join("fresh.html")).unwrap();
-    assert!(html.contains("<svg id=\"coverage-chart\""), "{html}");
+    // The plan just made (after the reviewed one was applied) has little
+    // or nothing left to change; its page says so where its charts go.
+    assert!(html.contains("Lead coverage, before → after"), "{html}");
+    assert!(html.contains("What apply will send"), "{html}");
     sb.shutdown().await;
 }
 

@@ -60,7 +60,7 @@ async fn apply(opts: &Options, session: &Session, log: &Log) -> anyhow::Result<u
     let plan = match &opts.plan {
         Some(path) => {
             let plan = Plan::load(path)?;
-            save_report(opts, &plan)?;
+            save_report(opts, session, &plan, None)?;
             plan
         }
         None => {
@@ -97,9 +97,18 @@ async fn apply(opts: &Options, session: &Session, log: &Log) -> anyhow::Result<u
 }
 
 /// `--report FILE`: the plan about to be applied, as an HTML page.
-fn save_report(opts: &Options, plan: &Plan) -> anyhow::Result<()> {
+fn save_report(
+    opts: &Options,
+    session: &Session,
+    plan: &Plan,
+    snapshot: Option<&Snapshot>,
+) -> anyhow::Result<()> {
     if let Some(path) = &opts.report {
-        render::report::save(plan, path)?;
+        let ctx = render::report::Context {
+            snapshot,
+            apply: Some(crate::cmd::plan::apply_rate(&session.connected.apply)),
+        };
+        render::report::save(plan, &ctx, path)?;
         tracing::info!(path = %path.display(), "plan report written");
     }
     Ok(())
@@ -129,7 +138,7 @@ async fn plan_now(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
     if let Some(out) = &opts.out {
         plan.save(out)?;
     }
-    save_report(opts, &plan)?;
+    save_report(opts, session, &plan, Some(&snapshot))?;
     if opts.format == Format::Table {
         render::emit(&plan_text(
             &plan,

@@ -73,7 +73,11 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
         tracing::info!(path = %out.display(), "plan written");
     }
     if let Some(report) = &opts.report {
-        render::report::save(&plan, report)?;
+        let ctx = render::report::Context {
+            snapshot: Some(&snapshot),
+            apply: Some(apply_rate(&input.apply)),
+        };
+        render::report::save(&plan, &ctx, report)?;
         tracing::info!(path = %report.display(), "plan report written");
     }
     let text = match opts.format {
@@ -185,4 +189,13 @@ fn what_ifs(flags: &WhatIfFlags) -> anyhow::Result<WhatIfs> {
         w.pins.insert(parse_pin(text).map_err(usage("--pin"))?);
     }
     Ok(w)
+}
+
+/// The `[apply]` figures the report's "What apply will send" uses.
+pub fn apply_rate(a: &rebalancer_ops::settings::ApplyKeys) -> render::report::ApplyRate {
+    render::report::ApplyRate {
+        puts_per_second: a.puts_per_second,
+        burst: a.burst,
+        max_users_per_put: a.max_users_per_put,
+    }
 }

@@ -10,6 +10,7 @@ pub mod check;
 pub mod cycle;
 pub mod fetch;
 pub mod journal;
+pub mod moves;
 pub mod plan;
 pub mod plot;
 pub mod report;

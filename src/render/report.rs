@@ -1,8 +1,12 @@
 //! The plan as one self-contained HTML page (`plan --report FILE`, `apply
-//! --report FILE`): the summary, the objectives before → after → optimum,
-//! two charts (per-agent utilisation before and after; per-lead demand
-//! against coverage), the changes grouped by lead with their reasons, what
-//! was deferred, and the leads left short with Zoho's default assignee.
+//! --report FILE`), built around what changes: the summary, the objectives
+//! before → after → optimum, what apply will send (PUTs and time at the
+//! configured rate), who moves (each changed agent's leads and records
+//! before → after, chart and table), each changed lead's coverage before →
+//! after, the leads left short with why (from the snapshot's pools) and
+//! Zoho's default assignee, the changes grouped by lead with their
+//! reasons, and what was deferred. The views of change are
+//! `render::moves`.
 //!
 //! The page is a `maud` template, so every text from the plan is escaped;
 //! the charts are drawn with the shared toolkit in `render::svg`.
@@ -10,37 +14,27 @@
 //! The page opens with no network: styles are inline, the charts are inline
 //! SVG drawn here, there is no script, and a Content-Security-Policy forbids
 //! loading anything. It reads no clock, so the same plan gives the same
-//! bytes. Every chart mark carries a class (`bar before`, `bar after`,
-//! `bar demand`, `bar covered`, and for a lead left short `bar demand
-//! short`, `bar covered short`) and a tooltip (`<title>`); legend swatches
-//! do not have the `bar` class, so marks can be counted.
+//! bytes. Every chart mark carries a class (`bar before`, `bar after`, and
+//! for a lead left short `bar after short`) and a tooltip (`<title>`);
+//! legend swatches do not have the `bar` class, so marks can be counted.
 
-use super::svg::{self, Anchor, Area, Canvas, Flow, Linear, Paint, Swatch};
+use super::moves;
 use super::{problem_label, records, utilisation};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use rebalancer_model::{
-    Action, AgentPlan, Change, LeadKey, LeadPlan, ModelError, Plan, ProblemKind,
-};
+use rebalancer_model::{Action, Change, LeadKey, ModelError, Plan, ProblemKind};
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::path::Path;
 
-/// Most agents drawn in the utilisation chart (the most utilised after the
-/// plan); the caption says when more were left out.
-pub const MAX_AGENT_BARS: usize = 400;
-/// Most leads drawn in the coverage chart (the largest demand first).
-pub const MAX_LEAD_BARS: usize = 400;
-/// Up to this many bars, each is labelled on the x axis.
-const LABELLED_BARS: usize = 60;
+pub use super::moves::{ApplyRate, Context};
 
 /// Write the report of `plan` to `path` atomically; a failure is a
 /// [`ModelError::Write`] naming the file (exit 8).
-pub fn save(plan: &Plan, path: &Path) -> Result<(), ModelError> {
-    rebalancer_model::write_atomic(path, html(plan).as_bytes())
+pub fn save(plan: &Plan, ctx: &Context, path: &Path) -> Result<(), ModelError> {
+    rebalancer_model::write_atomic(path, html(plan, ctx).as_bytes())
 }
 
-/// The whole page.
-pub fn html(plan: &Plan) -> String {
+/// The whole page; `ctx`: the snapshot and `[apply]` figures when known.
+pub fn html(plan: &Plan, ctx: &Context) -> String {
     let hash = short_hash(&plan.snapshot_hash);
     let page = html! {
         (DOCTYPE)
@@ -58,11 +52,13 @@ pub fn html(plan: &Plan) -> String {
                     (cards(plan))
                     (summary(plan))
                     (objectives(plan))
-                    (utilisation_chart(plan))
-                    (coverage_chart(plan))
+                    (moves::apply_section(plan, ctx))
+                    (moves::agents_section(plan, ctx))
+                    (moves::leads_section(plan))
+                    (moves::short_leads(plan, ctx))
                     (changes(plan))
                     (deferred(plan))
-                    (short_leads(plan))
+                    (problems(plan))
                     footer {
                         "Made by rebalancer " (env!("CARGO_PKG_VERSION")) " from a plan of schema "
                         (plan.schema_version) ". This page has no scripts and loads nothing from the network."
@@ -118,8 +114,10 @@ svg.chart text.axis-title{font-size:11.5px;fill:var(--ink)}
 .before{fill:var(--before)}
 .after,.covered{fill:var(--accent)}
 .covered.short{fill:var(--short)}
-.demand{fill:#eceff3;stroke:#b3bdc8;stroke-width:.6}
-.demand.short{fill:#f9e1d7;stroke:#e0a288}
+.after.short{fill:var(--short)}
+.capacity{fill:#eceff3;stroke:#c9d1da;stroke-width:.6}
+.move{stroke:#9aa5b1;stroke-width:1.5}
+svg.chart text.row-label{fill:var(--ink);font-size:11.5px}
 .ref{stroke-width:1.5;stroke-dasharray:6 4;fill:none}
 .ref.ustar{stroke:var(--ustar)}
 .ref.cap{stroke:var(--cap)}
@@ -292,349 +290,32 @@ fn objectives(plan: &Plan) -> Markup {
     }
 }
 
-/// A bar chart: one slot per bar across the plot area, a linear y axis
-/// from 0, in SVG user units.
-struct Bars {
-    area: Area,
-    /// The size of the whole chart.
-    width: f64,
-    height: f64,
-    scale: Linear,
-    /// Bars drawn.
-    n: usize,
-}
+/// Most fetch problems listed by name.
+const MAX_PROBLEMS: usize = 60;
 
-impl Bars {
-    /// Room for `n` bars up to `y_max`; with few bars, room for their
-    /// labels under the axis.
-    fn new(n: usize, y_max: f64) -> Bars {
-        let labelled = n > 0 && n <= LABELLED_BARS;
-        let (height, bottom) = if labelled {
-            (400.0, 96.0)
-        } else {
-            (350.0, 46.0)
-        };
-        let (width, left, right, top) = (1100.0, 62.0, 110.0, 40.0);
-        Bars {
-            area: Area {
-                left,
-                top,
-                width: width - left - right,
-                height: height - top - bottom,
-                decimals: 2,
-            },
-            width,
-            height,
-            scale: Linear::to(y_max),
-            n,
-        }
-    }
-
-    /// The `<svg>` around `body`.
-    fn chart(&self, id: &str, label: &str, body: Markup) -> Markup {
-        Canvas {
-            width: self.width,
-            height: self.height,
-            id: Some(id),
-            class: Some("chart"),
-            label: Some(label),
-            standalone: false,
-        }
-        .wrap(body)
-    }
-
-    fn y(&self, v: f64) -> f64 {
-        self.area.y(self.scale.fraction(v))
-    }
-
-    /// Left edge and width of bar `i`'s slot.
-    fn slot(&self, i: usize) -> (f64, f64) {
-        let w = self.area.width / self.n.max(1) as f64;
-        (self.area.left + w * i as f64, w)
-    }
-
-    /// A bar in slot `i` from 0 to `v`, covering `span` of the slot.
-    fn bar(&self, i: usize, span: (f64, f64), v: f64, class: &str, tip: &str) -> Markup {
-        let top = self.y(v);
-        self.mark(i, span, (top, self.area.bottom() - top), class, tip)
-    }
-
-    /// A short thick tick in slot `i` at `v` (a value marker).
-    fn tick(&self, i: usize, span: (f64, f64), v: f64, class: &str, tip: &str) -> Markup {
-        self.mark(i, span, (self.y(v) - 1.25, 2.5), class, tip)
-    }
-
-    /// A `bar`-class rectangle in slot `i` at `y` with height `h`, with
-    /// its tooltip.
-    fn mark(
-        &self,
-        i: usize,
-        span: (f64, f64),
-        (y, h): (f64, f64),
-        class: &str,
-        tip: &str,
-    ) -> Markup {
-        let (x, w) = self.slot(i);
-        let class = format!("bar {class}");
-        let at = (x + w * span.0, y);
-        self.area.rect(
-            Paint::class(&class),
-            at,
-            (w * (span.1 - span.0), h),
-            Some(tip),
-        )
-    }
-
-    /// Grid lines with tick labels, the axes, and the axis titles; `labels`
-    /// names each slot when there are few.
-    fn axes(
-        &self,
-        ticks: &[(f64, String)],
-        y_title: &str,
-        x_title: &str,
-        labels: &[String],
-    ) -> Markup {
-        let a = &self.area;
-        let ticks: Vec<(f64, Markup)> = ticks
-            .iter()
-            .map(|(v, t)| (self.y(*v), html! { (t) }))
-            .collect();
-        let axis = Paint::class("axis");
-        let labelled = labels.len() == self.n && self.n <= LABELLED_BARS;
-        html! {
-            (a.y_grid(Paint::class("grid"), 0.0, &ticks))
-            (a.line(axis, (a.left, a.top), (a.left, a.bottom())))
-            (a.line(axis, (a.left, a.bottom()), (a.right(), a.bottom())))
-            @if labelled {
-                @for (i, label) in labels.iter().enumerate() {
-                    @let (x, w) = self.slot(i);
-                    (a.turned_text(None, (x + w / 2.0 + 3.0, a.bottom() + 10.0), -50, Anchor::End, label))
+/// The fetch's problems by name: what, who, and the detail.
+fn problems(plan: &Plan) -> Markup {
+    let shown = &plan.problems[..plan.problems.len().min(MAX_PROBLEMS)];
+    html! {
+        @if !plan.problems.is_empty() {
+            section {
+                h2 { "Fetch problems" }
+                p.muted {
+                    (plan.problems.len()) " problems in the snapshot the plan was made from"
+                    @if shown.len() < plan.problems.len() { " (the first " (shown.len()) " listed; the plan file has them all)" }
+                    "."
+                }
+                table {
+                    thead { tr { th { "problem" } th { "who" } th { "detail" } } }
+                    tbody {
+                        @for p in shown {
+                            tr { td { (problem_label(p.kind)) } td.mono { (p.subject) } td { (p.detail) } }
+                        }
+                    }
                 }
             }
-            (a.axis_titles(Some("axis-title"), (x_title, self.height - 8.0), (y_title, 16.0)))
         }
     }
-
-    /// A dashed horizontal reference line at `v`, labelled at the right.
-    fn reference(&self, v: f64, class: &str, label: &str, dy: f64) -> Markup {
-        let (a, y) = (&self.area, self.y(v));
-        let line = format!("ref {class}");
-        html! {
-            (a.line(Paint::class(&line), (a.left, y), (a.right(), y)))
-            (a.text(Some(class), (a.right() + 6.0, y + 4.0 + dy), Anchor::Start, label))
-        }
-    }
-
-    /// The legend, in a row above the plot area.
-    fn legend(&self, entries: &[(Swatch, &str)]) -> Markup {
-        self.area.legend((self.area.left, 16.0), Flow::Row, entries)
-    }
-}
-
-/// A chart in its section, with its caption.
-fn figure(heading: &str, chart: Markup, caption: &str) -> Markup {
-    html! {
-        section { h2 { (heading) } figure { (chart) figcaption { (caption) } } }
-    }
-}
-
-/// The agents drawn in the utilisation chart: those with headroom, by
-/// utilisation after the plan (then before, then id), the most utilised
-/// first, at most [`MAX_AGENT_BARS`]; and how many had headroom.
-fn agent_bars(plan: &Plan) -> (Vec<(&AgentPlan, f64, f64)>, usize) {
-    let mut bars: Vec<(&AgentPlan, f64, f64)> = plan
-        .agents
-        .iter()
-        .filter(|a| a.headroom > 0)
-        .map(|a| {
-            let h = a.headroom as f64;
-            (a, a.load_before / h, a.load_after / h)
-        })
-        .collect();
-    bars.sort_by(|x, y| {
-        y.2.total_cmp(&x.2)
-            .then(y.1.total_cmp(&x.1))
-            .then(x.0.agent.cmp(&y.0.agent))
-    });
-    let with_headroom = bars.len();
-    bars.truncate(MAX_AGENT_BARS);
-    (bars, with_headroom)
-}
-
-/// The top of a utilisation axis: 1.0, or the next quarter above the
-/// largest value.
-fn utilisation_top(values: impl Iterator<Item = f64>) -> f64 {
-    let max = values.fold(1.0_f64, f64::max);
-    (max * 4.0).ceil() / 4.0
-}
-
-fn utilisation_chart(plan: &Plan) -> Markup {
-    let b = &plan.objectives.balance;
-    let (bars, with_headroom) = agent_bars(plan);
-    let top = utilisation_top(
-        bars.iter()
-            .flat_map(|(_, before, after)| [*before, *after])
-            .chain([b.least_peak, b.cap]),
-    );
-    let f = Bars::new(bars.len(), top);
-    let ticks: Vec<(f64, String)> = f
-        .scale
-        .ticks(0.25)
-        .map(|v| (v, format!("{v:.2}")))
-        .collect();
-    let labels: Vec<String> = bars.iter().map(|(a, _, _)| a.agent.0.to_string()).collect();
-    let x_title = format!(
-        "agents, the most utilised after the plan first ({})",
-        bars.len()
-    );
-    let body = html! {
-        (f.axes(&ticks, "utilisation (load / headroom)", &x_title, &labels))
-        (utilisation_bars(&f, &bars))
-        (utilisation_references(&f, b))
-    };
-    let chart = f.chart(
-        "utilisation-chart",
-        "Utilisation of each agent before and after the plan",
-        body,
-    );
-    figure(
-        "Agent utilisation, before and after",
-        chart,
-        &utilisation_caption(plan, &bars, with_headroom),
-    )
-}
-
-/// One bar (after) and one tick (before) per agent, each with its figures
-/// as a tooltip.
-fn utilisation_bars(f: &Bars, bars: &[(&AgentPlan, f64, f64)]) -> Markup {
-    html! {
-        @for (i, (a, before, after)) in bars.iter().enumerate() {
-            @let tip = format!(
-                "{}: before {} of {} ({}), after {} of {} ({})",
-                a.agent,
-                records(a.load_before),
-                a.headroom,
-                utilisation(*before),
-                records(a.load_after),
-                a.headroom,
-                utilisation(*after)
-            );
-            (f.bar(i, (0.14, 0.86), *after, "after", &tip))
-            (f.tick(i, (0.0, 1.0), *before, "before", &tip))
-        }
-    }
-}
-
-/// The u* line, the cap line when it differs, and the legend.
-fn utilisation_references(f: &Bars, b: &rebalancer_model::Balance) -> Markup {
-    let distinct_cap = (b.cap - b.least_peak).abs() > 1e-9;
-    let below = |v: f64| {
-        if distinct_cap && v < b.cap.max(b.least_peak) {
-            8.0
-        } else {
-            -4.0
-        }
-    };
-    let mut entries = vec![
-        (Swatch::Fill("after"), "after the plan"),
-        (Swatch::Tick("before"), "before (current mapping)"),
-        (Swatch::Dash("ustar"), "u*: least possible peak"),
-    ];
-    if distinct_cap {
-        entries.push((Swatch::Dash("cap"), "cap: max(u*, target)"));
-    }
-    let ustar = format!("u* {}", utilisation(b.least_peak));
-    let cap = format!("cap {}", utilisation(b.cap));
-    html! {
-        (f.reference(b.least_peak, "ustar", &ustar, below(b.least_peak)))
-        @if distinct_cap { (f.reference(b.cap, "cap", &cap, below(b.cap))) }
-        (f.legend(&entries))
-    }
-}
-
-/// What the chart shows and what it leaves out.
-fn utilisation_caption(
-    plan: &Plan,
-    bars: &[(&AgentPlan, f64, f64)],
-    with_headroom: usize,
-) -> String {
-    let mut caption = format!(
-        "Load / headroom per agent: bars after the plan, ticks before it; every agent's load stays within the cap {}.",
-        utilisation(plan.objectives.balance.cap)
-    );
-    let idle = bars
-        .iter()
-        .filter(|(_, before, after)| *before == 0.0 && *after == 0.0)
-        .count();
-    if idle > 0 {
-        let _ = write!(caption, " {idle} agents carry no load before or after.");
-    }
-    let without = plan.agents.len() - with_headroom;
-    if without > 0 {
-        let _ = write!(caption, " {without} agents without headroom (inactive, at their allowance, excluded) are not drawn.");
-    }
-    if with_headroom > bars.len() {
-        let _ = write!(
-            caption,
-            " Showing the {} most utilised of {with_headroom} agents.",
-            bars.len()
-        );
-    }
-    caption
-}
-
-fn coverage_chart(plan: &Plan) -> Markup {
-    let mut leads: Vec<&LeadPlan> = plan.leads.iter().collect();
-    leads.sort_by(|a, b| b.demand.total_cmp(&a.demand).then(a.lead.cmp(&b.lead)));
-    let total = leads.len();
-    leads.truncate(MAX_LEAD_BARS);
-    let max = leads
-        .iter()
-        .map(|l| l.demand.max(l.covered))
-        .fold(0.0_f64, f64::max);
-    let step = svg::nice_step(max);
-    let f = Bars::new(leads.len(), ((max / step).ceil() * step).max(step));
-    let ticks: Vec<(f64, String)> = f.scale.ticks(step).map(|v| (v, records(v))).collect();
-    let labels: Vec<String> = leads.iter().map(|l| l.lead.to_string()).collect();
-    let x_title = format!("leads, the largest demand first ({})", leads.len());
-    let body = html! {
-        (f.axes(&ticks, "records", &x_title, &labels))
-        @for (i, l) in leads.iter().enumerate() {
-            @let tip = format!(
-                "{}: demand {}, covered {}, short {}",
-                l.lead,
-                records(l.demand),
-                records(l.covered),
-                records(l.shortfall)
-            );
-            @let short = if l.shortfall > 0.0 { " short" } else { "" };
-            (f.bar(i, (0.12, 0.88), l.demand, &format!("demand{short}"), &tip))
-            (f.bar(i, (0.12, 0.88), l.covered, &format!("covered{short}"), &tip))
-        }
-        (f.legend(&[
-            (Swatch::Fill("demand"), "demand"),
-            (Swatch::Fill("covered"), "covered after the plan"),
-            (Swatch::Fill("covered short"), "lead left short: covered"),
-            (Swatch::Fill("demand short"), "its shortfall"),
-        ]))
-    };
-    let chart = f.chart(
-        "coverage-chart",
-        "Demand and planned coverage of each lead",
-        body,
-    );
-    let short = plan.leads.iter().filter(|l| l.shortfall > 0.0).count();
-    let mut caption = format!(
-        "Demand (records) and the records the plan covers, per lead; {short} of {total} leads are left short (their uncovered records go to Zoho's default assignee)."
-    );
-    if total > leads.len() {
-        let _ = write!(
-            caption,
-            " Showing the {} leads of largest demand of {total}.",
-            leads.len()
-        );
-    }
-    figure("Lead coverage after the plan", chart, &caption)
 }
 
 /// Changes grouped by lead: − unassign, + assign, with their reasons.
@@ -651,7 +332,7 @@ fn changes(plan: &Plan) -> Markup {
             } @else {
                 p.muted {
                     (plan.changes.len()) " changes on " (by_lead.len())
-                    " leads (− unassign, + assign; records: planned on the pair)."
+                    " leads (− unassign, + assign). Records: what the plan routes over the pair; to balance load it may also move records off the lead's other pairs, so a lead's new records can exceed its shortfall."
                 }
                 table {
                     thead { tr { th { "lead" } th { "change" } th { "agent" } th.n { "records" } th { "reason" } } }
@@ -716,54 +397,13 @@ fn deferred(plan: &Plan) -> Markup {
     }
 }
 
-/// Leads left short, the shortest first, with Zoho's default assignee.
-fn short_leads(plan: &Plan) -> Markup {
-    let mut short: Vec<&LeadPlan> = plan.leads.iter().filter(|l| l.shortfall > 0.0).collect();
-    short.sort_by(|a, b| {
-        b.shortfall
-            .total_cmp(&a.shortfall)
-            .then(a.lead.cmp(&b.lead))
-    });
-    html! {
-        section {
-            h2 { "Leads left short" }
-            @if short.is_empty() {
-                p { "Every lead's demand is covered." }
-            } @else {
-                p.muted { "The default assignee is the Zoho user who receives the records no agent under the threshold can take." }
-                table {
-                    thead { tr {
-                        th { "lead" } th.n { "demand" } th.n { "covered" } th.n { "shortfall" }
-                        th { "default assignee" }
-                    } }
-                    tbody {
-                        @for l in &short {
-                            tr {
-                                td { (l.lead) }
-                                td.n { (records(l.demand)) }
-                                td.n { (records(l.covered)) }
-                                td.n { (records(l.shortfall)) }
-                                td {
-                                    @match &l.default_assignee {
-                                        Some(a) => span.mono { (a) },
-                                        None => span.muted { "none in Zoho" },
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::moves::MAX_ROWS;
     use rebalancer_model::{
-        AgentId, Balance, Metrics, NewPairs, Objectives, Reason, Summary, TargetSystem,
-        PLAN_SCHEMA_VERSION,
+        AgentId, AgentPlan, Balance, LeadPlan, Metrics, NewPairs, Objectives, Reason, Summary,
+        TargetSystem, PLAN_SCHEMA_VERSION,
     };
 
     const NASTY: &str = "<script>&\"x'";
@@ -793,6 +433,7 @@ mod tests {
             lead: lead(id),
             process_id: 101,
             demand,
+            covered_before: 0.0,
             covered,
             shortfall: demand - covered,
             target: vec![],
@@ -880,6 +521,11 @@ mod tests {
         }
     }
 
+    /// The page of `plan` with nothing beside it.
+    fn page(plan: &Plan) -> String {
+        html(plan, &Context::default())
+    }
+
     /// The text of the `<svg>` with this id.
     fn svg<'a>(html: &'a str, id: &str) -> &'a str {
         let start = html
@@ -891,7 +537,7 @@ mod tests {
 
     #[test]
     fn text_is_escaped_everywhere() {
-        let html = html(&sample());
+        let html = page(&sample());
         assert!(!html.contains("<script"), "raw script tag in the report");
         assert!(!html.contains(NASTY));
         let escaped = "&lt;script&gt;&amp;&quot;x'";
@@ -902,35 +548,85 @@ mod tests {
     }
 
     #[test]
-    fn both_charts_have_one_mark_per_bar_and_series() {
-        let html = html(&sample());
-        let util = svg(&html, "utilisation-chart");
-        // Two agents with headroom, before and after each.
-        assert_eq!(util.matches("class=\"bar before\"").count(), 2);
-        assert_eq!(util.matches("class=\"bar after\"").count(), 2);
-        assert_eq!(util.matches("class=\"bar ").count(), 4);
-        // u* and the cap (above it) are drawn, and named in the legend.
-        assert_eq!(util.matches("class=\"ref ustar\"").count(), 2);
-        assert_eq!(util.matches("class=\"ref cap\"").count(), 2);
-        assert!(util.contains("u* 0.7500") && util.contains("cap 0.9000"));
-        // The most utilised after the plan comes first.
-        let a2 = util.find("agent0002:").unwrap();
-        assert!(
-            util.find("&lt;script").unwrap() < a2,
-            "sorted by utilisation after"
-        );
+    fn the_charts_show_each_change_before_and_after_the_largest_first() {
+        let html = page(&sample());
+        let agents = svg(&html, "agents-chart");
+        // The three agents the plan changes (one loses a lead with no load
+        // either side), before and after each.
+        assert_eq!(agents.matches("class=\"bar before\"").count(), 3);
+        assert_eq!(agents.matches("class=\"bar after\"").count(), 3);
+        assert_eq!(agents.matches("class=\"bar ").count(), 6);
+        // The largest change of load (0 → 7) first, then 10 → 9, then none.
+        let nasty = agents.find("&lt;script").unwrap();
+        let a2 = agents.find("agent0002:").unwrap();
+        let a1 = agents.find("agent0001:").unwrap();
+        assert!(nasty < a2 && a2 < a1, "sorted by change");
         let cov = svg(&html, "coverage-chart");
-        assert_eq!(cov.matches("class=\"bar demand\"").count(), 1);
-        assert_eq!(cov.matches("class=\"bar demand short\"").count(), 1);
-        assert_eq!(cov.matches("class=\"bar covered\"").count(), 1);
-        assert_eq!(cov.matches("class=\"bar covered short\"").count(), 1);
+        assert_eq!(cov.matches("class=\"bar before\"").count(), 2);
+        assert_eq!(cov.matches("class=\"bar after short\"").count(), 1);
         assert_eq!(cov.matches("class=\"bar ").count(), 4);
-        assert!(html.contains("1 agents without headroom"));
+        assert!(
+            cov.contains("501/1001: covered 0 → 5 of a demand of 10"),
+            "{cov}"
+        );
+        // The headline figures before → after.
+        assert!(
+            html.contains("Leads short of demand: <strong>1 → 1</strong>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("records short: <strong>12 → 5</strong>"),
+            "{html}"
+        );
+        // The table names what each agent gains and loses.
+        assert!(html.contains("<td class=\"minus\">501/1000</td>"), "{html}");
+    }
+
+    #[test]
+    fn apply_is_estimated_at_the_configured_rate() {
+        let ctx = Context {
+            snapshot: None,
+            apply: Some(ApplyRate {
+                puts_per_second: 2,
+                burst: 1,
+                max_users_per_put: 1,
+            }),
+        };
+        let html = html(&sample(), &ctx);
+        // Two changes on one lead, one id per PUT: 2 PUTs, the second
+        // after half a second.
+        assert!(
+            html.contains("About <strong>2 PUTs</strong> to 1 leads"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<strong>under a second</strong>")
+                || html.contains("<strong>1 s</strong>"),
+            "{html}"
+        );
+        assert!(html.contains("apply.puts_per_second = 2"), "{html}");
+        // Without the snapshot the reasons are unknown, and said to be.
+        assert!(html.contains("the pools, and so the reasons, are not known"));
+    }
+
+    #[test]
+    fn fetch_problems_are_listed_by_name() {
+        let mut p = sample();
+        p.problems = vec![rebalancer_model::Problem {
+            kind: ProblemKind::NotInWebex,
+            subject: "agent0009".into(),
+            detail: format!("no Webex user {NASTY}"),
+        }];
+        let html = page(&p);
+        assert!(html.contains("<h2>Fetch problems</h2>"), "{html}");
+        assert!(html.contains("<td class=\"mono\">agent0009</td>"), "{html}");
+        assert!(html.contains("no Webex user &lt;script&gt;"), "{html}");
+        assert!(!page(&sample()).contains("<h2>Fetch problems</h2>"));
     }
 
     #[test]
     fn nothing_is_loaded_from_elsewhere() {
-        let html = html(&sample());
+        let html = page(&sample());
         for needle in [
             "<script", "<link", "<img", "<iframe", "src=", "href=", "url(", "@import",
         ] {
@@ -944,39 +640,32 @@ mod tests {
 
     #[test]
     fn the_same_plan_gives_the_same_bytes() {
-        let (a, b) = (html(&sample()), html(&sample()));
+        let (a, b) = (page(&sample()), page(&sample()));
         assert_eq!(a, b);
         assert!(a.contains("<title>rebalancer plan — abababababab</title>"));
         let mut other = sample();
         other.agents.reverse();
         assert_eq!(
-            html(&other),
+            page(&other),
             a,
             "the order of the plan's lists does not matter"
         );
     }
 
     #[test]
-    fn large_plans_draw_a_bounded_number_of_bars() {
+    fn large_plans_draw_a_bounded_number_of_rows() {
         let mut p = sample();
-        p.agents = (0..MAX_AGENT_BARS + 5)
-            .map(|i| agent(&format!("a{i:04}"), 10, 1.0, (i % 10) as f64))
+        p.agents = (0..MAX_ROWS + 5)
+            .map(|i| agent(&format!("a{i:04}"), 10, 1.0, (i % 10) as f64 + 2.0))
             .collect();
-        p.leads = (0..MAX_LEAD_BARS as u64 + 3)
+        p.leads = (0..MAX_ROWS as u64 + 3)
             .map(|i| lead_plan(i, (i % 17) as f64 + 1.0, 1.0))
             .collect();
-        let html = html(&p);
-        let util = svg(&html, "utilisation-chart");
-        assert_eq!(util.matches("class=\"bar ").count(), 2 * MAX_AGENT_BARS);
+        let html = page(&p);
+        let agents = svg(&html, "agents-chart");
+        assert_eq!(agents.matches("class=\"bar ").count(), 2 * MAX_ROWS);
         let cov = svg(&html, "coverage-chart");
-        assert_eq!(cov.matches("class=\"bar ").count(), 2 * MAX_LEAD_BARS);
-        assert!(html.contains(&format!(
-            "Showing the {MAX_AGENT_BARS} most utilised of {} agents",
-            MAX_AGENT_BARS + 5
-        )));
-        assert!(html.contains(&format!(
-            "Showing the {MAX_LEAD_BARS} leads of largest demand of {}",
-            MAX_LEAD_BARS + 3
-        )));
+        assert_eq!(cov.matches("class=\"bar ").count(), 2 * MAX_ROWS);
+        assert!(html.contains(&format!("(the first {MAX_ROWS} shown)")));
     }
 }

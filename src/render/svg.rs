@@ -278,18 +278,6 @@ impl Area {
                 let m = self.rect(Paint::class(&class), (x, mid - 5.0), (14.0, 10.0), None);
                 (m, 24.0)
             }
-            Swatch::Tick(class) => {
-                let class = format!("swatch {class}");
-                let m = self.rect(Paint::class(&class), (x, mid - 1.25), (14.0, 2.5), None);
-                (m, 24.0)
-            }
-            Swatch::Dash(class) => {
-                let class = format!("ref {class}");
-                (
-                    self.line(Paint::class(&class), (x, mid), (x + 18.0, mid)),
-                    24.0,
-                )
-            }
             Swatch::Series { color, dashed } => {
                 let paint = Paint {
                     stroke_width: Some("2"),
@@ -321,10 +309,6 @@ pub enum Flow {
 pub enum Swatch<'a> {
     /// A filled square of a class.
     Fill(&'a str),
-    /// A thin bar of a class, for a series drawn as ticks.
-    Tick(&'a str),
-    /// A dashed reference line of a class.
-    Dash(&'a str),
     /// A line with a point marker, in a colour.
     Series { color: &'a str, dashed: bool },
 }
@@ -514,9 +498,9 @@ mod tests {
 
     #[test]
     fn legends_flow_in_a_row_or_a_column() {
-        let entries = [(Swatch::Fill("a"), "ab"), (Swatch::Dash("b"), "c")];
+        let entries = [(Swatch::Fill("a"), "ab"), (Swatch::Fill("b"), "c")];
         let row = AREA.legend((0.0, 16.0), Flow::Row, &entries).into_string();
-        assert!(row.contains("class=\"swatch a\"") && row.contains("class=\"ref b\""));
+        assert!(row.contains("class=\"swatch a\"") && row.contains("class=\"swatch b\""));
         // The second label starts after the first: 24 + 2 × 6.3 + 22 + 24.
         assert!(row.contains("x=\"82.6\" y=\"16.0\">c</text>"), "{row}");
         let series = Swatch::Series {

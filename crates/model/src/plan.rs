@@ -18,7 +18,8 @@ use std::path::Path;
 /// `problems`.
 /// 3: `objectives.balance` (utilisation target, `u*`, the cap worked
 /// under), `objectives.new_pairs`, and the target in `balances_load`.
-pub const PLAN_SCHEMA_VERSION: u32 = 3;
+/// 4: `leads[].covered_before` (each lead's coverage before the plan).
+pub const PLAN_SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -342,6 +343,10 @@ pub struct LeadPlan {
     pub lead: LeadKey,
     pub process_id: u64,
     pub demand: f64,
+    /// Records the current mapping carries at its best (before the plan).
+    /// Plans of schema 3 lack it (read as 0).
+    #[serde(default)]
+    pub covered_before: f64,
     /// Planned records carried by the target.
     pub covered: f64,
     pub shortfall: f64,
@@ -538,7 +543,7 @@ mod tests {
                 e,
                 ModelError::SchemaVersion {
                     found: 1,
-                    expected: 3,
+                    expected: PLAN_SCHEMA_VERSION,
                     ..
                 }
             ),

@@ -919,6 +919,20 @@ pub fn load_journal(
     Ok(only.journal.location(&only.apply, None))
 }
 
+#[derive(Deserialize)]
+struct ApplyOnly {
+    apply: ApplyKeys,
+}
+
+/// `[apply]` alone (for what a replan of a saved snapshot would send: the
+/// write rate and PUT size), from defaults < `config` (when given) < `env`.
+pub fn load_apply(config: Option<&Path>, env: &Env) -> Result<ApplyKeys, SettingsError> {
+    let layered = Layered::build(config, env, &["apply"])?;
+    let only: ApplyOnly = layered.deserialize()?;
+    Checker { layered: &layered }.apply(&only.apply)?;
+    Ok(only.apply)
+}
+
 /// The sections the embedded sandbox takes from the layers (it supplies
 /// the connection sections itself).
 #[derive(Debug, Deserialize)]

@@ -41,6 +41,7 @@ pub fn plan_from(
             lead: *lead,
             process_id: process[lead],
             demand: 10.0,
+            covered_before: 10.0,
             covered: 10.0,
             shortfall: 0.0,
             target: target.iter().map(|a| AgentId::new(a.clone())).collect(),

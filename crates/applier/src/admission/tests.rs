@@ -21,6 +21,7 @@ fn lead(campaign_id: u64, lead_id: u64, process_id: u64) -> LeadPlan {
         },
         process_id,
         demand: 1.0,
+        covered_before: 1.0,
         covered: 1.0,
         shortfall: 0.0,
         target: vec![],

@@ -89,7 +89,7 @@ pub(super) fn assemble(
         problems,
         changes,
         deferred,
-        leads: lead_plans(prep, &target, &after),
+        leads: lead_plans(prep, &target, &basis.before, &after),
         agents: agent_plans(snap, basis, &target, &after),
         notes,
     }
@@ -135,7 +135,12 @@ fn objectives(basis: &Basis, opt: &Optimum, after: &Evaluation) -> Objectives {
 }
 
 /// Target assignment and coverage per lead, in lead order.
-fn lead_plans(prep: &Prepared, target: &[BTreeSet<usize>], after: &Evaluation) -> Vec<LeadPlan> {
+fn lead_plans(
+    prep: &Prepared,
+    target: &[BTreeSet<usize>],
+    before: &Evaluation,
+    after: &Evaluation,
+) -> Vec<LeadPlan> {
     let names = |agents: &mut dyn Iterator<Item = usize>| -> Vec<AgentId> {
         agents.map(|i| prep.agents[i].id.clone()).collect()
     };
@@ -149,6 +154,7 @@ fn lead_plans(prep: &Prepared, target: &[BTreeSet<usize>], after: &Evaluation) -
                 lead: l.key,
                 process_id: l.process_id,
                 demand,
+                covered_before: round6(before.carried[j]),
                 covered: round6(after.carried[j]),
                 shortfall: round6(shortfall),
                 target: names(&mut target[j].iter().copied()),
@@ -279,7 +285,7 @@ mod tests {
         let (_, _, mut basis) = world();
         basis.prep.default_assignee = Some(agent(1));
         let after = evaluation(2, 1.0, &[11.5, 2.0], &[10.0, 3.5]);
-        let plans = lead_plans(&basis.prep, &target(), &after);
+        let plans = lead_plans(&basis.prep, &target(), &basis.before, &after);
         let l0 = &plans[0];
         assert_eq!((l0.lead, l0.process_id, l0.frozen), (lead(0), 1, false));
         assert_eq!((l0.demand, l0.covered, l0.shortfall), (14.0, 11.5, 2.5));
