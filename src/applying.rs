@@ -1,6 +1,7 @@
 //! What `apply`, `resume`, `rollback` and `run` share at the edge: the
-//! progress bar while a run goes on, and the summary and exit code of a
-//! finished run. The write session itself (connection, write budget,
+//! question before a write (`confirm`), the progress bar while a run goes
+//! on, the summary and exit code of a finished run and the exact command
+//! that resumes it (`ResumeWith`). The write session itself (connection, write budget,
 //! journal, what the config expects of a plan, the stop token) is
 //! `rebalancer_ops::session`.
 

@@ -128,7 +128,11 @@ pub async fn run(
         if flow == Flow::Stop || stop.is_cancelled() {
             return Ok(());
         }
-        start_at = schedule.and_then(|s| s.next_start(started, ended));
+        let Some(s) = schedule else {
+            // One cycle, no schedule: done.
+            return Ok(());
+        };
+        start_at = s.next_start(started, ended);
         if start_at.is_none() {
             tracing::warn!("the schedule has no next time; stopping");
         }
