@@ -38,8 +38,9 @@ pub enum ResumeWith {
 }
 
 impl ResumeWith {
-    /// The words that finish run `run`, quoted to run as printed.
-    pub fn hint(&self, run: i64) -> String {
+    /// The command that resumes run `run`, shell-quoted to run as
+    /// printed (the sandbox has none: it ended with its process).
+    pub fn command(&self, run: i64) -> String {
         match self {
             ResumeWith::Config { config, journal } => {
                 let mut words = vec![
@@ -52,8 +53,16 @@ impl ResumeWith {
                 if let Some(j) = journal {
                     words.extend(["--journal".to_owned(), quoted(j)]);
                 }
-                format!("`{}` finishes it", words.join(" "))
+                words.join(" ")
             }
+            ResumeWith::Sandbox => String::new(),
+        }
+    }
+
+    /// What finishes run `run`: its command, or why there is none.
+    pub fn hint(&self, run: i64) -> String {
+        match self {
+            ResumeWith::Config { .. } => format!("`{}` finishes it", self.command(run)),
             ResumeWith::Sandbox => {
                 "the embedded sandbox ended with this process, so this run cannot be resumed; its journal keeps what was sent".into()
             }

@@ -164,11 +164,22 @@ async fn resume_without_a_run_id_never_walks_back_past_a_newer_run() {
     assert!(
         stderr.contains("nothing to resume")
             && stderr.contains("latest run, 2 (rollback)")
-            && stderr.contains("rebalancer resume 1"),
+            && stderr.contains("to resume run 1 all the same: `rebalancer resume 1 --config"),
         "{stderr}"
     );
     assert_eq!(t.sb.write_log().len(), undone, "resume re-applied run 1");
     assert_eq!(t.runs().await.len(), 2);
+    // The command it names runs as printed, and resumes run 1.
+    let hint = stderr
+        .split_once("all the same: `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(cmd, _)| cmd.to_owned())
+        .unwrap();
+    let words = shlex::split(&hint).unwrap();
+    assert_eq!(words[..3], ["rebalancer", "resume", "1"], "{hint}");
+    let (code, _, stderr) = run(words[1..].to_vec(), fast()).await;
+    assert_eq!(code, 0, "`{hint}`: {stderr}");
+    assert_eq!(t.runs().await.len(), 3, "run 1 was resumed by name");
     t.sb.shutdown().await;
 }
 

@@ -14,7 +14,7 @@ use crate::applying;
 use crate::input::Source;
 use crate::logging::Log;
 use crate::render::{self, Format};
-use rebalancer_applier::Progress;
+use rebalancer_applier::{ApplyError, Progress};
 use rebalancer_ops::settings::Env;
 use std::path::PathBuf;
 
@@ -45,7 +45,25 @@ pub async fn run(opts: Options, log: &Log) -> anyhow::Result<u8> {
     let run = match opts.run {
         Some(run) => run,
         None => {
-            let r = rebalancer_applier::resumable_run(&session.journal)?;
+            let r = match rebalancer_applier::resumable_run(&session.journal) {
+                Err(ApplyError::NothingToResume {
+                    why,
+                    older: Some(older),
+                }) => {
+                    let hint = applying::ResumeWith::Config {
+                        config: opts.config.clone(),
+                        journal: opts.journal.clone(),
+                    }
+                    .command(older);
+                    let e = ApplyError::NothingToResume {
+                        why,
+                        older: Some(older),
+                    };
+                    return Err(anyhow::Error::from(e)
+                        .context(format!("to resume run {older} all the same: `{hint}`")));
+                }
+                other => other?,
+            };
             if opts.format == Format::Table {
                 render::emit(&format!(
                     "Resuming run {} ({}, {}, started {}): the latest unfinished run.",

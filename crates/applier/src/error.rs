@@ -80,8 +80,13 @@ pub enum ApplyError {
     /// `resume` without a run id found no run to continue (the reason says
     /// what the latest run was, and which older unfinished runs it passed
     /// over).
-    #[error("nothing to resume: {0}")]
-    NothingToResume(String),
+    #[error("nothing to resume: {why}")]
+    NothingToResume {
+        why: String,
+        /// The newest older unfinished run, which naming resumes all the
+        /// same (the caller knows the command that does).
+        older: Option<i64>,
+    },
 
     #[error("run {run} ended {outcome}; only an interrupted or killed (running) run can be resumed; fix: make a new plan and apply it")]
     NotResumable { run: i64, outcome: RunOutcome },

@@ -19,9 +19,10 @@ pub fn latest_unfinished(runs: &[RunRecord]) -> Result<&RunRecord, ApplyError> {
     let unfinished =
         |r: &RunRecord| matches!(r.outcome, RunOutcome::Interrupted | RunOutcome::Running);
     let Some(newest) = runs.iter().max_by_key(|r| r.id) else {
-        return Err(ApplyError::NothingToResume(
-            "the journal has no runs".into(),
-        ));
+        return Err(ApplyError::NothingToResume {
+            why: "the journal has no runs".into(),
+            older: None,
+        });
     };
     if unfinished(newest) {
         return Ok(newest);
@@ -44,11 +45,14 @@ pub fn latest_unfinished(runs: &[RunRecord]) -> Result<&RunRecord, ApplyError> {
     if let Some(&last) = superseded.last() {
         let ids: Vec<String> = superseded.iter().map(i64::to_string).collect();
         why += &format!(
-            "; older unfinished runs ({}) were followed by later runs, and resuming one would undo their work; to do it all the same, name it: `rebalancer resume {last}`",
+            "; older unfinished runs ({}) were followed by later runs, and resuming one would undo their work; to do it all the same, name run {last}",
             ids.join(", ")
         );
     }
-    Err(ApplyError::NothingToResume(why))
+    Err(ApplyError::NothingToResume {
+        why,
+        older: superseded.last().copied(),
+    })
 }
 
 #[cfg(test)]
@@ -89,9 +93,13 @@ mod tests {
         assert!(
             text.contains("latest run, 2 (rollback), ended completed")
                 && text.contains("(1)")
-                && text.contains("rebalancer resume 1"),
+                && text.contains("name run 1"),
             "{text}"
         );
+        assert!(matches!(
+            e,
+            ApplyError::NothingToResume { older: Some(1), .. }
+        ));
         // Run 3 interrupted, resumed by run 4 (interrupted too): run 4.
         let runs = vec![
             record(1, Apply, None, Interrupted),
@@ -108,7 +116,7 @@ mod tests {
         assert!(!text.contains("older unfinished"), "{text}");
         assert!(matches!(
             latest_unfinished(&[]),
-            Err(ApplyError::NothingToResume(_))
+            Err(ApplyError::NothingToResume { .. })
         ));
     }
 
@@ -158,7 +166,7 @@ mod tests {
                     prop_assert!(newest_unfinished);
                     prop_assert_eq!(r.id, newest);
                 }
-                Err(ApplyError::NothingToResume(_)) => prop_assert!(!newest_unfinished),
+                Err(ApplyError::NothingToResume { .. }) => prop_assert!(!newest_unfinished),
                 Err(e) => prop_assert!(false, "{}", e),
             }
         }

@@ -78,7 +78,10 @@ pub async fn resume(
     cfg.validate()?;
     let Some(j) = Journal::open_existing(journal)? else {
         return Err(run.map_or(
-            ApplyError::NothingToResume("the journal does not exist yet".into()),
+            ApplyError::NothingToResume {
+                why: "the journal does not exist yet".into(),
+                older: None,
+            },
             ApplyError::NoSuchRun,
         ));
     };
@@ -196,9 +199,10 @@ fn resumable(j: &Journal) -> Result<i64, ApplyError> {
 /// says which before it starts; errors as `resume` would.
 pub fn resumable_run(journal: &JournalLocation) -> Result<RunRecord, ApplyError> {
     let Some(j) = Journal::open_existing(journal)? else {
-        return Err(ApplyError::NothingToResume(
-            "the journal does not exist yet".into(),
-        ));
+        return Err(ApplyError::NothingToResume {
+            why: "the journal does not exist yet".into(),
+            older: None,
+        });
     };
     let runs = j.runs(RESUME_LOOKBACK)?;
     latest_unfinished(&runs).cloned()

@@ -551,7 +551,7 @@ async fn a_stopped_run_resumes_to_the_target_without_applying_anything_twice() {
             &Progress::default()
         )
         .await,
-        Err(ApplyError::NothingToResume(_))
+        Err(ApplyError::NothingToResume { .. })
     ));
     assert!(matches!(
         resume(
