@@ -77,6 +77,16 @@ pub enum ApplyError {
     #[error("the journal has no run {0}; fix: `rebalancer history` lists the runs")]
     NoSuchRun(i64),
 
+    #[error("the journal has no proposal {0}; fix: `rebalancer proposals` lists them")]
+    NoSuchProposal(i64),
+
+    /// Approving or rejecting a proposal that is no longer pending.
+    #[error("proposal {id} is {state}, no longer pending: nothing was changed")]
+    NotPending {
+        id: i64,
+        state: crate::proposals::ProposalState,
+    },
+
     /// `resume` without a run id found no run to continue (the reason says
     /// what the latest run was, and which older unfinished runs it passed
     /// over).

@@ -59,6 +59,7 @@ mod error;
 mod executor;
 mod goal;
 mod journal;
+pub mod proposals;
 mod recent;
 mod recheck;
 mod report;

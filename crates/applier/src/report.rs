@@ -178,6 +178,8 @@ macro_rules! text_enum {
     };
 }
 
+pub(crate) use text_enum;
+
 text_enum!(RunKind { Apply => "apply", Resume => "resume", Rollback => "rollback" });
 text_enum!(RunOutcome {
     Completed => "completed",

@@ -30,6 +30,7 @@ mod pg;
 mod pg_connect;
 #[cfg(test)]
 mod pg_tests;
+pub(crate) mod proposals;
 pub mod schema;
 mod sqlite;
 #[cfg(test)]

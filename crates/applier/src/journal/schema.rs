@@ -115,7 +115,35 @@ pub const MIGRATIONS: &[&str] = &[
     // same PID namespace, that it is gone. A version-4 lease is dropped: a
     // version-4 process cannot run against a version-5 journal.
     LEASE_TABLE,
+    // 6: plans waiting for a person's approval (`run.approval`), and what
+    // became of each: pending, approved, rejected, applied, superseded,
+    // expired. At most one is pending or approved at a time (every write
+    // that opens one checks it in the same statement).
+    PROPOSALS_SQLITE,
 ];
+
+const PROPOSALS_SQLITE: &str = r#"
+    CREATE TABLE proposals (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        state         TEXT    NOT NULL,
+        plan_hash     TEXT    NOT NULL,
+        changes_key   TEXT    NOT NULL,
+        snapshot_hash TEXT    NOT NULL,
+        config_digest TEXT    NOT NULL,
+        plan_json     BLOB    NOT NULL,
+        report_html   TEXT    NOT NULL,
+        assigns       INTEGER NOT NULL,
+        unassigns     INTEGER NOT NULL,
+        proposed_at   TEXT    NOT NULL,
+        proposed_by   TEXT    NOT NULL,
+        decided_at    TEXT,
+        decided_by    TEXT,
+        comment       TEXT,
+        ended_reason  TEXT,
+        run           INTEGER REFERENCES runs(id)
+    );
+    CREATE INDEX proposals_by_state ON proposals (state, id);
+"#;
 
 /// The fenced lease's table, the same text in both dialects.
 const LEASE_TABLE: &str = r#"
@@ -263,6 +291,29 @@ pub const PG_MIGRATIONS: &[&str] = &[
     CREATE INDEX puts_applied_by_time ON puts (done_ms) WHERE applied = 1;
     "#,
     LEASE_TABLE,
+    // 4: proposals, as SQLite's migration 6.
+    r#"
+    CREATE TABLE proposals (
+        id            BIGSERIAL PRIMARY KEY,
+        state         TEXT    NOT NULL,
+        plan_hash     TEXT    NOT NULL,
+        changes_key   TEXT    NOT NULL,
+        snapshot_hash TEXT    NOT NULL,
+        config_digest TEXT    NOT NULL,
+        plan_json     BYTEA   NOT NULL,
+        report_html   TEXT    NOT NULL,
+        assigns       BIGINT  NOT NULL,
+        unassigns     BIGINT  NOT NULL,
+        proposed_at   TEXT    NOT NULL,
+        proposed_by   TEXT    NOT NULL,
+        decided_at    TEXT,
+        decided_by    TEXT,
+        comment       TEXT,
+        ended_reason  TEXT,
+        run           BIGINT  REFERENCES runs(id)
+    );
+    CREATE INDEX proposals_by_state ON proposals (state, id);
+    "#,
 ];
 
 /// The PostgreSQL schema version this build writes.
