@@ -13,14 +13,15 @@
 //! on stderr too.
 
 use crate::cmd::{
-    apply, bench, bench_instance, check, completions, fetch, history, man, plan, resume, rollback,
-    run, sandbox, show,
+    apply, bench, bench_instance, check, completions, decide, fetch, history, man, plan, proposals,
+    resume, rollback, run, sandbox, show,
 };
 use crate::input::{Source, World};
 use crate::render::Format;
 use crate::{exit, logging};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use rebalancer_applier::proposals::{Decision, ProposalState};
 use rebalancer_optimizer::{SolverChoice, TargetUtilisation};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -153,6 +154,14 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// List the runs in the journal, newest first.
     History(HistoryArgs),
+    /// List the plans that wait or waited for a person's approval.
+    Proposals(ProposalsArgs),
+    /// Approve a pending proposal: `run` applies it on its next cycle.
+    #[command(after_long_help = EXIT_CODES.as_str())]
+    Approve(DecideArgs),
+    /// Reject a pending proposal: nothing is written.
+    #[command(after_long_help = EXIT_CODES.as_str())]
+    Reject(DecideArgs),
     /// Show one run's leads and PUTs.
     Show(ShowArgs),
     /// Run the fake upstream APIs on 127.0.0.1 until interrupted.
@@ -411,6 +420,49 @@ pub struct HistoryArgs {
     pub journal: JournalArg,
     #[command(flatten)]
     pub format: FormatOpt,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProposalsArgs {
+    /// Only proposals in this state (pending, approved, rejected, applied,
+    /// superseded, expired).
+    #[arg(long, value_parser = parse_proposal_state)]
+    pub state: Option<ProposalState>,
+    /// Most proposals listed.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// A config file naming the journal (read from REBALANCER_CONFIG
+    /// when absent).
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArg,
+    #[command(flatten)]
+    pub format: FormatOpt,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DecideArgs {
+    /// The proposal (`rebalancer proposals --state pending` lists them).
+    pub id: i64,
+    /// Why, recorded with the decision.
+    #[arg(long, default_value = "")]
+    pub comment: String,
+    /// Who decides (default: the login name, $USER).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// A config file naming the journal (read from REBALANCER_CONFIG
+    /// when absent).
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArg,
+    #[command(flatten)]
+    pub format: FormatOpt,
+}
+
+fn parse_proposal_state(text: &str) -> Result<ProposalState, String> {
+    text.parse()
 }
 
 #[derive(Debug, clap::Args)]
@@ -813,6 +865,18 @@ impl From<RollbackArgs> for rollback::Options {
     }
 }
 
+fn decide_options(a: DecideArgs, decision: Decision) -> decide::Options {
+    decide::Options {
+        config: a.config,
+        journal: a.journal.path,
+        id: a.id,
+        decision,
+        by: a.by,
+        comment: a.comment,
+        format: format(a.format.value),
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match parse() {
         Ok(cli) => cli,
@@ -959,6 +1023,15 @@ async fn dispatch(command: Command, log: &logging::Log) -> anyhow::Result<u8> {
             limit: a.limit,
             format: format(a.format.value),
         }),
+        Command::Proposals(a) => proposals::run(proposals::Options {
+            config: a.config,
+            journal: a.journal.path,
+            state: a.state,
+            limit: a.limit,
+            format: format(a.format.value),
+        }),
+        Command::Approve(a) => decide::run(decide_options(a, Decision::Approve)),
+        Command::Reject(a) => decide::run(decide_options(a, Decision::Reject)),
         Command::Show(a) => show::run(show::Options {
             config: a.config,
             journal: a.journal.path,

@@ -32,6 +32,8 @@ use crate::render::{self, Format};
 use crate::telemetry::{self, Telemetry};
 use chrono::Utc;
 use rebalancer_applier::{CycleOutcome, Progress};
+use rebalancer_model::{Plan, Snapshot};
+use rebalancer_ops::approval::Approval;
 use rebalancer_ops::cycle::{self, CycleOptions, Ended, Flow, Observer};
 use rebalancer_ops::schedule::{self, Flags, Schedule, ScheduleError};
 use rebalancer_ops::settings::{Env, RunKeys};
@@ -66,6 +68,7 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
     let keys = &session.connected.run;
     let schedule = schedule::configured(&opts.flags, keys)?;
     let guard = schedule::min_move_interval(keys)?;
+    let approval = Approval::from_keys(keys)?;
     let telemetry = match metrics_socket(opts, keys)? {
         None => None,
         Some(addr) => {
@@ -84,10 +87,12 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
         bar: None,
         last_code: 0,
         ended: None,
+        apply_rate: crate::cmd::plan::apply_rate(&session.connected.apply),
     };
     let cycles = CycleOptions {
         dry_run: opts.dry_run,
         guard,
+        approval,
     };
     let stop = applying::stop_on_signals();
     let immediately = opts.now || keys.start_immediately;
@@ -138,6 +143,8 @@ struct Printer {
     last_code: u8,
     /// Why the loop ended early: `--once`'s cycle, or a configuration error.
     ended: Option<anyhow::Result<u8>>,
+    /// `[apply]`'s rate, for the report of a proposed plan.
+    apply_rate: render::report::ApplyRate,
 }
 
 impl Observer for Printer {
@@ -149,6 +156,14 @@ impl Observer for Printer {
         if let Some(bar) = self.bar.take() {
             bar.finish();
         }
+    }
+
+    fn report(&mut self, plan: &Plan, snapshot: &Snapshot) -> String {
+        let ctx = render::report::Context {
+            snapshot: Some(snapshot),
+            apply: Some(self.apply_rate),
+        };
+        render::report::html(plan, &ctx)
     }
 
     fn cycle_ended(&mut self, e: Ended) -> Flow {

@@ -148,6 +148,58 @@ fn put_change(body: &str) -> String {
     }
 }
 
+/// Proposals, newest first: state, when, the moves, who decided and why.
+pub fn proposals(
+    list: &[rebalancer_applier::proposals::Proposal],
+    journal: &rebalancer_applier::JournalLocation,
+) -> String {
+    if list.is_empty() {
+        return format!("No proposals in {journal}.\n");
+    }
+    let mut t = super::wrapped_table();
+    t.set_header(vec![
+        "id",
+        "state",
+        "proposed",
+        "moves",
+        "decided by",
+        "comment / why",
+        "run",
+    ]);
+    for p in list {
+        let why = p
+            .comment
+            .as_deref()
+            .or(p.ended_reason.as_deref())
+            .unwrap_or("");
+        t.add_row(vec![
+            right(p.id),
+            Cell::new(p.state),
+            Cell::new(when(&p.proposed_at)),
+            Cell::new(format!("+{} −{}", p.assigns, p.unassigns)),
+            Cell::new(shown(p.decided_by.as_deref().unwrap_or("-"))),
+            Cell::new(shown(why)),
+            Cell::new(p.run.map_or("-".into(), |r| r.to_string())),
+        ]);
+    }
+    format!("Proposals in {journal}, newest first:\n{t}\n")
+}
+
+/// What a decision did, and what happens next.
+pub fn decided(p: &rebalancer_applier::proposals::Proposal) -> String {
+    let by = shown(p.decided_by.as_deref().unwrap_or("?")).into_owned();
+    let next = match p.state {
+        rebalancer_applier::proposals::ProposalState::Approved => {
+            "the `run` replica holding the journal's lease applies it on its next cycle, after the same admission checks as `apply --plan` (grown too old, it expires instead)"
+        }
+        _ => "nothing is written; `run` does not propose the same changes again",
+    };
+    format!(
+        "Proposal {} {} by {by} (+{} −{} moves): {next}.\n",
+        p.id, p.state, p.assigns, p.unassigns
+    )
+}
+
 /// The first 12 characters of a hash (characters, not bytes: a stored hash
 /// may hold anything), escaped like [`shown`].
 fn short(hash: &str) -> String {

@@ -77,7 +77,7 @@ pub use admission::{
     admit, ConfigDigest, ConfiguredCampaign, Expected, Refusal, WritePath, MAX_CLOCK_SKEW,
 };
 pub use error::ApplyError;
-pub use journal::{mask_url, JournalLocation};
+pub use journal::{mask_url, process_name, JournalLocation};
 pub use rebalancer_model::{LeadKey, Plan};
 pub use recent::{recent_moves, RecentMoves};
 pub use report::{

@@ -109,6 +109,12 @@ pub enum CycleOutcome {
     Blocked,
     /// Another process held the journal's lease: nothing written.
     Skipped,
+    /// Its plan waits for a person's approval (`run.approval`): nothing
+    /// written.
+    AwaitingApproval,
+    /// Its plan's changes were rejected by a person: nothing written
+    /// until the plan changes.
+    Rejected,
     /// An error ended it (the detail says which).
     #[default]
     Failed,
@@ -116,7 +122,7 @@ pub enum CycleOutcome {
 
 impl CycleOutcome {
     /// Every outcome, in the order metrics and docs list them.
-    pub const ALL: [CycleOutcome; 8] = [
+    pub const ALL: [CycleOutcome; 10] = [
         CycleOutcome::Applied,
         CycleOutcome::AppliedWithFailures,
         CycleOutcome::Interrupted,
@@ -124,6 +130,8 @@ impl CycleOutcome {
         CycleOutcome::Planned,
         CycleOutcome::Blocked,
         CycleOutcome::Skipped,
+        CycleOutcome::AwaitingApproval,
+        CycleOutcome::Rejected,
         CycleOutcome::Failed,
     ];
 }
@@ -204,6 +212,8 @@ text_enum!(CycleOutcome {
     Planned => "planned",
     Blocked => "blocked",
     Skipped => "skipped",
+    AwaitingApproval => "awaiting_approval",
+    Rejected => "rejected",
     Failed => "failed",
 });
 text_enum!(CycleMode { Apply => "apply", DryRun => "dry_run" });

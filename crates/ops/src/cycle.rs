@@ -15,11 +15,13 @@
 //! ends the apply after the PUT in flight, the run recorded as
 //! interrupted, and then the loop.
 
+use crate::approval::Approval;
 use crate::schedule::Schedule;
 use crate::series;
 use crate::session::Session;
 use crate::OpsError;
 use chrono::{DateTime, Utc};
+use rebalancer_applier::proposals::{self, Proposal, ProposalState, Proposed};
 use rebalancer_applier::{
     ApplyError, CycleMode, CycleOutcome, CycleRecord, Expected, Progress, Refusal, RunOutcome,
     RunReport, WritePath,
@@ -35,6 +37,8 @@ pub struct CycleOptions {
     pub dry_run: bool,
     /// The flap guard (`run.min_move_interval`); zero turns it off.
     pub guard: Duration,
+    /// Which plans wait for a person (`run.approval`).
+    pub approval: Approval,
 }
 
 /// A cycle's record, and the error that failed it.
@@ -50,6 +54,11 @@ pub trait Observer {
     /// [`Observer::apply_ended`].
     fn apply_started(&mut self, _progress: &Progress) {}
     fn apply_ended(&mut self) {}
+    /// The page a person reviews a proposed plan on (the binary renders
+    /// the HTML report); empty by default.
+    fn report(&mut self, _plan: &Plan, _snapshot: &Snapshot) -> String {
+        String::new()
+    }
     /// A cycle ended and was recorded (`recorded`: its journal id, or why
     /// the journal could not record it). Return whether to go on.
     fn cycle_ended(&mut self, ended: Ended) -> Flow;
@@ -200,8 +209,17 @@ async fn steps(
     observer: &mut impl Observer,
     record: &mut CycleRecord,
 ) -> Result<(), OpsError> {
+    if !opts.dry_run && opts.approval != Approval::Never {
+        if let Some((proposal, plan)) = proposals::approved(&session.journal)? {
+            if let Some(applied) =
+                apply_approved(session, proposal, plan, stop, observer, record).await
+            {
+                return applied;
+            }
+        }
+    }
     let snapshot = fetch_step(session).await?;
-    let plan = plan_step(session, opts.guard, snapshot).await?;
+    let (plan, snapshot) = plan_step(session, opts.guard, snapshot).await?;
     describe_plan(&plan, record);
     series::planned(
         plan.objectives.after.shortfall,
@@ -235,7 +253,81 @@ async fn steps(
         );
         return Ok(());
     }
+    if opts.approval.needs(&plan) {
+        let report = observer.report(&plan, &snapshot);
+        let proposed = proposals::propose(
+            &session.journal,
+            &plan,
+            &report,
+            &rebalancer_applier::process_name(),
+        )?;
+        record_proposed(&proposed, record);
+        return Ok(());
+    }
     apply_step(session, &plan, &expected, stop, observer, record).await
+}
+
+/// A plan that waits for a person: what became of it, in the record.
+fn record_proposed(proposed: &Proposed, record: &mut CycleRecord) {
+    (record.outcome, record.detail) = match *proposed {
+        Proposed::New { id, superseded } => (
+            CycleOutcome::AwaitingApproval,
+            match superseded {
+                Some(old) => format!("proposal {id} waits for a person's approval (it supersedes proposal {old}); nothing written"),
+                None => format!("proposal {id} waits for a person's approval; nothing written"),
+            },
+        ),
+        Proposed::Kept { id } => (
+            CycleOutcome::AwaitingApproval,
+            format!("proposal {id} (the same changes) still waits for approval; nothing written"),
+        ),
+        Proposed::AwaitingApply { id } => (
+            CycleOutcome::AwaitingApproval,
+            format!("approved proposal {id} waits for the replica holding the lease to apply it; nothing written"),
+        ),
+        Proposed::Rejected { id } => (
+            CycleOutcome::Rejected,
+            format!("these changes were rejected (proposal {id}); nothing is written until the plan changes"),
+        ),
+    };
+}
+
+/// Apply the approved `proposal` through the same admission as `apply
+/// --plan`; a plan no longer admitted (grown too old, made under other
+/// rules) expires instead, and `None` lets the cycle plan afresh.
+async fn apply_approved(
+    session: &Session,
+    proposal: Proposal,
+    plan: Plan,
+    stop: &CancellationToken,
+    observer: &mut impl Observer,
+    record: &mut CycleRecord,
+) -> Option<Result<(), OpsError>> {
+    let expected = session.expected();
+    let allow = session.config.allow_mass_unassign;
+    if let Err(refusal) = rebalancer_applier::admit(&plan, &expected, WritePath::Apply, allow) {
+        let why = format!("not admitted when it came to be applied: {refusal}");
+        tracing::warn!(proposal = proposal.id, %why, "the approved plan expired");
+        return match proposals::expire(&session.journal, proposal.id, ProposalState::Approved, &why)
+        {
+            Ok(_) => None,
+            Err(e) => Some(Err(e.into())),
+        };
+    }
+    describe_plan(&plan, record);
+    let applied = apply_step(session, &plan, &expected, stop, observer, record).await;
+    if let (Ok(()), Some(run)) = (&applied, record.run) {
+        if let Err(e) = proposals::mark_applied(&session.journal, proposal.id, run) {
+            return Some(Err(e.into()));
+        }
+        record.detail = format!(
+            "approved proposal {} (by {}): {}",
+            proposal.id,
+            proposal.decided_by.as_deref().unwrap_or("?"),
+            record.detail
+        );
+    }
+    Some(applied)
 }
 
 /// Why a plan with no changes sends nothing: nothing to change, or moves
@@ -279,7 +371,7 @@ async fn plan_step(
     session: &Session,
     guard: Duration,
     snapshot: Snapshot,
-) -> Result<Plan, OpsError> {
+) -> Result<(Plan, Snapshot), OpsError> {
     let stage = Instant::now();
     let recent = if guard.is_zero() {
         Default::default()
@@ -290,14 +382,14 @@ async fn plan_step(
         recent_for_plan(rebalancer_applier::recent_moves(&session.journal, since)?)
     };
     let cfg = session.connected.plan.clone();
-    let plan = tokio::task::spawn_blocking(move || {
+    let planned = tokio::task::spawn_blocking(move || {
         rebalancer_optimizer::plan_guarded(&snapshot, &cfg, &Default::default(), &recent)
-            .map(|(p, _)| p)
+            .map(|(p, _)| (p, snapshot))
     })
     .await
     .map_err(|e| OpsError::PlannerStopped(e.to_string()))??;
     series::stage_took("plan", stage.elapsed());
-    Ok(plan)
+    Ok(planned)
 }
 
 /// Apply an admitted `plan`, with the apply's series; `record` gets the

@@ -13,6 +13,7 @@
 //! No clap, no rendering and no exit codes here: the binary parses its
 //! flags, calls these, and renders what they return.
 
+pub mod approval;
 pub mod connect;
 pub mod cycle;
 mod error;

@@ -117,6 +117,7 @@ pub const BOUNDS: &[Bound] = &[
     bound("apply.recheck_secs", 0, 3_600, "an hour"),
     bound("apply.lease_secs", 1, 86_400, "a day"),
     bound("apply.max_plan_age_secs", 1, 604_800, "a week"),
+    bound("run.approval_large_moves", 0, 1_000_000, "a million moves"),
     bound(
         "plan.unjoined_headroom",
         0,
@@ -855,6 +856,10 @@ pub struct RunKeys {
     /// Serve metrics under `run --once` too (nothing can scrape a process
     /// that lives for one cycle, so by default it does not listen).
     pub metrics_on_once: bool,
+    /// Which plans wait for a person's approval (`approval.rs`).
+    pub approval: String,
+    /// With `approval = "large"`: plans of more moves than this wait.
+    pub approval_large_moves: u64,
 }
 
 /// `run.metrics_addr` as the address to listen on: `None` when empty;

@@ -65,6 +65,7 @@ async fn a_dry_run_cycle_plans_records_and_sends_nothing() {
     let opts = CycleOptions {
         dry_run: true,
         guard: Duration::ZERO,
+        ..CycleOptions::default()
     };
     let c = cycle::cycle(&s, opts, &CancellationToken::new(), &mut seen).await;
     assert!(c.error.is_none(), "{:?}", c.error);
@@ -132,6 +133,7 @@ async fn the_observer_ends_a_scheduled_loop() {
     let opts = CycleOptions {
         dry_run: true,
         guard: Duration::ZERO,
+        ..CycleOptions::default()
     };
     let stop = CancellationToken::new();
     let looped = cycle::run(&s, Some(&every), true, opts, &stop, &mut seen);
@@ -160,6 +162,7 @@ async fn a_cancelled_stop_token_ends_the_loop_before_its_next_cycle() {
     let opts = CycleOptions {
         dry_run: true,
         guard: Duration::ZERO,
+        ..CycleOptions::default()
     };
     let stop = CancellationToken::new();
     stop.cancel();
@@ -204,5 +207,112 @@ async fn an_empty_webex_user_list_fails_the_cycle_and_records_it() {
     assert_eq!(puts(&s), 0);
     let recorded = rebalancer_applier::cycles(&journal, 10).unwrap();
     assert_eq!(recorded[0].outcome, CycleOutcome::Failed);
+    s.close().await;
+}
+
+/// `run.approval = "always"`: the plan waits as a proposal and nothing is
+/// sent, the same changes keep the proposal, an approved one is applied by
+/// the next cycle (and marked applied with its run), after which nothing
+/// is left to change.
+#[tokio::test]
+async fn an_approved_proposal_is_applied_by_the_next_cycle_and_not_before() {
+    use rebalancer_applier::proposals::{self, Decision, ProposalState};
+    use rebalancer_ops::approval::Approval;
+    let dir = tempfile::tempdir().unwrap();
+    let s = session_in(&dir).await;
+    let opts = CycleOptions {
+        approval: Approval::Always,
+        ..CycleOptions::default()
+    };
+    let stop = CancellationToken::new();
+    let mut seen = Seen::default();
+    let first = cycle::cycle(&s, opts, &stop, &mut seen).await;
+    assert!(first.error.is_none(), "{:?}", first.error);
+    assert_eq!(first.record.outcome, CycleOutcome::AwaitingApproval);
+    assert!(first
+        .record
+        .detail
+        .contains("waits for a person's approval"));
+    assert_eq!(puts(&s), 0, "nothing is sent before approval");
+    let again = cycle::cycle(&s, opts, &stop, &mut seen).await;
+    assert_eq!(again.record.outcome, CycleOutcome::AwaitingApproval);
+    assert!(
+        again.record.detail.contains("still waits"),
+        "{}",
+        again.record.detail
+    );
+    let pending = proposals::list(&s.journal, Some(ProposalState::Pending), 10).unwrap();
+    assert_eq!(pending.len(), 1, "the same changes keep one proposal");
+    assert_eq!(puts(&s), 0);
+    let id = pending[0].id;
+    proposals::decide(&s.journal, id, Decision::Approve, "ana", "go").unwrap();
+    let applied = cycle::cycle(&s, opts, &stop, &mut seen).await;
+    assert!(applied.error.is_none(), "{:?}", applied.error);
+    assert_eq!(
+        applied.record.outcome,
+        CycleOutcome::Applied,
+        "{}",
+        applied.record.detail
+    );
+    assert!(
+        applied.record.detail.contains("approved proposal")
+            && applied.record.detail.contains("ana")
+    );
+    assert!(puts(&s) > 0);
+    let p = proposals::get(&s.journal, id).unwrap();
+    assert_eq!(
+        (p.state, p.run),
+        (ProposalState::Applied, applied.record.run)
+    );
+    let after = cycle::cycle(&s, opts, &stop, &mut seen).await;
+    assert_eq!(
+        after.record.outcome,
+        CycleOutcome::NoChanges,
+        "{}",
+        after.record.detail
+    );
+    s.close().await;
+}
+
+/// A rejected proposal: nothing is sent, and the same changes are not
+/// proposed again; a policy whose threshold the plan stays under applies
+/// it at once.
+#[tokio::test]
+async fn rejected_changes_are_not_sent_and_small_plans_need_no_approval() {
+    use rebalancer_applier::proposals::{self, Decision, ProposalState};
+    use rebalancer_ops::approval::Approval;
+    let dir = tempfile::tempdir().unwrap();
+    let s = session_in(&dir).await;
+    let stop = CancellationToken::new();
+    let mut seen = Seen::default();
+    let large = CycleOptions {
+        approval: Approval::Large(0),
+        ..CycleOptions::default()
+    };
+    let first = cycle::cycle(&s, large, &stop, &mut seen).await;
+    assert_eq!(first.record.outcome, CycleOutcome::AwaitingApproval);
+    let id = proposals::list(&s.journal, Some(ProposalState::Pending), 1).unwrap()[0].id;
+    proposals::decide(&s.journal, id, Decision::Reject, "bob", "not today").unwrap();
+    let rejected = cycle::cycle(&s, large, &stop, &mut seen).await;
+    assert_eq!(
+        rejected.record.outcome,
+        CycleOutcome::Rejected,
+        "{}",
+        rejected.record.detail
+    );
+    assert_eq!(puts(&s), 0);
+    assert_eq!(proposals::list(&s.journal, None, 10).unwrap().len(), 1);
+    let small = CycleOptions {
+        approval: Approval::Large(1_000_000),
+        ..CycleOptions::default()
+    };
+    let applied = cycle::cycle(&s, small, &stop, &mut seen).await;
+    assert_eq!(
+        applied.record.outcome,
+        CycleOutcome::Applied,
+        "{}",
+        applied.record.detail
+    );
+    assert!(puts(&s) > 0);
     s.close().await;
 }

@@ -710,6 +710,11 @@ fn lead_key(r: &Row, at: usize) -> Result<LeadKey, DbError> {
 }
 
 /// Now, RFC 3339 UTC.
+/// This process as proposals name it: `host:pid`.
+pub fn process_name() -> String {
+    format!("{}:{}", identity::host(), std::process::id())
+}
+
 pub fn now() -> String {
     format_time(time::OffsetDateTime::now_utc())
 }
