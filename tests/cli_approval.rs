@@ -85,6 +85,20 @@ async fn a_plan_waits_for_approval_and_the_next_cycle_applies_it() {
         table.contains("applied") && table.contains("ana"),
         "{table}"
     );
+    // `history` shows the decision beside the runs: who, why, which run.
+    let (code, history, _) = run(with(&["history"]), env()).await;
+    assert_eq!(code, 0);
+    assert!(
+        history.contains(&format!("proposal {id} approved by ana at ")),
+        "{history}"
+    );
+    assert!(
+        history.contains(&format!(
+            ": \"checked with the floor\" → applied by run {}",
+            cycle["run"]
+        )),
+        "{history}"
+    );
     sb.shutdown().await;
 }
 
@@ -115,5 +129,10 @@ async fn rejected_changes_are_never_sent() {
     let cycle: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(cycle["outcome"], "rejected", "{out}");
     assert_eq!(sb.counts().cms_put, 0);
+    let (_, history, _) = run(with(&["history"]), env()).await;
+    assert!(
+        history.contains("proposal 1 rejected by bob at "),
+        "{history}"
+    );
     sb.shutdown().await;
 }

@@ -1,4 +1,5 @@
-//! `rebalancer history`: the runs in the journal, newest first. Reads only
+//! `rebalancer history`: the runs in the journal, newest first, and (as a
+//! table) the decisions people made on proposals. Reads only
 //! the journal (`journal.url`, else `apply.journal`, or `--journal FILE`):
 //! no upstream credentials needed.
 
@@ -21,7 +22,10 @@ pub fn run(opts: Options) -> anyhow::Result<u8> {
         settings::load_journal(opts.journal, opts.config.as_deref(), &Env::from_process())?;
     let runs = rebalancer_applier::history(&journal, opts.limit)?;
     let text = match opts.format {
-        Format::Table => render::journal::history(&runs, &journal),
+        Format::Table => {
+            let decisions = rebalancer_applier::proposals::list(&journal, None, opts.limit)?;
+            render::journal::history(&runs, &decisions, &journal)
+        }
         Format::Json => render::journal::to_json(&runs),
     };
     render::emit(&text)?;

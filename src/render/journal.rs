@@ -18,10 +18,53 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).expect("journal records always serialise")
 }
 
-/// The runs, newest first.
-pub fn history(runs: &[RunRecord], journal: &rebalancer_applier::JournalLocation) -> String {
+/// The runs, newest first, then the decisions people made on proposals
+/// (`run.approval`): who, when, and why, with the run that applied it.
+pub fn history(
+    runs: &[RunRecord],
+    decisions: &[rebalancer_applier::proposals::Proposal],
+    journal: &rebalancer_applier::JournalLocation,
+) -> String {
+    let decided: Vec<String> = decisions
+        .iter()
+        .filter(|p| p.decided_by.is_some())
+        .map(|p| {
+            let state = match p.state {
+                rebalancer_applier::proposals::ProposalState::Applied => "approved",
+                s => s.as_str(),
+            };
+            let mut line = format!(
+                "  proposal {} {state} by {} at {}",
+                p.id,
+                shown(p.decided_by.as_deref().unwrap_or("?")),
+                when(p.decided_at.as_deref().unwrap_or("-"))
+            );
+            if let Some(c) = p.comment.as_deref().filter(|c| !c.is_empty()) {
+                line.push_str(&format!(": \"{}\"", shown(c)));
+            }
+            match (p.run, p.state) {
+                (Some(run), _) => line.push_str(&format!(" → applied by run {run}")),
+                (None, rebalancer_applier::proposals::ProposalState::Expired) => {
+                    line.push_str(&format!(
+                        " → expired ({})",
+                        shown(p.ended_reason.as_deref().unwrap_or("?"))
+                    ))
+                }
+                _ => {}
+            }
+            line
+        })
+        .collect();
+    let decisions_text = if decided.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\nDecisions on proposals, newest first:\n{}",
+            decided.join("\n")
+        )
+    };
     if runs.is_empty() {
-        return format!("No runs in {journal}.");
+        return format!("No runs in {journal}.{decisions_text}");
     }
     let mut t = table();
     t.set_header(vec![
@@ -40,7 +83,7 @@ pub fn history(runs: &[RunRecord], journal: &rebalancer_applier::JournalLocation
             right(r.moves_made),
         ]);
     }
-    format!("Runs in {journal}:\n{t}")
+    format!("Runs in {journal}:\n{t}{decisions_text}")
 }
 
 /// One run: its record, its leads, its PUTs, the leads it left and the
@@ -329,7 +372,7 @@ mod tests {
         let mut r = run("h");
         r.started_at = "2026-12-03T18:12:18.030044123Z".into();
         r.ended_at = Some("2026-12-03T19:12:18.999+01:00".into());
-        let text = history(&[r], &JournalLocation::Sqlite("j.sqlite".into()));
+        let text = history(&[r], &[], &JournalLocation::Sqlite("j.sqlite".into()));
         assert!(text.contains("2026-12-03 18:12:18Z"), "{text}");
         assert!(!text.contains(".030044123"), "{text}");
         // 19:12:18.999 at +01:00 is 18:12:18 UTC, to the second.
@@ -363,7 +406,7 @@ mod tests {
         ) {
             let d = detail(&text);
             let table = run_detail(&d, "");
-            let runs = history(std::slice::from_ref(&d.run), &JournalLocation::Sqlite("j.sqlite".into()));
+            let runs = history(std::slice::from_ref(&d.run), &[], &JournalLocation::Sqlite("j.sqlite".into()));
             for out in [&table, &runs] {
                 prop_assert!(!out.chars().any(|c| c.is_control() && c != '\n'));
             }
