@@ -80,7 +80,39 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A free loopback port below the kernel's ephemeral range, so that while
+/// a test has its server stopped (`stop`, then `start_again` on the same
+/// port) no outgoing connection or `bind(0)` of another test can be handed
+/// that port (the restart would then fail with "address in use"). Tried
+/// from a start that differs per process and per call, so servers of
+/// concurrent tests spread out; the ephemeral range's own port when no
+/// such range can be read.
 fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(0);
+    const LOW: u32 = 10_000;
+    if ephemeral_low > LOW + 1_000 {
+        let span = ephemeral_low - LOW;
+        let seed = std::process::id()
+            .wrapping_mul(7_919)
+            .wrapping_add(CALLS.fetch_add(1, Ordering::Relaxed).wrapping_mul(104_729))
+            .wrapping_add(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0),
+            );
+        for i in 0..span {
+            let port = LOW + (seed.wrapping_add(i) % span);
+            if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+                return port as u16;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
