@@ -51,20 +51,7 @@ pub fn plan_from(
         });
     }
     changes.sort_by(|a, b| (a.lead, a.action, &a.agent).cmp(&(b.lead, b.action, &b.agent)));
-    let agents = in_pools
-        .iter()
-        .filter_map(|name| users.get(name))
-        .map(|u| AgentPlan {
-            agent: AgentId::new(u.username.clone()),
-            headroom: u.headroom as i64,
-            load_before: 0.0,
-            load_after: 0.0,
-            leads_before: 0,
-            leads_after: 0,
-            webex_username: u.in_webex.then(|| u.username.clone()),
-            zoho_user_id: u.zoho_user_id.clone(),
-        })
-        .collect();
+    let agents = agent_plans(&users, &in_pools);
     let m = Metrics {
         shortfall: 0.0,
         peak_utilisation: 0.5,
@@ -119,6 +106,27 @@ pub fn plan_from(
         agents,
         notes: vec![],
     }
+}
+
+/// The plan's agents: every known user in some pool, with its headroom.
+fn agent_plans(
+    users: &BTreeMap<String, rebalancer_sandbox::UserInfo>,
+    in_pools: &BTreeSet<String>,
+) -> Vec<AgentPlan> {
+    in_pools
+        .iter()
+        .filter_map(|name| users.get(name))
+        .map(|u| AgentPlan {
+            agent: AgentId::new(u.username.clone()),
+            headroom: u.headroom as i64,
+            load_before: 0.0,
+            load_after: 0.0,
+            leads_before: 0,
+            leads_after: 0,
+            webex_username: u.in_webex.then(|| u.username.clone()),
+            zoho_user_id: u.zoho_user_id.clone(),
+        })
+        .collect()
 }
 
 fn change(lead: LeadKey, agent: &str, action: Action) -> Change {
