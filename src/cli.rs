@@ -213,6 +213,19 @@ pub enum SolverArg {
     Lp,
 }
 
+/// Where a command that only reads or decides in the journal finds it:
+/// `--config` (for `journal.url` / `apply.journal`, no credentials needed)
+/// and `--journal`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct JournalSource {
+    /// A config file naming the journal: journal.url, else apply.journal
+    /// (read from REBALANCER_CONFIG when absent).
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArg,
+}
+
 /// `--journal FILE`, shared by every command that opens the journal.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct JournalArg {
@@ -225,8 +238,8 @@ pub struct JournalArg {
 #[command(group(clap::ArgGroup::new("input").required(true).args(["config", "snapshot", "sandbox"]).multiple(true)))]
 pub struct PlanArgs {
     /// Configuration file. Alone: fetch live, then plan. With --snapshot:
-    /// only its [plan] section is used. Read from REBALANCER_CONFIG when
-    /// absent (not with --sandbox).
+    /// only its [plan] and [apply] sections are used. Read from
+    /// REBALANCER_CONFIG when absent (not with --sandbox).
     #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
     pub config: Option<PathBuf>,
     /// Plan offline from a saved snapshot (from `rebalancer fetch --out`).
@@ -412,12 +425,8 @@ pub struct HistoryArgs {
     /// Most runs listed.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
-    /// A config file naming apply.journal (read from REBALANCER_CONFIG
-    /// when absent).
-    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
-    pub config: Option<PathBuf>,
     #[command(flatten)]
-    pub journal: JournalArg,
+    pub source: JournalSource,
     #[command(flatten)]
     pub format: FormatOpt,
 }
@@ -431,12 +440,8 @@ pub struct ProposalsArgs {
     /// Most proposals listed.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
-    /// A config file naming the journal (read from REBALANCER_CONFIG
-    /// when absent).
-    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
-    pub config: Option<PathBuf>,
     #[command(flatten)]
-    pub journal: JournalArg,
+    pub source: JournalSource,
     #[command(flatten)]
     pub format: FormatOpt,
 }
@@ -451,12 +456,8 @@ pub struct DecideArgs {
     /// Who decides (default: the login name, $USER).
     #[arg(long, value_name = "NAME")]
     pub by: Option<String>,
-    /// A config file naming the journal (read from REBALANCER_CONFIG
-    /// when absent).
-    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
-    pub config: Option<PathBuf>,
     #[command(flatten)]
-    pub journal: JournalArg,
+    pub source: JournalSource,
     #[command(flatten)]
     pub format: FormatOpt,
 }
@@ -469,12 +470,8 @@ fn parse_proposal_state(text: &str) -> Result<ProposalState, String> {
 pub struct ShowArgs {
     /// The run to show.
     pub run: i64,
-    /// A config file naming apply.journal (read from REBALANCER_CONFIG
-    /// when absent).
-    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
-    pub config: Option<PathBuf>,
     #[command(flatten)]
-    pub journal: JournalArg,
+    pub source: JournalSource,
     #[command(flatten)]
     pub format: FormatOpt,
 }
@@ -867,8 +864,8 @@ impl From<RollbackArgs> for rollback::Options {
 
 fn decide_options(a: DecideArgs, decision: Decision) -> decide::Options {
     decide::Options {
-        config: a.config,
-        journal: a.journal.path,
+        config: a.source.config,
+        journal: a.source.journal.path,
         id: a.id,
         decision,
         by: a.by,
@@ -1018,14 +1015,14 @@ async fn dispatch(command: Command, log: &logging::Log) -> anyhow::Result<u8> {
         Command::Resume(args) => resume::run(args.into(), log).await,
         Command::Rollback(args) => rollback::run(args.into(), log).await,
         Command::History(a) => history::run(history::Options {
-            config: a.config,
-            journal: a.journal.path,
+            config: a.source.config,
+            journal: a.source.journal.path,
             limit: a.limit,
             format: format(a.format.value),
         }),
         Command::Proposals(a) => proposals::run(proposals::Options {
-            config: a.config,
-            journal: a.journal.path,
+            config: a.source.config,
+            journal: a.source.journal.path,
             state: a.state,
             limit: a.limit,
             format: format(a.format.value),
@@ -1033,8 +1030,8 @@ async fn dispatch(command: Command, log: &logging::Log) -> anyhow::Result<u8> {
         Command::Approve(a) => decide::run(decide_options(a, Decision::Approve)),
         Command::Reject(a) => decide::run(decide_options(a, Decision::Reject)),
         Command::Show(a) => show::run(show::Options {
-            config: a.config,
-            journal: a.journal.path,
+            config: a.source.config,
+            journal: a.source.journal.path,
             run: a.run,
             format: format(a.format.value),
         }),

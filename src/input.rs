@@ -46,12 +46,11 @@ pub async fn resolve(source: &Source, env: &Env, show_progress: bool) -> anyhow:
     match source {
         Source::Snapshot { path, config } => {
             let loaded = settings::load_plan(config.as_deref(), env)?;
-            let apply = settings::load_apply(config.as_deref(), env)?;
             let snapshot = Snapshot::load(path)?;
             Ok(Input {
                 snapshot,
-                plan: loaded.value,
-                apply,
+                plan: loaded.value.plan,
+                apply: loaded.value.apply,
                 layers: loaded.layers,
                 report: None,
             })

@@ -316,35 +316,52 @@ pub fn leads_section(plan: &Plan) -> Markup {
     }
 }
 
-/// Why lead `l` is left short, from the snapshot's pool and the plan's
-/// agents; `None` without a snapshot.
-fn why_short(l: &LeadPlan, plan: &Plan, snap: &Snapshot) -> String {
+/// What the short-lead reasons look up, built once per page: each lead's
+/// pool, the plan's agents and the snapshot's, by id.
+struct Lookup<'a> {
+    pools: BTreeMap<LeadKey, Vec<&'a AgentId>>,
+    planned: BTreeMap<&'a AgentId, &'a AgentPlan>,
+    agents: BTreeMap<&'a AgentId, &'a rebalancer_model::Agent>,
+}
+
+impl<'a> Lookup<'a> {
+    fn new(plan: &'a Plan, snap: &'a Snapshot) -> Lookup<'a> {
+        let mut pools = BTreeMap::new();
+        for c in &snap.campaigns {
+            for x in &c.leads {
+                let key = LeadKey {
+                    campaign_id: c.campaign_id,
+                    lead_id: x.lead_id,
+                };
+                pools.insert(key, x.pool().collect());
+            }
+        }
+        Lookup {
+            pools,
+            planned: plan.agents.iter().map(|a| (&a.agent, a)).collect(),
+            agents: snap.agents.iter().map(|a| (&a.id, a)).collect(),
+        }
+    }
+}
+
+/// Why lead `l` is left short, from its pool and the plan's agents.
+fn why_short(l: &LeadPlan, plan: &Plan, look: &Lookup) -> String {
     if l.frozen {
         return "frozen (plan.freeze_leads): the plan does not change it".into();
     }
-    let pool: Vec<&AgentId> = snap
-        .campaigns
-        .iter()
-        .filter(|c| c.campaign_id == l.lead.campaign_id)
-        .flat_map(|c| c.leads.iter().filter(|x| x.lead_id == l.lead.lead_id))
-        .flat_map(|x| x.pool().collect::<Vec<_>>())
-        .collect();
+    let pool: &[&AgentId] = look.pools.get(&l.lead).map_or(&[], Vec::as_slice);
     if pool.is_empty() {
         return "empty pool: the CMS lists no agent who may dial it".into();
     }
-    let planned: BTreeMap<&AgentId, &AgentPlan> =
-        plan.agents.iter().map(|a| (&a.agent, a)).collect();
     let eligible: Vec<&&AgentPlan> = pool
         .iter()
-        .filter_map(|id| planned.get(id))
+        .filter_map(|id| look.planned.get(id))
         .filter(|a| a.headroom > 0)
         .collect();
     if eligible.is_empty() {
-        let agents: BTreeMap<&AgentId, &rebalancer_model::Agent> =
-            snap.agents.iter().map(|a| (&a.id, a)).collect();
         let known: Vec<&rebalancer_model::Agent> = pool
             .iter()
-            .filter_map(|id| agents.get(id).copied())
+            .filter_map(|id| look.agents.get(id).copied())
             .collect();
         let inactive = known.iter().filter(|a| !a.is_active()).count();
         let full = known
@@ -380,6 +397,7 @@ pub fn short_leads(plan: &Plan, ctx: &Context) -> Markup {
             .total_cmp(&a.shortfall)
             .then(a.lead.cmp(&b.lead))
     });
+    let look = ctx.snapshot.map(|snap| Lookup::new(plan, snap));
     html! {
         section {
             h2 { "Leads left short, and why" }
@@ -403,8 +421,8 @@ pub fn short_leads(plan: &Plan, ctx: &Context) -> Markup {
                                 td.n { (records(l.covered)) }
                                 td.n { (records(l.shortfall)) }
                                 td {
-                                    @match ctx.snapshot {
-                                        Some(snap) => (why_short(l, plan, snap)),
+                                    @match &look {
+                                        Some(look) => (why_short(l, plan, look)),
                                         None => span.muted { "—" },
                                     }
                                 }

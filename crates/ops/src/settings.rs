@@ -4,9 +4,10 @@
 //! library crates.
 //!
 //! The same layering applies whatever the input mode: a live fetch reads
-//! every section; a replan of a saved snapshot reads `[plan]` only; the
-//! embedded sandbox reads `[http]`, `[fetch]` and `[plan]` and supplies the
-//! connection sections itself, so real credentials never meet it.
+//! every section; a replan of a saved snapshot reads `[plan]` and `[apply]`
+//! (for what applying would send); the embedded sandbox reads every
+//! section but the connection ones, which it supplies itself, so real
+//! credentials never meet it.
 //!
 //! Environment values are taken byte for byte as strings (`007` stays
 //! `007`); the `config` crate converts them where a key is numeric, and an
@@ -924,20 +925,6 @@ pub fn load_journal(
     Ok(only.journal.location(&only.apply, None))
 }
 
-#[derive(Deserialize)]
-struct ApplyOnly {
-    apply: ApplyKeys,
-}
-
-/// `[apply]` alone (for what a replan of a saved snapshot would send: the
-/// write rate and PUT size), from defaults < `config` (when given) < `env`.
-pub fn load_apply(config: Option<&Path>, env: &Env) -> Result<ApplyKeys, SettingsError> {
-    let layered = Layered::build(config, env, &["apply"])?;
-    let only: ApplyOnly = layered.deserialize()?;
-    Checker { layered: &layered }.apply(&only.apply)?;
-    Ok(only.apply)
-}
-
 /// The sections the embedded sandbox takes from the layers (it supplies
 /// the connection sections itself).
 #[derive(Debug, Deserialize)]
@@ -950,9 +937,13 @@ pub struct LocalSettings {
     pub run: RunKeys,
 }
 
-#[derive(Deserialize)]
-struct PlanOnly {
-    plan: PlanConfig,
+/// What an offline replan of a saved snapshot reads: `[plan]`, and
+/// `[apply]` for what applying the plan would send (the report's write
+/// rate and PUT size).
+#[derive(Debug, Deserialize)]
+pub struct Replan {
+    pub plan: PlanConfig,
+    pub apply: ApplyKeys,
 }
 
 /// A loaded configuration and the layers that made it.
@@ -983,14 +974,15 @@ pub fn load(path: &Path, env: &Env) -> Result<Loaded<Settings>, SettingsError> {
     })
 }
 
-/// `[plan]` only, for replanning a saved snapshot offline: defaults <
-/// `path` (when given) < `env`.
-pub fn load_plan(path: Option<&Path>, env: &Env) -> Result<Loaded<PlanConfig>, SettingsError> {
-    let layered = Layered::build(path, env, &["plan"])?;
-    let only: PlanOnly = layered.deserialize()?;
-    Checker { layered: &layered }.plan(&only.plan)?;
+/// `[plan]` and `[apply]`, for replanning a saved snapshot offline, in one
+/// pass over the layers: defaults < `path` (when given) < `env`.
+pub fn load_plan(path: Option<&Path>, env: &Env) -> Result<Loaded<Replan>, SettingsError> {
+    let layered = Layered::build(path, env, &["plan", "apply"])?;
+    let replan: Replan = layered.deserialize()?;
+    let check = Checker { layered: &layered };
+    first_errors([check.plan(&replan.plan), check.apply(&replan.apply)])?;
     Ok(Loaded {
-        value: only.plan,
+        value: replan,
         layers: layered.layers,
     })
 }
@@ -1028,6 +1020,7 @@ pub fn default_plan() -> PlanConfig {
     load_plan(None, &Env::default())
         .expect("config/default.toml has a valid [plan] section")
         .value
+        .plan
 }
 
 impl Settings {

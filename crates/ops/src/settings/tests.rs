@@ -158,7 +158,7 @@ fn unrelated_rebalancer_variables_are_not_config() {
 #[test]
 fn plan_only_layering_applies_the_environment() {
     let p = load_plan(None, &env(&[("REBALANCER_PLAN__MAX_MOVES_PER_RUN", "10")])).unwrap();
-    assert_eq!(p.value.max_moves_per_run, 10);
+    assert_eq!(p.value.plan.max_moves_per_run, 10);
     assert_eq!(
         p.layers.to_string(),
         "defaults < env (1 key: REBALANCER_PLAN__MAX_MOVES_PER_RUN)"
