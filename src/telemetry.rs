@@ -155,6 +155,12 @@ fn recorder() -> anyhow::Result<PrometheusBuilder> {
                 &REQUEST_BUCKETS,
             )
         })
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(rebalancer_ops::series::DECISION_TIME.into()),
+                &rebalancer_ops::series::DECISION_BUCKETS,
+            )
+        })
         .context("the metrics buckets are invalid")
 }
 
@@ -201,8 +207,9 @@ mod tests {
     use rebalancer_applier::CycleOutcome;
     use rebalancer_ops::schedule::Schedule;
     use rebalancer_ops::series::{
-        cycle_ended, CYCLES, DRIFTED, GETS_PER_LEAD, JOURNAL_FAILURES, LAST_CYCLE, LAST_OUTCOME,
-        LAST_SUCCESS, LEASE_LOST, MALFORMED, PEAK, SHORTFALL,
+        cycle_ended, CYCLES, DECISIONS, DECISION_TIME, DRIFTED, GETS_PER_LEAD, JOURNAL_FAILURES,
+        LAST_CYCLE, LAST_OUTCOME, LAST_SUCCESS, LEASE_LOST, MALFORMED, PEAK, PROPOSALS_PENDING,
+        SHORTFALL,
     };
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
@@ -236,6 +243,9 @@ mod tests {
             (DRIFTED, "counter"),
             (JOURNAL_FAILURES, "counter"),
             (LEASE_LOST, "counter"),
+            (PROPOSALS_PENDING, "gauge"),
+            (DECISIONS, "counter"),
+            (DECISION_TIME, "histogram"),
             (rebalancer_upstream::series::REQUESTS, "counter"),
             (rebalancer_upstream::series::DURATION, "histogram"),
             (rebalancer_applier::series::PUTS, "counter"),
@@ -263,6 +273,9 @@ mod tests {
             "rebalancer_upstream_requests_total{api=\"zoho_token\",outcome=\"timeout\"} 0",
             "rebalancer_cycle_duration_seconds_bucket{stage=\"apply\",le=\"600\"} 0",
             "rebalancer_upstream_request_duration_seconds_bucket{api=\"cms_put\",le=\"0.005\"} 0",
+            "rebalancer_proposals_pending 0",
+            "rebalancer_proposal_decisions_total{outcome=\"rejected\"} 0",
+            "rebalancer_proposal_decision_seconds_bucket{le=\"86400\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}`:\n{text}");
         }

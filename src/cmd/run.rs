@@ -69,6 +69,7 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
     let schedule = schedule::configured(&opts.flags, keys)?;
     let guard = schedule::min_move_interval(keys)?;
     let approval = Approval::from_keys(keys)?;
+    let approval_poll = rebalancer_ops::approval::poll(keys)?;
     let telemetry = match metrics_socket(opts, keys)? {
         None => None,
         Some(addr) => {
@@ -93,6 +94,7 @@ async fn run_loop(opts: &Options, session: &Session, log: &Log) -> anyhow::Resul
         dry_run: opts.dry_run,
         guard,
         approval,
+        approval_poll,
     };
     let stop = applying::stop_on_signals();
     let immediately = opts.now || keys.start_immediately;

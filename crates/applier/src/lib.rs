@@ -86,7 +86,8 @@ pub use report::{
 };
 pub use resumable::latest_unfinished;
 pub use run::{
-    apply, cycles, history, prepare_journal, record_cycle, resumable_run, resume, rollback, show,
+    apply, apply_proposal, cycles, history, prepare_journal, record_cycle, resumable_run, resume,
+    rollback, show,
 };
 
 /// The clients a run uses; the binary builds them (with the write budget).

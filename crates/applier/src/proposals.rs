@@ -3,7 +3,8 @@
 //!
 //! States: `pending` (waiting) → `approved` or `rejected` (a person
 //! decided, with a comment); `approved` → `applied` (with the run that
-//! applied it) or `expired` (grown too old, or no longer admitted, when it
+//! applied it: `crate::apply_proposal` claims it under the lease when the
+//! run is recorded) or `expired` (grown too old, or no longer admitted, when it
 //! came to be applied); `pending` → `superseded` (a later cycle planned
 //! other changes) or `expired`. At most one proposal is open (pending or
 //! approved) at a time; every transition is one conditional statement, so
@@ -223,20 +224,6 @@ pub fn approved(journal: &JournalLocation) -> Result<Option<(Proposal, Plan)>, A
         }
         _ => Ok(None),
     }
-}
-
-/// Approved proposal `id` was applied by `run`; `false` when it was not
-/// approved (any more).
-pub fn mark_applied(journal: &JournalLocation, id: i64, run: i64) -> Result<bool, ApplyError> {
-    Journal::open(journal.clone())?.move_proposal(
-        id,
-        ProposalState::Approved,
-        ProposalState::Applied,
-        None,
-        None,
-        None,
-        Some(run),
-    )
 }
 
 /// Open proposal `id` (in `from`) expired, because `why`.

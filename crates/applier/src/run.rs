@@ -22,6 +22,7 @@ use crate::executor::{put_took_effect, read_live, Counters, Ctx, LeadEnd};
 use crate::goal::{decide, goals_from_plan, Decision, DriftRule, LeadGoal};
 use crate::journal::{holder, JournalLocation};
 use crate::journal::{Journal, Lease, NewRun, PutOutcome};
+use crate::proposals::ProposalState;
 use crate::recheck::Rechecker;
 use crate::report::{
     CycleRecord, LeadState, PutState, RunDetail, RunKind, RunOutcome, RunRecord, RunReport,
@@ -40,11 +41,63 @@ pub async fn apply(
     stop: CancellationToken,
     progress: &Progress,
 ) -> Result<RunReport, ApplyError> {
+    apply_claiming(journal, None, plan, up, cfg, expected, stop, progress).await
+}
+
+/// Applies approved proposal `proposal` (its `plan`) as [`apply`] does,
+/// claiming it under the lease: once the lease is held the proposal must
+/// still be approved (else `NotPending`, nothing sent), and it becomes
+/// `applied`, with the run, when the run is recorded, before its first
+/// PUT. Only a lease holder moves a proposal from approved to applied, so
+/// of replicas that all saw it approved exactly one applies it; a run
+/// interrupted after the claim is continued by `resume`, never by a second
+/// apply of the proposal.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_proposal(
+    journal: &JournalLocation,
+    proposal: i64,
+    plan: &Plan,
+    up: &Upstreams,
+    cfg: &ApplyConfig,
+    expected: &Expected,
+    stop: CancellationToken,
+    progress: &Progress,
+) -> Result<RunReport, ApplyError> {
+    apply_claiming(
+        journal,
+        Some(proposal),
+        plan,
+        up,
+        cfg,
+        expected,
+        stop,
+        progress,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_claiming(
+    journal: &JournalLocation,
+    proposal: Option<i64>,
+    plan: &Plan,
+    up: &Upstreams,
+    cfg: &ApplyConfig,
+    expected: &Expected,
+    stop: CancellationToken,
+    progress: &Progress,
+) -> Result<RunReport, ApplyError> {
     cfg.validate()?;
     admit(plan, expected, WritePath::Apply, cfg.allow_mass_unassign)
         .map_err(|r| ApplyError::refused(WritePath::Apply, None, r))?;
     let goals = goals_from_plan(plan)?;
     let held = Held::take(Journal::open(journal)?, cfg)?;
+    if let Some(id) = proposal {
+        let state = held.journal.proposal(id)?.state;
+        if state != ProposalState::Approved {
+            return Err(ApplyError::NotPending { id, state });
+        }
+    }
     if let Some(unfinished) = held.journal.latest_unfinished()? {
         tracing::warn!(
             run = unfinished,
@@ -57,6 +110,7 @@ pub async fn apply(
         parent: None,
         plan,
         rule: DriftRule::Exact,
+        proposal,
     };
     execute(&held, start, goals, up, cfg, stop, progress).await
 }
@@ -126,6 +180,7 @@ pub async fn resume(
         parent: Some(id),
         plan: &plan,
         rule: DriftRule::OnPath,
+        proposal: None,
     };
     execute(&held, start, goals, up, cfg, stop, progress).await
 }
@@ -172,6 +227,7 @@ pub async fn rollback(
         parent: Some(root),
         plan: &plan,
         rule: DriftRule::Exact,
+        proposal: None,
     };
     execute(&held, start, goals, up, cfg, stop, progress).await
 }
@@ -524,6 +580,8 @@ struct Start<'a> {
     parent: Option<i64>,
     plan: &'a Plan,
     rule: DriftRule,
+    /// The approved proposal this run applies (claimed at its start).
+    proposal: Option<i64>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -642,6 +700,24 @@ fn record_start(held: &Held, start: &Start<'_>, leads: usize) -> Result<i64, App
         plan_hash: &plan_hash,
         holder: &held.lease.holder,
     })?;
+    if let Some(id) = start.proposal {
+        let claimed = held.journal.move_proposal(
+            id,
+            ProposalState::Approved,
+            ProposalState::Applied,
+            None,
+            None,
+            None,
+            Some(run),
+        )?;
+        if !claimed {
+            // Expired meanwhile (by a replica that found it no longer
+            // admitted): this run sends nothing.
+            held.journal.end_run(run, RunOutcome::Failed, 0, 0, 0)?;
+            let state = held.journal.proposal(id)?.state;
+            return Err(ApplyError::NotPending { id, state });
+        }
+    }
     tracing::info!(run, kind = %start.kind, leads, "run started");
     Ok(run)
 }

@@ -2,14 +2,15 @@
 //! server when one is installed): the pending plan is kept while the
 //! changes stay the same and superseded when they change; a decision
 //! happens once (a second is `NotPending`); an approved plan waits for its
-//! apply and is marked applied with the run that applied it; rejected
+//! apply and is marked applied with the run that applied it, once (a
+//! second apply of it sends nothing); rejected
 //! changes are not proposed again; an open proposal can expire.
 
 mod common;
 
 use common::*;
 use rebalancer_applier::proposals::{self, Decision, ProposalState, Proposed};
-use rebalancer_applier::{apply, ApplyError, JournalLocation, Progress, RunOutcome};
+use rebalancer_applier::{apply_proposal, ApplyError, JournalLocation, Progress, RunOutcome};
 use rebalancer_testkit::pg;
 use tokio_util::sync::CancellationToken;
 
@@ -86,8 +87,9 @@ async fn lifecycle(journal: &JournalLocation) {
     assert_eq!(p.id, b);
     assert_eq!(to_apply.to_json(), other.to_json());
     assert_eq!(proposals::report_of(journal, b).unwrap(), "<html>2</html>");
-    let report = apply(
+    let report = apply_proposal(
         journal,
+        b,
         &to_apply,
         &upstreams(&sb, http(None)),
         &config(),
@@ -98,8 +100,29 @@ async fn lifecycle(journal: &JournalLocation) {
     .await
     .unwrap();
     assert_eq!(report.outcome, RunOutcome::Completed);
-    assert!(proposals::mark_applied(journal, b, report.run).unwrap());
-    assert!(!proposals::mark_applied(journal, b, report.run).unwrap());
+    assert!(report.puts_sent > 0);
+    // A second replica that saw it approved gets the lease later: it finds
+    // the proposal applied and sends nothing.
+    let puts = sb.write_log().len();
+    match apply_proposal(
+        journal,
+        b,
+        &to_apply,
+        &upstreams(&sb, http(None)),
+        &config(),
+        &expected(&sb),
+        CancellationToken::new(),
+        &Progress::default(),
+    )
+    .await
+    {
+        Err(ApplyError::NotPending {
+            state: ProposalState::Applied,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sb.write_log().len(), puts, "the second apply sent nothing");
     let applied = proposals::get(journal, b).unwrap();
     assert_eq!(
         (applied.state, applied.run),

@@ -15,7 +15,7 @@
 //! ends the apply after the PUT in flight, the run recorded as
 //! interrupted, and then the loop.
 
-use crate::approval::Approval;
+use crate::approval::{Approval, Watch};
 use crate::schedule::Schedule;
 use crate::series;
 use crate::session::Session;
@@ -39,6 +39,17 @@ pub struct CycleOptions {
     pub guard: Duration,
     /// Which plans wait for a person (`run.approval`).
     pub approval: Approval,
+    /// Between cycles, how often to look for an approved plan to apply at
+    /// once (`run.approval_poll`); zero: only at the next cycle.
+    pub approval_poll: Duration,
+}
+
+impl CycleOptions {
+    /// Whether cycles may apply approved proposals (and so the loop looks
+    /// for them between cycles).
+    fn approves(&self) -> bool {
+        !self.dry_run && self.approval != Approval::Never
+    }
 }
 
 /// A cycle's record, and the error that failed it.
@@ -103,18 +114,26 @@ pub async fn run(
         Some(s) => s.first_start(Utc::now(), immediately),
         None => Some(Utc::now()),
     };
+    let mut watch = Watch::default();
+    if opts.approves() {
+        watch.look(&session.journal);
+    }
     while let Some(at) = start_at {
+        let mut early = false;
         if at > Utc::now() {
             tracing::info!(next = %at.to_rfc3339(), "next cycle");
-            let wait = (at - Utc::now()).to_std().unwrap_or_default();
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.cancelled() => return Ok(()),
+            match wait_for(at, session, opts, stop, &mut watch).await {
+                Wake::Stop => return Ok(()),
+                Wake::Due => {}
+                Wake::Approved => early = true,
             }
         }
         let started = Utc::now();
         let c = cycle(session, opts, stop, observer).await;
         let ended = Utc::now();
+        if opts.approves() {
+            watch.look(&session.journal);
+        }
         series::cycle_ended(c.record.outcome, ended);
         // A journal that cannot record the cycle (PostgreSQL restarting,
         // a full disk) fails this cycle only: logged, and the loop goes on;
@@ -141,12 +160,74 @@ pub async fn run(
             // One cycle, no schedule: done.
             return Ok(());
         };
-        start_at = s.next_start(started, ended);
+        // A cycle started early for an approved plan keeps the schedule's
+        // start it came before.
+        start_at = if early && at > ended {
+            Some(at)
+        } else {
+            s.next_start(started, ended)
+        };
         if start_at.is_none() {
             tracing::warn!("the schedule has no next time; stopping");
         }
     }
     Ok(())
+}
+
+/// Why a wait between cycles ended.
+enum Wake {
+    /// The schedule's start came.
+    Due,
+    /// A person approved a plan: a cycle applies it now.
+    Approved,
+    /// SIGINT/SIGTERM.
+    Stop,
+}
+
+/// Wait until `at`, looking every `run.approval_poll` (when cycles apply
+/// approved plans) for one approved meanwhile. A journal that cannot be
+/// read is logged once per wait; the schedule's start still comes.
+async fn wait_for(
+    at: DateTime<Utc>,
+    session: &Session,
+    opts: CycleOptions,
+    stop: &CancellationToken,
+    watch: &mut Watch,
+) -> Wake {
+    let polls = opts.approves() && !opts.approval_poll.is_zero();
+    let mut warned = false;
+    loop {
+        let Ok(mut wait) = (at - Utc::now()).to_std() else {
+            return Wake::Due;
+        };
+        if polls {
+            wait = wait.min(opts.approval_poll);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return Wake::Stop,
+        }
+        if !polls || Utc::now() >= at {
+            continue;
+        }
+        watch.look(&session.journal);
+        match proposals::list(&session.journal, Some(ProposalState::Approved), 1) {
+            Ok(approved) if !approved.is_empty() => {
+                tracing::info!(
+                    proposal = approved[0].id,
+                    by = approved[0].decided_by.as_deref().unwrap_or(""),
+                    "a plan was approved; a cycle applies it now"
+                );
+                return Wake::Approved;
+            }
+            Ok(_) => {}
+            Err(e) if !warned => {
+                warned = true;
+                tracing::warn!(error = %e, "the journal could not be read for approved plans; looking again every run.approval_poll");
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// One cycle on `session`; never fails: a failure is the record's outcome
@@ -264,7 +345,7 @@ async fn steps(
         record_proposed(&proposed, record);
         return Ok(());
     }
-    apply_step(session, &plan, &expected, stop, observer, record).await
+    apply_step(session, &plan, None, &expected, stop, observer, record).await
 }
 
 /// A plan that waits for a person: what became of it, in the record.
@@ -315,11 +396,18 @@ async fn apply_approved(
         };
     }
     describe_plan(&plan, record);
-    let applied = apply_step(session, &plan, &expected, stop, observer, record).await;
-    if let (Ok(()), Some(run)) = (&applied, record.run) {
-        if let Err(e) = proposals::mark_applied(&session.journal, proposal.id, run) {
-            return Some(Err(e.into()));
-        }
+    let applied = apply_step(
+        session,
+        &plan,
+        Some(proposal.id),
+        &expected,
+        stop,
+        observer,
+        record,
+    )
+    .await;
+    // The applier marked the proposal applied when it recorded the run.
+    if let (Ok(()), Some(_)) = (&applied, record.run) {
         record.detail = format!(
             "approved proposal {} (by {}): {}",
             proposal.id,
@@ -392,11 +480,14 @@ async fn plan_step(
     Ok(planned)
 }
 
-/// Apply an admitted `plan`, with the apply's series; `record` gets the
-/// run and its outcome (a journal held by another apply skips the cycle).
+/// Apply an admitted `plan` (approved `proposal`'s, when given), with the
+/// apply's series; `record` gets the run and its outcome (a journal held
+/// by another apply, or a proposal another replica applied, skips the
+/// cycle).
 async fn apply_step(
     session: &Session,
     plan: &Plan,
+    proposal: Option<i64>,
     expected: &Expected,
     stop: &CancellationToken,
     observer: &mut impl Observer,
@@ -407,16 +498,33 @@ async fn apply_step(
     let stage = Instant::now();
     let stats = &session.connected.connection.clients.stats;
     let malformed_before = stats.malformed_retries();
-    let applied = rebalancer_applier::apply(
-        &session.journal,
-        plan,
-        &session.upstreams,
-        &session.config,
-        expected,
-        stop.child_token(),
-        &progress,
-    )
-    .await;
+    let applied = match proposal {
+        None => {
+            rebalancer_applier::apply(
+                &session.journal,
+                plan,
+                &session.upstreams,
+                &session.config,
+                expected,
+                stop.child_token(),
+                &progress,
+            )
+            .await
+        }
+        Some(id) => {
+            rebalancer_applier::apply_proposal(
+                &session.journal,
+                id,
+                plan,
+                &session.upstreams,
+                &session.config,
+                expected,
+                stop.child_token(),
+                &progress,
+            )
+            .await
+        }
+    };
     observer.apply_ended();
     series::stage_took("apply", stage.elapsed());
     series::count(
@@ -432,6 +540,13 @@ async fn apply_step(
             record.outcome = CycleOutcome::Skipped;
             record.detail =
                 format!("another apply holds the journal ({holder}); this cycle writes nothing");
+            Ok(())
+        }
+        Err(ApplyError::NotPending { id, state }) => {
+            record.outcome = CycleOutcome::Skipped;
+            record.detail = format!(
+                "proposal {id} is {state} (another replica took it); this cycle writes nothing"
+            );
             Ok(())
         }
         Err(e) => {

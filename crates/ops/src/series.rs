@@ -48,6 +48,24 @@ pub const JOURNAL_FAILURES: &str = "rebalancer_journal_write_failures_total";
 /// Applies stopped because another process took the journal lease (counter).
 pub const LEASE_LOST: &str = "rebalancer_lease_lost_total";
 
+/// Proposals waiting for a person (0 or 1: at most one is open).
+pub const PROPOSALS_PENDING: &str = "rebalancer_proposals_pending";
+
+/// Decisions on proposals seen in the journal, by outcome (counter).
+pub const DECISIONS: &str = "rebalancer_proposal_decisions_total";
+
+/// Seconds from a plan's proposal to a person's decision (histogram).
+pub const DECISION_TIME: &str = "rebalancer_proposal_decision_seconds";
+
+/// Outcomes of a decision, the `outcome` label of [`DECISIONS`].
+pub const DECISION_OUTCOMES: [&str; 2] = ["approved", "rejected"];
+
+/// Buckets of [`DECISION_TIME`], seconds: a person answers in minutes to
+/// a day.
+pub const DECISION_BUCKETS: [f64; 10] = [
+    30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0,
+];
+
 /// Stages of a cycle, the `stage` label of [`CYCLE_DURATION`].
 pub const STAGES: [&str; 3] = ["fetch", "plan", "apply"];
 
@@ -95,6 +113,18 @@ pub fn count(counter: &'static str, n: u64) {
 
 fn unix_seconds(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
+}
+
+/// Whether a proposal waits for a person now.
+pub fn pending(waiting: bool) {
+    metrics::gauge!(PROPOSALS_PENDING).set(f64::from(u8::from(waiting)));
+}
+
+/// A person decided (`outcome`: approved or rejected) `took` after the
+/// plan was proposed.
+pub fn decided(outcome: &'static str, took: Duration) {
+    metrics::counter!(DECISIONS, "outcome" => outcome).increment(1);
+    metrics::histogram!(DECISION_TIME).record(took.as_secs_f64());
 }
 
 /// A cycle succeeded at `ended`.
@@ -147,6 +177,25 @@ pub fn describe() {
         LEASE_LOST,
         "Applies stopped because another process took the journal lease."
     );
+
+    describe_gauge!(
+        PROPOSALS_PENDING,
+        "Plans waiting in the journal for a person's approval (0 or 1; run.approval)."
+    );
+    describe_counter!(
+        DECISIONS,
+        "Decisions on proposed plans seen since this process started, by outcome (approved, rejected)."
+    );
+    describe_histogram!(
+        DECISION_TIME,
+        Unit::Seconds,
+        "Time from a plan's proposal to a person's decision on it."
+    );
+    metrics::gauge!(PROPOSALS_PENDING).set(0.0);
+    for outcome in DECISION_OUTCOMES {
+        metrics::counter!(DECISIONS, "outcome" => outcome).absolute(0);
+    }
+    let _ = metrics::histogram!(DECISION_TIME);
 
     for outcome in CycleOutcome::ALL {
         metrics::counter!(CYCLES, "outcome" => outcome.as_str()).absolute(0);

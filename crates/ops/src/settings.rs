@@ -861,6 +861,8 @@ pub struct RunKeys {
     pub approval: String,
     /// With `approval = "large"`: plans of more moves than this wait.
     pub approval_large_moves: u64,
+    /// How often a waiting `run` reads the journal for an approved plan.
+    pub approval_poll: String,
 }
 
 /// `run.metrics_addr` as the address to listen on: `None` when empty;

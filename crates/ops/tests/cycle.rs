@@ -316,3 +316,72 @@ async fn rejected_changes_are_not_sent_and_small_plans_need_no_approval() {
     assert!(puts(&s) > 0);
     s.close().await;
 }
+
+/// Approves the pending proposal when the first cycle has proposed it.
+struct Approver {
+    journal: JournalLocation,
+    seen: Seen,
+}
+
+impl Observer for Approver {
+    fn apply_started(&mut self, progress: &Progress) {
+        self.seen.apply_started(progress);
+    }
+
+    fn cycle_ended(&mut self, ended: Ended) -> Flow {
+        use rebalancer_applier::proposals::{self, Decision, ProposalState};
+        if ended.cycle.record.outcome == CycleOutcome::AwaitingApproval {
+            let id = proposals::list(&self.journal, Some(ProposalState::Pending), 1).unwrap()[0].id;
+            proposals::decide(&self.journal, id, Decision::Approve, "ana", "go").unwrap();
+        }
+        self.seen.cycle_ended(ended)
+    }
+}
+
+/// `run.approval_poll`: on an hourly schedule, a plan approved after the
+/// first cycle is applied by a cycle that starts within the poll, not an
+/// hour later; the schedule's own start stays where it was.
+#[tokio::test]
+async fn an_approved_plan_is_applied_within_the_poll_not_at_the_next_cycle() {
+    use rebalancer_applier::proposals::{self, ProposalState};
+    use rebalancer_ops::approval::Approval;
+    let dir = tempfile::tempdir().unwrap();
+    let s = session_in(&dir).await;
+    let hourly = Schedule::every("test", "1h").unwrap();
+    let opts = CycleOptions {
+        approval: Approval::Always,
+        approval_poll: Duration::from_millis(20),
+        ..CycleOptions::default()
+    };
+    let mut approver = Approver {
+        journal: s.journal.clone(),
+        seen: Seen {
+            stop_after: 2,
+            ..Seen::default()
+        },
+    };
+    let stop = CancellationToken::new();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        cycle::run(&s, Some(&hourly), true, opts, &stop, &mut approver),
+    )
+    .await
+    .expect("the approved plan waited for the next hourly cycle")
+    .unwrap();
+    let cycles = &approver.seen.cycles;
+    assert_eq!(
+        cycles[0].cycle.record.outcome,
+        CycleOutcome::AwaitingApproval
+    );
+    assert_eq!(
+        cycles[1].cycle.record.outcome,
+        CycleOutcome::Applied,
+        "{}",
+        cycles[1].cycle.record.detail
+    );
+    assert!(puts(&s) > 0);
+    let applied = proposals::list(&s.journal, None, 1).unwrap().remove(0);
+    assert_eq!(applied.state, ProposalState::Applied);
+    assert_eq!(applied.run, cycles[1].cycle.record.run);
+    s.close().await;
+}

@@ -238,6 +238,7 @@ impl Checker<'_> {
         schedule::configured(&once, r)
             .and_then(|_| schedule::min_move_interval(r))
             .and_then(|_| crate::approval::Approval::from_keys(r).map(|_| ()))
+            .and_then(|_| crate::approval::poll(r).map(|_| ()))
             .map_err(|e| self.fail(&e.what, format!("= {:?} {}", e.value, e.problem)))?;
         self.within("run.approval_large_moves", r.approval_large_moves)?;
         metrics_addr(&r.metrics_addr)
