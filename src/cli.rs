@@ -13,8 +13,8 @@
 //! on stderr too.
 
 use crate::cmd::{
-    apply, bench, bench_instance, check, completions, decide, fetch, history, man, plan, proposals,
-    resume, rollback, run, sandbox, show,
+    apply, bench, bench_instance, check, completions, console, decide, fetch, history, man, plan,
+    proposals, resume, rollback, run, sandbox, show,
 };
 use crate::input::{Source, World};
 use crate::render::Format;
@@ -164,6 +164,11 @@ pub enum Command {
     Reject(DecideArgs),
     /// Show one run's leads and PUTs.
     Show(ShowArgs),
+    /// Serve the review console: pages and a JSON API where people see
+    /// plans, runs and cycles, and approve or reject proposed plans
+    /// (`console new-token` prints a token for a new user).
+    #[command(after_long_help = EXIT_CODES.as_str())]
+    Console(ConsoleArgs),
     /// Run the fake upstream APIs on 127.0.0.1 until interrupted.
     Sandbox(SandboxArgs),
     /// One cheap authenticated read of the CMS, Webex and Zoho, and the
@@ -460,6 +465,36 @@ pub struct DecideArgs {
     pub source: JournalSource,
     #[command(flatten)]
     pub format: FormatOpt,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ConsoleArgs {
+    #[command(subcommand)]
+    pub action: Option<ConsoleAction>,
+    /// Configuration file: [console] (address, users), [run] (the
+    /// schedule, for the next cycle) and the journal `run` writes.
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub journal: JournalArg,
+    /// Listen here (overrides console.addr; port 0: any free port, printed).
+    #[arg(long, value_name = "ADDR")]
+    pub addr: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ConsoleAction {
+    /// Print a fresh random token (give it to the user; it is shown only
+    /// now) and the [[console.users]] lines to paste into the config.
+    NewToken {
+        /// The user's name, recorded with each decision.
+        #[arg(long, default_value = "NAME")]
+        name: String,
+        /// viewer (reads) or approver (also approves and rejects).
+        #[arg(long, default_value = "viewer", value_parser = ["viewer", "approver"])]
+        role: String,
+    },
 }
 
 fn parse_proposal_state(text: &str) -> Result<ProposalState, String> {
@@ -1029,6 +1064,17 @@ async fn dispatch(command: Command, log: &logging::Log) -> anyhow::Result<u8> {
         }),
         Command::Approve(a) => decide::run(decide_options(a, Decision::Approve)),
         Command::Reject(a) => decide::run(decide_options(a, Decision::Reject)),
+        Command::Console(a) => match a.action {
+            Some(ConsoleAction::NewToken { name, role }) => console::new_token(&name, &role),
+            None => {
+                console::run(console::Options {
+                    config: a.config,
+                    journal: a.journal.path,
+                    addr: a.addr,
+                })
+                .await
+            }
+        },
         Command::Show(a) => show::run(show::Options {
             config: a.source.config,
             journal: a.source.journal.path,

@@ -56,7 +56,7 @@ pub const CODES: &[(u8, &str)] = &[
     (UPSTREAM_AUTH, "an upstream refused our credentials or permissions"),
     (UPSTREAM_DATA, "an upstream answered something unusable (404, 400, malformed body, unknown campaign); a read (GET) whose 2xx body is malformed or truncated is retried within `http.max_retries` first, and counted in `fetch`'s summary"),
     (UPSTREAM_UNAVAILABLE, "an upstream was unreachable, timed out, throttled or failing after retries"),
-    (OUTPUT, "cannot write an output file or the journal (also: `journal.url` unreachable, `run.metrics_addr` in use)"),
+    (OUTPUT, "cannot write an output file or the journal (also: `journal.url` unreachable, `run.metrics_addr` or `console.addr` in use)"),
     (SOLVER, "the solver failed (LP backend error, numeric overflow)"),
     (BLOCKED, "the plan is BLOCKED by a safety guard (`plan.max_unassign_share`)"),
     (INTERRUPTED, "an apply was stopped by SIGINT/SIGTERM; `rebalancer resume` finishes it"),
@@ -184,6 +184,9 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
             return CONFIG;
         }
         if cause.downcast_ref::<TelemetryError>().is_some()
+            || cause
+                .downcast_ref::<rebalancer_console::ConsoleError>()
+                .is_some()
             || cause.downcast_ref::<CannotWrite>().is_some()
         {
             return OUTPUT;

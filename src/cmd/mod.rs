@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_instance;
 pub mod check;
 pub mod completions;
+pub mod console;
 pub mod decide;
 pub mod fetch;
 pub mod history;

@@ -8,13 +8,16 @@
 //!   (the config's side of the applier's one admission check);
 //! - `cycle`: fetch → plan → admit → apply → record, with a typed outcome,
 //!   and the loop that repeats it on a `schedule`;
-//! - `series`: the cycles' metrics.
+//! - `series`: the cycles' metrics;
+//! - `approval`: which plans wait for a person, and the proposal metrics;
+//! - `console`: `[console]`'s users, roles and sessions, typed.
 //!
 //! No clap, no rendering and no exit codes here: the binary parses its
 //! flags, calls these, and renders what they return.
 
 pub mod approval;
 pub mod connect;
+pub mod console;
 pub mod cycle;
 mod error;
 pub mod schedule;

@@ -52,7 +52,7 @@ pub const ENV_PREFIX: &str = "REBALANCER_";
 /// The sections a config may hold; an environment variable naming another
 /// section is a mistake worth reporting.
 const SECTIONS: &[&str] = &[
-    "cms", "webex", "zoho", "http", "fetch", "plan", "apply", "journal", "run",
+    "cms", "webex", "zoho", "http", "fetch", "plan", "apply", "journal", "run", "console",
 ];
 
 /// Keys whose environment values are comma-separated lists. A one-item
@@ -681,6 +681,71 @@ pub struct Settings {
     pub apply: ApplyKeys,
     pub journal: JournalKeys,
     pub run: RunKeys,
+    pub console: ConsoleKeys,
+}
+
+/// `[console]`, as written (`console.rs` checks and types it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleKeys {
+    pub addr: String,
+    pub session_ttl: String,
+    pub trust_forwarded_proto: bool,
+    #[serde(default)]
+    pub users: Vec<ConsoleUserKeys>,
+}
+
+/// One `[[console.users]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleUserKeys {
+    pub name: String,
+    pub role: String,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    #[serde(default)]
+    pub token_sha256_file: Option<PathBuf>,
+}
+
+/// What `rebalancer console` reads: `[console]`, `[run]` (the schedule,
+/// for the next cycle's time) and the journal's sections.
+#[derive(Debug, Deserialize)]
+pub struct ConsoleOnly {
+    pub console: ConsoleKeys,
+    pub run: RunKeys,
+    pub apply: ApplyKeys,
+    pub journal: JournalKeys,
+}
+
+/// `[console]`, `[run]` and the journal for `rebalancer console`: defaults
+/// < `config` < `env`, each checked; `journal_flag` (`--journal FILE`)
+/// over `journal.url` over `apply.journal`.
+pub fn load_console(
+    config: &Path,
+    env: &Env,
+    journal_flag: Option<PathBuf>,
+) -> Result<(crate::console::ConsoleSettings, RunKeys, JournalLocation), SettingsError> {
+    let layered = Layered::build(Some(config), env, &["console", "run", "apply", "journal"])?;
+    let only: ConsoleOnly = layered.deserialize()?;
+    let check = Checker { layered: &layered };
+    first_errors([
+        check.console(&only.console),
+        check.run(&only.run),
+        check.apply(&only.apply),
+        check.journal(&only.journal),
+    ])?;
+    let console = crate::console::ConsoleSettings::from_keys(&only.console, &config_dir(config))
+        .map_err(|p| check.fail(&p.key, p.problem))?;
+    let journal = only.journal.location(&only.apply, journal_flag);
+    Ok((console, only.run, journal))
+}
+
+/// The directory a config file's relative paths start from.
+pub(crate) fn config_dir(config: &Path) -> PathBuf {
+    config
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_owned)
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -969,6 +1034,7 @@ pub fn load(path: &Path, env: &Env) -> Result<Loaded<Settings>, SettingsError> {
         check.applier(&settings.apply, &settings.plan, &settings.http),
         check.journal(&settings.journal),
         check.run(&settings.run),
+        check.console(&settings.console),
     ])?;
     Ok(Loaded {
         value: settings,
@@ -1038,6 +1104,7 @@ impl Settings {
             apply,
             journal,
             run,
+            console: _,
         } = self;
         (
             Endpoints { cms, webex, zoho },

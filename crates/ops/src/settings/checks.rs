@@ -246,6 +246,20 @@ impl Checker<'_> {
             .map_err(|problem| self.fail("run.metrics_addr", problem))
     }
 
+    /// `[console]`: its address, session length and users, by
+    /// `console.rs` (a `token_sha256_file` relative to the config file).
+    pub(super) fn console(&self, c: &ConsoleKeys) -> Result<(), SettingsError> {
+        let dir = self
+            .layered
+            .layers
+            .file
+            .as_deref()
+            .map_or_else(|| PathBuf::from("."), config_dir);
+        crate::console::ConsoleSettings::from_keys(c, &dir)
+            .map(|_| ())
+            .map_err(|p| self.fail(&p.key, p.problem))
+    }
+
     /// `[plan]`'s ranges are the optimizer's rule (`PlanConfig::validate`);
     /// the integer bounds are in [`BOUNDS`].
     pub(super) fn plan(&self, p: &PlanConfig) -> Result<(), SettingsError> {
