@@ -156,7 +156,7 @@ pub enum Command {
     History(HistoryArgs),
     /// List the plans that wait or waited for a person's approval.
     Proposals(ProposalsArgs),
-    /// Approve a pending proposal: `run` applies it on its next cycle.
+    /// Approve a pending proposal: `run` applies it within run.approval_poll.
     #[command(after_long_help = EXIT_CODES.as_str())]
     Approve(DecideArgs),
     /// Reject a pending proposal: nothing is written.

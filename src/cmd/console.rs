@@ -33,7 +33,13 @@ pub async fn run(opts: Options) -> anyhow::Result<u8> {
             .map_err(|problem| UsageError(format!("--addr {problem}")))?
             .ok_or_else(|| UsageError("--addr is empty; write HOST:PORT".into()))?;
     }
-    let schedule = schedule::configured(&Flags::default(), &run_keys)?;
+    // `run` may not be scheduled by this config (cron jobs of `run --once`):
+    // then the overview has no next cycle to show.
+    let as_once = Flags {
+        once: true,
+        ..Flags::default()
+    };
+    let schedule = schedule::configured(&as_once, &run_keys)?;
     if console.users.is_empty() {
         tracing::warn!("no [[console.users]] in the config: nobody can sign in (`rebalancer console new-token` prints a user's lines)");
     }

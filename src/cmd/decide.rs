@@ -2,7 +2,8 @@
 //! on a pending proposal, with who decided and a comment, recorded in the
 //! journal. Once: a proposal no longer pending (decided, superseded,
 //! expired) is refused and nothing changes. An approved plan is applied by
-//! the `run` replica that holds the journal's lease, on its next cycle.
+//! the `run` replica that holds the journal's lease, within
+//! `run.approval_poll` (or on its next cycle).
 
 use crate::render::{self, Format};
 use rebalancer_applier::proposals::{self, Decision};
