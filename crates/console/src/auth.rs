@@ -9,7 +9,9 @@
 //! HTTPS through a trusted proxy, `console.trust_forwarded_proto`), with
 //! its own CSRF token that every form and every session-authenticated API
 //! write must carry. Sessions end after `console.session_ttl`, at sign-out,
-//! or when the console restarts. Failed sign-ins are limited (governor).
+//! or when the console restarts. Failed sign-ins past 10 a minute are
+//! answered 429 and not logged one by one (governor); a right token always
+//! signs in.
 
 use crate::error::Refusal;
 use axum::http::{header, HeaderMap};

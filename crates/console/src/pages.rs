@@ -514,10 +514,13 @@ pub(crate) async fn login(
     }
     let users = &state.console.settings.users;
     let Some(user) = auth::user_for_token(users, &form.token) else {
-        tracing::warn!("a console sign-in with an unknown token was refused");
+        // Past the limit, failures are answered 429 and not logged one by
+        // one (a flood of guesses must not flood the log; a 256-bit token
+        // cannot be guessed anyway).
         if state.logins.failed().is_err() {
             return PageRefusal(Refusal::TooMany).into_response();
         }
+        tracing::warn!("a console sign-in with an unknown token was refused");
         return login_page(
             &state,
             &headers,
