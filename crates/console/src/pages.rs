@@ -171,7 +171,7 @@ pub(crate) async fn overview(
                         div.muted { (when(&c.ended_at)) }
                         div { (c.detail) }
                     }
-                    None => { div.value { "none yet" } div.muted { "`rebalancer run` has not recorded a cycle in this journal" } }
+                    None => { div.value { "none yet" } div.muted { code { "rebalancer run" } " has not recorded a cycle in this journal" } }
                 }
             }
             div.card {
@@ -336,14 +336,14 @@ pub(crate) async fn plan(
                             button.approve type="submit" name="decision" value="approve" { "Approve" }
                             button.reject type="submit" name="decision" value="reject" { "Reject" }
                         }
-                        p.muted { "Approved, the replica of `rebalancer run` that holds the journal's lease applies it within run.approval_poll, after the same checks as `apply --plan` (a plan grown too old expires instead)." }
+                        p.muted { "Approved, the replica of " code { "rebalancer run" } " that holds the journal's lease applies it within " code { "run.approval_poll" } ", after the same checks as " code { "apply --plan" } " (a plan grown too old expires instead)." }
                     }
                 } @else {
                     p.muted { "Waiting for an approver; you are a " (who.role.as_str()) "." }
                 }
             }
             ProposalState::Approved => {
-                p.muted { "Approved; waiting for `rebalancer run` to apply it (this page refreshes)." }
+                p.muted { "Approved; waiting for " code { "rebalancer run" } " to apply it (this page refreshes)." }
             }
             _ => {}
         }
@@ -420,7 +420,7 @@ pub(crate) async fn run(
         h1 { "Run " (id) " " (state_badge(d.run.outcome.as_str())) }
         (runs_table(std::slice::from_ref(&d.run)))
         @if !d.left.is_empty() {
-            p.refusal { (d.left.len()) " leads of its plan were not reached; `rebalancer resume " (id) "` continues it." }
+            p.refusal { (d.left.len()) " leads of its plan were not reached; " code { "rebalancer resume " (id) } " continues it." }
         }
         @if !d.resumed_by.is_empty() {
             p { "Continued by run " @for (i, r) in d.resumed_by.iter().enumerate() { @if i > 0 { ", " } a href={ "/runs/" (r) } { (r) } } }
@@ -474,7 +474,7 @@ fn login_page(
             h1 { "Sign in" }
             @if let Some(p) = problem { p.refusal { (p) } }
             @if no_users {
-                p.refusal { "No user is configured: add [[console.users]] to the config (`rebalancer console new-token` prints a token and its lines)." }
+                p.refusal { "No user is configured: add " code { "[[console.users]]" } " to the config (" code { "rebalancer console new-token" } " prints a token and its lines)." }
             }
             form method="post" action="/login" {
                 input type="hidden" name="csrf" value=(nonce);
@@ -482,7 +482,7 @@ fn login_page(
                 input id="token" type="password" name="token" autocomplete="off" required;
                 button type="submit" { "Sign in" }
             }
-            p.muted { "Your token is given to you by whoever runs the console (`rebalancer console new-token`)." }
+            p.muted { "Your token is given to you by whoever runs the console (" code { "rebalancer console new-token" } ")." }
         }
     };
     (status, jar, layout("Sign in", None, body)).into_response()
