@@ -16,7 +16,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use axum_extra::extract::cookie::CookieJar;
 use rebalancer_applier::proposals::{Decision, ProposalState};
 use serde::Deserialize;
 
@@ -36,11 +35,6 @@ impl IntoResponse for Refusal {
         }
         response
     }
-}
-
-/// Who asks; 401 without valid credentials.
-pub(crate) fn caller(state: &Shared, headers: &HeaderMap, jar: &CookieJar) -> Result<Who, Refusal> {
-    auth::who(&state.console.settings.users, &state.sessions, headers, jar)
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,44 +61,36 @@ impl ListQuery {
 }
 
 pub(crate) async fn overview(
+    _caller: Who,
     State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
 ) -> Result<Response, Refusal> {
-    caller(&state, &headers, &jar)?;
     let o = store::overview(&state.console.journal, state.console.schedule.as_ref()).await?;
     Ok(Json(o).into_response())
 }
 
 pub(crate) async fn plans(
+    _caller: Who,
     State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, Refusal> {
-    caller(&state, &headers, &jar)?;
     let list = store::proposals(&state.console.journal, q.state()?, q.limit()).await?;
     Ok(Json(list).into_response())
 }
 
 pub(crate) async fn plan(
+    _caller: Who,
     State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
     Path(id): Path<i64>,
 ) -> Result<Response, Refusal> {
-    caller(&state, &headers, &jar)?;
     let json = store::plan_json(&state.console.journal, id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 pub(crate) async fn report(
+    _caller: Who,
     State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
     Path(id): Path<i64>,
 ) -> Result<Response, Refusal> {
-    caller(&state, &headers, &jar)?;
     let html = store::report(&state.console.journal, id).await?;
     if html.is_empty() {
         return Err(Refusal::NotFound(format!(
@@ -122,34 +108,33 @@ pub(crate) struct DecisionBody {
 }
 
 pub(crate) async fn approve(
+    who: Who,
     state: State<Shared>,
     headers: HeaderMap,
-    jar: CookieJar,
     id: Path<i64>,
     body: Option<Json<DecisionBody>>,
 ) -> Result<Response, Refusal> {
-    decide(state, headers, jar, id, body, Decision::Approve).await
+    decide(who, state, headers, id, body, Decision::Approve).await
 }
 
 pub(crate) async fn reject(
+    who: Who,
     state: State<Shared>,
     headers: HeaderMap,
-    jar: CookieJar,
     id: Path<i64>,
     body: Option<Json<DecisionBody>>,
 ) -> Result<Response, Refusal> {
-    decide(state, headers, jar, id, body, Decision::Reject).await
+    decide(who, state, headers, id, body, Decision::Reject).await
 }
 
 async fn decide(
+    who: Who,
     State(state): State<Shared>,
     headers: HeaderMap,
-    jar: CookieJar,
     Path(id): Path<i64>,
     body: Option<Json<DecisionBody>>,
     decision: Decision,
 ) -> Result<Response, Refusal> {
-    let who = caller(&state, &headers, &jar)?;
     who.check_csrf(headers.get(auth::CSRF_HEADER).and_then(|v| v.to_str().ok()))?;
     who.may_decide()?;
     let comment = body.map(|Json(b)| b.comment).unwrap_or_default();
@@ -180,32 +165,26 @@ pub(crate) fn checked_comment(comment: &str) -> Result<String, Refusal> {
 }
 
 pub(crate) async fn runs(
+    _caller: Who,
     State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, Refusal> {
-    caller(&state, &headers, &jar)?;
     Ok(Json(store::runs(&state.console.journal, q.limit()).await?).into_response())
 }
 
 pub(crate) async fn run(
+    _caller: Who,
     State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
     Path(id): Path<i64>,
 ) -> Result<Response, Refusal> {
-    caller(&state, &headers, &jar)?;
     Ok(Json(store::run(&state.console.journal, id).await?).into_response())
 }
 
 pub(crate) async fn cycles(
+    _caller: Who,
     State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, Refusal> {
-    caller(&state, &headers, &jar)?;
     Ok(Json(store::cycles(&state.console.journal, q.limit()).await?).into_response())
 }
 

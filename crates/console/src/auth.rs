@@ -14,6 +14,9 @@
 //! signs in.
 
 use crate::error::Refusal;
+use crate::Shared;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -219,6 +222,23 @@ pub(crate) fn who(
     jar.get(SESSION_COOKIE)
         .and_then(|c| sessions.find(c.value()))
         .ok_or(Refusal::Unauthenticated)
+}
+
+/// Handlers that take a [`Who`] need credentials: without them the
+/// request is refused (401) before the handler runs, so no route can
+/// forget to ask.
+impl FromRequestParts<Shared> for Who {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Refusal> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        who(
+            &state.console.settings.users,
+            &state.sessions,
+            &parts.headers,
+            &jar,
+        )
+    }
 }
 
 /// Whether cookies set in answer to `headers` are marked Secure.

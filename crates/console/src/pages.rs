@@ -9,7 +9,8 @@ use crate::auth::{self, Who};
 use crate::error::Refusal;
 use crate::store::{self, succeeded};
 use crate::Shared;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
@@ -146,16 +147,19 @@ fn when(t: &str) -> String {
         .unwrap_or_else(|_| t.to_owned())
 }
 
-fn page_caller(state: &Shared, headers: &HeaderMap, jar: &CookieJar) -> Result<Who, PageRefusal> {
-    Ok(crate::api::caller(state, headers, jar)?)
+/// A signed-in visitor: handlers that take one need credentials, and a
+/// page asked for without them redirects to /login.
+pub(crate) struct Visitor(pub Who);
+
+impl FromRequestParts<Shared> for Visitor {
+    type Rejection = PageRefusal;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, PageRefusal> {
+        Ok(Visitor(Who::from_request_parts(parts, state).await?))
+    }
 }
 
-pub(crate) async fn overview(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
-) -> Page {
-    let who = page_caller(&state, &headers, &jar)?;
+pub(crate) async fn overview(Visitor(who): Visitor, State(state): State<Shared>) -> Page {
     let j = &state.console.journal;
     let o = store::overview(j, state.console.schedule.as_ref()).await?;
     let runs = store::runs(j, 10).await?;
@@ -282,12 +286,10 @@ fn cycles_table(cycles: &[CycleRecord]) -> Markup {
 }
 
 pub(crate) async fn plans(
+    Visitor(who): Visitor,
     State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
     Query(q): Query<ListQuery>,
 ) -> Page {
-    let who = page_caller(&state, &headers, &jar)?;
     let wanted = q.state()?;
     let list = store::proposals(&state.console.journal, wanted, q.limit()).await?;
     let body = html! {
@@ -304,12 +306,10 @@ pub(crate) async fn plans(
 }
 
 pub(crate) async fn plan(
+    Visitor(who): Visitor,
     State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
     Path(id): Path<i64>,
 ) -> Page {
-    let who = page_caller(&state, &headers, &jar)?;
     let p = store::proposal(&state.console.journal, id).await?;
     let body = html! {
         h1 { "Plan " (p.id) " " (state_badge(p.state.as_str())) }
@@ -365,13 +365,11 @@ pub(crate) struct DecideForm {
 }
 
 pub(crate) async fn decide(
+    Visitor(who): Visitor,
     State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
     Path(id): Path<i64>,
     Form(form): Form<DecideForm>,
 ) -> Page {
-    let who = page_caller(&state, &headers, &jar)?;
     if who.session.is_none() {
         return Err(Refusal::BadRequest(
             "this form is for browser sessions; scripts POST /api/plans/{id}/approve or /reject"
@@ -390,12 +388,7 @@ pub(crate) async fn decide(
     Ok(Redirect::to(&format!("/plans/{id}")).into_response())
 }
 
-pub(crate) async fn history(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
-) -> Page {
-    let who = page_caller(&state, &headers, &jar)?;
+pub(crate) async fn history(Visitor(who): Visitor, State(state): State<Shared>) -> Page {
     let runs = store::runs(&state.console.journal, 50).await?;
     let cycles = store::cycles(&state.console.journal, 50).await?;
     let body = html! {
@@ -409,12 +402,10 @@ pub(crate) async fn history(
 }
 
 pub(crate) async fn run(
+    Visitor(who): Visitor,
     State(state): State<Shared>,
-    headers: HeaderMap,
-    jar: CookieJar,
     Path(id): Path<i64>,
 ) -> Page {
-    let who = page_caller(&state, &headers, &jar)?;
     let d = store::run(&state.console.journal, id).await?;
     let body = html! {
         h1 { "Run " (id) " " (state_badge(d.run.outcome.as_str())) }
@@ -550,12 +541,11 @@ pub(crate) struct LogoutForm {
 }
 
 pub(crate) async fn logout(
+    Visitor(who): Visitor,
     State(state): State<Shared>,
-    headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<LogoutForm>,
 ) -> Page {
-    let who = page_caller(&state, &headers, &jar)?;
     who.check_csrf(Some(&form.csrf))?;
     if let Some(id) = auth::session_id(&jar) {
         state.sessions.close(&id);

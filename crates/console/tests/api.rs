@@ -349,14 +349,46 @@ async fn each_refusal_has_its_status() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    // A page without a session goes to the sign-in page.
-    let r = c
-        .get(format!("{}/plans/{id}", s.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(r.headers()[header::LOCATION], "/login");
+    // Every route but sign-in needs credentials: the API answers 401, a
+    // page without a session goes to the sign-in page; none says more.
+    let api = [
+        "/api/overview",
+        "/api/plans",
+        "/api/plans/{id}",
+        "/api/plans/{id}/report",
+        "/api/runs",
+        "/api/runs/1",
+        "/api/cycles",
+    ];
+    let api_writes = ["/api/plans/{id}/approve", "/api/plans/{id}/reject"];
+    let pages = ["/", "/plans", "/plans/{id}", "/history", "/runs/1"];
+    let page_writes = ["/plans/{id}/decide", "/logout"];
+    for (path, post) in api
+        .iter()
+        .map(|p| (p, false))
+        .chain(api_writes.iter().map(|p| (p, true)))
+    {
+        let url = format!("{}{}", s.base, path.replace("{id}", &id.to_string()));
+        let r = if post { c.post(&url) } else { c.get(&url) };
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(r.headers().contains_key(header::WWW_AUTHENTICATE), "{path}");
+    }
+    for (path, post) in pages
+        .iter()
+        .map(|p| (p, false))
+        .chain(page_writes.iter().map(|p| (p, true)))
+    {
+        let url = format!("{}{}", s.base, path.replace("{id}", &id.to_string()));
+        let r = if post {
+            c.post(&url).form(&[("csrf", "x"), ("decision", "approve")])
+        } else {
+            c.get(&url)
+        };
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(r.headers()[header::LOCATION], "/login", "{path}");
+    }
     // 403: a viewer may not decide.
     let (status, body) = decide(&c, &s.base, id, "approve", &s.viewer, "").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
