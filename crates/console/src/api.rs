@@ -1,7 +1,7 @@
 //! The JSON API: what the pages show, for scripts. Every route needs
 //! credentials (`Authorization: Bearer TOKEN`, or a session cookie; a
 //! session's writes also carry `X-CSRF-Token`); refusals are JSON
-//! `{"error": "..."}` with 401, 403, 404, 409 or 503.
+//! `{"error": "..."}` with 400, 401, 403, 404, 409, 429 or 503.
 //!
 //! `GET /api/overview`, `GET /api/plans?state=&limit=`, `GET
 //! /api/plans/{id}` (the plan JSON), `GET /api/plans/{id}/report` (HTML),
@@ -12,10 +12,12 @@
 use crate::auth::{self, Who};
 use crate::error::Refusal;
 use crate::{store, Shared};
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
+use axum_extra::extract::WithRejection;
 use rebalancer_applier::proposals::{Decision, ProposalState};
 use serde::Deserialize;
 
@@ -71,7 +73,7 @@ pub(crate) async fn overview(
 pub(crate) async fn plans(
     _caller: Who,
     State(state): State<Shared>,
-    Query(q): Query<ListQuery>,
+    WithRejection(Query(q), _): WithRejection<Query<ListQuery>, Refusal>,
 ) -> Result<Response, Refusal> {
     let list = store::proposals(&state.console.journal, q.state()?, q.limit()).await?;
     Ok(Json(list).into_response())
@@ -80,7 +82,7 @@ pub(crate) async fn plans(
 pub(crate) async fn plan(
     _caller: Who,
     State(state): State<Shared>,
-    Path(id): Path<i64>,
+    WithRejection(Path(id), _): WithRejection<Path<i64>, Refusal>,
 ) -> Result<Response, Refusal> {
     let json = store::plan_json(&state.console.journal, id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
@@ -89,7 +91,7 @@ pub(crate) async fn plan(
 pub(crate) async fn report(
     _caller: Who,
     State(state): State<Shared>,
-    Path(id): Path<i64>,
+    WithRejection(Path(id), _): WithRejection<Path<i64>, Refusal>,
 ) -> Result<Response, Refusal> {
     let html = store::report(&state.console.journal, id).await?;
     if html.is_empty() {
@@ -111,8 +113,8 @@ pub(crate) async fn approve(
     who: Who,
     state: State<Shared>,
     headers: HeaderMap,
-    id: Path<i64>,
-    body: Option<Json<DecisionBody>>,
+    id: WithRejection<Path<i64>, Refusal>,
+    body: Bytes,
 ) -> Result<Response, Refusal> {
     decide(who, state, headers, id, body, Decision::Approve).await
 }
@@ -121,8 +123,8 @@ pub(crate) async fn reject(
     who: Who,
     state: State<Shared>,
     headers: HeaderMap,
-    id: Path<i64>,
-    body: Option<Json<DecisionBody>>,
+    id: WithRejection<Path<i64>, Refusal>,
+    body: Bytes,
 ) -> Result<Response, Refusal> {
     decide(who, state, headers, id, body, Decision::Reject).await
 }
@@ -131,16 +133,28 @@ async fn decide(
     who: Who,
     State(state): State<Shared>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
-    body: Option<Json<DecisionBody>>,
+    WithRejection(Path(id), _): WithRejection<Path<i64>, Refusal>,
+    body: Bytes,
     decision: Decision,
 ) -> Result<Response, Refusal> {
     who.check_csrf(headers.get(auth::CSRF_HEADER).and_then(|v| v.to_str().ok()))?;
     who.may_decide()?;
-    let comment = body.map(|Json(b)| b.comment).unwrap_or_default();
-    let comment = checked_comment(&comment)?;
+    let comment = checked_comment(&decision_body(&body)?.comment)?;
     let decided = store::decide(&state.console.journal, id, decision, who.name, comment).await?;
     Ok(Json(decided).into_response())
+}
+
+/// A decision's body: none, or JSON `{"comment": "..."}` whatever the
+/// content type says (scripts often send none; accept them).
+fn decision_body(body: &[u8]) -> Result<DecisionBody, Refusal> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DecisionBody::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Refusal::BadRequest(format!(
+            "the body is not a decision ({e}); send {{\"comment\": \"why\"}} or no body"
+        ))
+    })
 }
 
 /// A decision's comment: at most [`MAX_COMMENT`] bytes, no control
@@ -167,7 +181,7 @@ pub(crate) fn checked_comment(comment: &str) -> Result<String, Refusal> {
 pub(crate) async fn runs(
     _caller: Who,
     State(state): State<Shared>,
-    Query(q): Query<ListQuery>,
+    WithRejection(Query(q), _): WithRejection<Query<ListQuery>, Refusal>,
 ) -> Result<Response, Refusal> {
     Ok(Json(store::runs(&state.console.journal, q.limit()).await?).into_response())
 }
@@ -175,7 +189,7 @@ pub(crate) async fn runs(
 pub(crate) async fn run(
     _caller: Who,
     State(state): State<Shared>,
-    Path(id): Path<i64>,
+    WithRejection(Path(id), _): WithRejection<Path<i64>, Refusal>,
 ) -> Result<Response, Refusal> {
     Ok(Json(store::run(&state.console.journal, id).await?).into_response())
 }
@@ -183,7 +197,7 @@ pub(crate) async fn run(
 pub(crate) async fn cycles(
     _caller: Who,
     State(state): State<Shared>,
-    Query(q): Query<ListQuery>,
+    WithRejection(Query(q), _): WithRejection<Query<ListQuery>, Refusal>,
 ) -> Result<Response, Refusal> {
     Ok(Json(store::cycles(&state.console.journal, q.limit()).await?).into_response())
 }

@@ -1,8 +1,11 @@
 //! The console's errors: what stops it from serving (each names the
 //! address and the fix), and [`Refusal`], what a request is refused with
 //! (a status and a message), rendered as JSON by the API and as a page by
-//! the pages.
+//! the pages. axum's own rejections (a path id that is not a number, a
+//! malformed query or form) become refusals too, so every answer, even to
+//! a bad URL, says what to send instead in the console's own shape.
 
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use rebalancer_applier::ApplyError;
 use std::net::SocketAddr;
 
@@ -78,5 +81,33 @@ impl From<ApplyError> for Refusal {
                 Refusal::Journal(format!("the journal could not answer: {other}"))
             }
         }
+    }
+}
+
+impl From<PathRejection> for Refusal {
+    fn from(r: PathRejection) -> Self {
+        Refusal::BadRequest(format!(
+            "{}; ids are whole numbers, as in /plans/12 or /api/runs/3",
+            r.body_text()
+        ))
+    }
+}
+
+impl From<QueryRejection> for Refusal {
+    fn from(r: QueryRejection) -> Self {
+        Refusal::BadRequest(format!(
+            "{}; `limit` is a whole number (at most {}) and `state` one of pending, approved, rejected, applied, superseded, expired",
+            r.body_text(),
+            crate::store::MAX_LIMIT
+        ))
+    }
+}
+
+impl From<FormRejection> for Refusal {
+    fn from(r: FormRejection) -> Self {
+        Refusal::BadRequest(format!(
+            "{}; send the decision from the plan's page (csrf, decision, comment)",
+            r.body_text()
+        ))
     }
 }

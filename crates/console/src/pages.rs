@@ -9,12 +9,14 @@ use crate::auth::{self, Who};
 use crate::error::Refusal;
 use crate::store::{self, succeeded};
 use crate::Shared;
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use axum_extra::extract::cookie::{Cookie, CookieJar};
+use axum_extra::extract::WithRejection;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use rebalancer_applier::proposals::{Decision, Proposal, ProposalState};
 use rebalancer_applier::{CycleRecord, RunRecord};
@@ -27,6 +29,24 @@ pub(crate) struct PageRefusal(Refusal);
 impl From<Refusal> for PageRefusal {
     fn from(r: Refusal) -> Self {
         PageRefusal(r)
+    }
+}
+
+impl From<PathRejection> for PageRefusal {
+    fn from(r: PathRejection) -> Self {
+        PageRefusal(r.into())
+    }
+}
+
+impl From<QueryRejection> for PageRefusal {
+    fn from(r: QueryRejection) -> Self {
+        PageRefusal(r.into())
+    }
+}
+
+impl From<FormRejection> for PageRefusal {
+    fn from(r: FormRejection) -> Self {
+        PageRefusal(r.into())
     }
 }
 
@@ -288,7 +308,7 @@ fn cycles_table(cycles: &[CycleRecord]) -> Markup {
 pub(crate) async fn plans(
     Visitor(who): Visitor,
     State(state): State<Shared>,
-    Query(q): Query<ListQuery>,
+    WithRejection(Query(q), _): WithRejection<Query<ListQuery>, PageRefusal>,
 ) -> Page {
     let wanted = q.state()?;
     let list = store::proposals(&state.console.journal, wanted, q.limit()).await?;
@@ -308,7 +328,7 @@ pub(crate) async fn plans(
 pub(crate) async fn plan(
     Visitor(who): Visitor,
     State(state): State<Shared>,
-    Path(id): Path<i64>,
+    WithRejection(Path(id), _): WithRejection<Path<i64>, PageRefusal>,
 ) -> Page {
     let p = store::proposal(&state.console.journal, id).await?;
     let body = html! {
@@ -367,8 +387,8 @@ pub(crate) struct DecideForm {
 pub(crate) async fn decide(
     Visitor(who): Visitor,
     State(state): State<Shared>,
-    Path(id): Path<i64>,
-    Form(form): Form<DecideForm>,
+    WithRejection(Path(id), _): WithRejection<Path<i64>, PageRefusal>,
+    WithRejection(Form(form), _): WithRejection<Form<DecideForm>, PageRefusal>,
 ) -> Page {
     if who.session.is_none() {
         return Err(Refusal::BadRequest(
@@ -404,7 +424,7 @@ pub(crate) async fn history(Visitor(who): Visitor, State(state): State<Shared>) 
 pub(crate) async fn run(
     Visitor(who): Visitor,
     State(state): State<Shared>,
-    Path(id): Path<i64>,
+    WithRejection(Path(id), _): WithRejection<Path<i64>, PageRefusal>,
 ) -> Page {
     let d = store::run(&state.console.journal, id).await?;
     let body = html! {

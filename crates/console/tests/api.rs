@@ -415,9 +415,56 @@ async fn each_refusal_has_its_status() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = decide(&c, &s.base, id, "approve", &s.approver, &"x".repeat(2001)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // 400 in the console's own shape, never axum's plain text: an id that
+    // is not a number, a limit that is not one, a body that is not JSON.
+    for path in ["/api/plans/twelve", "/api/runs/1x", "/api/plans?limit=many"] {
+        let (status, body) = get(&c, format!("{}{path}", s.base), Some(&s.viewer)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        let body: Value = serde_json::from_str(&body).expect(path);
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.contains("whole number"),
+            "{path}: the fix is named: {error}"
+        );
+    }
+    let r = c
+        .post(format!("{}/api/plans/{id}/approve", s.base))
+        .bearer_auth(&s.approver)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{\"comment\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("\"comment\""));
+    let login = browser_login(&c, &s.base, &s.viewer).await;
+    for path in ["/plans/twelve", "/runs/x", "/plans?limit=-1"] {
+        let r = c
+            .get(format!("{}{path}", s.base))
+            .header(header::COOKIE, &login.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("<h1>400 Bad Request</h1>") && page.contains("whole number"),
+            "{path}: {page}"
+        );
+    }
+    // A script's decision may come without a content type (below).
     // 409: decided already.
-    let (status, _) = decide(&c, &s.base, id, "approve", &s.approver, "").await;
-    assert_eq!(status, StatusCode::OK);
+    let r = c
+        .post(format!("{}/api/plans/{id}/approve", s.base))
+        .bearer_auth(&s.approver)
+        .body("{\"comment\": \"no content type\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["comment"], "no content type", "{body}");
     let (status, body) = decide(&c, &s.base, id, "reject", &s.approver, "").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["error"]
