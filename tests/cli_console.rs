@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{http_get, run_bin};
+use common::{http_get, http_get_as, run_bin};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -41,26 +41,6 @@ fn new_token(name: &str, role: &str) -> (String, String) {
         "the config lines hold no token: {lines}"
     );
     (token, digest)
-}
-
-/// GET `path` with a bearer token, over HTTP/1.0.
-fn api_get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("the console listens");
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 #[test]
@@ -148,10 +128,10 @@ fn a_started_console_signs_in_its_user_and_ends_on_sigterm() {
     // The API answers the printed token (an empty journal: no plans yet),
     // and nobody without it.
     assert_eq!(
-        api_get(&addr, "/api/plans", Some(&token)),
+        http_get_as(&addr, "/api/plans", Some(&token)),
         (200, "[]".into())
     );
-    assert_eq!(api_get(&addr, "/api/plans", Some("rbc_wrong")).0, 401);
+    assert_eq!(http_get_as(&addr, "/api/plans", Some("rbc_wrong")).0, 401);
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -317,22 +317,6 @@ async fn rebalancer_config_names_the_config_when_config_is_absent() {
     sb.shutdown().await;
 }
 
-/// `GET /metrics` over plain HTTP/1.0: (status, body).
-fn get_metrics(addr: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics server listens");
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
-    (status, body.unwrap_or_default())
-}
-
 #[cfg(unix)]
 #[test]
 fn run_metrics_addr_overrides_the_config() {
@@ -358,7 +342,7 @@ fn run_metrics_addr_overrides_the_config() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    let (status, body) = get_metrics(&addr);
+    let (status, body) = common::http_get(&addr, "/metrics");
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

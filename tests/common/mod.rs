@@ -207,9 +207,17 @@ pub fn refused_port() -> (tokio::net::TcpSocket, u16) {
 /// One plain HTTP/1.0 GET (the metrics server and the probes): the
 /// status and the body.
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http_get_as(addr, path, None)
+}
+
+/// One plain HTTP/1.0 GET, with `Authorization: Bearer TOKEN` when a
+/// token is given (the console's API): the status and the body.
+pub fn http_get_as(addr: &str, path: &str, bearer: Option<&str>) -> (u16, String) {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics server listens");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr)
+        .unwrap_or_else(|e| panic!("nothing listens on {addr}: {e}"));
+    let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
     let mut text = String::new();
     stream.read_to_string(&mut text).unwrap();
     let status = text
