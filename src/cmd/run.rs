@@ -178,7 +178,10 @@ impl Observer for Printer {
             _ => 0,
         };
         self.last_code = code;
-        if let (Some(t), true) = (&self.telemetry, error.is_none() && code == 0) {
+        if let (Some(t), true) = (
+            &self.telemetry,
+            error.is_none() && e.cycle.record.outcome.is_success(),
+        ) {
             let until = self
                 .schedule
                 .as_ref()

@@ -134,6 +134,21 @@ impl CycleOutcome {
         CycleOutcome::Rejected,
         CycleOutcome::Failed,
     ];
+
+    /// Whether the cycle ended well: the engine fetched and planned, and
+    /// whatever it had to send went out (a plan that waits for a person, or
+    /// was rejected, counts: the engine is healthy). The one definition of
+    /// `run`'s readiness, its last-success metric and the console's "last
+    /// success".
+    pub fn is_success(self) -> bool {
+        !matches!(
+            self,
+            CycleOutcome::Failed
+                | CycleOutcome::Blocked
+                | CycleOutcome::Interrupted
+                | CycleOutcome::AppliedWithFailures
+        )
+    }
 }
 
 /// Whether a `run` cycle may write.
@@ -392,6 +407,23 @@ mod tests {
         }
         assert_eq!(PutState::Unsent, "unsent");
         assert!("bogus".parse::<CycleOutcome>().is_err());
+    }
+
+    #[test]
+    fn a_cycle_that_failed_was_blocked_or_left_writes_undone_is_no_success() {
+        let failures: Vec<_> = CycleOutcome::ALL
+            .into_iter()
+            .filter(|o| !o.is_success())
+            .collect();
+        assert_eq!(
+            failures,
+            [
+                CycleOutcome::AppliedWithFailures,
+                CycleOutcome::Interrupted,
+                CycleOutcome::Blocked,
+                CycleOutcome::Failed,
+            ]
+        );
     }
 
     #[test]

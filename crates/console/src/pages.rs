@@ -7,7 +7,7 @@
 use crate::api::{checked_comment, ListQuery};
 use crate::auth::{self, Who};
 use crate::error::Refusal;
-use crate::store::{self, succeeded};
+use crate::store;
 use crate::Shared;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -293,7 +293,7 @@ fn cycles_table(cycles: &[CycleRecord]) -> Markup {
                     tr {
                         td { (c.id) }
                         td { (when(&c.ended_at)) }
-                        td { (state_badge(c.outcome.as_str())) @if !succeeded(c.outcome) { " ⚠" } }
+                        td { (state_badge(c.outcome.as_str())) @if !c.outcome.is_success() { " ⚠" } }
                         td.num { (c.assigns) }
                         td.num { (c.unassigns) }
                         td { @if let Some(r) = c.run { a href={ "/runs/" (r) } { (r) } } }

@@ -6,7 +6,7 @@
 use crate::error::Refusal;
 use chrono::{DateTime, Utc};
 use rebalancer_applier::proposals::{self, Decision, Proposal, ProposalState};
-use rebalancer_applier::{CycleOutcome, CycleRecord, JournalLocation, RunDetail, RunRecord};
+use rebalancer_applier::{CycleRecord, JournalLocation, RunDetail, RunRecord};
 use rebalancer_ops::schedule::Schedule;
 use serde::Serialize;
 
@@ -93,17 +93,6 @@ pub(crate) struct Overview {
     pub open_plan: Option<Proposal>,
 }
 
-/// Whether a cycle ended well (what `run`'s readiness counts).
-pub(crate) fn succeeded(outcome: CycleOutcome) -> bool {
-    !matches!(
-        outcome,
-        CycleOutcome::Failed
-            | CycleOutcome::Blocked
-            | CycleOutcome::Interrupted
-            | CycleOutcome::AppliedWithFailures
-    )
-}
-
 pub(crate) async fn overview(
     j: &JournalLocation,
     schedule: Option<&Schedule>,
@@ -128,7 +117,7 @@ pub(crate) async fn overview(
         _ => None,
     };
     Ok(Overview {
-        last_success: recent.iter().find(|c| succeeded(c.outcome)).cloned(),
+        last_success: recent.iter().find(|c| c.outcome.is_success()).cloned(),
         last_cycle: recent.into_iter().next(),
         next_cycle,
         open_plan: open,
