@@ -207,10 +207,13 @@ pub(crate) fn who(
     jar: &CookieJar,
 ) -> Result<Who, Refusal> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
+        // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` too.
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or(Refusal::Unauthenticated)?;
         let user = user_for_token(users, token).ok_or(Refusal::Unauthenticated)?;
         return Ok(Who {

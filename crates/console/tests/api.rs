@@ -343,6 +343,14 @@ async fn each_refusal_has_its_status() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.headers().contains_key(header::WWW_AUTHENTICATE));
+    // The scheme's case does not matter (RFC 9110): `bearer` is accepted.
+    let r = c
+        .get(format!("{}/api/runs", s.base))
+        .header(header::AUTHORIZATION, format!("bearer {}", s.approver))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     let r = c
         .post(format!("{}/api/plans/{id}/approve", s.base))
         .send()
