@@ -51,9 +51,19 @@ use crate::stages::Instance;
 /// feasibility tolerance (`1e-7` by default), which then dominates.
 pub const STAGE_TOLERANCE: f64 = 1e-9;
 
-/// `STAGE_TOLERANCE` scaled to the magnitude of `value`.
-fn tolerance(value: f64) -> f64 {
-    STAGE_TOLERANCE * value.abs().max(1.0)
+/// The relative slacks stages 2 and 3 try in turn, [`STAGE_TOLERANCE`]
+/// first. A solver reports an optimum only to its own accuracy, and may
+/// report it slightly on the infeasible side: Clarabel (interior point,
+/// 1e-8 relative) has put `S*` 1.5e-8 below the true optimum, which makes
+/// `Σ s_j ≤ S* + 1e-9·S*` truly infeasible, and has run out of iterations
+/// in a stage-3 feasible set that thin. Then the stage is solved again
+/// under the next, wider slack; only when the widest fails does the LP.
+/// The slack used is reported ([`LpSolution::stage_slack`]).
+pub const STAGE_SLACKS: [f64; 3] = [STAGE_TOLERANCE, 1e-7, 1e-5];
+
+/// `slack` (relative) scaled to the magnitude of `value`.
+fn tolerance(slack: f64, value: f64) -> f64 {
+    slack * value.abs().max(1.0)
 }
 
 /// The LP solver behind good_lp.
@@ -146,6 +156,10 @@ pub struct LpSolution {
     pub new_pair_flow: f64,
     /// Stage-3 flow per pair, in `Instance::pairs` order (never negative).
     pub flows: Vec<f64>,
+    /// The relative slack with which stages 2 and 3 kept the earlier
+    /// optima: [`STAGE_TOLERANCE`], or a wider one of [`STAGE_SLACKS`]
+    /// when the solver's own inaccuracy made the tighter one infeasible.
+    pub stage_slack: f64,
 }
 
 /// Why the LP could not be solved.
@@ -251,23 +265,27 @@ impl<'a> Lexicographic<'a> {
         let first = self.stage(solver, Stage::Shortfall, None, 1.0)?;
         let shortfall = first.shortfalls.iter().sum::<f64>().max(0.0);
 
-        let second = self.stage(
-            solver,
-            Stage::Peak,
-            Some(shortfall + tolerance(shortfall)),
-            1.0,
-        )?;
+        let (second, at) = widening(0, |slack| {
+            self.stage(
+                solver,
+                Stage::Peak,
+                Some(shortfall + tolerance(slack, shortfall)),
+                1.0,
+            )
+        })?;
         // With no capacity or nothing to carry u is free; the minimum is 0.
         let peak = second.peak.clamp(0.0, 1.0);
 
         let cap = target.map_or(peak, |x| x.max(peak));
-        let u_max = (cap + tolerance(cap)).min(1.0);
-        let third = self.stage(
-            solver,
-            Stage::Churn,
-            Some(shortfall + tolerance(shortfall)),
-            u_max,
-        )?;
+        // Stage 3 starts from the slack stage 2 needed.
+        let (third, at) = widening(at, |slack| {
+            self.stage(
+                solver,
+                Stage::Churn,
+                Some(shortfall + tolerance(slack, shortfall)),
+                (cap + tolerance(slack, cap)).min(1.0),
+            )
+        })?;
         let flows: Vec<f64> = third.flows.iter().map(|&f| f.max(0.0)).collect();
         let new_pair_flow = self
             .inst
@@ -283,6 +301,7 @@ impl<'a> Lexicographic<'a> {
             cap,
             new_pair_flow,
             flows,
+            stage_slack: STAGE_SLACKS[at],
         })
     }
 
@@ -359,6 +378,32 @@ impl<'a> Lexicographic<'a> {
             "LP stage solved"
         );
         Ok(values)
+    }
+}
+
+/// `solve` under [`STAGE_SLACKS`] from `from` on, in turn, until one
+/// succeeds: its values and that slack's index. A stage fails under a
+/// slack when the solver's inaccuracy made it infeasible, or when the
+/// solver gives up (an interior-point method can run out of iterations in
+/// a feasible set as thin as a 1e-9 slack); the error under the widest
+/// slack is the LP's.
+fn widening<T>(
+    from: usize,
+    mut solve: impl FnMut(f64) -> Result<T, LpError>,
+) -> Result<(T, usize), LpError> {
+    let mut at = from.min(STAGE_SLACKS.len() - 1);
+    loop {
+        match solve(STAGE_SLACKS[at]) {
+            Err(e) if at + 1 < STAGE_SLACKS.len() => {
+                tracing::debug!(
+                    slack = STAGE_SLACKS[at],
+                    error = %e,
+                    "LP stage failed under this slack; widening it"
+                );
+                at += 1;
+            }
+            result => return result.map(|values| (values, at)),
+        }
     }
 }
 
