@@ -488,13 +488,25 @@ pub enum ConsoleAction {
     /// Print a fresh random token (give it to the user; it is shown only
     /// now) and the [[console.users]] lines to paste into the config.
     NewToken {
-        /// The user's name, recorded with each decision.
-        #[arg(long, default_value = "NAME")]
+        /// The user's name, recorded with each decision (1 to 64
+        /// printable characters).
+        #[arg(long, value_parser = parse_user_name)]
         name: String,
+        /// Also add the user's [[console.users]] lines to this config file
+        /// (atomically, keeping its permissions; checked first), and print
+        /// only the token.
+        #[arg(long, value_name = "FILE")]
+        append: Option<PathBuf>,
         /// viewer (reads) or approver (also approves and rejects).
         #[arg(long, default_value = "viewer", value_parser = ["viewer", "approver"])]
         role: String,
     },
+}
+
+fn parse_user_name(text: &str) -> Result<String, String> {
+    rebalancer_ops::console::user_name(text)
+        .map(str::to_owned)
+        .map_err(str::to_owned)
 }
 
 fn parse_proposal_state(text: &str) -> Result<ProposalState, String> {
@@ -1065,7 +1077,9 @@ async fn dispatch(command: Command, log: &logging::Log) -> anyhow::Result<u8> {
         Command::Approve(a) => decide::run(decide_options(a, Decision::Approve)),
         Command::Reject(a) => decide::run(decide_options(a, Decision::Reject)),
         Command::Console(a) => match a.action {
-            Some(ConsoleAction::NewToken { name, role }) => console::new_token(&name, &role),
+            Some(ConsoleAction::NewToken { name, role, append }) => {
+                console::new_token(&name, &role, append.as_deref())
+            }
             None => {
                 console::run(console::Options {
                     config: a.config,

@@ -8,8 +8,12 @@
 //! (same code, debug profile); `cargo test` / `cargo build` / `cargo bench`
 //! are skipped (this test is run by the first, the second is what built its
 //! binary, the third takes minutes and is CI's job); and
-//! `rebalancer sandbox ...` is started in the background (it runs until
-//! Ctrl-C, as the README says) and waited for until it prints `LISTENING`.
+//! `rebalancer sandbox ...` and `rebalancer console --config ...` are
+//! started in the background (they run until Ctrl-C, as the README says)
+//! and waited for until they print their address (`LISTENING`,
+//! `CONSOLE`).
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -55,7 +59,14 @@ impl Drop for Background {
     }
 }
 
-fn start_sandbox(command: &str, dir: &Path, path_var: &str) -> Background {
+/// Start `command` in the background; its first line of output starts
+/// with `ready` (then the rest of that line: its URL).
+fn start_background(
+    command: &str,
+    dir: &Path,
+    path_var: &str,
+    ready: &str,
+) -> (Background, String) {
     let mut child = Command::new("bash")
         .arg("-c")
         .arg(format!("exec {command}"))
@@ -70,12 +81,24 @@ fn start_sandbox(command: &str, dir: &Path, path_var: &str) -> Background {
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
-        .expect("the sandbox prints a line");
-    assert!(
-        line.starts_with("LISTENING http://127.0.0.1:"),
-        "`{command}` printed {line:?}"
-    );
-    Background(child)
+        .expect("the command prints a line");
+    let url = line
+        .trim()
+        .strip_prefix(ready)
+        .unwrap_or_else(|| panic!("`{command}` printed {line:?}, not {ready}..."))
+        .to_owned();
+    (Background(child), url)
+}
+
+/// The command's background form: the line it prints once it serves.
+fn serves(command: &str) -> Option<&'static str> {
+    if command.starts_with("rebalancer sandbox") {
+        Some("LISTENING http://127.0.0.1:")
+    } else if command.starts_with("rebalancer console --config") {
+        Some("CONSOLE http://127.0.0.1:")
+    } else {
+        None
+    }
 }
 
 #[test]
@@ -104,6 +127,7 @@ fn every_readme_command_runs_as_written() {
     );
     let dir = tempfile::tempdir().unwrap();
     let mut background = Vec::new();
+    let mut consoles = Vec::new();
     let mut ran = 0;
     for command in commands(README) {
         if ["cargo test", "cargo build", "cargo bench"]
@@ -117,8 +141,12 @@ fn every_readme_command_runs_as_written() {
             Some(args) => format!("rebalancer {args}"),
             None => command,
         };
-        if command.starts_with("rebalancer sandbox") {
-            background.push(start_sandbox(&command, dir.path(), &path_var));
+        if let Some(ready) = serves(&command) {
+            let (child, port) = start_background(&command, dir.path(), &path_var, ready);
+            background.push(child);
+            if command.starts_with("rebalancer console") {
+                consoles.push(format!("127.0.0.1:{}", port.trim_end_matches('/')));
+            }
             continue;
         }
         let out = Command::new("bash")
@@ -138,10 +166,28 @@ fn every_readme_command_runs_as_written() {
         );
         ran += 1;
     }
-    assert_eq!(background.len(), 1, "the README starts one sandbox");
+    assert_eq!(
+        (background.len(), consoles.len()),
+        (3, 1),
+        "the README starts two sandboxes and a console"
+    );
     assert!(ran >= 6, "only {ran} commands ran");
     // The loop the README shows left its files behind.
-    for file in ["sandbox.toml", "snapshot.json", "plan.json"] {
+    for file in ["sandbox.toml", "snapshot.json", "plan.json", "review.toml"] {
         assert!(dir.path().join(file).is_file(), "{file} was not written");
     }
+    // The console it started served its sign-in page, and the plan the
+    // walk-through approved was applied.
+    let (status, page) = common::http_get(&consoles[0], "/login");
+    assert_eq!(status, 200, "{page}");
+    let out = Command::new(env!("CARGO_BIN_EXE_rebalancer"))
+        .args(["proposals", "--config", "review.toml", "--format", "json"])
+        .current_dir(dir.path())
+        .output()
+        .expect("rebalancer runs");
+    let proposals = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && proposals.contains("\"applied\""),
+        "the approved plan was not applied: {proposals}"
+    );
 }

@@ -3,13 +3,13 @@
 //! SIGINT/SIGTERM; prints `CONSOLE http://ADDR/` once it accepts
 //! connections (the bound port, also for port 0). `console new-token`
 //! prints a fresh token and the `[[console.users]]` lines holding its
-//! digest.
+//! digest, or with `--append FILE` adds them to that config file.
 
 use crate::exit::UsageError;
 use crate::render;
 use rebalancer_ops::schedule::{self, Flags};
-use rebalancer_ops::settings::{self, Env};
-use std::path::PathBuf;
+use rebalancer_ops::settings::{self, Env, SettingsError};
+use std::path::{Path, PathBuf};
 
 /// What `console` was asked to do.
 #[derive(Debug)]
@@ -66,15 +66,89 @@ pub async fn run(opts: Options) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// A fresh token for user `name` with `role`, and the lines for the config.
-pub fn new_token(name: &str, role: &str) -> anyhow::Result<u8> {
+/// A fresh token for user `name` with `role`, and the lines for the config:
+/// printed, or with `append` added to that config file.
+pub fn new_token(name: &str, role: &str, append: Option<&Path>) -> anyhow::Result<u8> {
     let token = rebalancer_console::new_token();
     let digest = rebalancer_console::token_digest_hex(&token);
-    let name = toml_string(name);
-    render::emit(&format!(
-        "Token (give it to {name}; it is not stored anywhere and cannot be shown again):\n\n    {token}\n\nAdd to the config:\n\n[[console.users]]\nname = {name}\nrole = \"{role}\"\ntoken_sha256 = \"{digest}\"\n"
-    ))?;
+    let quoted = toml_string(name);
+    let lines = format!(
+        "[[console.users]]\nname = {quoted}\nrole = \"{role}\"\ntoken_sha256 = \"{digest}\"\n"
+    );
+    let intro = format!(
+        "Token (give it to {quoted}; it is not stored anywhere and cannot be shown again):\n\n    {token}\n"
+    );
+    match append {
+        None => render::emit(&format!("{intro}\nAdd to the config:\n\n{lines}"))?,
+        Some(config) => {
+            add_user(config, name, &lines)?;
+            render::emit(&format!(
+                "{intro}\nAdded {quoted} ({role}) to {}; a running `rebalancer console` lets them sign in after a restart.",
+                config.display()
+            ))?;
+        }
+    }
     Ok(0)
+}
+
+/// Add `lines`, the `[[console.users]]` table of user `name`, to the end
+/// of the config file `config`. Checked first: the file is a config
+/// `console` loads today, has no user of that name, and takes the table
+/// into its `console.users` (it does not when it sets that list inline);
+/// then replaced atomically, keeping its permissions (it may hold
+/// secrets). Refused, the file is untouched.
+fn add_user(config: &Path, name: &str, lines: &str) -> anyhow::Result<()> {
+    if !config.is_file() {
+        return Err(UsageError(format!(
+            "--append {}: no such file; write the config first (`rebalancer sandbox --write-config FILE`, or start from config/production.example.toml), or leave out --append to print the lines",
+            config.display()
+        ))
+        .into());
+    }
+    let (console, _, _) = settings::load_console(config, &Env::from_process(), None)?;
+    if console.users.iter().any(|u| u.name == name) {
+        return Err(UsageError(format!(
+            "--name {name}: {} already has a user named {name}; pick another name, or remove their [[console.users]] table first",
+            config.display()
+        ))
+        .into());
+    }
+    let text = std::fs::read_to_string(config).map_err(|e| SettingsError::File {
+        path: config.to_owned(),
+        detail: format!("cannot be read: {e}"),
+    })?;
+    let mut appended = text;
+    if !appended.is_empty() && !appended.ends_with('\n') {
+        appended.push('\n');
+    }
+    appended.push('\n');
+    appended.push_str(lines);
+    let last_user = |t: &toml::Table| {
+        t.get("console")?
+            .get("users")?
+            .as_array()?
+            .last()?
+            .get("name")?
+            .as_str()
+            .map(str::to_owned)
+    };
+    let trouble = match appended.parse::<toml::Table>() {
+        Err(e) => Some(e.message().to_owned()),
+        Ok(t) if last_user(&t).as_deref() == Some(name) => None,
+        Ok(_) => Some("its console.users is not a list of tables".to_owned()),
+    };
+    if let Some(trouble) = trouble {
+        return Err(SettingsError::File {
+            path: config.to_owned(),
+            detail: format!(
+                "cannot take a [[console.users]] table at its end ({trouble}); leave out --append and add the printed lines by hand (into its `users = [...]` list, when it has one)"
+            ),
+        }
+        .into());
+    }
+    rebalancer_model::replace_atomic(config, appended.as_bytes())?;
+    tracing::info!(config = %config.display(), user = name, "console user added");
+    Ok(())
 }
 
 /// `text` as a TOML basic string.

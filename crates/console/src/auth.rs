@@ -46,10 +46,7 @@ pub fn new_token() -> String {
 
 /// SHA-256 of `token`, as `token_sha256` holds it (64 hex digits).
 pub fn token_digest_hex(token: &str) -> String {
-    Sha256::digest(token.trim().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
 
 /// 256 random bits from the operating system, URL-safe base64.
@@ -308,11 +305,7 @@ mod tests {
         assert_eq!(user_for_token(&users, &t2).unwrap().name, "bob");
         assert!(user_for_token(&users, "rbc_nope").is_none());
         assert!(user_for_token(&users, "").is_none());
-        assert_eq!(token_digest_hex(&t1), hex(&users[0].token_sha256));
-    }
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|b| format!("{b:02x}")).collect()
+        assert_eq!(token_digest_hex(&t1), hex::encode(users[0].token_sha256));
     }
 
     #[test]

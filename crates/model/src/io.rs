@@ -38,8 +38,38 @@ pub fn read_limited(path: &Path, what: &'static str) -> Result<Vec<u8>, ModelErr
 }
 
 /// Write bytes atomically: temp file beside `path`, fsync, rename. A crash
-/// or error leaves the old file (or none), never a half-written one.
+/// or error leaves the old file (or none), never a half-written one. The
+/// file is world-readable (0644): our outputs hold no secrets and are
+/// meant to be shared (bug reports, replays).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    #[cfg(unix)]
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        Some(std::fs::Permissions::from_mode(0o644))
+    };
+    #[cfg(not(unix))]
+    let mode = None;
+    write_with(path, bytes, mode)
+}
+
+/// Replace the existing file `path` atomically, as [`write_atomic`], but
+/// keep its permissions (a config file may hold secrets and be 0600).
+/// A symbolic link is followed: its target is replaced, the link kept.
+pub fn replace_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    let read_err = |source| ModelError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let target = std::fs::canonicalize(path).map_err(read_err)?;
+    let mode = std::fs::metadata(&target).map_err(read_err)?.permissions();
+    write_with(&target, bytes, Some(mode))
+}
+
+fn write_with(
+    path: &Path,
+    bytes: &[u8],
+    mode: Option<std::fs::Permissions>,
+) -> Result<(), ModelError> {
     use std::io::Write;
     let write_err = |source| ModelError::Write {
         path: path.to_owned(),
@@ -51,15 +81,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
     tmp.write_all(bytes).map_err(write_err)?;
-    // tempfile creates 0600; our files hold no secrets and are meant to be
-    // shared (bug reports, replays), so make them world-readable like any
-    // file the operator would create.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(write_err)?;
+    // tempfile creates 0600.
+    if let Some(mode) = mode {
+        tmp.as_file().set_permissions(mode).map_err(write_err)?;
     }
     tmp.as_file().sync_all().map_err(write_err)?;
     tmp.persist(path).map_err(|e| write_err(e.error))?;
@@ -126,5 +150,33 @@ pub fn parse_error(
         line: e.line(),
         column: e.column(),
         regenerate,
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_replaced_file_keeps_its_permissions_and_its_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.toml");
+        std::fs::write(&real, "a = 1\n").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+
+        replace_atomic(&link, b"a = 2\n").unwrap();
+
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "a = 2\n");
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "a secret-holding file stays private");
+
+        write_atomic(&real, b"b = 1\n").unwrap();
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "an output is shared");
+        assert!(replace_atomic(&dir.path().join("missing.toml"), b"").is_err());
     }
 }

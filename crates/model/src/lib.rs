@@ -18,7 +18,7 @@ mod snapshot;
 
 pub use error::ModelError;
 pub use ids::{AgentId, LeadKey};
-pub use io::{write_atomic, MAX_FILE_BYTES};
+pub use io::{replace_atomic, write_atomic, MAX_FILE_BYTES};
 pub use plan::{
     Action, AgentPlan, Balance, Blocked, CapReport, Change, Deferred, FlapReport, LeadPlan,
     Metrics, NewPairs, Objectives, Plan, Reason, Summary, TargetSystem, PLAN_SCHEMA_VERSION,

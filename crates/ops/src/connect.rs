@@ -252,15 +252,17 @@ pub fn sandbox_endpoints(sb: &Sandbox) -> Result<Endpoints, OpsError> {
     })
 }
 
-/// A complete config file for `sb`: its connection settings serialised
-/// (every other section keeps its default).
+/// A complete config file for `sb`: its connection settings serialised,
+/// and `rebalancer console` on a free port like the sandbox's own (every
+/// other section keeps its default). `[console]` comes last, so the
+/// `[[console.users]]` tables `console new-token --append` adds follow it.
 pub fn sandbox_config_toml(sb: &Sandbox) -> Result<String, OpsError> {
     let endpoints = sandbox_endpoints(sb)?;
     let body = endpoints
         .to_toml()
         .map_err(|e| OpsError::SandboxUrl(format!("cannot serialise its settings: {e}")))?;
     Ok(format!(
-        "# rebalancer config for a sandbox at {} (fake credentials).\n{body}",
+        "# rebalancer config for a sandbox at {} (fake credentials).\n{body}\n[console]\n# A free port, printed when `rebalancer console` starts.\naddr = \"127.0.0.1:0\"\n",
         sb.base_url()
     ))
 }
@@ -287,6 +289,8 @@ mod tests {
         let made = sandbox_endpoints(&sb).unwrap();
         assert_eq!(read.to_toml().unwrap(), made.to_toml().unwrap());
         assert_eq!(read.cms.campaigns.len(), sb.world().campaigns.len());
+        let (console, _, _) = settings::load_console(&path, &Env::default(), None).unwrap();
+        assert_eq!(console.addr.port(), 0, "the console on a free port");
         sb.shutdown().await;
     }
 }

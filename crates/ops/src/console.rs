@@ -108,13 +108,7 @@ impl ConsoleSettings {
         let mut users: Vec<ConsoleUser> = Vec::new();
         for (i, u) in keys.users.iter().enumerate() {
             let at = |key: &str| format!("console.users[{i}].{key}");
-            let name = u.name.trim();
-            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-                return Err(problem(
-                    at("name"),
-                    "must be 1 to 64 printable characters (it is recorded with each decision)",
-                ));
-            }
+            let name = user_name(&u.name).map_err(|p| problem(at("name"), p))?;
             if users.iter().any(|o| o.name == name) {
                 return Err(problem(
                     at("name"),
@@ -184,6 +178,16 @@ impl ConsoleSettings {
             trust_forwarded_proto: keys.trust_forwarded_proto,
         })
     }
+}
+
+/// A user's name, trimmed: 1 to 64 printable characters (it is recorded
+/// with each decision). `console new-token --name` checks it the same way.
+pub fn user_name(name: &str) -> Result<&str, &'static str> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err("must be 1 to 64 printable characters (it is recorded with each decision)");
+    }
+    Ok(name)
 }
 
 fn parse_digest(text: &str) -> Option<[u8; 32]> {
