@@ -1,7 +1,9 @@
 //! Two `run` replicas (two `cycle::run` loops, each with its own
-//! `Session`) on one PostgreSQL journal and one sandbox, both under
-//! `run.approval = "always"` with a 20 ms `run.approval_poll` on an hourly
-//! schedule: a plan approved by a person is applied exactly once. Both
+//! `Session`) and the review console on one PostgreSQL journal and one
+//! sandbox, the replicas under `run.approval = "always"` with a 20 ms
+//! `run.approval_poll` on an hourly schedule: the console lists the
+//! proposed plan, a person approves it through the console's API
+//! (`POST /api/plans/{id}/approve`), and it is applied exactly once. Both
 //! loops wake on the approval by polling, so they race for it: exactly one
 //! cycle applies it (its run is the proposal's `applied` run, the only run
 //! in the journal), every planned change reaches the sandbox exactly once
@@ -15,11 +17,13 @@
 //! Skipped with a notice without PostgreSQL, a failure when
 //! `REBALANCER_REQUIRE_POSTGRES` is set.
 
-use rebalancer_applier::proposals::{self, Decision, ProposalState};
+use rebalancer_applier::proposals::{self, ProposalState};
 use rebalancer_applier::{CycleOutcome, JournalLocation};
+use rebalancer_console::{new_token, token_digest_hex, Console};
 use rebalancer_model::{Action, LeadKey};
 use rebalancer_ops::approval::Approval;
 use rebalancer_ops::connect::{sandbox_config_toml, Source};
+use rebalancer_ops::console::{ConsoleSettings, ConsoleUser, Role};
 use rebalancer_ops::cycle::{self, CycleOptions, Ended, Flow, Observer};
 use rebalancer_ops::schedule::Schedule;
 use rebalancer_ops::session::{self, Session};
@@ -179,6 +183,33 @@ fn planned_changes(plan: &rebalancer_model::Plan) -> BTreeMap<(LeadKey, String, 
         .collect()
 }
 
+/// `rebalancer console` on `journal` with one approver: its base URL, its
+/// stop token and the approver's token.
+async fn console_on(journal: &JournalLocation) -> (String, CancellationToken, String) {
+    let token = new_token();
+    let digest = hex::decode(token_digest_hex(&token)).unwrap();
+    let settings = ConsoleSettings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        users: vec![ConsoleUser {
+            name: "ana".into(),
+            role: Role::Approver,
+            token_sha256: digest.try_into().unwrap(),
+        }],
+        session_ttl: Duration::from_secs(3600),
+        trust_forwarded_proto: false,
+    };
+    let listener = rebalancer_console::bind(settings.addr).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let console = Console {
+        settings,
+        journal: journal.clone(),
+        schedule: None,
+    };
+    tokio::spawn(rebalancer_console::serve(listener, console, stop.clone()));
+    (base, stop, token)
+}
+
 /// One race: a proposal, both loops waiting, the approval; returns which
 /// replica applied it and what the other did.
 async fn round(server: &pg::PgServer, n: u64) -> (char, String) {
@@ -203,6 +234,10 @@ async fn round(server: &pg::PgServer, n: u64) -> (char, String) {
         "both replicas journal to the PostgreSQL database"
     );
 
+    // The console, on the same PostgreSQL journal.
+    let (base, console_stop, token) = console_on(&journal).await;
+    let http = reqwest::Client::new();
+
     // 1. Replica A's cycle proposes the plan and writes nothing.
     let first = cycle::cycle(&a, opts(), &CancellationToken::new(), &mut Quiet).await;
     assert!(first.error.is_none(), "{:?}", first.error);
@@ -213,9 +248,21 @@ async fn round(server: &pg::PgServer, n: u64) -> (char, String) {
         first.record.detail
     );
     assert!(sb.write_log().is_empty(), "nothing is sent before approval");
-    let pending = proposals::list(&journal, Some(ProposalState::Pending), 10).unwrap();
-    assert_eq!(pending.len(), 1, "{pending:?}");
-    let id = pending[0].id;
+    let pending: Vec<serde_json::Value> = http
+        .get(format!("{base}/api/plans?state=pending"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.len(),
+        1,
+        "the console lists the pending plan: {pending:?}"
+    );
+    let id = pending[0]["id"].as_i64().expect("a plan id");
     let plan = proposals::plan_of(&journal, id).unwrap();
     assert!(
         !plan.changes.is_empty(),
@@ -249,9 +296,16 @@ async fn round(server: &pg::PgServer, n: u64) -> (char, String) {
         sb.write_log()
     );
 
-    // 3. A person approves it.
-    proposals::decide(&journal, id, Decision::Approve, "ana", "ok").unwrap();
+    // 3. A person approves it in the console.
+    let r = http
+        .post(format!("{base}/api/plans/{id}/approve"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "comment": "ok" }))
+        .send()
+        .await
+        .unwrap();
     let approved_at = Instant::now();
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "{:?}", r.text().await);
 
     // 4. Both loops wake within their poll; one applies.
     let winner = loop {
@@ -378,6 +432,23 @@ async fn round(server: &pg::PgServer, n: u64) -> (char, String) {
         "round {n} (GET latency {latency:?}): replica {winner} applied proposal {id} {took:?} after the approval ({} PUTs); the other: {other}",
         log.len()
     );
+    // The console shows it applied, by that run.
+    let applied_list: Vec<serde_json::Value> = http
+        .get(format!("{base}/api/plans?state=applied"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        applied_list
+            .iter()
+            .any(|p| p["id"] == id && p["run"].as_i64() == applied.run),
+        "{applied_list:?}"
+    );
+    console_stop.cancel();
     sb.shutdown().await;
     (winner, other)
 }
