@@ -42,7 +42,8 @@ LABEL org.opencontainers.image.title="rebalancer" \
 COPY --from=builder /out/rebalancer /usr/local/bin/rebalancer
 # Numeric, so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 USER 10001:10001
-# run.metrics_addr in the shipped configs: /metrics, /healthz, /readyz.
-EXPOSE 9464
+# run.metrics_addr in the shipped configs: /metrics, /healthz, /readyz;
+# 8080: `rebalancer console --addr 0.0.0.0:8080` (overlays/console).
+EXPOSE 9464 8080
 ENTRYPOINT ["/usr/local/bin/rebalancer"]
 CMD ["run", "--config", "/etc/rebalancer/config.toml", "--log-format", "json"]

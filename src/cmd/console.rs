@@ -52,7 +52,9 @@ pub async fn run(opts: Options) -> anyhow::Result<u8> {
         "the console is serving"
     );
     render::emit(&format!("CONSOLE http://{bound}/"))?;
-    let stop = rebalancer_ops::session::stop_on_signals();
+    let stop = rebalancer_ops::session::stop_on_signals_saying(
+        "stopping: the console answers the requests in flight, then ends",
+    );
     rebalancer_console::serve(
         listener,
         rebalancer_console::Console {

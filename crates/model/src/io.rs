@@ -49,26 +49,37 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     };
     #[cfg(not(unix))]
     let mode = None;
-    write_with(path, bytes, mode)
+    write_with(path, bytes, mode, None)
 }
 
 /// Replace the existing file `path` atomically, as [`write_atomic`], but
-/// keep its permissions (a config file may hold secrets and be 0600).
-/// A symbolic link is followed: its target is replaced, the link kept.
+/// keep its permissions and, on Unix, its owner and group (a config file
+/// may hold secrets, be 0640 and readable only by a service's group): a
+/// file whose owner cannot be kept (another user's, not run as root) is
+/// refused, untouched. A symbolic link is followed: its target is
+/// replaced, the link kept.
 pub fn replace_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     let read_err = |source| ModelError::Read {
         path: path.to_owned(),
         source,
     };
     let target = std::fs::canonicalize(path).map_err(read_err)?;
-    let mode = std::fs::metadata(&target).map_err(read_err)?.permissions();
-    write_with(&target, bytes, Some(mode))
+    let meta = std::fs::metadata(&target).map_err(read_err)?;
+    #[cfg(unix)]
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.uid(), meta.gid()))
+    };
+    #[cfg(not(unix))]
+    let owner = None;
+    write_with(&target, bytes, Some(meta.permissions()), owner)
 }
 
 fn write_with(
     path: &Path,
     bytes: &[u8],
     mode: Option<std::fs::Permissions>,
+    owner: Option<(u32, u32)>,
 ) -> Result<(), ModelError> {
     use std::io::Write;
     let write_err = |source| ModelError::Write {
@@ -81,6 +92,12 @@ fn write_with(
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
     tmp.write_all(bytes).map_err(write_err)?;
+    #[cfg(unix)]
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid)).map_err(write_err)?;
+    }
+    #[cfg(not(unix))]
+    let _ = owner;
     // tempfile creates 0600.
     if let Some(mode) = mode {
         tmp.as_file().set_permissions(mode).map_err(write_err)?;
@@ -173,6 +190,15 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&real).unwrap(), "a = 2\n");
         let mode = std::fs::metadata(&real).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "a secret-holding file stays private");
+
+        // As root (CI), a file of another group keeps that group.
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::metadata(&real).unwrap().uid() == 0 {
+            std::os::unix::fs::chown(&real, Some(0), Some(1)).unwrap();
+            replace_atomic(&real, b"a = 3\n").unwrap();
+            let meta = std::fs::metadata(&real).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (0, 1), "the group is kept");
+        }
 
         write_atomic(&real, b"b = 1\n").unwrap();
         let mode = std::fs::metadata(&real).unwrap().permissions().mode();

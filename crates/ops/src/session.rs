@@ -95,13 +95,20 @@ impl Session {
 /// A token cancelled by the first SIGINT or SIGTERM: the run finishes the
 /// PUT in flight, records where it stopped and ends as interrupted.
 pub fn stop_on_signals() -> CancellationToken {
+    stop_on_signals_saying(
+        "stopping: finishing the PUT in flight, then recording where the run stopped",
+    )
+}
+
+/// A token cancelled by the first SIGINT or SIGTERM, logging `what` the
+/// process does as it stops (the console: it answers the requests in
+/// flight and ends; it has no PUT to finish).
+pub fn stop_on_signals_saying(what: &'static str) -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::warn!(
-            "stopping: finishing the PUT in flight, then recording where the run stopped"
-        );
+        tracing::warn!("{what}");
         cancel.cancel();
     });
     token
