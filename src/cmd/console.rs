@@ -97,8 +97,9 @@ pub fn new_token(name: &str, role: &str, append: Option<&Path>) -> anyhow::Resul
 /// of the config file `config`. Checked first: the file is a config
 /// `console` loads today, has no user of that name, and takes the table
 /// into its `console.users` (it does not when it sets that list inline);
-/// then replaced atomically, keeping its permissions (it may hold
-/// secrets). Refused, the file is untouched.
+/// then replaced atomically, keeping its permissions, owner and group (it
+/// may hold secrets, readable only by a service's group). Refused, the
+/// file is untouched and the token discarded.
 fn add_user(config: &Path, name: &str, lines: &str) -> anyhow::Result<()> {
     if !config.is_file() {
         return Err(UsageError(format!(
@@ -143,7 +144,7 @@ fn add_user(config: &Path, name: &str, lines: &str) -> anyhow::Result<()> {
         return Err(SettingsError::File {
             path: config.to_owned(),
             detail: format!(
-                "cannot take a [[console.users]] table at its end ({trouble}); leave out --append and add the printed lines by hand (into its `users = [...]` list, when it has one)"
+                "cannot take a [[console.users]] table at its end ({trouble}); run `console new-token` again without --append, which prints the lines, and add them by hand (into its `users = [...]` list, when it has one)"
             ),
         }
         .into());
