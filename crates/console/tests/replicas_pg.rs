@@ -210,6 +210,23 @@ async fn console_on(journal: &JournalLocation) -> (String, CancellationToken, St
     (base, stop, token)
 }
 
+/// The console's plans in `state` (`GET /api/plans?state=`).
+async fn plans_in(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    state: &str,
+) -> Vec<serde_json::Value> {
+    http.get(format!("{base}/api/plans?state={state}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// One race: a proposal, both loops waiting, the approval; returns which
 /// replica applied it and what the other did.
 async fn round(server: &pg::PgServer, n: u64) -> (char, String) {
@@ -248,15 +265,7 @@ async fn round(server: &pg::PgServer, n: u64) -> (char, String) {
         first.record.detail
     );
     assert!(sb.write_log().is_empty(), "nothing is sent before approval");
-    let pending: Vec<serde_json::Value> = http
-        .get(format!("{base}/api/plans?state=pending"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pending = plans_in(&http, &base, &token, "pending").await;
     assert_eq!(
         pending.len(),
         1,
@@ -433,15 +442,7 @@ async fn round(server: &pg::PgServer, n: u64) -> (char, String) {
         log.len()
     );
     // The console shows it applied, by that run.
-    let applied_list: Vec<serde_json::Value> = http
-        .get(format!("{base}/api/plans?state=applied"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let applied_list = plans_in(&http, &base, &token, "applied").await;
     assert!(
         applied_list
             .iter()
