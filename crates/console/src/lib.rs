@@ -14,7 +14,9 @@
 //!   the decision form, runs and cycles, login), no script anywhere;
 //! - `store`: the journal's reads and decisions, off the async threads;
 //! - `headers`: the security headers of every response (a
-//!   Content-Security-Policy that allows no script at all).
+//!   Content-Security-Policy that allows no script at all);
+//! - `probes`: `/healthz` and `/readyz` (the journal answers), without
+//!   credentials, for a process supervisor or Kubernetes.
 //!
 //! Deliberately absent: TLS (serve it behind a TLS-terminating proxy),
 //! single sign-on, sessions that survive a restart or span console
@@ -25,6 +27,7 @@ mod auth;
 mod error;
 mod headers;
 mod pages;
+mod probes;
 mod store;
 
 pub use auth::{new_token, token_digest_hex};
@@ -73,6 +76,8 @@ pub fn router(console: Console) -> Router {
         .route("/plans/{id}/decide", post(pages::decide))
         .route("/history", get(pages::history))
         .route("/runs/{id}", get(pages::run))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
         .route("/api/overview", get(api::overview))
         .route("/api/plans", get(api::plans))
         .route("/api/plans/{id}", get(api::plan))

@@ -323,6 +323,36 @@ async fn superseded_and_expired_plans_are_listed_with_their_reasons() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probes_need_no_credentials_and_readyz_asks_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(&dir, false).await;
+    let c = client();
+    assert_eq!(one_cycle(&s.session).await, CycleOutcome::AwaitingApproval);
+    assert_eq!(
+        get(&c, format!("{}/healthz", s.base), None).await,
+        (StatusCode::OK, "ok\n".into())
+    );
+    assert_eq!(
+        get(&c, format!("{}/readyz", s.base), None).await,
+        (StatusCode::OK, "ready\n".into())
+    );
+    // A journal that no longer reads: not ready, and the caller is told
+    // nothing about it (no path, no error text).
+    std::fs::write(&s.journal_file, b"this is not a database, nor a journal").unwrap();
+    let (status, body) = get(&c, format!("{}/readyz", s.base), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.starts_with("not ready"), "{body}");
+    assert!(!body.contains("journal.sqlite"), "{body}");
+    // The process still answers.
+    assert_eq!(
+        get(&c, format!("{}/healthz", s.base), None).await.0,
+        StatusCode::OK
+    );
+    s.stop.cancel();
+    s.session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_refusal_has_its_status() {
     let dir = tempfile::tempdir().unwrap();
     let s = setup(&dir, false).await;
@@ -357,8 +387,9 @@ async fn each_refusal_has_its_status() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    // Every route but sign-in needs credentials: the API answers 401, a
-    // page without a session goes to the sign-in page; none says more.
+    // Every route but sign-in and the probes (their own test) needs
+    // credentials: the API answers 401, a page without a session goes to
+    // the sign-in page; none says more.
     let api = [
         "/api/overview",
         "/api/plans",
