@@ -493,8 +493,8 @@ pub enum ConsoleAction {
         #[arg(long, value_parser = parse_user_name)]
         name: String,
         /// Also add the user's [[console.users]] lines to this config file
-        /// (atomically, keeping its permissions; checked first), and print
-        /// only the token.
+        /// (checked first; atomically, keeping its permissions, owner and
+        /// group), and print only the token.
         #[arg(long, value_name = "FILE")]
         append: Option<PathBuf>,
         /// viewer (reads) or approver (also approves and rejects).

@@ -60,7 +60,7 @@ impl Drop for Background {
 }
 
 /// Start `command` in the background; its first line of output starts
-/// with `ready` (then the rest of that line: its URL).
+/// with `ready`: the rest of that line (the port and `/`).
 fn start_background(
     command: &str,
     dir: &Path,
@@ -142,10 +142,10 @@ fn every_readme_command_runs_as_written() {
             None => command,
         };
         if let Some(ready) = serves(&command) {
-            let (child, port) = start_background(&command, dir.path(), &path_var, ready);
+            let (child, rest) = start_background(&command, dir.path(), &path_var, ready);
             background.push(child);
-            if command.starts_with("rebalancer console") {
-                consoles.push(format!("127.0.0.1:{}", port.trim_end_matches('/')));
+            if ready.starts_with("CONSOLE") {
+                consoles.push(format!("127.0.0.1:{}", rest.trim_end_matches('/')));
             }
             continue;
         }

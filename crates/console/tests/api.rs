@@ -390,41 +390,44 @@ async fn each_refusal_has_its_status() {
     // Every route but sign-in and the probes (their own test) needs
     // credentials: the API answers 401, a page without a session goes to
     // the sign-in page; none says more.
+    // (path, a write?): the API's, then the pages'.
     let api = [
-        "/api/overview",
-        "/api/plans",
-        "/api/plans/{id}",
-        "/api/plans/{id}/report",
-        "/api/runs",
-        "/api/runs/1",
-        "/api/cycles",
+        ("/api/overview", false),
+        ("/api/plans", false),
+        ("/api/plans/{id}", false),
+        ("/api/plans/{id}/report", false),
+        ("/api/runs", false),
+        ("/api/runs/1", false),
+        ("/api/cycles", false),
+        ("/api/plans/{id}/approve", true),
+        ("/api/plans/{id}/reject", true),
     ];
-    let api_writes = ["/api/plans/{id}/approve", "/api/plans/{id}/reject"];
-    let pages = ["/", "/plans", "/plans/{id}", "/history", "/runs/1"];
-    let page_writes = ["/plans/{id}/decide", "/logout"];
-    for (path, post) in api
-        .iter()
-        .map(|p| (p, false))
-        .chain(api_writes.iter().map(|p| (p, true)))
-    {
-        let url = format!("{}{}", s.base, path.replace("{id}", &id.to_string()));
-        let r = if post { c.post(&url) } else { c.get(&url) };
-        let r = r.send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
-        assert!(r.headers().contains_key(header::WWW_AUTHENTICATE), "{path}");
-    }
-    for (path, post) in pages
-        .iter()
-        .map(|p| (p, false))
-        .chain(page_writes.iter().map(|p| (p, true)))
-    {
+    let pages = [
+        ("/", false),
+        ("/plans", false),
+        ("/plans/{id}", false),
+        ("/history", false),
+        ("/runs/1", false),
+        ("/plans/{id}/decide", true),
+        ("/logout", true),
+    ];
+    // Writes carry a form, so only the missing credentials refuse them.
+    let send = |path: &str, post: bool| {
         let url = format!("{}{}", s.base, path.replace("{id}", &id.to_string()));
         let r = if post {
             c.post(&url).form(&[("csrf", "x"), ("decision", "approve")])
         } else {
             c.get(&url)
         };
-        let r = r.send().await.unwrap();
+        r.send()
+    };
+    for (path, post) in api {
+        let r = send(path, post).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(r.headers().contains_key(header::WWW_AUTHENTICATE), "{path}");
+    }
+    for (path, post) in pages {
+        let r = send(path, post).await.unwrap();
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
         assert_eq!(r.headers()[header::LOCATION], "/login", "{path}");
     }

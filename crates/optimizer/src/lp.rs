@@ -16,9 +16,10 @@
 //!    the cap `c` is `u*`, or `max(u*, X)` under a utilisation target `X`
 //!    ([`solve_lp_at`]).
 //!
-//! `tol(v) = STAGE_TOLERANCE · max(1, |v|)` (see [`STAGE_TOLERANCE`]). The
-//! reported [`LpSolution`] carries the three stage optima `S*`, `u*`, `C*`
-//! and the stage-3 flows.
+//! `tol(v) = STAGE_TOLERANCE · max(1, |v|)` (see [`STAGE_TOLERANCE`]); a
+//! stage that fails under it is solved again under the wider slacks of
+//! [`STAGE_SLACKS`]. The reported [`LpSolution`] carries the three stage
+//! optima `S*`, `u*`, `C*`, the stage-3 flows and the slack used.
 //!
 //! Unlike the flow stages this path is floating point and general: side
 //! constraints can be added here without a network form. Backends are
@@ -158,7 +159,7 @@ pub struct LpSolution {
     pub flows: Vec<f64>,
     /// The relative slack with which stages 2 and 3 kept the earlier
     /// optima: [`STAGE_TOLERANCE`], or a wider one of [`STAGE_SLACKS`]
-    /// when the solver's own inaccuracy made the tighter one infeasible.
+    /// when a stage failed under the tighter one (see there).
     pub stage_slack: f64,
 }
 

@@ -24,7 +24,8 @@ struct Tolerance {
     /// Relative to `max(1, C*)`, on the stage-3 optimum `C*`.
     churn: f64,
     /// Whether the LP may widen its stage slack for this backend (its
-    /// optima may land on the infeasible side: interior point only).
+    /// optima may land on the infeasible side, or it may stall in a thin
+    /// feasible set: interior point only).
     may_widen: bool,
 }
 
@@ -323,27 +324,29 @@ fn clarabel_widens_the_stage_slack_where_it_would_fail() {
             (6, 1),
             (7, 0),
         ]
-        .map(|(a, l)| pair(a, l, false))
+        .map(|(agent, lead)| pair(agent, lead, false))
         .to_vec(),
     };
     let stalls = Instance {
         capacity: vec![0, 0, 4, 20, 1, 6, 0, 17],
         demand: vec![38, 30, 2],
-        pairs: vec![
-            pair(2, 0, false),
-            pair(2, 2, true),
-            pair(3, 0, true),
-            pair(3, 1, false),
-            pair(3, 2, false),
-            pair(4, 0, true),
-            pair(4, 1, false),
-            pair(4, 2, false),
-            pair(5, 0, true),
-            pair(6, 0, false),
-            pair(6, 2, false),
-            pair(7, 0, false),
-            pair(7, 1, true),
-        ],
+        pairs: [
+            (2, 0, false),
+            (2, 2, true),
+            (3, 0, true),
+            (3, 1, false),
+            (3, 2, false),
+            (4, 0, true),
+            (4, 1, false),
+            (4, 2, false),
+            (5, 0, true),
+            (6, 0, false),
+            (6, 2, false),
+            (7, 0, false),
+            (7, 1, true),
+        ]
+        .map(|(agent, lead, current)| pair(agent, lead, current))
+        .to_vec(),
     };
     let (exact, x) = target(5);
     for inst in [undershoots, stalls] {
